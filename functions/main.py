@@ -1,0 +1,46 @@
+"""Entry points of the five deployed functions (see `functions.table`).
+
+Each is a `functions_framework.cloud_event` function. Import stays cheap: handlers create their
+clients on first use, never here (this import is the cold start).
+"""
+
+from __future__ import annotations
+
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from shared.errors import NotImplementedYetError
+
+
+def _not_yet(name: str) -> NotImplementedYetError:
+    return NotImplementedYetError(f"{name} is not implemented yet")
+
+
+@functions_framework.cloud_event
+def on_customer_written(event: CloudEvent) -> None:
+    """Firestore `customers/{customerId}` written."""
+    raise _not_yet("on_customer_written")
+
+
+@functions_framework.cloud_event
+def on_scene_written(event: CloudEvent) -> None:
+    """Firestore `scenes/{sceneId}` written."""
+    raise _not_yet("on_scene_written")
+
+
+@functions_framework.cloud_event
+def on_feature_flags_written(event: CloudEvent) -> None:
+    """Firestore `feature_flags/{docId}` written."""
+    raise _not_yet("on_feature_flags_written")
+
+
+@functions_framework.cloud_event
+def on_usage_event(event: CloudEvent) -> None:
+    """Pub/Sub `usage-events` message published."""
+    raise _not_yet("on_usage_event")
+
+
+@functions_framework.cloud_event
+def reset_monthly_quotas(event: CloudEvent) -> None:
+    """Pub/Sub `quota-reset-schedule` message published (Cloud Scheduler, monthly)."""
+    raise _not_yet("reset_monthly_quotas")

@@ -1,0 +1,121 @@
+"""The function table: the single declarative list of the five deployed functions.
+
+Deploy steps (`cloudbuild.yaml`), the local suite's trigger registration and the docs are
+generated from or checked against this list; nothing else repeats it. Importing this module is
+cheap (no Google client).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Final
+
+from shared import names
+from shared.settings import Settings
+
+FIRESTORE_WRITTEN: Final = "google.cloud.firestore.document.v1.written"
+PUBSUB_PUBLISHED: Final = "google.cloud.pubsub.topic.v1.messagePublished"
+
+
+class TriggerKind(enum.StrEnum):
+    """How Eventarc delivers events to a function."""
+
+    FIRESTORE = "firestore"
+    PUBSUB = "pubsub"
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionSpec:
+    """One deployed function: what it is called, what triggers it, how it is run."""
+
+    name: str
+    """Deployed name (Cloud Functions resource id)."""
+    entry_point: str
+    """Attribute of `functions/main.py`."""
+    trigger: TriggerKind
+    event_type: str
+    document: str | None = None
+    """Firestore document path pattern, for Firestore triggers."""
+    collection_setting: str | None = None
+    """Settings attribute naming the watched collection (so a renamed collection still matches)."""
+    topic_setting: str | None = None
+    """Settings attribute naming the topic, for Pub/Sub triggers."""
+    retry: bool = True
+    """Retry on failure: a raised exception makes the platform redeliver the event."""
+    memory: str = "256Mi"
+    timeout_seconds: int = 60
+    max_instances: int = 100
+    concurrency: int = 1
+    description: str = ""
+
+    def topic(self, settings: Settings) -> str | None:
+        """The topic this function listens on, under the given settings."""
+        return None if self.topic_setting is None else str(getattr(settings, self.topic_setting))
+
+    def document_pattern(self, settings: Settings) -> str | None:
+        """The document path pattern this function watches, under the given settings."""
+        if self.document is None or self.collection_setting is None:
+            return self.document
+        collection = str(getattr(settings, self.collection_setting))
+        return collection + self.document[self.document.index("/") :]
+
+
+FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
+    FunctionSpec(
+        name="on-customer-written",
+        entry_point="on_customer_written",
+        trigger=TriggerKind.FIRESTORE,
+        event_type=FIRESTORE_WRITTEN,
+        document=f"{names.CUSTOMERS}/{{customerId}}",
+        collection_setting="customers_collection",
+        description="Stamp created_at/updated_at on customers and publish cache invalidations.",
+    ),
+    FunctionSpec(
+        name="on-scene-written",
+        entry_point="on_scene_written",
+        trigger=TriggerKind.FIRESTORE,
+        event_type=FIRESTORE_WRITTEN,
+        document=f"{names.SCENES}/{{sceneId}}",
+        collection_setting="scenes_collection",
+        description="Stamp created_at/updated_at on scenes and publish cache invalidations.",
+    ),
+    FunctionSpec(
+        name="on-feature-flags-written",
+        entry_point="on_feature_flags_written",
+        trigger=TriggerKind.FIRESTORE,
+        event_type=FIRESTORE_WRITTEN,
+        document=f"{names.FEATURE_FLAGS}/{{docId}}",
+        collection_setting="feature_flags_collection",
+        description="Stamp feature-flag documents and publish cache invalidations.",
+    ),
+    FunctionSpec(
+        name="on-usage-event",
+        entry_point="on_usage_event",
+        trigger=TriggerKind.PUBSUB,
+        event_type=PUBSUB_PUBLISHED,
+        topic_setting="usage_events_topic",
+        memory="512Mi",
+        concurrency=1,
+        description="Record each usage event exactly once with its cost; keep counters and quota.",
+    ),
+    FunctionSpec(
+        name="reset-monthly-quotas",
+        entry_point="reset_monthly_quotas",
+        trigger=TriggerKind.PUBSUB,
+        event_type=PUBSUB_PUBLISHED,
+        topic_setting="quota_reset_schedule_topic",
+        memory="512Mi",
+        timeout_seconds=540,
+        max_instances=1,
+        description="Reset monthly scene quotas once per customer per month (scheduled).",
+    ),
+)
+
+
+def by_name(name: str) -> FunctionSpec:
+    """The spec of a deployed function, by its deployed name."""
+    for spec in FUNCTIONS:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"no function named {name!r}; known: {[s.name for s in FUNCTIONS]}")

@@ -1,0 +1,63 @@
+"""Collection names, topic names, job names and document-path builders: the suite's public names.
+
+Other systems (producers, deploy scripts, dashboards) depend on these defaults; the settings
+object (`shared.settings.Settings`) can override each of them.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Collections
+CUSTOMERS: Final = "customers"
+SCENES: Final = "scenes"
+FEATURE_FLAGS: Final = "feature_flags"
+USAGE_TRACKING: Final = "usage_tracking"
+USAGE_REJECTIONS: Final = "usage_rejections"
+QUOTA_RESETS: Final = "quota_resets"
+QUOTA_ALERTS: Final = "quota_alerts"
+
+GLOBAL_FLAGS_DOC: Final = "_global"
+"""Document id in `feature_flags` holding the global kill switches (may only switch OFF)."""
+
+# Topics
+USAGE_EVENTS_TOPIC: Final = "usage-events"
+CONFIG_INVALIDATIONS_TOPIC: Final = "config-invalidations"
+QUOTA_ALERTS_TOPIC: Final = "quota-alerts"
+QUOTA_RESET_SCHEDULE_TOPIC: Final = "quota-reset-schedule"
+USAGE_EVENTS_DEAD_LETTER_TOPIC: Final = "usage-events-dead-letter"
+
+# Cloud Scheduler
+QUOTA_RESET_JOB: Final = "monthly-quota-reset"
+QUOTA_RESET_CRON: Final = "0 0 1 * *"
+QUOTA_RESET_TIME_ZONE: Final = "UTC"
+
+
+def customer_path(customer_id: str, collection: str = CUSTOMERS) -> str:
+    """Document path of a customer."""
+    return f"{collection}/{customer_id}"
+
+
+def scene_path(scene_id: str, collection: str = SCENES) -> str:
+    """Document path of a scene."""
+    return f"{collection}/{scene_id}"
+
+
+def feature_flags_path(doc_id: str, collection: str = FEATURE_FLAGS) -> str:
+    """Document path of a feature-flags document (a customer id or `_global`)."""
+    return f"{collection}/{doc_id}"
+
+
+def usage_record_path(record_id: str, collection: str = USAGE_TRACKING) -> str:
+    """Document path of a usage record."""
+    return f"{collection}/{record_id}"
+
+
+def topic_path(project: str, topic: str) -> str:
+    """Full Pub/Sub topic resource name."""
+    return f"projects/{project}/topics/{topic}"
+
+
+def subscription_path(project: str, subscription: str) -> str:
+    """Full Pub/Sub subscription resource name."""
+    return f"projects/{project}/subscriptions/{subscription}"

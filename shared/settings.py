@@ -1,0 +1,176 @@
+"""The one reader of environment variables.
+
+Every setting has a working default except none: a function starts with nothing set. The project
+id comes from `GOOGLE_CLOUD_PROJECT` (Cloud Functions sets it), the emulators from the standard
+`FIRESTORE_EMULATOR_HOST` / `PUBSUB_EMULATOR_HOST`. Everything else is prefixed `BLUEPRINT_`.
+A bad value fails at start with the variable's name and the value received.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared import names
+from shared.errors import ConfigurationError
+
+_PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_HOST_PORT_RE = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
+_TOPIC_RE = re.compile(r"^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$")
+_COLLECTION_RE = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
+
+
+def _project(value: str) -> str:
+    if not _PROJECT_RE.match(value):
+        raise ValueError(
+            "expected a Google Cloud project id: 6-30 lowercase letters, digits or hyphens, "
+            "starting with a letter"
+        )
+    return value
+
+
+def _host_port(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not _HOST_PORT_RE.match(value):
+        raise ValueError("expected HOST:PORT, for example 127.0.0.1:8080")
+    port = int(value.rsplit(":", 1)[1])
+    if not 0 < port < 65536:
+        raise ValueError("expected a port between 1 and 65535")
+    return value
+
+
+def _topic(value: str) -> str:
+    if not _TOPIC_RE.match(value) or value.lower().startswith("goog"):
+        raise ValueError("expected a Pub/Sub topic id (3-255 chars, starts with a letter)")
+    return value
+
+
+def _collection(value: str) -> str:
+    if not _COLLECTION_RE.match(value) or (value.startswith("__") and value.endswith("__")):
+        raise ValueError("expected a collection id (letters, digits, '_' or '-', no '/')")
+    return value
+
+
+ProjectId = Annotated[str, AfterValidator(_project)]
+HostPort = Annotated[str | None, AfterValidator(_host_port)]
+TopicId = Annotated[str, AfterValidator(_topic)]
+CollectionId = Annotated[str, AfterValidator(_collection)]
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of every function, tool and test."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="ignore",
+        case_sensitive=True,
+        use_attribute_docstrings=True,
+        populate_by_name=False,
+    )
+
+    project_id: ProjectId = Field("demo-blueprint", validation_alias="GOOGLE_CLOUD_PROJECT")
+    """Google Cloud project id (set by Cloud Functions; `demo-*` ids never reach production)."""
+    firestore_emulator_host: HostPort = Field(None, validation_alias="FIRESTORE_EMULATOR_HOST")
+    """HOST:PORT of the Firestore emulator, when one is used."""
+    pubsub_emulator_host: HostPort = Field(None, validation_alias="PUBSUB_EMULATOR_HOST")
+    """HOST:PORT of the Pub/Sub emulator, when one is used."""
+    region: str = Field("us-central1", validation_alias="BLUEPRINT_REGION")
+    """Region the functions are deployed to."""
+
+    customers_collection: CollectionId = Field(
+        names.CUSTOMERS, validation_alias="BLUEPRINT_CUSTOMERS_COLLECTION"
+    )
+    """Collection of customer documents."""
+    scenes_collection: CollectionId = Field(
+        names.SCENES, validation_alias="BLUEPRINT_SCENES_COLLECTION"
+    )
+    """Collection of scene documents."""
+    feature_flags_collection: CollectionId = Field(
+        names.FEATURE_FLAGS, validation_alias="BLUEPRINT_FEATURE_FLAGS_COLLECTION"
+    )
+    """Collection of feature-flag documents (one per customer, plus `_global`)."""
+    usage_tracking_collection: CollectionId = Field(
+        names.USAGE_TRACKING, validation_alias="BLUEPRINT_USAGE_TRACKING_COLLECTION"
+    )
+    """Collection of usage records."""
+    usage_rejections_collection: CollectionId = Field(
+        names.USAGE_REJECTIONS, validation_alias="BLUEPRINT_USAGE_REJECTIONS_COLLECTION"
+    )
+    """Collection of usage messages refused as permanently invalid."""
+    quota_resets_collection: CollectionId = Field(
+        names.QUOTA_RESETS, validation_alias="BLUEPRINT_QUOTA_RESETS_COLLECTION"
+    )
+    """Collection of monthly reset audit documents (`YYYY-MM`)."""
+    quota_alerts_collection: CollectionId = Field(
+        names.QUOTA_ALERTS, validation_alias="BLUEPRINT_QUOTA_ALERTS_COLLECTION"
+    )
+    """Collection of quota-alert markers (one per customer, month and threshold)."""
+
+    usage_events_topic: TopicId = Field(
+        names.USAGE_EVENTS_TOPIC, validation_alias="BLUEPRINT_USAGE_EVENTS_TOPIC"
+    )
+    """Topic the pipeline publishes usage events on."""
+    config_invalidations_topic: TopicId = Field(
+        names.CONFIG_INVALIDATIONS_TOPIC, validation_alias="BLUEPRINT_CONFIG_INVALIDATIONS_TOPIC"
+    )
+    """Topic carrying one message per user-visible config change."""
+    quota_alerts_topic: TopicId = Field(
+        names.QUOTA_ALERTS_TOPIC, validation_alias="BLUEPRINT_QUOTA_ALERTS_TOPIC"
+    )
+    """Topic for 80 % / 100 % monthly quota alerts."""
+    quota_reset_schedule_topic: TopicId = Field(
+        names.QUOTA_RESET_SCHEDULE_TOPIC, validation_alias="BLUEPRINT_QUOTA_RESET_SCHEDULE_TOPIC"
+    )
+    """Topic Cloud Scheduler publishes the monthly reset on."""
+    usage_events_dead_letter_topic: TopicId = Field(
+        names.USAGE_EVENTS_DEAD_LETTER_TOPIC,
+        validation_alias="BLUEPRINT_USAGE_EVENTS_DEAD_LETTER_TOPIC",
+    )
+    """Dead-letter topic for usage deliveries that kept failing."""
+
+    firestore_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, validation_alias="BLUEPRINT_FIRESTORE_TIMEOUT_SECONDS"
+    )
+    """Per-call Firestore deadline; short so a dead backend fails fast and Pub/Sub redelivers."""
+    usage_max_body_bytes: int = Field(
+        65536, gt=0, le=10_000_000, validation_alias="BLUEPRINT_USAGE_MAX_BODY_BYTES"
+    )
+    """Largest usage event body accepted; larger ones are rejected."""
+    usage_max_future_seconds: float = Field(
+        300.0, ge=0, validation_alias="BLUEPRINT_USAGE_MAX_FUTURE_SECONDS"
+    )
+    """How far in the future a usage timestamp may lie (clock skew) before it is rejected."""
+    config_cache_ttl_seconds: float = Field(
+        300.0, ge=0, validation_alias="BLUEPRINT_CONFIG_CACHE_TTL_SECONDS"
+    )
+    """TTL of the CustomerConfigService cache."""
+    config_override_file: str | None = Field(None, validation_alias="BLUEPRINT_CONFIG_FILE")
+    """JSON file whose documents override Firestore (local runs and emergencies)."""
+    log_format: str = Field("json", pattern="^(json|text)$", validation_alias="BLUEPRINT_LOG_FORMAT")
+    """`json` (Cloud Logging structured lines) or `text` (readable local log)."""
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Read and validate settings; a bad value raises ConfigurationError naming the variable."""
+    try:
+        if env is None:
+            return Settings()
+        # An explicit mapping replaces the process environment (tests, tools).
+        return Settings.model_validate(env)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            variable = ".".join(str(p) for p in err["loc"])
+            problems.append(f"{variable}={err.get('input')!r}: {err['msg']}")
+        raise ConfigurationError("bad environment: " + "; ".join(problems)) from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once on first use."""
+    return load_settings()
