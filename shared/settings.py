@@ -151,7 +151,9 @@ class Settings(BaseSettings):
     """TTL of the CustomerConfigService cache."""
     config_override_file: str | None = Field(None, validation_alias="BLUEPRINT_CONFIG_FILE")
     """JSON file whose documents override Firestore (local runs and emergencies)."""
-    log_format: str = Field("json", pattern="^(json|text)$", validation_alias="BLUEPRINT_LOG_FORMAT")
+    log_format: str = Field(
+        "json", pattern="^(json|text)$", validation_alias="BLUEPRINT_LOG_FORMAT"
+    )
     """`json` (Cloud Logging structured lines) or `text` (readable local log)."""
 
 
