@@ -9,6 +9,7 @@ from __future__ import annotations
 import functions_framework
 from cloudevents.http import CloudEvent
 
+from functions.table import by_name
 from shared.errors import NotImplementedYetError
 
 
@@ -43,4 +44,6 @@ def on_usage_event(event: CloudEvent) -> None:
 @functions_framework.cloud_event
 def reset_monthly_quotas(event: CloudEvent) -> None:
     """Pub/Sub `quota-reset-schedule` message published (Cloud Scheduler, monthly)."""
-    raise _not_yet("reset_monthly_quotas")
+    from functions import reset  # noqa: PLC0415 - each function loads only its own module
+
+    reset.handle_schedule_event(event, by_name("reset-monthly-quotas").timeout_seconds)

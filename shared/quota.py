@@ -98,7 +98,10 @@ def plan_scene_count(customer: Customer, event_time: datetime, now: datetime) ->
         near_boundary = now >= next_month_start(period) - BOUNDARY_GUARD
         return ScenePlan(event_month, True, "this_month", guard=near_boundary)
     # Event in a month the counter does not (yet, or any more) count: only its own month counts.
-    return ScenePlan(event_month, False, "by_month", guard=False)
+    # A later month means the reset for it has not run yet and may run right now: without a
+    # precondition, a reset reading before this commit and writing after it would miss the event
+    # in `scenes_generated_this_month`. A past month's event cannot race a reset.
+    return ScenePlan(event_month, False, "by_month", guard=event_month > period)
 
 
 def needs_reset(customer: Customer, period: str) -> bool:
