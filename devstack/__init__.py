@@ -1,0 +1,1 @@
+"""Local development stack: the emulator harness and the local suite (`python -m devstack`)."""
