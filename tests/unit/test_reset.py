@@ -1,0 +1,388 @@
+"""The monthly reset service over an in-memory repository; schedule message decoding."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from cloudevents.http import CloudEvent
+
+from functions import reset
+from functions.reset import (
+    AuditState,
+    CustomerDoc,
+    ResetIncompleteError,
+    ResetWrite,
+    ScheduleMessageError,
+    decode_schedule_event,
+    run_reset,
+)
+from shared import quota
+from shared.models import Customer
+
+NOW = datetime(2026, 12, 1, 0, 0, 3, tzinfo=UTC)
+P = "2026-12"
+
+
+class FakeRepo:
+    """Customers as (data, version); `update_time` is the version, as a precondition would be."""
+
+    def __init__(self, docs: Mapping[str, dict[str, Any]]) -> None:
+        self.docs: dict[str, tuple[dict[str, Any], int]] = {
+            k: (dict(v), 1) for k, v in docs.items()
+        }
+        self.audit: dict[str, Any] | None = None
+        self.write_calls = 0
+        self.writes_applied = 0
+        self.pages_read = 0
+        self.before_write: Callable[[ResetWrite], None] | None = None
+        self.fail_ids: set[str] = set()
+
+    def page(self, start_after: str | None, limit: int) -> Sequence[CustomerDoc]:
+        self.pages_read += 1
+        ids = sorted(i for i in self.docs if start_after is None or i > start_after)[:limit]
+        return [CustomerDoc(i, dict(self.docs[i][0]), self.docs[i][1]) for i in ids]
+
+    def get(self, customer_id: str) -> CustomerDoc | None:
+        if customer_id not in self.docs:
+            return None
+        data, version = self.docs[customer_id]
+        return CustomerDoc(customer_id, dict(data), version)
+
+    def write_resets(self, writes: Sequence[ResetWrite]) -> list[int]:
+        self.write_calls += 1
+        out = []
+        for w in writes:
+            if self.before_write is not None:
+                self.before_write(w)
+            if w.customer_id in self.fail_ids:
+                out.append(14)  # UNAVAILABLE
+                continue
+            data, version = self.docs[w.customer_id]
+            if version != w.update_time:
+                out.append(9)  # FAILED_PRECONDITION
+                continue
+            data = {**data, quota.THIS_MONTH_FIELD: w.value, "quota_period": w.period}
+            data["quota_reset_at"] = NOW
+            self.docs[w.customer_id] = (data, version + 1)
+            self.writes_applied += 1
+            out.append(0)
+        return out
+
+    def bump(self, customer_id: str, month: str, *, this_month: bool) -> None:
+        """A usage commit: scene_counts_by_month.{month} += 1 (and the counter when asked)."""
+        data, version = self.docs[customer_id]
+        counts = dict(data.get("scene_counts_by_month") or {})
+        counts[month] = counts.get(month, 0) + 1
+        data = {**data, "scene_counts_by_month": counts}
+        if this_month:
+            data[quota.THIS_MONTH_FIELD] = data.get(quota.THIS_MONTH_FIELD, 0) + 1
+        self.docs[customer_id] = (data, version + 1)
+
+    def start_run(self, period: str, run: Mapping[str, Any]) -> AuditState:
+        if self.audit is None:
+            self.audit = {"period": period, "runs": 0, "cursor": None, "customers_reset": 0}
+        self.audit["runs"] += 1
+        if self.audit["cursor"] is None:
+            self.audit.update(skipped=0, errors=0, invalid=0, unlimited=0, issues=[])
+            self.audit.pop("finished", None)
+        return AuditState(self.audit["cursor"], "finished" in self.audit, 0)
+
+    def record_progress(
+        self, period: str, counts: Mapping[str, int], cursor: str | None, issues: list[Any]
+    ) -> None:
+        assert self.audit is not None
+        for name, value in counts.items():
+            key = "customers_reset" if name == "reset" else name
+            self.audit[key] = self.audit.get(key, 0) + value
+        self.audit["cursor"] = cursor
+        self.audit["issues"] = self.audit.get("issues", []) + issues
+
+    def finish(self, period: str, run: Mapping[str, Any]) -> None:
+        assert self.audit is not None
+        self.audit.update(cursor=None, finished=True, last_run=dict(run))
+
+
+def cust(**over: Any) -> dict[str, Any]:
+    return {"schema_version": 1, "bundle_tier": "pro", "monthly_scene_quota": 100, **over}
+
+
+def stale(n: int, new: int = 0) -> dict[str, Any]:
+    """A customer still in November with `n` scenes, `new` December events already counted."""
+    counts = {"2026-11": n} | ({P: new} if new else {})
+    return cust(quota_period="2026-11", scenes_generated_this_month=n, scene_counts_by_month=counts)
+
+
+def many(n: int) -> FakeRepo:
+    return FakeRepo({f"c{i:04d}": stale(i % 7, new=i % 3) for i in range(n)})
+
+
+# --- the service ------------------------------------------------------------------------------
+
+
+def test_resets_each_customer_to_the_new_months_count_and_finishes_the_audit() -> None:
+    repo = many(23)
+    summary = run_reset(repo, P, NOW, page_size=5)
+    assert summary.complete
+    assert (summary.reset, summary.skipped, summary.errors, summary.seen) == (23, 0, 0, 23)
+    for i in range(23):
+        data, _ = repo.docs[f"c{i:04d}"]
+        assert data[quota.THIS_MONTH_FIELD] == i % 3  # December events already counted, not 0
+        assert data["quota_period"] == P
+    assert repo.audit is not None
+    assert repo.audit["customers_reset"] == 23
+    assert repo.audit["finished"]
+    assert repo.audit["cursor"] is None
+    assert repo.audit["last_run"]["reset"] == 23
+
+
+def test_second_run_writes_no_customer() -> None:
+    repo = many(12)
+    run_reset(repo, P, NOW, page_size=5)
+    applied, calls = repo.writes_applied, repo.write_calls
+    summary = run_reset(repo, P, NOW, page_size=5)
+    assert (summary.reset, summary.skipped) == (0, 12)
+    assert (repo.writes_applied, repo.write_calls) == (applied, calls)
+    assert repo.audit is not None
+    assert repo.audit["runs"] == 2
+    assert repo.audit["customers_reset"] == 12
+
+
+def test_deadline_stops_cleanly_and_the_next_delivery_continues_from_the_cursor() -> None:
+    repo = many(20)
+    # The clock advances 100 per page written: the third page would start past the deadline.
+    first = run_reset(
+        repo, P, NOW, page_size=5, deadline=150.0, clock=lambda: 100.0 * repo.write_calls
+    )
+    assert not first.complete
+    assert first.stopped_by_deadline
+    assert first.reset == 10
+    assert first.cursor == "c0009"
+    with pytest.raises(ResetIncompleteError, match="c0009"):
+        reset.raise_if_incomplete(first)
+    assert repo.audit is not None
+    assert repo.audit["cursor"] == "c0009"
+    reads_before = repo.pages_read
+    second = run_reset(repo, P, NOW, page_size=5)
+    assert second.complete
+    assert second.resumed_from == "c0009"
+    assert (second.reset, second.skipped) == (10, 0)  # started after the cursor
+    assert repo.pages_read - reads_before == 2 + 1  # two pages + the empty one
+    assert repo.audit["customers_reset"] == 20
+    assert all(d[quota.THIS_MONTH_FIELD] == int(k[1:]) % 3 for k, (d, _) in repo.docs.items())
+
+
+def test_usage_commit_between_read_and_write_is_kept() -> None:
+    repo = many(6)
+    hit: list[str] = []
+
+    def usage_lands_first(write: ResetWrite) -> None:
+        if write.customer_id == "c0002" and not hit:
+            hit.append(write.customer_id)
+            repo.bump("c0002", P, this_month=False)  # a December scene, before the period moved
+
+    repo.before_write = usage_lands_first
+    summary = run_reset(repo, P, NOW)
+    assert summary.retried == 1
+    assert summary.reset == 6
+    data, _ = repo.docs["c0002"]
+    assert data[quota.THIS_MONTH_FIELD] == data["scene_counts_by_month"][P] == 2 % 3 + 1
+
+
+def test_a_customer_reset_by_someone_else_meanwhile_is_skipped_not_written_twice() -> None:
+    repo = many(3)
+
+    def other_run_wins(write: ResetWrite) -> None:
+        if write.customer_id == "c0001" and repo.docs["c0001"][0].get("quota_period") != P:
+            data, _ = repo.docs["c0001"]
+            repo.docs["c0001"] = ({**data, "quota_period": P, "scenes_generated_this_month": 0}, 9)
+
+    repo.before_write = other_run_wins
+    summary = run_reset(repo, P, NOW)
+    assert (summary.reset, summary.skipped, summary.retried) == (2, 1, 1)
+    assert repo.docs["c0001"][1] == 9  # untouched after the other writer
+
+
+def test_a_write_that_keeps_failing_stops_the_run_without_moving_the_cursor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(reset.time, "sleep", lambda s: None)
+    repo = many(10)
+    repo.fail_ids = {"c0007"}
+    with pytest.raises(ResetIncompleteError):
+        run_reset(repo, P, NOW, page_size=5)
+    assert repo.audit is not None
+    assert repo.audit["cursor"] == "c0004"  # the first page only
+    repo.fail_ids = set()
+    summary = run_reset(repo, P, NOW, page_size=5)
+    assert summary.complete
+    assert (summary.reset, summary.skipped) == (1, 4)
+    assert repo.audit["customers_reset"] == 10
+
+
+def test_unlimited_missing_and_invalid_documents_are_handled_and_reported() -> None:
+    repo = FakeRepo(
+        {
+            "a-unlimited": stale(4) | {"monthly_scene_quota": -1},
+            "b-no-quota": {"schema_version": 1, "bundle_tier": "pro"},  # no counters at all
+            "c-bad-tier": stale(2) | {"bundle_tier": "platinum"},  # invalid elsewhere: reset
+            "d-bad-period": stale(3) | {"quota_period": "November"},  # counter unusable: error
+            "e-bad-counts": stale(3) | {"scene_counts_by_month": {P: -4}},
+            "f-empty": {},
+            "g-current": cust(quota_period=P, scenes_generated_this_month=9),
+            "h-bad-counter": stale(1) | {"scenes_generated_this_month": "many"},
+        }
+    )
+    summary = run_reset(repo, P, NOW)
+    assert summary.complete
+    assert summary.reset == 5  # a, b, c, f, h
+    assert summary.skipped == 1  # g
+    assert summary.errors == 2  # d, e: not touched
+    assert summary.unlimited == 3  # a (-1), b and f (absent)
+    assert summary.invalid == 3  # c, f (required fields missing), h
+    assert repo.docs["a-unlimited"][0][quota.THIS_MONTH_FIELD] == 0
+    assert repo.docs["b-no-quota"][0][quota.THIS_MONTH_FIELD] == 0
+    assert repo.docs["h-bad-counter"][0][quota.THIS_MONTH_FIELD] == 0
+    assert repo.docs["d-bad-period"][1] == 1
+    assert repo.docs["e-bad-counts"][1] == 1
+    assert repo.docs["g-current"][0][quota.THIS_MONTH_FIELD] == 9
+    assert repo.audit is not None
+    issues = {(i["customer_id"], i["kind"]) for i in repo.audit["issues"]}
+    assert issues == {
+        ("c-bad-tier", "invalid"),
+        ("d-bad-period", "error"),
+        ("e-bad-counts", "error"),
+        ("f-empty", "invalid"),
+        ("h-bad-counter", "invalid"),
+    }
+    detail = next(i["detail"] for i in repo.audit["issues"] if i["customer_id"] == "d-bad-period")
+    assert "quota_period" in detail
+    assert "November" in detail
+
+
+def test_legacy_documents_use_quota_reset_at_for_their_period() -> None:
+    repo = FakeRepo(
+        {
+            "old": cust(
+                scenes_generated_this_month=5, quota_reset_at=datetime(2026, 11, 1, tzinfo=UTC)
+            ),
+            "fresh": cust(
+                scenes_generated_this_month=5, quota_reset_at=datetime(2026, 12, 1, tzinfo=UTC)
+            ),
+        }
+    )
+    summary = run_reset(repo, P, NOW)
+    assert (summary.reset, summary.skipped) == (1, 1)
+    assert repo.docs["fresh"][0][quota.THIS_MONTH_FIELD] == 5
+
+
+def test_dry_run_counts_and_writes_nothing() -> None:
+    repo = many(9)
+    repo.docs["c0000"] = (stale(1) | {"quota_period": P}, 1)
+    seen: list[int] = []
+    summary = run_reset(
+        repo, P, NOW, dry_run=True, page_size=4, progress=lambda s: seen.append(s.seen)
+    )
+    assert (summary.reset, summary.skipped, summary.dry_run) == (8, 1, True)
+    assert seen == [4, 8, 9]
+    assert repo.write_calls == 0
+    assert repo.audit is None
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(ValueError, match="YYYY-MM"):
+        run_reset(many(1), "2026-13", NOW)
+    with pytest.raises(ValueError, match="page_size"):
+        run_reset(many(1), P, NOW, page_size=501)
+
+
+def test_usage_plan_guards_a_month_the_reset_has_not_reached() -> None:
+    before_reset = Customer.model_validate(stale(3))
+    plan = quota.plan_scene_count(before_reset, NOW, NOW)
+    assert (plan.month, plan.increment_this_month, plan.guard) == (P, False, True)
+    late = quota.plan_scene_count(
+        Customer.model_validate(cust(quota_period=P)), datetime(2026, 11, 30, tzinfo=UTC), NOW
+    )
+    assert (late.increment_this_month, late.guard) == (False, False)
+
+
+# --- the schedule message ---------------------------------------------------------------------
+
+
+def event(message: dict[str, Any], time: str | None = "2026-12-01T00:00:01Z") -> CloudEvent:
+    attrs = {"type": "google.cloud.pubsub.topic.v1.messagePublished", "source": "//pubsub/x"}
+    attrs["id"] = "m-1"
+    if time:
+        attrs["time"] = time
+    ev = CloudEvent(attrs, {"message": message, "subscription": "projects/p/subscriptions/s"})
+    if not time:
+        del ev["time"]  # the library would default it to the clock
+    return ev
+
+
+def b64(body: Any) -> str:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return base64.b64encode(raw).decode()
+
+
+def test_period_is_the_month_of_the_publish_time() -> None:
+    msg = {"data": b64({"job": "monthly-quota-reset"}), "messageId": "42"}
+    msg["publishTime"] = "2026-12-01T00:00:00.52Z"
+    req = decode_schedule_event(event(msg, time="2027-01-05T10:00:00Z"))  # delayed delivery
+    assert (req.period, req.message_id, req.explicit) == (P, "42", False)
+
+
+def test_explicit_period_wins_and_a_future_or_bad_one_is_refused() -> None:
+    msg = {"data": b64({"period": "2026-10"}), "publishTime": "2026-12-15T08:00:00Z"}
+    assert decode_schedule_event(event(msg)).period == "2026-10"
+    assert decode_schedule_event(event(msg)).explicit
+    future = {"data": b64({"period": "2027-01"}), "publishTime": "2026-12-15T08:00:00Z"}
+    with pytest.raises(ScheduleMessageError, match="future"):
+        decode_schedule_event(event(future))
+    with pytest.raises(ScheduleMessageError, match="YYYY-MM"):
+        decode_schedule_event(event({"data": b64({"period": "12/2026"})}))
+
+
+def test_non_json_body_and_snake_case_fields_fall_back_to_the_publish_time() -> None:
+    msg = {"data": b64(b"\xff not json"), "publish_time": "2026-11-30T23:59:59Z"}
+    assert decode_schedule_event(event(msg)).period == "2026-11"
+    assert decode_schedule_event(event({}, time="2026-12-01T00:00:00Z")).period == P
+
+
+def test_a_message_without_any_time_is_refused() -> None:
+    with pytest.raises(ScheduleMessageError):
+        decode_schedule_event(event({"data": b64({})}, time=None))
+    bad = CloudEvent({"type": "t", "source": "s", "id": "1"}, {"nope": 1})
+    with pytest.raises(ScheduleMessageError):
+        decode_schedule_event(bad)
+
+
+def test_handler_acknowledges_a_refused_message_without_touching_firestore(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from functions import main
+
+    def no_repo() -> None:
+        raise AssertionError("must not reach Firestore")
+
+    monkeypatch.setattr(reset, "default_repository", no_repo)
+    main.reset_monthly_quotas(event({"data": b64({"period": "bad"})}))
+
+
+def test_handler_raises_for_redelivery_when_the_run_is_incomplete(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from functions import main
+
+    repo = many(3)
+    monkeypatch.setattr(reset, "default_repository", lambda: repo)
+    monkeypatch.setattr(reset, "function_deadline", lambda timeout: -1.0)  # already past
+    with pytest.raises(ResetIncompleteError):
+        main.reset_monthly_quotas(event({"publishTime": "2026-12-01T00:00:00Z"}))
+    monkeypatch.setattr(reset, "function_deadline", lambda timeout: 1e18)
+    main.reset_monthly_quotas(event({"publishTime": "2026-12-01T00:00:00Z"}))
+    assert all(d["quota_period"] == P for d, _ in repo.docs.values())
