@@ -1,0 +1,140 @@
+"""The scheduler job as code: the requests it sends to a fake Cloud Scheduler client."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from google.api_core.exceptions import NotFound
+from google.cloud import scheduler_v1
+
+from devstack import scheduler_job
+
+PROJECT = "demo-blueprint"
+REGION = "europe-west1"
+NAME = f"projects/{PROJECT}/locations/{REGION}/jobs/monthly-quota-reset"
+
+
+class FakeScheduler:
+    """Records every request; serves one stored job (a copy, as the API would)."""
+
+    def __init__(self, job: Any | None = None) -> None:
+        self.job = job
+        self.requests: list[Any] = []
+
+    def get_job(self, request: Any) -> Any:
+        assert isinstance(request, scheduler_v1.GetJobRequest)
+        self.requests.append(request)
+        if self.job is None or self.job.name != request.name:
+            raise NotFound(request.name)
+        return scheduler_v1.Job.deserialize(scheduler_v1.Job.serialize(self.job))
+
+    def create_job(self, request: Any) -> Any:
+        self.requests.append(request)
+        self.job = request.job
+        return request.job
+
+    def update_job(self, request: Any) -> Any:
+        self.requests.append(request)
+        return request.job
+
+
+def stored(**changes: Any) -> Any:
+    """The job as the API returns it after a create (state ENABLED), with changes."""
+    job = scheduler_job.desired_job(PROJECT, REGION)
+    job.state = scheduler_v1.Job.State.ENABLED
+    for key, value in changes.items():
+        setattr(job, key, value)
+    return job
+
+
+def writes(fake: FakeScheduler) -> list[Any]:
+    return [r for r in fake.requests if not isinstance(r, scheduler_v1.GetJobRequest)]
+
+
+def test_the_desired_job_is_the_agreed_one() -> None:
+    job = scheduler_job.desired_job(PROJECT, REGION)
+    assert job.name == NAME
+    assert (job.schedule, job.time_zone) == ("0 0 1 * *", "UTC")
+    assert job.pubsub_target.topic_name == f"projects/{PROJECT}/topics/quota-reset-schedule"
+    assert "period" not in json.loads(job.pubsub_target.data)  # the publish time names the month
+    assert job.retry_config.retry_count == 5
+    assert job.retry_config.min_backoff_duration == timedelta(seconds=30)
+
+
+def test_missing_job_is_created() -> None:
+    fake = FakeScheduler()
+    result = scheduler_job.ensure(fake, PROJECT, REGION)
+    assert result.action == "created"
+    [request] = writes(fake)
+    assert isinstance(request, scheduler_v1.CreateJobRequest)
+    assert request.parent == f"projects/{PROJECT}/locations/{REGION}"
+    assert request.job == scheduler_job.desired_job(PROJECT, REGION)
+
+
+def test_identical_job_sends_nothing() -> None:
+    fake = FakeScheduler(stored())
+    result = scheduler_job.ensure(fake, PROJECT, REGION)
+    assert (result.action, result.changed_fields) == ("unchanged", ())
+    assert writes(fake) == []
+    assert len(fake.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "mask"),
+    [
+        ({"schedule": "0 3 1 * *"}, ["schedule"]),
+        ({"time_zone": "Europe/Berlin"}, ["time_zone"]),
+        (
+            {"pubsub_target": scheduler_v1.PubsubTarget(topic_name="projects/x/topics/old")},
+            ["pubsub_target"],
+        ),
+        (
+            {"retry_config": scheduler_v1.RetryConfig(retry_count=0), "description": "old"},
+            ["description", "retry_config"],
+        ),
+    ],
+)
+def test_drifted_job_is_updated_with_a_mask_of_the_changed_fields(
+    changes: dict[str, Any], mask: list[str]
+) -> None:
+    fake = FakeScheduler(stored(**changes))
+    result = scheduler_job.ensure(fake, PROJECT, REGION)
+    assert result.action == "updated"
+    [request] = writes(fake)
+    assert isinstance(request, scheduler_v1.UpdateJobRequest)
+    assert list(request.update_mask.paths) == mask
+    assert request.job == scheduler_job.desired_job(PROJECT, REGION)
+
+
+def test_job_with_another_target_kind_gets_the_pubsub_target() -> None:
+    job = stored()
+    job.http_target = scheduler_v1.HttpTarget(uri="https://example.org/reset")  # oneof: replaces
+    fake = FakeScheduler(job)
+    result = scheduler_job.ensure(fake, PROJECT, REGION)
+    assert result.changed_fields == ("pubsub_target",)
+
+
+def test_dry_run_sends_no_write_and_says_what_it_would_do(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake = FakeScheduler(stored(schedule="5 0 1 * *", state=scheduler_v1.Job.State.PAUSED))
+    code = scheduler_job.main(
+        ["ensure", "--project", PROJECT, "--region", REGION, "--dry-run"], client=fake
+    )
+    assert code == 0
+    assert writes(fake) == []
+    out = json.loads(capsys.readouterr().out)
+    assert out == {
+        "action": "updated",
+        "job": NAME,
+        "changed_fields": ["schedule"],
+        "dry_run": True,
+        "paused": True,
+    }
+    missing = FakeScheduler()
+    scheduler_job.main(["ensure", "--project", PROJECT, "--region", REGION, "--dry-run"], missing)
+    assert writes(missing) == []
+    assert json.loads(capsys.readouterr().out)["action"] == "created"
