@@ -104,7 +104,8 @@ class FakeRepo:
 
     def finish(self, period: str, run: Mapping[str, Any]) -> None:
         assert self.audit is not None
-        self.audit.update(cursor=None, finished=True, last_run=dict(run))
+        in_period = sum(1 for d, _ in self.docs.values() if d.get("quota_period") == period)
+        self.audit.update(cursor=None, finished=True, last_run=dict(run), customers_reset=in_period)
 
 
 def cust(**over: Any) -> dict[str, Any]:

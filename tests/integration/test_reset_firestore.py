@@ -1,0 +1,354 @@
+"""The monthly reset on the real Firestore emulator: scale, idempotency, resume, races, bad docs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import threading
+from collections import Counter
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from cloudevents.http import CloudEvent
+from google.api_core.exceptions import AlreadyExists, FailedPrecondition
+from google.cloud import firestore
+
+from devstack.emulators import Emulators
+from functions import reset
+from functions.reset import FirestoreResetRepository, ResetIncompleteError, run_reset
+from shared import quota
+from shared.firestore_values import from_firestore
+from shared.models import Customer
+
+P = "2026-12"
+PREV = "2026-11"
+NOW = datetime(2026, 12, 1, 0, 0, 20, tzinfo=UTC)
+
+
+def _prefix(name: str) -> tuple[str, str]:
+    return f"reset_it_{name}_customers", f"reset_it_{name}_audits"
+
+
+def seed(client: Any, collection: str, docs: Mapping[str, dict[str, Any]]) -> None:
+    batch, n = client.batch(), 0
+    for doc_id, data in docs.items():
+        batch.set(client.collection(collection).document(doc_id), data)
+        n += 1
+        if n == 500:
+            batch.commit()
+            batch, n = client.batch(), 0
+    if n:
+        batch.commit()
+
+
+def stale(i: int) -> dict[str, Any]:
+    """A customer still counting November, with some December events already counted."""
+    counts = {PREV: i % 40} | ({P: i % 4} if i % 4 else {})
+    return {
+        "schema_version": 1,
+        "bundle_tier": "pro",
+        "monthly_scene_quota": 100,
+        "scenes_generated_this_month": i % 40,
+        "total_scenes_generated": 1000 + i,
+        "quota_period": PREV,
+        "scene_counts_by_month": counts,
+    }
+
+
+def snapshot(client: Any, collection: str) -> dict[str, tuple[dict[str, Any], Any]]:
+    return {s.id: (s.to_dict(), s.update_time) for s in client.collection(collection).stream()}
+
+
+def audit(client: Any, collection: str) -> dict[str, Any]:
+    data = client.collection(collection).document(P).get().to_dict()
+    assert data is not None
+    return dict(data)
+
+
+def test_a_thousand_customers_are_reset_once_and_a_second_run_writes_nothing(
+    firestore_client: Any,
+) -> None:
+    customers, audits = _prefix("thousand")
+    seed(firestore_client, customers, {f"c{i:05d}": stale(i) for i in range(1000)})
+    repo = FirestoreResetRepository(firestore_client, customers, audits)
+
+    summary = run_reset(repo, P, NOW, run_id="first")
+    assert summary.complete
+    assert (summary.reset, summary.skipped, summary.errors, summary.pages) == (1000, 0, 0, 2)
+    after = snapshot(firestore_client, customers)
+    for doc_id, (data, _) in after.items():
+        i = int(doc_id[1:])
+        assert data["quota_period"] == P
+        assert data[quota.THIS_MONTH_FIELD] == i % 4  # derived from December's count, not 0
+        assert data["scene_counts_by_month"].get(PREV) == i % 40  # history untouched
+        assert data["total_scenes_generated"] == 1000 + i
+        assert data["quota_reset_at"] >= NOW - timedelta(days=3650)  # a server timestamp
+    doc = audit(firestore_client, audits)
+    assert doc["customers_reset"] == 1000
+    assert (doc["skipped"], doc["errors"], doc["runs"]) == (0, 0, 1)
+    assert doc["started_at"] <= doc["finished_at"]
+    assert doc["cursor"] is None
+    assert doc["last_run"]["run_id"] == "first"
+    assert doc["issues"] == []
+
+    again = run_reset(repo, P, NOW, run_id="second")
+    assert (again.reset, again.skipped) == (0, 1000)
+    assert snapshot(firestore_client, customers) == after  # every update_time unchanged
+    doc = audit(firestore_client, audits)
+    assert (doc["customers_reset"], doc["skipped"], doc["runs"]) == (1000, 1000, 2)
+
+
+class _KilledError(Exception):
+    """The instance died (simulated)."""
+
+
+class _DiesAfterWriting(FirestoreResetRepository):
+    """Dies after the writes of page `die_on`, before its progress reaches the audit."""
+
+    def __init__(self, *args: Any, die_on: int) -> None:
+        super().__init__(*args)
+        self.die_on = die_on
+        self.pages_recorded = 0
+
+    def record_progress(self, *args: Any, **kwargs: Any) -> None:
+        self.pages_recorded += 1
+        if self.pages_recorded == self.die_on:
+            raise _KilledError("instance killed after its writes, before the audit")
+        super().record_progress(*args, **kwargs)
+
+
+def test_a_run_killed_half_way_and_delivered_again_resets_everyone_exactly_once(
+    firestore_client: Any,
+) -> None:
+    customers, audits = _prefix("killed")
+    seed(firestore_client, customers, {f"c{i:04d}": stale(i) for i in range(600)})
+    dying = _DiesAfterWriting(firestore_client, customers, audits, die_on=4)
+    with pytest.raises(_KilledError):
+        run_reset(dying, P, NOW, page_size=100)
+    mid = snapshot(firestore_client, customers)
+    done = {k for k, (d, _) in mid.items() if d["quota_period"] == P}
+    assert len(done) == 400  # pages 1-4 written, page 4 not recorded
+    assert audit(firestore_client, audits)["cursor"] == "c0299"
+
+    repo = FirestoreResetRepository(firestore_client, customers, audits)
+    summary = run_reset(repo, P, NOW, page_size=100)
+    assert summary.complete
+    assert summary.resumed_from == "c0299"
+    assert (summary.reset, summary.skipped) == (200, 100)  # page 4 seen again, nothing rewritten
+    end = snapshot(firestore_client, customers)
+    for doc_id, (data, update_time) in end.items():
+        assert data["quota_period"] == P
+        assert data[quota.THIS_MONTH_FIELD] == int(doc_id[1:]) % 4
+        if doc_id in done:
+            assert update_time == mid[doc_id][1]  # not reset a second time
+    assert audit(firestore_client, audits)["customers_reset"] == 600
+
+
+def test_a_run_stopped_by_its_deadline_continues_on_the_next_delivery(
+    firestore_client: Any,
+) -> None:
+    customers, audits = _prefix("deadline")
+    seed(firestore_client, customers, {f"c{i:04d}": stale(i) for i in range(300)})
+    repo = FirestoreResetRepository(firestore_client, customers, audits)
+    pages = [0]
+
+    def count_pages(summary: reset.ResetSummary) -> None:
+        pages[0] = summary.pages
+
+    first = run_reset(
+        repo,
+        P,
+        NOW,
+        page_size=50,
+        deadline=2.5,
+        clock=lambda: float(pages[0]),
+        progress=count_pages,
+    )
+    assert (first.complete, first.stopped_by_deadline, first.reset) == (False, True, 150)
+    with pytest.raises(ResetIncompleteError):
+        reset.raise_if_incomplete(first)
+    second = run_reset(repo, P, NOW, page_size=50)
+    assert (second.complete, second.resumed_from, second.reset) == (True, "c0149", 150)
+    doc = audit(firestore_client, audits)
+    assert (doc["customers_reset"], doc["runs"], doc["cursor"]) == (300, 2, None)
+    assert all(d["quota_period"] == P for d, _ in snapshot(firestore_client, customers).values())
+
+
+# --- usage commits racing the reset -----------------------------------------------------------
+
+
+def commit_scene(client: Any, customers: str, records: str, customer_id: str, event: dict) -> str:
+    """One scene_generated event the way docs/counters.md commits it: one WriteBatch with
+    create(record) + update(customer, Increment...), guarded by update_time when the plan says so.
+    """
+    ref = client.collection(customers).document(customer_id)
+    when = event["timestamp"]
+    while True:
+        snap = ref.get()
+        customer = from_firestore(Customer, snap.to_dict())
+        plan = quota.plan_scene_count(customer, when, NOW)
+        update: dict[str, Any] = {f"{quota.COUNTS_FIELD}.{plan.month}": firestore.Increment(1)}
+        if plan.increment_this_month:
+            update[quota.THIS_MONTH_FIELD] = firestore.Increment(1)
+        batch = client.batch()
+        batch.create(client.collection(records).document(event["id"]), {"t": when})
+        option = client.write_option(last_update_time=snap.update_time) if plan.guard else None
+        batch.update(ref, update, option=option)
+        try:
+            batch.commit()
+        except FailedPrecondition:
+            continue  # the reset (or another event) moved the document: read and plan again
+        except AlreadyExists:
+            return "duplicate"
+        return "guarded" if plan.guard else "plain"
+
+
+def test_usage_committed_during_the_reset_counts_in_its_own_month(firestore_client: Any) -> None:
+    customers, audits = _prefix("race")
+    records = "reset_it_race_usage"
+    n = 60
+    seed(firestore_client, customers, {f"c{i:03d}": stale(i) for i in range(n)})
+    rng = random.Random(5)
+    boundary = datetime(2026, 12, 1, tzinfo=UTC)
+    events = []
+    for k in range(480):
+        offset = timedelta(seconds=rng.randint(-50, 50) or 1)
+        events.append(
+            {"id": f"e{k:04d}", "c": f"c{rng.randrange(n):03d}", "timestamp": boundary + offset}
+        )
+    expected_new: Counter[str] = Counter(e["c"] for e in events if e["timestamp"] >= boundary)
+    expected_old: Counter[str] = Counter(e["c"] for e in events if e["timestamp"] < boundary)
+
+    kinds: Counter[str] = Counter()
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker(chunk: list[dict[str, Any]]) -> None:
+        try:
+            for e in chunk:
+                kind = commit_scene(firestore_client, customers, records, e["c"], e)
+                with lock:
+                    kinds[kind] += 1
+                    if resetting.is_set():
+                        kinds["during_reset"] += 1
+                    if reset_done.is_set():
+                        kinds["after_reset"] += 1
+                    if sum(kinds[k] for k in ("plain", "guarded")) == 120:
+                        started.set()
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    started, resetting, reset_done = threading.Event(), threading.Event(), threading.Event()
+    threads = [threading.Thread(target=worker, args=(events[i::3],)) for i in range(3)]
+    for t in threads:
+        t.start()
+    repo = FirestoreResetRepository(firestore_client, customers, audits)
+    assert started.wait(timeout=120)  # a quarter of the events are in: reset in the middle
+    resetting.set()
+    summaries = [run_reset(repo, P, NOW, page_size=5)]
+    resetting.clear()
+    reset_done.set()
+    for t in threads:
+        t.join(timeout=240)
+    assert not errors
+    assert kinds["plain"] + kinds["guarded"] == len(events)
+    summaries.append(run_reset(repo, P, NOW, page_size=5))  # a repeat changes nothing
+    assert summaries[1].reset == 0
+
+    for doc_id, (data, _) in snapshot(firestore_client, customers).items():
+        i = int(doc_id[1:])
+        seeded_new = i % 4
+        assert data["quota_period"] == P
+        assert data["scene_counts_by_month"].get(P, 0) == seeded_new + expected_new[doc_id]
+        assert data[quota.THIS_MONTH_FIELD] == seeded_new + expected_new[doc_id], doc_id
+        assert data["scene_counts_by_month"][PREV] == i % 40 + expected_old[doc_id]
+    # The reset ran while the usage commits did: both kinds of event overlapped it.
+    assert summaries[0].reset == n
+    assert kinds["during_reset"] > 20
+    assert kinds["during_reset"] > 0
+    assert kinds["after_reset"] > 0
+
+
+# --- bad documents ----------------------------------------------------------------------------
+
+
+def test_unlimited_missing_and_invalid_documents_are_handled_and_reported(
+    firestore_client: Any,
+) -> None:
+    customers, audits = _prefix("bad")
+    seed(
+        firestore_client,
+        customers,
+        {
+            "unlimited": stale(3) | {"monthly_scene_quota": -1},
+            "no-quota-field": {"schema_version": 1, "bundle_tier": "standard"},
+            "legacy-seed": {
+                "schema_version": 1,
+                "bundle_tier": "pro",
+                "scenes_generated_this_month": 17,
+                "quota_reset_at": datetime(2026, 11, 1, tzinfo=UTC),
+            },
+            "bad-tier": stale(5) | {"bundle_tier": "platinum", "email": "nope"},
+            "bad-period-type": stale(6) | {"quota_period": 202611},
+            "bad-counts": stale(7) | {"scene_counts_by_month": "lots"},
+            "bad-reset-at": stale(8) | {"quota_period": None, "quota_reset_at": "yesterday"},
+            "empty": {},
+        },
+    )
+    repo = FirestoreResetRepository(firestore_client, customers, audits)
+    summary = run_reset(repo, P, NOW)
+    assert summary.complete
+    assert summary.reset == 5
+    assert summary.errors == 3
+    docs = snapshot(firestore_client, customers)
+    derived = {"unlimited": 3, "no-quota-field": 0, "legacy-seed": 0, "bad-tier": 1, "empty": 0}
+    for doc_id, value in derived.items():
+        assert docs[doc_id][0]["quota_period"] == P
+        assert docs[doc_id][0][quota.THIS_MONTH_FIELD] == value  # December events so far
+    for doc_id in ("bad-period-type", "bad-counts", "bad-reset-at"):
+        assert "quota_reset_at" not in docs[doc_id][0] or doc_id == "bad-reset-at"
+        assert docs[doc_id][0].get("quota_period") != P
+    doc = audit(firestore_client, audits)
+    assert (doc["customers_reset"], doc["errors"], doc["invalid"]) == (5, 3, 2)
+    assert doc["unlimited"] == 4  # -1, and three with no monthly_scene_quota at all
+    by_id = {i["customer_id"]: i for i in doc["issues"]}
+    assert {k: v["kind"] for k, v in by_id.items()} == {
+        "bad-tier": "invalid",
+        "empty": "invalid",
+        "bad-period-type": "error",
+        "bad-counts": "error",
+        "bad-reset-at": "error",
+    }
+    assert "platinum" in by_id["bad-tier"]["detail"]
+    assert "202611" in by_id["bad-period-type"]["detail"]
+
+
+# --- the deployed entry point ------------------------------------------------------------------
+
+
+def test_entry_point_resets_the_month_a_manual_message_names(
+    firestore_client: Any, clean_firestore: Emulators
+) -> None:
+    from functions import main  # the real entry point, settings from the emulator environment
+
+    seed(firestore_client, "customers", {f"m{i}": stale(i) for i in range(7)})
+    body = base64.b64encode(json.dumps({"period": P}).encode()).decode()
+    message = {"data": body, "messageId": "manual-1", "publishTime": "2026-12-03T09:00:00Z"}
+    event = CloudEvent(
+        {"type": "google.cloud.pubsub.topic.v1.messagePublished", "source": "//pubsub", "id": "1"},
+        {"message": message, "subscription": "projects/p/subscriptions/s"},
+    )
+    reset.default_repository.cache_clear()
+    try:
+        main.reset_monthly_quotas(event)
+    finally:
+        reset.default_repository.cache_clear()
+    assert all(
+        s.to_dict()["quota_period"] == P for s in firestore_client.collection("customers").stream()
+    )
+    doc = firestore_client.collection("quota_resets").document(P).get().to_dict()
+    assert doc["customers_reset"] == 7
+    assert doc["last_run"]["run_id"] == "manual-1"
