@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -182,8 +184,8 @@ class AuditState:
 class ResetRepository(Protocol):
     """Where customers and the audit document live (Firestore, or a fake in unit tests)."""
 
-    def page(self, start_after: str | None, limit: int) -> Sequence[CustomerDoc]:
-        """Up to `limit` customers ordered by id, after `start_after`."""
+    def scan(self, start_after: str | None) -> Iterator[CustomerDoc]:
+        """Every customer ordered by id, after `start_after`, streamed (never all in memory)."""
 
     def get(self, customer_id: str) -> CustomerDoc | None:
         """One customer, read again (None if deleted)."""
@@ -366,10 +368,27 @@ def _handle_page(
     return page, handled
 
 
-def _add(summary: ResetSummary, page: _Page, kept_issues: list[ResetIssue]) -> ResetSummary:
+def _record_page(
+    repo: ResetRepository,
+    summary: ResetSummary,
+    page: _Page,
+    docs: Sequence[CustomerDoc],
+    *,
+    next_cursor: str | None,
+    samples: int,
+    dry_run: bool,
+) -> ResetSummary:
+    """Log the page's issues, add its counts to the audit (moving the cursor) and the summary."""
+    kept = page.issues[: max(0, ISSUE_SAMPLES - samples)]
+    _log_issues(summary.period, page.issues)
+    if not dry_run:
+        counts = {k: v for k, v in page.counts.items() if v}
+        repo.record_progress(summary.period, counts, next_cursor, [i.as_dict() for i in kept])
     c = page.counts
     return replace(
         summary,
+        seen=summary.seen + len(docs),
+        cursor=next_cursor,
         pages=summary.pages + 1,
         reset=summary.reset + c["reset"],
         skipped=summary.skipped + c["skipped"],
@@ -377,8 +396,19 @@ def _add(summary: ResetSummary, page: _Page, kept_issues: list[ResetIssue]) -> R
         invalid=summary.invalid + c["invalid"],
         errors=summary.errors + c["errors"],
         retried=summary.retried + c["retried"],
-        issues=summary.issues + tuple(kept_issues),
+        issues=summary.issues + tuple(kept),
     )
+
+
+@contextlib.contextmanager
+def _closing(stream: Iterator[CustomerDoc]) -> Iterator[None]:
+    """End a query stream when the run ends, not whenever it is collected."""
+    try:
+        yield
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
 
 
 def run_reset(
@@ -413,10 +443,17 @@ def run_reset(
     )
     summary = ResetSummary(period=period, dry_run=dry_run, resumed_from=state.cursor)
     cursor = state.cursor
-    samples = state.samples
-    # One page is read ahead while the current one is written: reads and writes overlap.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reset-read") as reader:
-        ahead: Future[Sequence[CustomerDoc]] | None = reader.submit(repo.page, cursor, page_size)
+    # One stream ordered by id, cut into pages; the next page is read while the current one is
+    # written. (A query per page would do too, but the emulator answers each in time linear in
+    # the collection: 100k customers would cost 200 full scans.)
+    stream = repo.scan(cursor)
+
+    def next_page() -> list[CustomerDoc]:
+        return list(itertools.islice(stream, page_size))
+
+    # The reader thread ends (exit order) before the stream is closed.
+    with _closing(stream), ThreadPoolExecutor(1, thread_name_prefix="reset-read") as reader:
+        ahead: Future[list[CustomerDoc]] | None = reader.submit(next_page)
         while ahead is not None:
             if deadline is not None and clock() >= deadline:
                 ahead.cancel()
@@ -428,22 +465,14 @@ def run_reset(
                 summary = replace(summary, complete=True)
                 break
             if len(docs) == page_size:
-                ahead = reader.submit(repo.page, docs[-1].id, page_size)
+                ahead = reader.submit(next_page)
             page, handled = _handle_page(repo, docs, period, dry_run=dry_run)
-            kept = page.issues[: max(0, ISSUE_SAMPLES - samples)]
-            samples += len(kept)
-            _log_issues(period, page.issues)
             next_cursor = docs[-1].id if handled else cursor
-            if not dry_run:
-                counts = {k: v for k, v in page.counts.items() if v}
-                repo.record_progress(period, counts, next_cursor, [i.as_dict() for i in kept])
-            summary = _add(summary, page, kept)
-            summary = replace(
-                summary,
-                seen=summary.seen + len(docs),
-                cursor=next_cursor,
-                elapsed_seconds=clock() - started,
+            listed = state.samples + len(summary.issues)
+            summary = _record_page(
+                repo, summary, page, docs, next_cursor=next_cursor, samples=listed, dry_run=dry_run
             )
+            summary = replace(summary, elapsed_seconds=clock() - started)
             if progress is not None:
                 progress(summary)
             if not handled:
@@ -511,25 +540,31 @@ class FirestoreResetRepository:
         customers_collection: str,
         audit_collection: str,
         timeout: float | None = None,
+        stream_timeout: float | None = 3600.0,
     ) -> None:
         self._client = client
         self._customers = client.collection(customers_collection)
         self._audits = client.collection(audit_collection)
         self._timeout = timeout
+        self._stream_timeout = stream_timeout
 
     def _doc(self, snap: Any) -> CustomerDoc:
         return CustomerDoc(snap.id, snap.to_dict() or {}, snap.update_time)
 
-    def page(self, start_after: str | None, limit: int) -> Sequence[CustomerDoc]:
-        """Up to `limit` customers ordered by document id (no composite index needed)."""
+    def scan(self, start_after: str | None) -> Iterator[CustomerDoc]:
+        """Customers ordered by document id after `start_after`, one streamed query.
+
+        Ordering by id needs no composite index. gRPC flow control bounds what is buffered.
+        """
         from google.cloud.firestore_v1.field_path import FieldPath  # noqa: PLC0415 - lazy
 
-        query = self._customers.order_by(FieldPath.document_id()).limit(limit)
+        query = self._customers.order_by(FieldPath.document_id())
         if start_after is not None:
             query = query.start_after(
                 {FieldPath.document_id(): self._customers.document(start_after)}
             )
-        return [self._doc(s) for s in query.stream(timeout=self._timeout)]
+        for snap in query.stream(timeout=self._stream_timeout):
+            yield self._doc(snap)
 
     def iter_ids(self) -> Iterator[str]:
         """Every customer id (for tools)."""
