@@ -74,6 +74,10 @@ def test_a_thousand_customers_are_reset_once_and_a_second_run_writes_nothing(
     customers, audits = _prefix("thousand")
     seed(firestore_client, customers, {f"c{i:05d}": stale(i) for i in range(1000)})
     repo = FirestoreResetRepository(firestore_client, customers, audits)
+    assert repo.count_customers() == 1000  # a progress bar's total
+    dry = run_reset(repo, P, NOW, dry_run=True)
+    assert (dry.reset, dry.skipped) == (1000, 0)
+    assert not firestore_client.collection(audits).document(P).get().exists
 
     summary = run_reset(repo, P, NOW, run_id="first")
     assert summary.complete
