@@ -1,0 +1,1 @@
+"""Local development stack: emulator harness and the local suite."""
