@@ -91,7 +91,7 @@ def deploy_args(spec: FunctionSpec, settings: Settings) -> list[str]:
     args += [
         "--trigger-service-account=${_SERVICE_ACCOUNT}",
         "--service-account=${_SERVICE_ACCOUNT}",
-        "--retry" if spec.retry else "--no-retry",
+        *(["--retry"] if spec.retry else []),
         f"--memory={spec.memory}",
         f"--timeout={spec.timeout_seconds}s",
         f"--max-instances={spec.max_instances}",

@@ -61,8 +61,7 @@ def mismatches(spec: FunctionSpec, got: dict[str, list[str]]) -> list[str]:
     expect("--max-instances", [str(spec.max_instances)])
     expect("--region", ["${_REGION}"])
     expect("--service-account", ["${_SERVICE_ACCOUNT}"])
-    expect("--retry" if spec.retry else "--no-retry", [""])
-    expect("--no-retry" if spec.retry else "--retry", [])
+    expect("--retry", [""] if spec.retry else [])
     if spec.trigger is TriggerKind.FIRESTORE:
         expect("--trigger-event-filters", [f"type={spec.event_type}", "database=(default)"])
         expect(
