@@ -258,3 +258,17 @@ def customers_page(
     if after_id is not None:
         query = query.start_after({FieldPath.document_id(): collection.document(after_id)})
     return query
+
+
+CUSTOMERS_BY_PERIOD = QueryShape(names.CUSTOMERS, equality=("quota_period",))
+
+
+@declares(CUSTOMERS_BY_PERIOD)
+def customers_reset_for_period(
+    client: Client, period: str, *, settings: Settings | None = None
+) -> Query:
+    """Customers the monthly reset has already reset for `period` (`YYYY-MM`): the reset
+    writes `quota_period` on each customer it resets (count them with `.count()`)."""
+    month_bounds(period)  # validates the format
+    settings = settings or get_settings()
+    return _equal(client.collection(settings.customers_collection), "quota_period", period)

@@ -126,3 +126,19 @@ def test_customers_page_visits_every_customer_once(client: Any, ids: dict[str, s
     finally:
         for customer_id in mine:
             collection.document(customer_id).delete()
+
+
+def test_customers_reset_for_period(client: Any, ids: dict[str, str]) -> None:
+    collection = client.collection(SETTINGS.customers_collection)
+    period = "1999-04"  # a month no other test writes
+    mine = {f"{ids['b']}_p{i}": ("1999-04" if i < 3 else "1999-03") for i in range(5)}
+    for customer_id, quota_period in mine.items():
+        collection.document(customer_id).set({"schema_version": 1, "quota_period": quota_period})
+    try:
+        query = queries.customers_reset_for_period(client, period, settings=SETTINGS)
+        found = sorted(s.id for s in query.stream())
+        assert found == sorted(c for c, p in mine.items() if p == period)
+        assert int(query.count().get()[0][0].value) == 3
+    finally:
+        for customer_id in mine:
+            collection.document(customer_id).delete()

@@ -35,6 +35,7 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
         {"customer_id": "c1", "month": "2025-01", "action": "scene_generated"},
     ],
     "customers_page": [{"page_size": 100}, {"page_size": 100, "after_id": "c9"}],
+    "customers_reset_for_period": [{"period": "2025-01"}],
 }
 
 
