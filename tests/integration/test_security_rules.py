@@ -504,3 +504,9 @@ HOLES = [c for c in CASES if c.name.startswith("hole_")]
 def test_hole_is_open_in_schema_md_rules(case: Case, schema_md_rules: RulesProject) -> None:
     """Each regression case really exercises a hole: schema.md's rules decide it the other way."""
     check(schema_md_rules, case, not case.allow)
+
+
+def test_docs_state_the_matrix_size() -> None:
+    docs = (RULES.parent / "docs" / "deploy.md").read_text()
+    assert f"matrix of {len(CASES)} cases" in docs
+    assert f"The {len(HOLES)} `hole_*` cases" in docs
