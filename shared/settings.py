@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import functools
 import re
+from contextvars import ContextVar
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared import names
 from shared.errors import ConfigurationError
@@ -56,6 +57,8 @@ def _collection(value: str) -> str:
     return value
 
 
+_ISOLATED: ContextVar[bool] = ContextVar("settings_isolated", default=False)
+
 ProjectId = Annotated[str, AfterValidator(_project)]
 HostPort = Annotated[str | None, AfterValidator(_host_port)]
 TopicId = Annotated[str, AfterValidator(_topic)]
@@ -72,6 +75,18 @@ class Settings(BaseSettings):
         use_attribute_docstrings=True,
         populate_by_name=False,
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment only, or only the mapping given to `load_settings`."""
+        return (init_settings,) if _ISOLATED.get() else (init_settings, env_settings)
 
     project_id: ProjectId = Field("demo-blueprint", validation_alias="GOOGLE_CLOUD_PROJECT")
     """Google Cloud project id (set by Cloud Functions; `demo-*` ids never reach production)."""
@@ -164,6 +179,18 @@ class Settings(BaseSettings):
     )
     """`json` (Cloud Logging structured lines) or `text` (readable local log)."""
 
+    # Local harness only (devstack/): never read by a deployed function.
+    sdk_root: str | None = Field(None, validation_alias="BLUEPRINT_SDK_ROOT")
+    """Cloud SDK root with the emulators (default: gcloud info, else /usr/lib/google-cloud-sdk)."""
+    firestore_emulator_cmd: str | None = Field(
+        None, validation_alias="BLUEPRINT_FIRESTORE_EMULATOR_CMD"
+    )
+    """Command prefix (shell-split) starting the Firestore emulator; `start --host ...` follows."""
+    pubsub_emulator_cmd: str | None = Field(None, validation_alias="BLUEPRINT_PUBSUB_EMULATOR_CMD")
+    """Command prefix (shell-split) starting the Pub/Sub emulator; `--host= --port=` follow."""
+    java_cmd: str = Field("java", validation_alias="BLUEPRINT_JAVA")
+    """Java launcher the emulators need (17 or newer)."""
+
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Read and validate settings; a bad value raises ConfigurationError naming the variable."""
@@ -171,7 +198,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         if env is None:
             return Settings()
         # An explicit mapping replaces the process environment (tests, tools).
-        return Settings.model_validate(env)
+        token = _ISOLATED.set(True)
+        try:
+            return Settings(**env)  # type: ignore[arg-type]
+        finally:
+            _ISOLATED.reset(token)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
