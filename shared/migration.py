@@ -169,12 +169,12 @@ def _documents(
             yield doc_id, dict(doc)
         return
     if isinstance(data, list):
-        for index, doc in enumerate(data):
+        for index, item in enumerate(data):
             keys = (*_ID_KEYS.get(collection, ("id",)), "_id")
-            if not isinstance(doc, dict):
-                bad.append(BadRecord(source, collection, f"#{index}", "(document)", doc, "object"))
+            if not isinstance(item, dict):
+                bad.append(BadRecord(source, collection, f"#{index}", "(document)", item, "object"))
                 continue
-            doc = dict(doc)
+            doc = dict(item)
             doc_id = next((doc[k] for k in keys if isinstance(doc.get(k), str)), None)
             if doc_id is None:
                 bad.append(
@@ -194,10 +194,8 @@ def _documents(
     raise MigrationInputError(f"{source}: expected an object of id -> document or a list")
 
 
-def load_export(paths: Sequence[str | Path]) -> tuple[list[Record], list[BadRecord]]:
-    """Read every record of the export; structural problems come back as bad records."""
-    records: list[Record] = []
-    bad: list[BadRecord] = []
+def _classify(paths: Sequence[str | Path]) -> tuple[list[tuple[str, Path]], list[Path]]:
+    """(collection, file) pairs and customer files named by the arguments."""
     files: list[tuple[str, Path]] = []
     customer_files: list[Path] = []
     for raw in paths:
@@ -206,11 +204,11 @@ def load_export(paths: Sequence[str | Path]) -> tuple[list[Record], list[BadReco
             per_collection = [path / f"{c}.json" for c in ORDER if (path / f"{c}.json").is_file()]
             if per_collection:
                 files += [(p.stem, p) for p in per_collection]
-            else:
-                found = sorted(path.glob("*.json"))
-                if not found:
-                    raise MigrationInputError(f"{path}: no .json files in this directory")
-                customer_files += found
+                continue
+            found = sorted(path.glob("*.json"))
+            if not found:
+                raise MigrationInputError(f"{path}: no .json files in this directory")
+            customer_files += found
         elif path.is_file():
             if path.stem not in ORDER:
                 raise MigrationInputError(
@@ -220,27 +218,39 @@ def load_export(paths: Sequence[str | Path]) -> tuple[list[Record], list[BadReco
             files.append((path.stem, path))
         else:
             raise MigrationInputError(f"{path}: no such file or directory")
+    return files, customer_files
+
+
+def _customer_file(path: Path, records: list[Record], bad: list[BadRecord]) -> None:
+    """A `<customer_id>.json` file: the customer, with optional `scenes` and `feature_flags`."""
+    doc = _read_json(path)
+    if not isinstance(doc, dict):
+        raise MigrationInputError(f"{path}: expected one customer document (a JSON object)")
+    doc = dict(doc)
+    doc_id = str(doc.pop("customer_id", None) or path.stem)
+    scenes = doc.pop("scenes", None)
+    flags = doc.pop("feature_flags", None)
+    records.append(Record(CUSTOMERS, doc_id, doc, str(path)))
+    if scenes is not None:
+        for scene_id, scene in _documents(SCENES, scenes, str(path), bad):
+            scene.setdefault("customer_id", doc_id)
+            records.append(Record(SCENES, scene_id, scene, str(path)))
+    if isinstance(flags, dict):
+        records.append(Record(FEATURE_FLAGS, doc_id, dict(flags), str(path)))
+    elif flags is not None:
+        bad.append(BadRecord(str(path), FEATURE_FLAGS, doc_id, "(document)", flags, "an object"))
+
+
+def load_export(paths: Sequence[str | Path]) -> tuple[list[Record], list[BadRecord]]:
+    """Read every record of the export; structural problems come back as bad records."""
+    records: list[Record] = []
+    bad: list[BadRecord] = []
+    files, customer_files = _classify(paths)
     for collection, path in files:
         for doc_id, doc in _documents(collection, _read_json(path), str(path), bad):
             records.append(Record(collection, doc_id, doc, str(path)))
     for path in customer_files:
-        doc = _read_json(path)
-        if not isinstance(doc, dict):
-            raise MigrationInputError(f"{path}: expected one customer document (a JSON object)")
-        doc = dict(doc)
-        doc_id = doc.pop("customer_id", None) or path.stem
-        scenes = doc.pop("scenes", None)
-        flags = doc.pop("feature_flags", None)
-        records.append(Record(CUSTOMERS, str(doc_id), doc, str(path)))
-        if scenes is not None:
-            for scene_id, scene in _documents(SCENES, scenes, str(path), bad):
-                scene.setdefault("customer_id", str(doc_id))
-                records.append(Record(SCENES, scene_id, scene, str(path)))
-        if flags is not None:
-            if not isinstance(flags, dict):
-                bad.append(BadRecord(str(path), FEATURE_FLAGS, str(doc_id), "(doc)", flags, "obj"))
-            else:
-                records.append(Record(FEATURE_FLAGS, str(doc_id), dict(flags), str(path)))
+        _customer_file(path, records, bad)
     return records, bad
 
 

@@ -59,7 +59,9 @@ def test_fixture_has_the_promised_sizes() -> None:
 def test_refuses_and_names_every_broken_record() -> None:
     target = MemoryTarget()
     result = migrate([EXPORT], target)
-    assert result.refused and result.written == 0 and not target.docs
+    assert result.refused
+    assert result.written == 0
+    assert not target.docs
     named = {f"{b.collection}/{b.doc_id}": b.field for b in result.invalid}
     assert named == BROKEN
     assert all(b.source.endswith(".json") for b in result.invalid)
@@ -70,10 +72,13 @@ def test_refuses_and_names_every_broken_record() -> None:
 def test_skip_invalid_writes_the_rest_in_batches_and_second_run_writes_nothing() -> None:
     target = MemoryTarget()
     result = migrate([EXPORT], target, skip_invalid=True, batch_size=100)
-    assert not result.refused and result.invalid_records == 5
-    assert result.created["customers"] == 48 and result.created["scenes"] == 117
+    assert not result.refused
+    assert result.invalid_records == 5
+    assert result.created["customers"] == 48
+    assert result.created["scenes"] == 117
     # 48 customers: 2 have flags in the export, 46 get flags from their tier; plus _global.
-    assert result.flags_initialised == 46 and result.created["feature_flags"] == 49
+    assert result.flags_initialised == 46
+    assert result.created["feature_flags"] == 49
     assert result.written == 48 + 117 + 49 == len(target.docs)
     assert max(target.batches) == 100
     flags = target.docs[("feature_flags", "mig_cust_004")]
@@ -86,7 +91,8 @@ def test_skip_invalid_writes_the_rest_in_batches_and_second_run_writes_nothing()
     assert flags == tier_flags(tier)
     assert ("customers", "mig_cust_007") not in target.docs
     again = migrate([EXPORT], target, skip_invalid=True)
-    assert again.written == 0 and sum(again.created.values()) == 0
+    assert again.written == 0
+    assert sum(again.created.values()) == 0
     assert again.unchanged["customers"] == 48
 
 
@@ -97,7 +103,8 @@ def test_rerun_updates_only_changed_fields_and_keeps_live_counters() -> None:
     target.docs[key]["scenes_generated_this_month"] = 99  # live counter moved on
     target.docs[key]["organization_name"] = "Renamed in Firestore"
     result = migrate([EXPORT], target, skip_invalid=True)
-    assert result.written == 1 and result.updated["customers"] == 1
+    assert result.written == 1
+    assert result.updated["customers"] == 1
     assert target.docs[key]["organization_name"] == "Migrated Lab 1"
     assert target.docs[key]["scenes_generated_this_month"] == 99
 
@@ -105,7 +112,9 @@ def test_rerun_updates_only_changed_fields_and_keeps_live_counters() -> None:
 def test_dry_run_writes_nothing_but_counts() -> None:
     target = MemoryTarget()
     result = migrate([EXPORT], target, skip_invalid=True, dry_run=True)
-    assert result.dry_run and result.written == 214 and not target.docs
+    assert result.dry_run
+    assert result.written == 214
+    assert not target.docs
 
 
 def test_directory_of_customer_files_with_embedded_scenes() -> None:
@@ -172,5 +181,6 @@ def test_unreadable_exports_raise_one_clear_error(
 
 def test_tier_flags_follow_the_tier_table() -> None:
     flags = tier_flags(Customer(schema_version=1, bundle_tier=BundleTier.ENTERPRISE))
-    assert flags["sim2real"] is True and flags["streaming_export"] is False
+    assert flags["sim2real"] is True
+    assert flags["streaming_export"] is False
     assert flags["schema_version"] == 1
