@@ -16,11 +16,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from google.cloud import firestore  # noqa: E402
+from google.cloud import firestore
 
-from devstack.emulators import start_emulators  # noqa: E402
-from shared.config_adapters import FirestoreConfigReader  # noqa: E402
-from shared.config_service import CustomerConfigService  # noqa: E402
+from devstack.emulators import start_emulators
+from shared.config_adapters import FirestoreConfigReader
+from shared.config_service import CustomerConfigService
 
 WARMUP = 300
 ROUNDS = 300
