@@ -12,6 +12,7 @@ schema.md lists.
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -221,22 +222,34 @@ def write_chart(report: UsageReport, path: str | Path) -> Path:
     return target
 
 
-def fetch_usage(
-    client: Any, customer_id: str, month: str, settings: Settings | None = None
-) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any] | None]:
-    """The month's usage records of a customer (one query) and the customer document."""
+def _usage_query(client: Any, customer_id: str, month: str, settings: Settings) -> Any:
+    """`shared.queries.usage_report` where the deploy issue's query module exists, else the same
+    query built here (customer_id ==, start <= timestamp < end, ordered by timestamp)."""
+    try:
+        queries = importlib.import_module("shared.queries")
+    except ImportError:
+        queries = None
+    if queries is not None and hasattr(queries, "usage_report"):
+        return queries.usage_report(client, customer_id, month, settings=settings)
     from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415 - lazy
 
-    settings = settings or get_settings()
     start, end = parse_month(month)
-    timeout = settings.firestore_timeout_seconds
-    query = (
+    return (
         client.collection(settings.usage_tracking_collection)
         .where(filter=FieldFilter("customer_id", "==", customer_id))
         .where(filter=FieldFilter("timestamp", ">=", start))
         .where(filter=FieldFilter("timestamp", "<", end))
         .order_by("timestamp")
     )
+
+
+def fetch_usage(
+    client: Any, customer_id: str, month: str, settings: Settings | None = None
+) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any] | None]:
+    """The month's usage records of a customer (one query) and the customer document."""
+    settings = settings or get_settings()
+    timeout = settings.firestore_timeout_seconds
+    query = _usage_query(client, customer_id, month, settings)
     records = [(snap.id, snap.to_dict()) for snap in query.stream(timeout=timeout)]
     customer = (
         client.collection(settings.customers_collection).document(customer_id).get(timeout=timeout)

@@ -13,9 +13,11 @@ stderr and exits non-zero: 2 for bad usage, 1 for everything else. Never a trace
 from __future__ import annotations
 
 import argparse
-import inspect
+import importlib
+import logging
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, NoReturn, TextIO
 
 from shared.errors import BlueprintError
@@ -119,41 +121,49 @@ def cmd_usage_report(args: argparse.Namespace, client_factory: ClientFactory, ou
     return 0
 
 
-def _reset_function() -> Callable[..., Any]:
+def _reset_api() -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """`run_reset` and `FirestoreResetRepository` of the monthly reset (functions/reset.py)."""
     try:
-        from functions.reset import run_reset  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
+        module = importlib.import_module("functions.reset")
     except ImportError:
         raise CliError(
-            "quota reset: functions.reset.run_reset (the monthly reset issue) is not part of "
-            "this build yet"
+            "quota reset: functions.reset (the monthly reset issue) is not part of this build"
         ) from None
-    return run_reset  # type: ignore[no-any-return,unused-ignore]
+    run_reset = getattr(module, "run_reset", None)
+    repository = getattr(module, "FirestoreResetRepository", None)
+    if run_reset is None or repository is None:
+        raise CliError("quota reset: functions.reset lacks run_reset or FirestoreResetRepository")
+    return run_reset, repository
 
 
 def cmd_quota_reset(args: argparse.Namespace, client_factory: ClientFactory, out: TextIO) -> int:
-    """Show (dry run) or run the monthly quota reset via the reset issue's function."""
+    """Preview (dry run) or run the monthly quota reset with the reset issue's own function."""
+    from shared.settings import get_settings  # noqa: PLC0415
+    from shared.types import MONTH_RE  # noqa: PLC0415
+
     if not args.dry_run and not args.yes:
         raise CliError("quota reset: pass --dry-run to preview, or --yes to reset for real", 2)
-    run_reset = _reset_function()
-    accepted = inspect.signature(run_reset).parameters
-    kwargs: dict[str, Any] = {"dry_run": args.dry_run}
-    if args.month:
-        for name in ("period", "month"):
-            if name in accepted:
-                kwargs[name] = args.month
-                break
-        else:
-            raise CliError("quota reset: --month is not supported by this reset function", 2)
-    if "client" in accepted:
-        kwargs["client"] = client_factory()
-    result = run_reset(**{k: v for k, v in kwargs.items() if k in accepted})
-    print(_describe(result), file=out)
+    now = datetime.now(UTC)
+    period = args.month or now.strftime("%Y-%m")
+    if not MONTH_RE.match(period):
+        raise CliError(f"--month {period!r}: expected YYYY-MM, for example 2025-01", 2)
+    run_reset, repository = _reset_api()
+    settings = get_settings()
+    repo = repository(
+        client_factory(),
+        settings.customers_collection,
+        settings.quota_resets_collection,
+        timeout=settings.firestore_timeout_seconds,
+    )
+    summary = run_reset(repo, period, now, dry_run=args.dry_run)
+    print(("dry run: " if args.dry_run else "") + f"quota reset for {period}", file=out)
+    print(_describe(summary), file=out)
     return 0
 
 
 def _describe(result: Any) -> str:
-    if hasattr(result, "summary") and callable(result.summary):
-        return str(result.summary())
+    if hasattr(result, "log_fields") and callable(result.log_fields):
+        return "\n".join(f"{k}: {v}" for k, v in result.log_fields().items())
     if hasattr(result, "__dataclass_fields__"):
         return "\n".join(f"{k}: {getattr(result, k)}" for k in result.__dataclass_fields__)
     return str(result)
@@ -346,5 +356,11 @@ def _external_error(exc: Exception, err: TextIO) -> int:
 
 
 def entry() -> NoReturn:
-    """Console script entry point."""
+    """Console script entry point: logs as readable lines on stderr, results on stdout."""
+    from shared import logs  # noqa: PLC0415
+
+    logs.configure("text", level=logging.WARNING)
+    for handler in logs.get_logger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
     sys.exit(main())

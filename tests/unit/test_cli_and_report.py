@@ -91,25 +91,37 @@ def test_quota_reset_without_the_reset_module(
     monkeypatch.setitem(sys.modules, "functions.reset", None)  # import fails
     code, _, err = run(["quota", "reset", "--dry-run"], capsys)
     assert code == 1
-    assert "functions.reset.run_reset" in one_error_line(err)
+    assert "functions.reset (the monthly reset issue)" in one_error_line(err)
 
 
 def test_quota_reset_dry_run_calls_the_reset_function(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[dict[str, Any]] = []
+    calls: list[tuple[Any, ...]] = []
 
-    def run_reset(*, dry_run: bool, period: str | None = None) -> str:
-        calls.append({"dry_run": dry_run, "period": period})
-        return "would reset 3 customers"
+    class Summary:
+        def log_fields(self) -> dict[str, Any]:
+            return {"period": "2025-02", "reset": 3, "skipped": 1}
+
+    class Repository:
+        def __init__(self, client: Any, customers: str, audits: str, timeout: float) -> None:
+            self.args = (client, customers, audits)
+
+    def run_reset(repo: Repository, period: str, now: datetime, *, dry_run: bool) -> Summary:
+        calls.append((repo.args, period, now.tzinfo, dry_run))
+        return Summary()
 
     module = types.ModuleType("functions.reset")
     module.run_reset = run_reset  # type: ignore[attr-defined]
+    module.FirestoreResetRepository = Repository  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "functions.reset", module)
-    code, out, _ = run(["quota", "reset", "--dry-run", "--month", "2025-02"], capsys)
+    code, out, _ = run(
+        ["quota", "reset", "--dry-run", "--month", "2025-02"], capsys, client_factory=lambda: "C"
+    )
     assert code == 0
-    assert calls == [{"dry_run": True, "period": "2025-02"}]
-    assert "would reset 3 customers" in out
+    assert calls == [(("C", "customers", "quota_resets"), "2025-02", UTC, True)]
+    assert "reset: 3" in out
+    assert out.startswith("dry run: quota reset for 2025-02")
 
 
 def _record(ts: str, action: str, cost: float, **extra: Any) -> dict[str, Any]:
