@@ -20,6 +20,7 @@ their bad fields take default values and a WARNING names them.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -28,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, Generic, ParamSpec, Protocol, TypeVar
+from typing import Any, Concatenate, Final, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from pydantic import BaseModel
 
@@ -388,14 +389,22 @@ class _ClassLookup:
 class _CachedLookup(Generic[P, R]):
     """Descriptor giving a method the `cache_clear()` attribute `schema.md` spells."""
 
-    def __init__(self, func: Callable[..., R]) -> None:
+    def __init__(self, func: Callable[Concatenate[Any, P], R]) -> None:
         self._func = func
         self.__doc__ = func.__doc__
 
-    def __get__(self, obj: CustomerConfigService | None, owner: type) -> Any:
+    @overload
+    def __get__(self, obj: None, owner: type) -> _ClassLookup: ...
+
+    @overload
+    def __get__(self, obj: CustomerConfigService, owner: type) -> _BoundLookup[P, R]: ...
+
+    def __get__(
+        self, obj: CustomerConfigService | None, owner: type
+    ) -> _ClassLookup | _BoundLookup[P, R]:
         if obj is None:
             return _ClassLookup()
-        return _BoundLookup(self._func.__get__(obj, owner), obj.cache_clear)
+        return _BoundLookup(functools.partial(self._func, obj), obj.cache_clear)
 
 
 class CustomerConfigService:
