@@ -1,1 +1,1 @@
-"""The deployed Cloud Functions (2nd gen): entry points in `functions.main`, table in `functions.table`."""
+"""The deployed Cloud Functions (2nd gen): entry points in `main`, the table in `table`."""

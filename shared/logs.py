@@ -1,0 +1,92 @@
+"""Structured log lines Cloud Logging understands (`severity`, `message`, plus context).
+
+One JSON object per line on stdout in production (`BLUEPRINT_LOG_FORMAT=json`, the default);
+a readable single line locally (`text`). Use `log_event(...)` or a named helper, never print.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any, Final
+
+LOGGER_NAME: Final = "blueprint"
+_logger = logging.getLogger(LOGGER_NAME)
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "severity": record.levelname,
+            "message": record.getMessage(),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class _TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, "fields", {})
+        extra = " ".join(f"{k}={v}" for k, v in fields.items())
+        line = f"{record.levelname:<7} {record.getMessage()}" + (f"  {extra}" if extra else "")
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def configure(fmt: str | None = None, level: int = logging.INFO) -> None:
+    """Install the handler once (idempotent); `fmt` defaults to the settings' log format."""
+    if fmt is None:
+        from shared.settings import get_settings  # noqa: PLC0415 - settings read on first use
+
+        fmt = get_settings().log_format
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(_JsonFormatter() if fmt == "json" else _TextFormatter())
+    _logger.handlers[:] = [handler]
+    _logger.setLevel(level)
+    _logger.propagate = False
+
+
+def get_logger() -> logging.Logger:
+    """The suite's logger, configured on first use."""
+    if not _logger.handlers:
+        configure()
+    return _logger
+
+
+def log_event(severity: int, message: str, **fields: Any) -> None:
+    """Log one structured line; `fields` become top-level JSON keys (None values are dropped)."""
+    clean = {k: v for k, v in fields.items() if v is not None}
+    get_logger().log(severity, message, extra={"fields": clean})
+
+
+def info(message: str, **fields: Any) -> None:
+    """INFO line."""
+    log_event(logging.INFO, message, **fields)
+
+
+def warning(message: str, **fields: Any) -> None:
+    """WARNING line."""
+    log_event(logging.WARNING, message, **fields)
+
+
+def error(message: str, **fields: Any) -> None:
+    """ERROR line."""
+    log_event(logging.ERROR, message, **fields)
+
+
+def invalid_document(collection: str, document: str, errors: list[Any], **fields: Any) -> None:
+    """ERROR naming every bad field and value of a document that is not rewritten."""
+    detail = "; ".join(str(e) for e in errors)
+    error(
+        f"invalid document {collection}/{document}: {detail}",
+        collection=collection,
+        document=document,
+        errors=[e.as_dict() if hasattr(e, "as_dict") else str(e) for e in errors],
+        **fields,
+    )

@@ -1,0 +1,106 @@
+"""The versioned rate card and the cost estimate of a usage event, in `Decimal`.
+
+The card is data (`shared/data/rate_card.json`); every record stores the version that priced it.
+Costs are rounded half-up to cents. Actions the card does not know are not billable (cost 0).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from importlib import resources
+from types import MappingProxyType
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.models import BundleTier, UsageEvent
+
+CENT: Final = Decimal("0.01")
+
+
+class TierRates(BaseModel):
+    """USD prices for one tier."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    compute_minute: Decimal = Field(ge=0)
+    storage_gb: Decimal = Field(ge=0)
+    episode: Decimal = Field(ge=0)
+
+
+class RateCard(BaseModel):
+    """A versioned rate card."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: str = Field(min_length=1)
+    currency: str = "USD"
+    effective_from: str | None = None
+    billable_actions: frozenset[str]
+    rates: dict[BundleTier, TierRates]
+
+    @field_validator("rates")
+    @classmethod
+    def _every_tier(cls, rates: dict[BundleTier, TierRates]) -> dict[BundleTier, TierRates]:
+        missing = set(BundleTier) - set(rates)
+        if missing:
+            raise ValueError(f"rate card lacks tiers {sorted(t.value for t in missing)}")
+        return rates
+
+
+@dataclass(frozen=True, slots=True)
+class CostEstimate:
+    """The price of one usage event."""
+
+    amount: Decimal
+    billable: bool
+    rate_card_version: str
+    tier: BundleTier
+    lines: MappingProxyType[str, Decimal]
+    """Unrounded cost per component (compute, storage, episodes)."""
+
+
+def load_rate_card(data: str | bytes | dict[str, Any] | None = None) -> RateCard:
+    """Parse a rate card; without arguments, the packaged default."""
+    if data is None:
+        return default_rate_card()
+    if isinstance(data, dict):
+        return RateCard.model_validate(data)
+    return RateCard.model_validate(json.loads(data))
+
+
+@functools.cache
+def default_rate_card() -> RateCard:
+    """The rate card shipped with the package (`shared/data/rate_card.json`)."""
+    text = resources.files("shared").joinpath("data/rate_card.json").read_text(encoding="utf-8")
+    return RateCard.model_validate(json.loads(text))
+
+
+def to_decimal(value: float | int | None) -> Decimal:
+    """Exact decimal of the number as written (45.5 -> Decimal('45.5'), not its binary value)."""
+    if value is None:
+        return Decimal(0)
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
+def round_cents(amount: Decimal) -> Decimal:
+    """Round half-up to cents."""
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def estimate_cost(
+    event: UsageEvent, tier: BundleTier, card: RateCard | None = None
+) -> CostEstimate:
+    """Price a usage event with the rates of `tier`."""
+    card = card or default_rate_card()
+    if event.action not in card.billable_actions:
+        return CostEstimate(Decimal("0.00"), False, card.version, tier, MappingProxyType({}))
+    rates = card.rates[tier]
+    lines = {
+        "compute": to_decimal(event.compute_minutes) * rates.compute_minute,
+        "storage": to_decimal(event.storage_gb) * rates.storage_gb,
+        "episodes": to_decimal(event.episodes_generated) * rates.episode,
+    }
+    total = round_cents(sum(lines.values(), Decimal(0)))
+    return CostEstimate(total, True, card.version, tier, MappingProxyType(lines))

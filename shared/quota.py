@@ -1,0 +1,112 @@
+"""Monthly scene-quota rules shared by the usage function and the monthly reset (pure).
+
+The design (docs/counters.md): `scene_counts_by_month.{YYYY-MM}` counts scene_generated events by
+the month of their own timestamp and is only ever incremented; `scenes_generated_this_month` is
+the schema's counter for the period named by `quota_period` (or the month of `quota_reset_at` on
+documents that predate this suite). The reset never writes a blind 0: it derives the new value
+from the per-month count, so an event committed during the reset is neither lost nor counted in
+the wrong month.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final, Literal
+
+from shared.models import Customer
+from shared.types import month_of
+
+THRESHOLDS: Final[tuple[int, ...]] = (80, 100)
+"""Percentages of the monthly quota that raise one alert each, once per month."""
+
+BOUNDARY_GUARD: Final = timedelta(minutes=10)
+"""Near a month boundary the reset may be running: guard the counter with a precondition."""
+
+COUNTS_FIELD: Final = "scene_counts_by_month"
+THIS_MONTH_FIELD: Final = "scenes_generated_this_month"
+
+
+def is_unlimited(quota: int | None) -> bool:
+    """-1 or absent means no monthly limit."""
+    return quota is None or quota < 0
+
+
+def threshold_count(quota: int, percent: int) -> int:
+    """Scenes at which `percent` % of `quota` is reached (at least 1)."""
+    return max(1, math.ceil(quota * percent / 100))
+
+
+def crossed_thresholds(quota: int | None, before: int, after: int) -> list[int]:
+    """Thresholds (percent) that going from `before` to `after` scenes crosses."""
+    if is_unlimited(quota):
+        return []
+    assert quota is not None
+    return [p for p in THRESHOLDS if before < threshold_count(quota, p) <= after]
+
+
+def reached_thresholds(quota: int | None, count: int) -> list[int]:
+    """Thresholds (percent) a month count has reached."""
+    if is_unlimited(quota):
+        return []
+    assert quota is not None
+    return [p for p in THRESHOLDS if count >= threshold_count(quota, p)]
+
+
+def counter_period(customer: Customer) -> str | None:
+    """The month `scenes_generated_this_month` counts, or None if never reset and unmarked."""
+    if customer.quota_period is not None:
+        return customer.quota_period
+    if customer.quota_reset_at is not None:
+        return month_of(customer.quota_reset_at)
+    return None
+
+
+def next_month_start(month: str) -> datetime:
+    """First instant (UTC) of the month after `month` (YYYY-MM)."""
+    year, mon = (int(x) for x in month.split("-"))
+    year, mon = (year + 1, 1) if mon == 12 else (year, mon + 1)
+    return datetime(year, mon, 1, tzinfo=UTC)
+
+
+def month_start(month: str) -> datetime:
+    """First instant (UTC) of `month` (YYYY-MM)."""
+    year, mon = (int(x) for x in month.split("-"))
+    return datetime(year, mon, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ScenePlan:
+    """How one scene_generated event changes a customer's counters."""
+
+    month: str
+    """Month of the event's own timestamp: the per-month counter it increments."""
+    increment_this_month: bool
+    """Whether `scenes_generated_this_month` counts it too (event in the counter's period)."""
+    count_from: Literal["this_month", "by_month"]
+    """Which transform result is the month count for quota checks."""
+    guard: bool
+    """Commit with an update-time precondition (a reset may move the period meanwhile)."""
+
+
+def plan_scene_count(customer: Customer, event_time: datetime, now: datetime) -> ScenePlan:
+    """Decide the counter changes of a scene_generated event (see module doc)."""
+    event_month = month_of(event_time)
+    period = counter_period(customer) or month_of(now)
+    if event_month == period:
+        near_boundary = now >= next_month_start(period) - BOUNDARY_GUARD
+        return ScenePlan(event_month, True, "this_month", guard=near_boundary)
+    # Event in a month the counter does not (yet, or any more) count: only its own month counts.
+    return ScenePlan(event_month, False, "by_month", guard=False)
+
+
+def needs_reset(customer: Customer, period: str) -> bool:
+    """Whether the reset for `period` still has to touch this customer."""
+    current = counter_period(customer)
+    return current is None or current < period
+
+
+def reset_value(customer: Customer, period: str) -> int:
+    """The value `scenes_generated_this_month` takes when `period` starts: events already in it."""
+    return (customer.scene_counts_by_month or {}).get(period, 0)
