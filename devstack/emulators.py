@@ -356,6 +356,8 @@ class Emulators:
     firestore: Emulator
     pubsub: Emulator
     log_dir: Path
+    functions_emulator: str | None = None
+    """HOST:PORT the Firestore emulator delivers trigger events to, if set at start."""
 
     @property
     def firestore_host(self) -> str:
@@ -486,7 +488,13 @@ def start_emulators(
     except BaseException:
         firestore.stop()
         raise
-    pair = Emulators(project=project, firestore=firestore, pubsub=pubsub, log_dir=logs)
+    pair = Emulators(
+        project=project,
+        firestore=firestore,
+        pubsub=pubsub,
+        log_dir=logs,
+        functions_emulator=functions_emulator,
+    )
     try:
         firestore.wait_ready(lambda: _firestore_ok(firestore.url), timeout)
         pubsub.wait_ready(lambda: _pubsub_ok(pubsub.url, project), timeout)

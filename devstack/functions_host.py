@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import contextlib
+import io
 import json
 import logging
 import sys
@@ -50,9 +52,11 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 class InvocationLog:
     """Thread-safe record of every function invocation, plus the line printer."""
 
-    def __init__(self, echo: bool = True) -> None:
+    def __init__(self, echo: bool = True, keep_requests: int = 2000) -> None:
         self._lock = threading.Lock()
         self._items: list[dict[str, Any]] = []
+        self._requests: dict[int, tuple[str, dict[str, str], bytes]] = {}
+        self._keep = keep_requests
         self._local = threading.local()
         self.echo = echo
 
@@ -66,13 +70,16 @@ class InvocationLog:
         if decisions is not None:
             decisions.append(decision)
 
-    def end(self, entry: dict[str, Any]) -> None:
-        """Record one finished invocation."""
-        entry["decision"] = ",".join(getattr(self._local, "decisions", [])) or "-"
+    def end(self, entry: dict[str, Any], request: tuple[str, dict[str, str], bytes]) -> None:
+        """Record one finished invocation (and its request, so it can be replayed)."""
+        decisions = getattr(self._local, "decisions", None) or []
+        entry["decision"] = ",".join(decisions) or ("-" if entry["status"] < 300 else "error")
         self._local.decisions = None
         with self._lock:
             entry["seq"] = len(self._items)
             self._items.append(entry)
+            self._requests[entry["seq"]] = request
+            self._requests.pop(entry["seq"] - self._keep, None)
         if self.echo:
             stamp = datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3]
             status = "" if entry["status"] < 300 else f"  HTTP {entry['status']}"
@@ -81,6 +88,11 @@ class InvocationLog:
                 f"{entry['decision']:<22} {entry['duration_ms']:7.1f} ms{status}",
                 flush=True,
             )
+
+    def request(self, seq: int) -> tuple[str, dict[str, str], bytes] | None:
+        """(path, headers, body) of a recorded invocation, if still kept."""
+        with self._lock:
+            return self._requests.get(seq)
 
     def since(self, seq: int) -> list[dict[str, Any]]:
         """Invocations with sequence number >= seq."""
@@ -102,11 +114,21 @@ class _DecisionHandler(logging.Handler):
 
 
 def _document_of(environ: dict[str, Any]) -> str:
+    """What the invocation is about: the document, or `topic T msg ID` for a Pub/Sub push."""
     document = environ.get("HTTP_CE_DOCUMENT") or ""
     if not document:
         subject = str(environ.get("HTTP_CE_SUBJECT") or "")
         document = subject.removeprefix("documents/")
-    return str(document)
+    if document:
+        return str(document)
+    # A Pub/Sub push envelope: peek at the body (already buffered by the caller).
+    body = environ["wsgi.input"].getvalue()
+    try:
+        message = json.loads(body).get("message", {})
+    except (ValueError, AttributeError):
+        return ""
+    topic = str(environ.get("PATH_INFO", "")).rsplit("/", 1)[-1]
+    return f"{topic} msg {message.get('messageId') or message.get('message_id') or '?'}"
 
 
 def record_invocations(name: str, app: WsgiApp, log: InvocationLog) -> WsgiApp:
@@ -119,23 +141,37 @@ def record_invocations(name: str, app: WsgiApp, log: InvocationLog) -> WsgiApp:
             status_holder[0] = int(status.split(" ", 1)[0])
             return start_response(status, headers, exc_info)
 
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        headers = {
+            key[5:].replace("_", "-").lower(): str(value)
+            for key, value in environ.items()
+            if key.startswith("HTTP_CE_")
+        }
+        headers["content-type"] = str(environ.get("CONTENT_TYPE", ""))
+        document = _document_of(environ)
         started = time.perf_counter()
         log.begin()
         try:
-            body = list(app(environ, capture))
+            result = list(app(environ, capture))
         finally:
             log.end(
                 {
                     "function": name,
-                    "document": _document_of(environ),
+                    "document": document,
                     "event_id": environ.get("HTTP_CE_ID", ""),
                     "path": environ.get("PATH_INFO", ""),
                     "status": status_holder[0] or 500,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     "time": time.time(),
-                }
+                },
+                (str(environ.get("PATH_INFO", "/")), headers, body),
             )
-        return body
+        return result
 
     return wrapped
 
@@ -201,10 +237,29 @@ def build_app(base_url: str, log: InvocationLog) -> WsgiApp:
         apps[spec.name] = record_invocations(spec.name, app, log)
     relay = Relay(base_url, {s.name for s in FUNCTIONS if s.trigger is TriggerKind.FIRESTORE})
 
+    def replay(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """POST /_devstack/replay/<seq>: send a recorded request again (a redelivery)."""
+        seq = int(str(environ["PATH_INFO"]).rsplit("/", 1)[-1])
+        entry = log.since(seq)[:1]
+        recorded = log.request(seq)
+        if not entry or recorded is None:
+            return Response(f"no recorded invocation {seq}", status=404)(environ, start_response)
+        path, headers, body = recorded
+        req = urllib.request.Request(  # noqa: S310 -- local http only
+            f"{base_url}/{entry[0]['function']}{path}", data=body, method="POST", headers=headers
+        )
+        with contextlib.suppress(urllib.error.HTTPError):
+            urllib.request.urlopen(req, timeout=60).close()  # noqa: S310
+        mine = [i for i in log.since(seq + 1) if i["event_id"] == entry[0]["event_id"]]
+        answer = json.dumps(mine[-1] if mine else {}).encode()
+        return Response(answer, mimetype="application/json")(environ, start_response)
+
     def dispatch(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = str(environ.get("PATH_INFO", ""))
         if path.startswith(RELAY_PREFIX):
             return relay(environ, start_response)
+        if path.startswith("/_devstack/replay/"):
+            return replay(environ, start_response)
         if path.startswith("/_devstack/invocations"):
             request = Request(environ)
             seq = int(request.args.get("since", "0"))
