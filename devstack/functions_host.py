@@ -43,6 +43,8 @@ from shared import logs
 ROOT = Path(__file__).resolve().parents[1]
 MAIN_SOURCE = ROOT / "functions" / "main.py"
 RELAY_PREFIX = "/functions/projects/"
+EMPTY_TRIGGER_PREFIX = "empty-endpoint"
+"""Trigger ids starting with this are answered at once by the relay (benchmark baseline)."""
 # Headers the emulator sends that must not be forwarded as-is.
 _HOP_HEADERS = {"host", "content-length", "connection", "accept-encoding", "transfer-encoding"}
 
@@ -179,9 +181,10 @@ def record_invocations(name: str, app: WsgiApp, log: InvocationLog) -> WsgiApp:
 class Relay:
     """The `--functions_emulator` endpoint: base64 body -> binary CloudEvent to the function."""
 
-    def __init__(self, base_url: str, known: set[str]) -> None:
+    def __init__(self, base_url: str, known: set[str], log: InvocationLog | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.known = known
+        self.log = log
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -192,29 +195,62 @@ class Relay:
 
     def handle(self, request: Request) -> Response:
         """Decode and forward one delivery from the Firestore emulator."""
-        # /functions/projects/{p}/triggers/{id}
-        parts = request.path.strip("/").split("/")
-        if len(parts) != 5 or parts[3] != "triggers":
-            return Response(f"unexpected relay path {request.path}", status=404)
-        project, trigger = parts[2], parts[4]
-        if trigger not in self.known:
-            return Response(f"no function named {trigger}", status=404)
-        raw = request.get_data()
-        try:
-            body = base64.b64decode(raw, validate=True)
-        except (binascii.Error, ValueError):
-            body = raw  # already bytes (a future emulator may send them as such)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
-        headers["ce-source"] = fix_source(headers.get("Ce-Source", ""), project)
-        headers["Content-Type"] = "application/protobuf"
+        translated = self.translate(request.path, dict(request.headers.items()), request.get_data())
+        if isinstance(translated, Response):
+            return translated
+        url, headers, body = translated
+        if url is None:  # the empty endpoint (benchmark baseline): answer at once
+            self._record_empty(headers)
+            return Response(b"", status=204)
         req = urllib.request.Request(  # noqa: S310 -- local http only
-            f"{self.base_url}/{trigger}/", data=body, method="POST", headers=headers
+            url, data=body, method="POST", headers=headers
         )
         try:
             with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310
                 return Response(resp.read(), status=resp.status)
         except urllib.error.HTTPError as exc:
             return Response(exc.read(), status=exc.code)
+
+    def translate(
+        self, path: str, headers: dict[str, str], raw: bytes
+    ) -> Response | tuple[str | None, dict[str, str], bytes]:
+        """(function URL, headers, body) for one emulator delivery; URL None = empty endpoint."""
+        # /functions/projects/{p}/triggers/{id}
+        parts = path.strip("/").split("/")
+        if len(parts) != 5 or parts[3] != "triggers":
+            return Response(f"unexpected relay path {path}", status=404)
+        project, trigger = parts[2], parts[4]
+        if trigger not in self.known and not trigger.startswith(EMPTY_TRIGGER_PREFIX):
+            return Response(f"no function named {trigger}", status=404)
+        try:
+            body = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            body = raw  # already bytes (a future emulator may send them as such)
+        out = {k.lower(): v for k, v in headers.items() if k.lower() not in _HOP_HEADERS}
+        out["ce-source"] = fix_source(out.get("ce-source", ""), project)
+        out["content-type"] = "application/protobuf"
+        if trigger.startswith(EMPTY_TRIGGER_PREFIX):
+            out["x-trigger"] = trigger
+            return None, out, body
+        return f"{self.base_url}/{trigger}/", out, body
+
+    def _record_empty(self, headers: dict[str, str]) -> None:
+        if self.log is None:
+            return
+        self.log.begin()
+        self.log.decision_logged("empty-endpoint")
+        self.log.end(
+            {
+                "function": headers.get("x-trigger", EMPTY_TRIGGER_PREFIX),
+                "document": headers.get("ce-document", ""),
+                "event_id": headers.get("ce-id", ""),
+                "path": "",
+                "status": 204,
+                "duration_ms": 0.0,
+                "time": time.time(),
+            },
+            ("/", {}, b""),
+        )
 
 
 def fix_source(source: str, project: str) -> str:
@@ -235,7 +271,7 @@ def build_app(base_url: str, log: InvocationLog) -> WsgiApp:
             spec.entry_point, str(MAIN_SOURCE), "cloudevent"
         )
         apps[spec.name] = record_invocations(spec.name, app, log)
-    relay = Relay(base_url, {s.name for s in FUNCTIONS if s.trigger is TriggerKind.FIRESTORE})
+    relay = Relay(base_url, {s.name for s in FUNCTIONS if s.trigger is TriggerKind.FIRESTORE}, log)
 
     def replay(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         """POST /_devstack/replay/<seq>: send a recorded request again (a redelivery)."""

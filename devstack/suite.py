@@ -32,7 +32,7 @@ from devstack.emulators import (
     start_group,
 )
 from devstack.pubsub import PubSubHelper
-from functions.table import FUNCTIONS, FunctionSpec, TriggerKind
+from functions.table import FIRESTORE_WRITTEN, FUNCTIONS, FunctionSpec, TriggerKind
 from shared import names
 from shared.settings import Settings, get_settings, load_settings
 
@@ -320,28 +320,35 @@ def load_rules(emulators: Emulators, project: str, rules_path: Path) -> None:
         raise EmulatorError(f"loading {rules_path} failed: HTTP {status} {answer[:300]!r}")
 
 
+def register_trigger(
+    suite: LocalSuite, trigger_id: str, pattern: str, event_type: str = FIRESTORE_WRITTEN
+) -> None:
+    """Register (or replace) one 2nd-gen Firestore trigger with the emulator."""
+    body = json.dumps(
+        {
+            "eventType": event_type,
+            "database": "(default)",
+            "namespace": "(default)",
+            "document": {"value": pattern, "matchType": "PATH_PATTERN"},
+        }
+    ).encode()
+    url = (
+        f"{suite.emulators.firestore.url}/emulator/v1/projects/{suite.project}"
+        f"/eventarcTrigger?eventarcTriggerId={trigger_id}"
+    )
+    status, answer = http("POST", url, body)
+    if status != 200:
+        raise EmulatorError(f"registering {trigger_id} failed: HTTP {status} {answer[:300]!r}")
+
+
 def register_triggers(suite: LocalSuite) -> list[str]:
     """One eventarcTrigger per Firestore function of the table (id = function name)."""
     registered = []
     for spec in FUNCTIONS:
-        if spec.trigger is not TriggerKind.FIRESTORE:
-            continue
         pattern = spec.document_pattern(suite.settings)
-        body = json.dumps(
-            {
-                "eventType": spec.event_type,
-                "database": "(default)",
-                "namespace": "(default)",
-                "document": {"value": pattern, "matchType": "PATH_PATTERN"},
-            }
-        ).encode()
-        url = (
-            f"{suite.emulators.firestore.url}/emulator/v1/projects/{suite.project}"
-            f"/eventarcTrigger?eventarcTriggerId={spec.name}"
-        )
-        status, answer = http("POST", url, body)
-        if status != 200:
-            raise EmulatorError(f"registering {spec.name} failed: HTTP {status} {answer[:300]!r}")
+        if spec.trigger is not TriggerKind.FIRESTORE or pattern is None:
+            continue
+        register_trigger(suite, spec.name, pattern, spec.event_type)
         registered.append(spec.name)
     return registered
 
