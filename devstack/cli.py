@@ -22,16 +22,23 @@ ROOT = Path(__file__).resolve().parents[1]
 STATE_FILE = ROOT / ".devstack" / "state.json"
 
 
-def _wait_for_interrupt(tick: Any = None) -> None:
-    """Block until Ctrl-C (SIGINT) or SIGTERM, calling `tick()` about 5 times a second."""
-    stop = threading.Event()
+_STOP = threading.Event()
+
+
+def _catch_stop_signals() -> None:
+    """From now on Ctrl-C (SIGINT) and SIGTERM ask for an orderly stop."""
 
     def on_signal(signum: int, frame: object) -> None:
-        stop.set()
+        _STOP.set()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    while not stop.wait(0.2):
+
+
+def _wait_for_interrupt(tick: Any = None) -> None:
+    """Block until Ctrl-C (SIGINT) or SIGTERM, calling `tick()` about 5 times a second."""
+    _catch_stop_signals()
+    while not _STOP.wait(0.2):
         if tick is not None:
             tick()
 
@@ -40,6 +47,7 @@ def cmd_emulators(args: argparse.Namespace) -> int:
     """Start both emulators, print the exports, wait for Ctrl-C, stop them."""
     project = args.project or get_settings().project_id
     pair = start_emulators(project, rules_path=args.rules)
+    _catch_stop_signals()
     try:
         print(f"# Firestore emulator: {pair.firestore.url}  (log {pair.firestore.log_path})")
         print(f"# Pub/Sub emulator:   {pair.pubsub.url}  (log {pair.pubsub.log_path})")
@@ -73,6 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     project = args.project or get_settings().project_id
     print(f"# starting the local suite for project {project} ...", flush=True)
     suite = start_local_suite(project, load_examples=False)
+    _catch_stop_signals()
     try:
         suite.emulators.export()
         STATE_FILE.parent.mkdir(exist_ok=True)

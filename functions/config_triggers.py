@@ -327,10 +327,16 @@ class PubSubInvalidationPublisher:
         """The PublisherClient (created on first use)."""
         if self._client is None:
             from google.cloud.pubsub_v1 import PublisherClient  # noqa: PLC0415 -- lazy
-            from google.cloud.pubsub_v1.types import PublisherOptions  # noqa: PLC0415
+            from google.cloud.pubsub_v1.types import (  # noqa: PLC0415
+                BatchSettings,
+                PublisherOptions,
+            )
 
+            # One message per invocation, and the handler waits for it: batching would only
+            # add its 10 ms collection delay to every event.
             self._client = PublisherClient(
-                publisher_options=PublisherOptions(enable_message_ordering=True)
+                batch_settings=BatchSettings(max_messages=1),
+                publisher_options=PublisherOptions(enable_message_ordering=True),
             )
         return self._client
 

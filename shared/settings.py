@@ -8,12 +8,13 @@ A bad value fails at start with the variable's name and the value received.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import re
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared import names
 from shared.errors import ConfigurationError
@@ -60,6 +61,11 @@ ProjectId = Annotated[str, AfterValidator(_project)]
 HostPort = Annotated[str | None, AfterValidator(_host_port)]
 TopicId = Annotated[str, AfterValidator(_topic)]
 CollectionId = Annotated[str, AfterValidator(_collection)]
+
+
+_EXPLICIT_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "blueprint_settings_explicit_only", default=False
+)
 
 
 class Settings(BaseSettings):
@@ -168,6 +174,20 @@ class Settings(BaseSettings):
     java_cmd: str = Field("java", validation_alias="BLUEPRINT_JAVA")
     """Java launcher the emulators need (17 or newer)."""
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """With an explicit mapping (`load_settings(env)`) the process environment is not read."""
+        if _EXPLICIT_ONLY.get():
+            return (init_settings,)
+        return (init_settings, env_settings, dotenv_settings, file_secret_settings)
+
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Read and validate settings; a bad value raises ConfigurationError naming the variable."""
@@ -175,7 +195,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         if env is None:
             return Settings()
         # An explicit mapping replaces the process environment (tests, tools).
-        return Settings.model_validate(env)
+        token = _EXPLICIT_ONLY.set(True)
+        try:
+            return Settings.model_validate(env)
+        finally:
+            _EXPLICIT_ONLY.reset(token)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
