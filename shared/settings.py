@@ -8,9 +8,9 @@ A bad value fails at start with the variable's name and the value received.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import re
+from contextvars import ContextVar
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, ValidationError
@@ -57,15 +57,12 @@ def _collection(value: str) -> str:
     return value
 
 
+_ISOLATED: ContextVar[bool] = ContextVar("settings_isolated", default=False)
+
 ProjectId = Annotated[str, AfterValidator(_project)]
 HostPort = Annotated[str | None, AfterValidator(_host_port)]
 TopicId = Annotated[str, AfterValidator(_topic)]
 CollectionId = Annotated[str, AfterValidator(_collection)]
-
-
-_EXPLICIT_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "blueprint_settings_explicit_only", default=False
-)
 
 
 class Settings(BaseSettings):
@@ -78,6 +75,18 @@ class Settings(BaseSettings):
         use_attribute_docstrings=True,
         populate_by_name=False,
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment only, or only the mapping given to `load_settings`."""
+        return (init_settings,) if _ISOLATED.get() else (init_settings, env_settings)
 
     project_id: ProjectId = Field("demo-blueprint", validation_alias="GOOGLE_CLOUD_PROJECT")
     """Google Cloud project id (set by Cloud Functions; `demo-*` ids never reach production)."""
@@ -174,20 +183,6 @@ class Settings(BaseSettings):
     java_cmd: str = Field("java", validation_alias="BLUEPRINT_JAVA")
     """Java launcher the emulators need (17 or newer)."""
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """With an explicit mapping (`load_settings(env)`) the process environment is not read."""
-        if _EXPLICIT_ONLY.get():
-            return (init_settings,)
-        return (init_settings, env_settings, dotenv_settings, file_secret_settings)
-
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Read and validate settings; a bad value raises ConfigurationError naming the variable."""
@@ -195,11 +190,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         if env is None:
             return Settings()
         # An explicit mapping replaces the process environment (tests, tools).
-        token = _EXPLICIT_ONLY.set(True)
+        token = _ISOLATED.set(True)
         try:
-            return Settings.model_validate(env)
+            return Settings(**env)  # type: ignore[arg-type]
         finally:
-            _EXPLICIT_ONLY.reset(token)
+            _ISOLATED.reset(token)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
