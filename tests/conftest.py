@@ -12,11 +12,17 @@ from typing import Any
 
 import pytest
 from google.cloud import firestore
+from hypothesis import settings as hypothesis_settings
 
 from devstack.emulators import LOCALHOST, Emulators, free_port, start_emulators
 from devstack.pubsub import PubSubHelper
 from devstack.suite import LocalSuite, start_local_suite
 from shared.settings import get_settings
+
+# Property tests judge behaviour, not speed: on a loaded 2-core machine a per-example deadline
+# only adds flakiness.
+hypothesis_settings.register_profile("blueprint", deadline=None)
+hypothesis_settings.load_profile("blueprint")
 
 TEST_PROJECT = "demo-blueprint-test"
 E2E_PROJECT = "demo-blueprint-e2e"
