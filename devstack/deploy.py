@@ -103,14 +103,8 @@ def deploy_args(spec: FunctionSpec, settings: Settings) -> list[str]:
 
 
 def topics(settings: Settings) -> list[str]:
-    """Every topic the suite publishes to or listens on."""
-    return [
-        settings.usage_events_topic,
-        settings.config_invalidations_topic,
-        settings.quota_alerts_topic,
-        settings.quota_reset_schedule_topic,
-        settings.usage_events_dead_letter_topic,
-    ]
+    """Every topic the suite uses."""
+    return settings.all_topics()
 
 
 def _topics_script(settings: Settings) -> str:

@@ -51,14 +51,8 @@ def push_subscription_name(spec: FunctionSpec) -> str:
 
 
 def topic_ids(settings: Settings) -> list[str]:
-    """Every topic the suite uses (created locally; Terraform/deploy creates them in prod)."""
-    return [
-        settings.usage_events_topic,
-        settings.config_invalidations_topic,
-        settings.quota_alerts_topic,
-        settings.quota_reset_schedule_topic,
-        settings.usage_events_dead_letter_topic,
-    ]
+    """Every topic the suite uses."""
+    return settings.all_topics()
 
 
 @dataclasses.dataclass

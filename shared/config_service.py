@@ -37,7 +37,15 @@ from shared import logs, names
 from shared.errors import ConfigurationError, FieldError, TransientError
 from shared.features import FeatureDecision, Reason, resolve_features
 from shared.firestore_values import plain_value
-from shared.models import BundleTier, Customer, Feature, FeatureFlags, Scene, document_errors
+from shared.models import (
+    CONFIG_MODELS,
+    BundleTier,
+    Customer,
+    Feature,
+    FeatureFlags,
+    Scene,
+    document_errors,
+)
 from shared.scene_config import EffectiveSceneConfig, effective_scene_config
 from shared.settings import Settings, get_settings
 from shared.tiers import DEFAULT_TIER
@@ -45,17 +53,13 @@ from shared.tiers import DEFAULT_TIER
 DocKey = tuple[str, str]
 """(collection, document id)."""
 
-CUSTOMERS: Final = "customers"
-SCENES: Final = "scenes"
-FEATURE_FLAGS: Final = "feature_flags"
-KINDS: Final = (CUSTOMERS, SCENES, FEATURE_FLAGS)
+CUSTOMERS: Final = names.CUSTOMERS
+SCENES: Final = names.SCENES
+FEATURE_FLAGS: Final = names.FEATURE_FLAGS
+KINDS: Final = tuple(CONFIG_MODELS)
 """Logical collection kinds; the real collection names come from the settings."""
 
-_MODELS: Final[dict[str, type[BaseModel]]] = {
-    CUSTOMERS: Customer,
-    SCENES: Scene,
-    FEATURE_FLAGS: FeatureFlags,
-}
+_MODELS: Final[dict[str, type[BaseModel]]] = dict(CONFIG_MODELS)
 # What a required field that is missing or bad falls back to.
 _REQUIRED_DEFAULTS: Final[dict[str, dict[str, Any]]] = {
     CUSTOMERS: {"schema_version": 1, "bundle_tier": DEFAULT_TIER.value},

@@ -26,22 +26,26 @@ from typing import Any, Final, Protocol
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from shared import names
 from shared.errors import BlueprintError
 from shared.firestore_values import plain_value
-from shared.models import Customer, Feature, FeatureFlags, Scene, document_errors, to_plain
+from shared.models import (
+    CONFIG_MODELS,
+    Customer,
+    Feature,
+    Scene,
+    document_errors,
+    to_plain,
+)
 from shared.settings import Settings, get_settings
 from shared.tiers import tier_spec
 from shared.types import DocumentId
 
-CUSTOMERS: Final = "customers"
-SCENES: Final = "scenes"
-FEATURE_FLAGS: Final = "feature_flags"
-ORDER: Final = (CUSTOMERS, SCENES, FEATURE_FLAGS)
-MODELS: Final[dict[str, type[BaseModel]]] = {
-    CUSTOMERS: Customer,
-    SCENES: Scene,
-    FEATURE_FLAGS: FeatureFlags,
-}
+CUSTOMERS: Final = names.CUSTOMERS
+SCENES: Final = names.SCENES
+FEATURE_FLAGS: Final = names.FEATURE_FLAGS
+ORDER: Final = tuple(CONFIG_MODELS)
+MODELS: Final[dict[str, type[BaseModel]]] = dict(CONFIG_MODELS)
 KEEP_ON_EXISTING: Final = frozenset(
     {
         "created_at",

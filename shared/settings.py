@@ -191,6 +191,16 @@ class Settings(BaseSettings):
     java_cmd: str = Field("java", validation_alias="BLUEPRINT_JAVA")
     """Java launcher the emulators need (17 or newer)."""
 
+    def all_topics(self) -> list[str]:
+        """Every topic the suite publishes to or listens on."""
+        return [
+            self.usage_events_topic,
+            self.config_invalidations_topic,
+            self.quota_alerts_topic,
+            self.quota_reset_schedule_topic,
+            self.usage_events_dead_letter_topic,
+        ]
+
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Read and validate settings; a bad value raises ConfigurationError naming the variable."""
