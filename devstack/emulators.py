@@ -154,20 +154,31 @@ def free_port() -> int:
 # --------------------------------------------------------------------------------------------
 # Process groups: every group started here is remembered until it is stopped.
 
-_LIVE_GROUPS: dict[int, str] = {}
+_LIVE_GROUPS: dict[int, subprocess.Popen[bytes]] = {}
 _LIVE_LOCK = threading.Lock()
 _HANDLERS_INSTALLED = False
 
 
 def group_alive(pgid: int) -> bool:
-    """True while any process of the group exists (zombies included)."""
+    """True while any process of the group still runs (zombies awaiting their reaper do not)."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after the last ')'.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def kill_group(pgid: int, popen: subprocess.Popen[bytes] | None = None, grace: float = 5.0) -> None:
@@ -198,9 +209,9 @@ def kill_group(pgid: int, popen: subprocess.Popen[bytes] | None = None, grace: f
 def stop_all_groups() -> None:
     """Stop every group still registered (atexit and signal handlers call this)."""
     with _LIVE_LOCK:
-        groups = list(_LIVE_GROUPS)
-    for pgid in groups:
-        kill_group(pgid, grace=3.0)
+        groups = list(_LIVE_GROUPS.items())
+    for pgid, popen in groups:
+        kill_group(pgid, popen, grace=3.0)
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -243,7 +254,7 @@ def start_group(
                 f"Cannot start {name}: {cmd[0]!r} not found.\n{INSTALL_HINT}"
             ) from exc
     with _LIVE_LOCK:
-        _LIVE_GROUPS[popen.pid] = name
+        _LIVE_GROUPS[popen.pid] = popen
     return popen
 
 
@@ -356,6 +367,8 @@ class Emulators:
     firestore: Emulator
     pubsub: Emulator
     log_dir: Path
+    functions_emulator: str | None = None
+    """HOST:PORT the Firestore emulator delivers trigger events to, if set at start."""
 
     @property
     def firestore_host(self) -> str:
@@ -486,7 +499,13 @@ def start_emulators(
     except BaseException:
         firestore.stop()
         raise
-    pair = Emulators(project=project, firestore=firestore, pubsub=pubsub, log_dir=logs)
+    pair = Emulators(
+        project=project,
+        firestore=firestore,
+        pubsub=pubsub,
+        log_dir=logs,
+        functions_emulator=functions_emulator,
+    )
     try:
         firestore.wait_ready(lambda: _firestore_ok(firestore.url), timeout)
         pubsub.wait_ready(lambda: _pubsub_ok(pubsub.url, project), timeout)

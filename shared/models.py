@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from shared import names
 from shared.errors import FieldError, InvalidDocumentError
 from shared.types import (
     DocumentId,
@@ -355,6 +356,13 @@ MODELS: dict[str, type[_Document]] = {
     "usage_record": UsageRecord,
     "usage_event": UsageEvent,
 }
+
+CONFIG_MODELS: dict[str, type[_Document]] = {
+    names.CUSTOMERS: Customer,
+    names.SCENES: Scene,
+    names.FEATURE_FLAGS: FeatureFlags,
+}
+"""Model of each configuration collection (by its default name), in migration order."""
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -18,11 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _gone(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+    return not group_alive(pgid)
 
 
 def test_stop_kills_both_groups_even_paused_or_with_wrapper_killed(emulators: object) -> None:
@@ -81,7 +77,7 @@ def test_cli_leaves_nothing_running_when_signalled(sig: signal.Signals) -> None:
         assert all(group_alive(p) for p in pgids)
         assert "export FIRESTORE_EMULATOR_HOST=127.0.0.1:" in "".join(lines)
         proc.send_signal(sig)
-        proc.wait(timeout=30)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -89,4 +85,7 @@ def test_cli_leaves_nothing_running_when_signalled(sig: signal.Signals) -> None:
         for pgid in pgids:  # never leave a JVM behind, even when the test fails
             if group_alive(pgid):
                 os.killpg(pgid, signal.SIGKILL)
-    assert [p for p in pgids if not _gone(p)] == []
+    deadline = time.monotonic() + 10  # orphaned JVMs are reaped by init, not by us
+    while time.monotonic() < deadline and not all(_gone(p) for p in pgids):
+        time.sleep(0.1)
+    assert [p for p in pgids if not _gone(p)] == [], "".join(lines)
