@@ -155,7 +155,24 @@ def cmd_quota_reset(args: argparse.Namespace, client_factory: ClientFactory, out
         settings.quota_resets_collection,
         timeout=settings.firestore_timeout_seconds,
     )
-    summary = run_reset(repo, period, now, dry_run=args.dry_run)
+    count = getattr(repo, "count_customers", None)
+    from tqdm import tqdm  # noqa: PLC0415
+
+    bar = tqdm(
+        total=count() if count is not None and not args.no_progress else None,
+        unit="customer",
+        desc=("checking" if args.dry_run else "resetting"),
+        disable=True if args.no_progress else None,
+    )
+
+    def progress(summary: Any) -> None:  # the running summary, after each page
+        bar.update(summary.seen - bar.n)
+        bar.set_postfix(reset=summary.reset, skipped=summary.skipped, errors=summary.errors)
+
+    try:
+        summary = run_reset(repo, period, now, dry_run=args.dry_run, progress=progress)
+    finally:
+        bar.close()
     print(("dry run: " if args.dry_run else "") + f"quota reset for {period}", file=out)
     print(_describe(summary), file=out)
     return 0
@@ -284,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("--dry-run", action="store_true", help="show what would be reset")
     reset.add_argument("--yes", action="store_true", help="really reset (without --dry-run)")
     reset.add_argument("--month", help="period YYYY-MM (default: the current month)")
+    reset.add_argument("--no-progress", action="store_true", help="no progress bar")
     reset.set_defaults(func=cmd_quota_reset)
 
     seed = sub.add_parser("seed-demo", help="load schema.md's example documents")

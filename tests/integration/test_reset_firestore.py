@@ -356,3 +356,33 @@ def test_entry_point_resets_the_month_a_manual_message_names(
     doc = firestore_client.collection("quota_resets").document(P).get().to_dict()
     assert doc["customers_reset"] == 7
     assert doc["last_run"]["run_id"] == "manual-1"
+
+
+def test_operators_cli_dry_run_then_reset_with_a_progress_bar(
+    firestore_client: Any,
+    clean_firestore: Emulators,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+
+    import tqdm
+
+    from shared.cli import main as cli
+
+    real_bar = tqdm.tqdm  # shown on a terminal only; pytest's stderr is not one
+    monkeypatch.setattr(tqdm, "tqdm", lambda *a, **k: real_bar(*a, **{**k, "disable": False}))
+
+    seed(firestore_client, "customers", {f"o{i:03d}": stale(i) for i in range(700)})
+    out = io.StringIO()
+    assert cli(["quota", "reset", "--dry-run", "--month", P], out=out) == 0
+    assert "reset: 700" in out.getvalue()
+    assert "700/700" in capsys.readouterr().err  # the bar reached the count of customers
+    assert not firestore_client.collection("quota_resets").document(P).get().exists
+    out = io.StringIO()
+    monkeypatch.setattr(tqdm, "tqdm", real_bar)
+    assert cli(["quota", "reset", "--yes", "--month", P, "--no-progress"], out=out) == 0
+    assert "reset: 700" in out.getvalue()
+    assert capsys.readouterr().err == ""
+    doc = firestore_client.collection("quota_resets").document(P).get().to_dict()
+    assert doc["customers_reset"] == 700

@@ -107,7 +107,9 @@ def test_quota_reset_dry_run_calls_the_reset_function(
         def __init__(self, client: Any, customers: str, audits: str, timeout: float) -> None:
             self.args = (client, customers, audits)
 
-    def run_reset(repo: Repository, period: str, now: datetime, *, dry_run: bool) -> Summary:
+    def run_reset(
+        repo: Repository, period: str, now: datetime, *, dry_run: bool, progress: Any
+    ) -> Summary:
         calls.append((repo.args, period, now.tzinfo, dry_run))
         return Summary()
 
