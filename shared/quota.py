@@ -98,7 +98,9 @@ def plan_scene_count(customer: Customer, event_time: datetime, now: datetime) ->
         near_boundary = now >= next_month_start(period) - BOUNDARY_GUARD
         return ScenePlan(event_month, True, "this_month", guard=near_boundary)
     # Event in a month the counter does not (yet, or any more) count: only its own month counts.
-    return ScenePlan(event_month, False, "by_month", guard=False)
+    # A later month means the reset for it is pending and may move the period between our read
+    # and our commit (the event would then miss the new period's counter): guard the commit.
+    return ScenePlan(event_month, False, "by_month", guard=event_month > period)
 
 
 def needs_reset(customer: Customer, period: str) -> bool:
