@@ -1,1 +1,1 @@
-"""Local development stack: emulator harness and the local suite."""
+"""Local development stack: the emulator harness and the local suite (`python -m devstack`)."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from shared import names
-from shared.settings import Settings
+from shared.settings import Settings, load_settings
 
 FIRESTORE_WRITTEN: Final = "google.cloud.firestore.document.v1.written"
 PUBSUB_PUBLISHED: Final = "google.cloud.pubsub.topic.v1.messagePublished"
@@ -119,3 +119,21 @@ def by_name(name: str) -> FunctionSpec:
         if spec.name == name:
             return spec
     raise KeyError(f"no function named {name!r}; known: {[s.name for s in FUNCTIONS]}")
+
+
+def markdown_table(settings: Settings | None = None) -> str:
+    """The function table as Markdown (README and docs are checked against this)."""
+    settings = settings or load_settings({})
+    rows = [
+        "| function | entry point | trigger | source | retry | memory | timeout |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for spec in FUNCTIONS:
+        source = spec.document_pattern(settings) or f"topic `{spec.topic(settings)}`"
+        if spec.trigger is TriggerKind.FIRESTORE:
+            source = f"`{source}`"
+        rows.append(
+            f"| `{spec.name}` | `{spec.entry_point}` | `{spec.event_type}` | {source} | "
+            f"{'yes' if spec.retry else 'no'} | {spec.memory} | {spec.timeout_seconds} s |"
+        )
+    return "\n".join(rows) + "\n"

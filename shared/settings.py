@@ -156,6 +156,18 @@ class Settings(BaseSettings):
     )
     """`json` (Cloud Logging structured lines) or `text` (readable local log)."""
 
+    # Local harness only (devstack/): never read by a deployed function.
+    sdk_root: str | None = Field(None, validation_alias="BLUEPRINT_SDK_ROOT")
+    """Cloud SDK root with the emulators (default: gcloud info, else /usr/lib/google-cloud-sdk)."""
+    firestore_emulator_cmd: str | None = Field(
+        None, validation_alias="BLUEPRINT_FIRESTORE_EMULATOR_CMD"
+    )
+    """Command prefix (shell-split) starting the Firestore emulator; `start --host ...` follows."""
+    pubsub_emulator_cmd: str | None = Field(None, validation_alias="BLUEPRINT_PUBSUB_EMULATOR_CMD")
+    """Command prefix (shell-split) starting the Pub/Sub emulator; `--host= --port=` follow."""
+    java_cmd: str = Field("java", validation_alias="BLUEPRINT_JAVA")
+    """Java launcher the emulators need (17 or newer)."""
+
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Read and validate settings; a bad value raises ConfigurationError naming the variable."""

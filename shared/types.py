@@ -54,10 +54,12 @@ UtcDatetime = Annotated[datetime, BeforeValidator(_no_numbers_as_time), AfterVal
 NonNegInt = Annotated[int, Strict(), Field(ge=0)]
 """A whole count >= 0; bools, floats and strings are refused."""
 
-NonNegFloat = Annotated[float, Strict(), Field(ge=0), AfterValidator(_finite)]
+NonNegFloat = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False), AfterValidator(_finite)]
 """A finite amount >= 0 (ints accepted); NaN, infinities, bools and strings are refused."""
 
-UnitFloat = Annotated[float, Strict(), Field(ge=0, le=1), AfterValidator(_finite)]
+UnitFloat = Annotated[
+    float, Strict(), Field(ge=0, le=1, allow_inf_nan=False), AfterValidator(_finite)
+]
 """A finite number in [0, 1]."""
 
 StrictBool = Annotated[bool, Strict()]

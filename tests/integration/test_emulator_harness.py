@@ -1,0 +1,92 @@
+"""The harness leaves no emulator process behind, whatever way it is stopped."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from devstack.emulators import group_alive, http, start_emulators
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_stop_kills_both_groups_even_paused_or_with_wrapper_killed(emulators: object) -> None:
+    pair = start_emulators("demo-harness-stop")
+    try:
+        fs_pgid, ps_pgid = pair.pgids
+        assert group_alive(fs_pgid)
+        assert group_alive(ps_pgid)
+        assert http("GET", pair.firestore.url + "/")[1].startswith(b"Ok")
+        # Pausing stops answers; resuming brings them back.
+        pair.pause_firestore()
+        with pytest.raises(OSError, match="timed out"):
+            http("GET", pair.firestore.url + "/", timeout=0.5)
+        pair.resume_firestore()
+        assert http("GET", pair.firestore.url + "/", timeout=10)[1].startswith(b"Ok")
+        # Killing the wrapper script leaves its JVM running in the group ...
+        os.kill(pair.firestore.pid, signal.SIGKILL)
+        pair.firestore.popen.wait(timeout=10)
+        time.sleep(0.2)
+        assert group_alive(fs_pgid), "the Firestore JVM should outlive its wrapper"
+        assert http("GET", pair.firestore.url + "/", timeout=5)[1].startswith(b"Ok")
+        # ... and a paused group is stopped all the same.
+        pair.pause_firestore()
+    finally:
+        pair.stop()
+    assert _gone(fs_pgid)
+    assert _gone(ps_pgid)
+    pair.stop()  # idempotent
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_cli_leaves_nothing_running_when_signalled(sig: signal.Signals) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devstack", "emulators", "--project", "demo-harness-cli"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    pgids: list[int] = []
+    lines: list[str] = []
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            match = re.search(r"process groups: firestore=(\d+) pubsub=(\d+)", line)
+            if match:
+                pgids = [int(match.group(1)), int(match.group(2))]
+            if "Ctrl-C stops" in line:
+                break
+        assert len(pgids) == 2, "".join(lines)
+        assert all(group_alive(p) for p in pgids)
+        assert "export FIRESTORE_EMULATOR_HOST=127.0.0.1:" in "".join(lines)
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pgid in pgids:  # never leave a JVM behind, even when the test fails
+            if group_alive(pgid):
+                os.killpg(pgid, signal.SIGKILL)
+    assert [p for p in pgids if not _gone(p)] == []

@@ -1,0 +1,201 @@
+"""Rate card and cost, usage record ids, quota rules."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared import quota
+from shared.ids import message_doc_id, usage_record_id
+from shared.models import BundleTier, Customer, UsageEvent
+from shared.pricing import default_rate_card, estimate_cost, load_rate_card
+from shared.types import month_of
+
+DOC_ID = re.compile(r"^(?!__.*__$)[^/]{1,1500}$")
+
+
+def event(**over: object) -> UsageEvent:
+    base: dict[str, object] = {
+        "schema_version": 1,
+        "customer_id": "lab_001",
+        "scene_id": "scene_kitchen_v2",
+        "action": "episodes_generated",
+        "timestamp": "2025-01-10T14:30:00Z",
+        "episodes_generated": 100,
+        "compute_minutes": 45.5,
+        "storage_gb": 2.3,
+    }
+    base.update(over)
+    return UsageEvent.model_validate(base)
+
+
+def test_schema_example_costs_exactly_15_50() -> None:
+    estimate = estimate_cost(event(), BundleTier.PRO)
+    assert estimate.amount == Decimal("15.50")
+    assert estimate.billable
+    assert estimate.rate_card_version == default_rate_card().version
+
+
+# Hand-computed: 45.5 min, 2.3 GB, 100 episodes at each tier's rates (decisions.md).
+@pytest.mark.parametrize(
+    ("tier", "expected"),
+    [
+        (BundleTier.STANDARD, "17.88"),  # 15.925 + 1.15 + 0.80 = 17.875, half-up
+        (BundleTier.PRO, "15.50"),  # 13.65 + 1.15 + 0.70
+        (BundleTier.ENTERPRISE, "13.92"),  # 12.285 + 1.035 + 0.60 = 13.92
+        (BundleTier.FOUNDATION, "12.34"),  # 10.92 + 0.92 + 0.50 = 12.34
+    ],
+)
+def test_cost_per_tier(tier: BundleTier, expected: str) -> None:
+    assert estimate_cost(event(), tier).amount == Decimal(expected)
+
+
+def test_rounding_is_half_up_to_cents() -> None:
+    # 0.015 min at 0.30 = 0.0045 -> 0.00; 0.05 min -> 0.015 -> 0.02 (half-up, not banker's)
+    assert estimate_cost(
+        event(compute_minutes=0.05, storage_gb=0, episodes_generated=0), BundleTier.PRO
+    ).amount == Decimal("0.02")
+
+
+def test_unknown_action_is_not_billable() -> None:
+    estimate = estimate_cost(event(action="coffee_break"), BundleTier.PRO)
+    assert (estimate.amount, estimate.billable) == (Decimal("0.00"), False)
+
+
+def test_rate_card_must_price_every_tier() -> None:
+    with pytest.raises(ValueError, match="lacks tiers"):
+        load_rate_card({"version": "x", "billable_actions": [], "rates": {}})
+
+
+amounts = st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False)
+
+
+@given(
+    tier=st.sampled_from(list(BundleTier)),
+    minutes=amounts,
+    gb=amounts,
+    episodes=st.integers(0, 10**7),
+)
+def test_cost_is_never_negative_and_has_cents_at_most(
+    tier: BundleTier, minutes: float, gb: float, episodes: int
+) -> None:
+    amount = estimate_cost(
+        event(compute_minutes=minutes, storage_gb=gb, episodes_generated=episodes), tier
+    ).amount
+    assert amount >= 0
+    exponent = amount.as_tuple().exponent
+    assert isinstance(exponent, int)
+    assert exponent >= -2
+
+
+def test_record_id_is_stable_and_valid() -> None:
+    a = usage_record_id(event())
+    assert a == usage_record_id(event())
+    assert (
+        a
+        == "lab_001_scene_kitchen_v2_episodes_generated_20250110T143000.000000Z_41ba4594037b6cd9e48576c9"
+    )
+    # Same instant written another way: same id.
+    assert usage_record_id(event(timestamp="2025-01-10T15:30:00+01:00")) == a
+    assert usage_record_id(event(timestamp="2025-01-10T14:30:01Z")) != a
+
+
+def test_record_id_from_event_id_ignores_other_fields() -> None:
+    a = usage_record_id(event(event_id="run-7/batch 3"))
+    assert a == usage_record_id(event(event_id="run-7/batch 3", compute_minutes=1.0))
+    assert "/" not in a
+    # Sanitising maps '/' and ' ' alike; the hash still tells them apart.
+    assert a != usage_record_id(event(event_id="run-7 batch/3"))
+
+
+@given(st.text(min_size=1, max_size=256), st.text(min_size=1, max_size=40))
+def test_record_id_is_always_a_valid_document_id(event_id: str, customer: str) -> None:
+    try:
+        e = event(event_id=event_id, customer_id=customer)
+    except ValueError:
+        return  # the customer id itself is invalid: the model refuses it
+    doc_id = usage_record_id(e)
+    assert DOC_ID.match(doc_id)
+    assert doc_id not in {".", ".."}
+    assert len(doc_id.encode()) <= 1500
+    assert DOC_ID.match(message_doc_id(event_id))
+
+
+# --- quota -------------------------------------------------------------------------------
+
+
+def test_thresholds_crossed_once() -> None:
+    assert quota.crossed_thresholds(100, 79, 80) == [80]
+    assert quota.crossed_thresholds(100, 80, 81) == []
+    assert quota.crossed_thresholds(100, 99, 100) == [100]
+    assert quota.crossed_thresholds(-1, 0, 10**6) == []
+    assert quota.crossed_thresholds(None, 0, 10**6) == []
+    assert quota.crossed_thresholds(0, 0, 1) == [80, 100]
+    assert quota.crossed_thresholds(3, 2, 3) == [80, 100]  # ceil(2.4) = 3
+
+
+@given(q=st.integers(0, 10_000), n=st.integers(1, 20_000))
+def test_each_threshold_is_crossed_by_exactly_one_increment(q: int, n: int) -> None:
+    crossings = [p for c in range(1, n + 1) for p in quota.crossed_thresholds(q, c - 1, c)]
+    assert sorted(crossings) == sorted(quota.reached_thresholds(q, n))
+
+
+NOW = datetime(2026, 11, 15, 12, tzinfo=UTC)
+
+
+def customer(**over: object) -> Customer:
+    return Customer.model_validate({"schema_version": 1, "bundle_tier": "pro", **over})
+
+
+def test_plan_counts_current_period_in_this_month() -> None:
+    plan = quota.plan_scene_count(customer(quota_period="2026-11"), NOW, NOW)
+    assert (plan.month, plan.increment_this_month, plan.count_from, plan.guard) == (
+        "2026-11",
+        True,
+        "this_month",
+        False,
+    )
+
+
+def test_plan_for_legacy_document_uses_quota_reset_at_or_now() -> None:
+    legacy = customer(quota_reset_at="2026-11-01T00:00:05Z", scenes_generated_this_month=45)
+    assert quota.plan_scene_count(legacy, NOW, NOW).count_from == "this_month"
+    assert quota.plan_scene_count(customer(), NOW, NOW).increment_this_month
+
+
+def test_plan_before_reset_counts_only_by_month() -> None:
+    stale = customer(quota_period="2026-10")
+    plan = quota.plan_scene_count(stale, NOW, NOW)
+    assert (plan.increment_this_month, plan.count_from) == (False, "by_month")
+
+
+def test_plan_guards_near_the_boundary() -> None:
+    late = datetime(2026, 11, 30, 23, 55, tzinfo=UTC)
+    assert quota.plan_scene_count(customer(quota_period="2026-11"), late, late).guard
+    after = datetime(2026, 12, 1, 0, 3, tzinfo=UTC)
+    plan = quota.plan_scene_count(customer(quota_period="2026-11"), late, after)
+    assert plan.guard
+    assert plan.increment_this_month
+
+
+def test_reset_value_is_derived_from_the_month_count() -> None:
+    c = customer(
+        quota_period="2026-10",
+        scenes_generated_this_month=70,
+        scene_counts_by_month={"2026-10": 60, "2026-11": 3},
+    )
+    assert quota.needs_reset(c, "2026-11")
+    assert quota.reset_value(c, "2026-11") == 3
+    assert not quota.needs_reset(customer(quota_period="2026-11"), "2026-11")
+    assert quota.reset_value(customer(), "2026-11") == 0
+
+
+def test_month_helpers() -> None:
+    assert quota.next_month_start("2026-12") == datetime(2027, 1, 1, tzinfo=UTC)
+    assert quota.month_start("2026-02") == datetime(2026, 2, 1, tzinfo=UTC)
+    assert month_of(datetime(2026, 12, 31, 23, 59, tzinfo=UTC) + timedelta(minutes=1)) == "2027-01"
