@@ -25,12 +25,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
 
 from cloudevents.http import CloudEvent
+from pydantic import ValidationError
 
 from shared import logs, names, quota
 from shared.errors import FieldError, InvalidDocumentError, TransientError
 from shared.firestore_values import plain_value
 from shared.ids import message_doc_id, usage_record_id
-from shared.models import BundleTier, Customer, UsageEvent, validate, validate_json
+from shared.models import BundleTier, Customer, UsageEvent, field_errors, validate
 from shared.pricing import CostEstimate, RateCard, estimate_cost
 from shared.settings import get_settings
 from shared.types import month_of
@@ -48,6 +49,9 @@ ALERT_LEASE: Final = timedelta(seconds=60)
 MAX_COMMIT_ATTEMPTS: Final = 20
 _MAX_DETAILS_DEPTH: Final = 20
 _INT64: Final = 2**63
+
+_EVENT_VALIDATOR: Final = UsageEvent.__pydantic_validator__
+"""`UsageEvent.model_validate_json` without its Python wrapper (this runs once per event)."""
 
 FieldPath = tuple[str, ...]
 """A Firestore field path as its segments, e.g. ("scene_counts_by_month", "2025-01")."""
@@ -141,26 +145,32 @@ class AlertPublisher(Protocol):
 # Decoding at the edge
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per event, and frozen init costs CPU
 class PubSubMessage:
     """A Pub/Sub message as delivered in `MessagePublishedData`; nothing downstream sees base64."""
 
     message_id: str
     data: bytes
     attributes: Mapping[str, str] = field(default_factory=dict)
-    publish_time: datetime | None = None
+    publish_time: str | None = None
+    """RFC 3339 text as delivered (parsed only when a rejection stores it)."""
     problem: FieldError | None = None
     """Set when the envelope itself is unusable (e.g. `message.data` is not base64)."""
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
+def parse_time(value: str | None) -> datetime | None:
+    """An RFC 3339 publish time, or None when absent or unreadable."""
+    if not value:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _envelope_problem(raw: bytes, event_id: str, problem: FieldError) -> PubSubMessage:
+    return PubSubMessage(event_id or "unknown", raw, problem=problem)
 
 
 def decode_pubsub(data: Any, event_id: str = "") -> PubSubMessage:
@@ -171,31 +181,31 @@ def decode_pubsub(data: Any, event_id: str = "") -> PubSubMessage:
         except ValueError:
             raw = data.encode() if isinstance(data, str) else data
             problem = FieldError("(envelope)", raw[:80], "MessagePublishedData JSON")
-            return PubSubMessage(event_id or "unknown", raw, problem=problem)
-    envelope = data if isinstance(data, Mapping) else {}
-    message = envelope.get("message")
-    if not isinstance(message, Mapping):
+            return _envelope_problem(raw, event_id, problem)
+    message = data.get("message") if isinstance(data, dict) else None
+    if not isinstance(message, dict):
         problem = FieldError("message", message, "a Pub/Sub message object")
-        raw = json.dumps(data, default=str).encode()
-        return PubSubMessage(event_id or "unknown", raw, problem=problem)
-    message_id = message.get("messageId") or message.get("message_id") or event_id or "unknown"
-    publish_time = _parse_time(message.get("publishTime") or message.get("publish_time"))
-    attrs_in = message.get("attributes")
-    attributes = (
-        {str(k): str(v) for k, v in attrs_in.items()} if isinstance(attrs_in, Mapping) else {}
-    )
+        return _envelope_problem(json.dumps(data, default=str).encode(), event_id, problem)
+    message_id = str(message.get("messageId") or message.get("message_id") or event_id or "unknown")
+    publish_time = message.get("publishTime") or message.get("publish_time")
+    attributes = message.get("attributes")
+    if not isinstance(attributes, dict):
+        attributes = {}
     encoded = message.get("data") or ""
-    if not isinstance(encoded, str):
-        problem = FieldError("message.data", encoded, "base64 text")
-        return PubSubMessage(
-            str(message_id), repr(encoded).encode(), attributes, publish_time, problem
-        )
+    problem = None
     try:
-        body = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        problem = FieldError("message.data", encoded[:80], "base64 text")
-        return PubSubMessage(str(message_id), encoded.encode(), attributes, publish_time, problem)
-    return PubSubMessage(str(message_id), body, attributes, publish_time)
+        # Strict: stray characters are an error, not silently skipped.
+        body = binascii.a2b_base64(encoded, strict_mode=True)
+    except (binascii.Error, ValueError, TypeError):
+        problem = FieldError("message.data", str(encoded)[:80], "base64 text")
+        body = str(encoded).encode()
+    return PubSubMessage(
+        message_id,
+        body,
+        attributes,
+        publish_time if isinstance(publish_time, str) else None,
+        problem,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,7 +235,7 @@ class Rejection:
         return f"{self.kind}: {shown}" + (f" (+{more} more)" if more > 0 else "")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Prepared:
     """A valid usage event and its record id."""
 
@@ -233,37 +243,35 @@ class Prepared:
     record_id: str
 
 
-def _scalar_problem(value: Any, path: str) -> FieldError | None:
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return None
-    if isinstance(value, int):
-        return None if -_INT64 <= value < _INT64 else FieldError(path, value, "a 64-bit integer")
-    if isinstance(value, float):
-        return None if math.isfinite(value) else FieldError(path, value, "a finite number")
-    return FieldError(path, value, "a JSON value")
+_PLAIN: Final = (str, bool, type(None))
 
 
 def _storable_problems(value: Any, path: str, depth: int, in_array: bool) -> list[FieldError]:
     """What Firestore would refuse in a `details` value (or we do: non-finite numbers)."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return []
+    if kind is int:
+        return [] if -_INT64 <= value < _INT64 else [FieldError(path, value, "a 64-bit integer")]
+    if kind is float:
+        return [] if math.isfinite(value) else [FieldError(path, value, "a finite number")]
     if depth > _MAX_DETAILS_DEPTH:
         return [FieldError(path, "...", f"at most {_MAX_DETAILS_DEPTH} levels of nesting")]
-    if isinstance(value, Mapping):
-        out: list[FieldError] = []
+    out: list[FieldError] = []
+    if kind is dict:
         for key, item in value.items():
             if key == "":
                 out.append(FieldError(path, "", "map keys that are not empty"))
-                continue
-            out += _storable_problems(item, f"{path}.{key}", depth + 1, False)
+            else:
+                out += _storable_problems(item, f"{path}.{key}", depth + 1, False)
         return out
-    if isinstance(value, list):
+    if kind is list:
         if in_array:
             return [FieldError(path, value, "no array directly inside an array (Firestore)")]
-        out = []
         for i, item in enumerate(value):
             out += _storable_problems(item, f"{path}.{i}", depth + 1, True)
         return out
-    problem = _scalar_problem(value, path)
-    return [] if problem is None else [problem]
+    return [FieldError(path, value, "a JSON value")]
 
 
 def prepare(message: PubSubMessage, now: datetime, limits: Limits) -> Prepared | Rejection:
@@ -275,13 +283,14 @@ def prepare(message: PubSubMessage, now: datetime, limits: Limits) -> Prepared |
         expected = f"a body of at most {limits.max_body_bytes} bytes"
         return Rejection("oversized", (FieldError("(body)", f"{size} bytes", expected),))
     try:
-        event = validate_json(UsageEvent, message.data, kind="usage event")
-    except InvalidDocumentError as exc:
-        kinds = {e.field for e in exc.errors}
+        event = _EVENT_VALIDATOR.validate_json(message.data)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+        kinds = {e.field for e in errors}
         kind = "unknown_schema_version" if kinds == {"schema_version"} else "invalid_event"
-        if any(e.expected.startswith("Invalid JSON") for e in exc.errors):
+        if any(e.expected.startswith("Invalid JSON") for e in errors):
             kind = "not_json"
-        return Rejection(kind, tuple(exc.errors))
+        return Rejection(kind, tuple(errors))
     if event.timestamp > now + limits.max_future:
         expected = f"a time at most {limits.max_future.total_seconds():g} s after {now.isoformat()}"
         return Rejection(
@@ -342,7 +351,7 @@ def build_record(event: UsageEvent, cost: CostEstimate, message_id: str) -> dict
     return record
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CounterPlan:
     """The counter changes of one event and where its month count comes from."""
 
@@ -411,8 +420,9 @@ def rejection_document(message: PubSubMessage, rejection: Rejection) -> dict[str
         "payload_truncated": truncated,
         "attributes": dict(message.attributes),
     }
-    if message.publish_time is not None:
-        doc["publish_time"] = message.publish_time
+    publish_time = parse_time(message.publish_time)
+    if publish_time is not None:
+        doc["publish_time"] = publish_time
     # Where the body parses far enough, say whose it is (people search by customer).
     if text is not None and not truncated:
         try:

@@ -10,6 +10,7 @@ the wrong month.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -63,9 +64,10 @@ def counter_period(customer: Customer) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=64)
 def next_month_start(month: str) -> datetime:
     """First instant (UTC) of the month after `month` (YYYY-MM)."""
-    year, mon = (int(x) for x in month.split("-"))
+    year, mon = int(month[:4]), int(month[5:7])
     year, mon = (year + 1, 1) if mon == 12 else (year, mon + 1)
     return datetime(year, mon, 1, tzinfo=UTC)
 

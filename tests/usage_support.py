@@ -50,7 +50,7 @@ def message(body: Any, message_id: str = "m-1", **attributes: str) -> PubSubMess
         data = body.encode()
     else:
         data = bytes(body)
-    return PubSubMessage(message_id, data, attributes, NOW)
+    return PubSubMessage(message_id, data, attributes, NOW.isoformat())
 
 
 def cloud_event(data: bytes, message_id: str = "m-1", **attributes: str) -> CloudEvent:

@@ -122,7 +122,7 @@ def deliver_all(
 
 def msg(body: dict[str, Any] | bytes, message_id: str) -> PubSubMessage:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return PubSubMessage(message_id, data, {}, NOW)
+    return PubSubMessage(message_id, data, {}, NOW.isoformat())
 
 
 def test_one_commit_returns_counters_in_field_path_order(env: Env) -> None:

@@ -442,7 +442,7 @@ def test_handle_cloud_event_reraises_transient_failures(
 def test_decode_pubsub_variants() -> None:
     msg = decode_pubsub(cloud_event(b'{"a": 1}', "9", k="v").data, "9")
     assert (msg.message_id, msg.data, dict(msg.attributes)) == ("9", b'{"a": 1}', {"k": "v"})
-    assert msg.publish_time == datetime(2025, 1, 15, 12, tzinfo=UTC)
+    assert msg.publish_time == "2025-01-15T12:00:00.000Z"
     snake = decode_pubsub(
         {"message": {"data": base64.b64encode(b"x").decode(), "message_id": "s1"}}, "ce"
     )
@@ -473,3 +473,15 @@ def test_record_cost_decimal_matches_float_exactly(
     result = service.handle(message(event_body(compute_minutes=0.1, storage_gb=0.2)), NOW)
     cost = repo.records[result.record_id or ""]["estimated_cost"]
     assert Decimal(str(cost)) == Decimal(str(cost)).quantize(Decimal("0.01"))
+
+
+def test_record_ids_are_pinned() -> None:
+    # Ids are keys of stored billing records: they must never change between versions.
+    by_tuple = UsageEvent.model_validate(event_body(event_id=None, details=None))
+    by_event_id = UsageEvent.model_validate(
+        event_body(event_id="job 42/ü..x", scene_id="s", action="scene_generated")
+    )
+    assert usage_record_id(by_tuple) == (
+        "lab_001_scene_kitchen_v2_episodes_generated_20250110T143000.000000Z_41ba4594037b6cd9e48576c9"
+    )
+    assert usage_record_id(by_event_id) == "lab_001_job-42-..x_bf12637aed701cce1a49248e"
