@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from functions.usage import (  # noqa: E402
+from functions.usage import (
     Limits,
     Prepared,
     build_record,
@@ -26,8 +26,8 @@ from functions.usage import (  # noqa: E402
     plan_counters,
     prepare,
 )
-from shared.models import BundleTier, Customer, UsageEvent  # noqa: E402
-from shared.pricing import estimate_cost  # noqa: E402
+from shared.models import BundleTier, Customer, UsageEvent
+from shared.pricing import estimate_cost
 
 BODY = json.dumps(
     {

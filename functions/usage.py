@@ -192,7 +192,7 @@ def decode_pubsub(data: Any, event_id: str = "") -> PubSubMessage:
     if not isinstance(attributes, dict):
         attributes = {}
     encoded = message.get("data") or ""
-    problem = None
+    problem: FieldError | None = None
     try:
         # Strict: stray characters are an error, not silently skipped.
         body = binascii.a2b_base64(encoded, strict_mode=True)
@@ -249,29 +249,38 @@ _PLAIN: Final = (str, bool, type(None))
 def _storable_problems(value: Any, path: str, depth: int, in_array: bool) -> list[FieldError]:
     """What Firestore would refuse in a `details` value (or we do: non-finite numbers)."""
     kind = type(value)
+    problem: FieldError | None = None
     if kind in _PLAIN:
-        return []
-    if kind is int:
-        return [] if -_INT64 <= value < _INT64 else [FieldError(path, value, "a 64-bit integer")]
-    if kind is float:
-        return [] if math.isfinite(value) else [FieldError(path, value, "a finite number")]
-    if depth > _MAX_DETAILS_DEPTH:
-        return [FieldError(path, "...", f"at most {_MAX_DETAILS_DEPTH} levels of nesting")]
+        pass
+    elif kind is int:
+        if not -_INT64 <= value < _INT64:
+            problem = FieldError(path, value, "a 64-bit integer")
+    elif kind is float:
+        if not math.isfinite(value):
+            problem = FieldError(path, value, "a finite number")
+    elif depth > _MAX_DETAILS_DEPTH:
+        problem = FieldError(path, "...", f"at most {_MAX_DETAILS_DEPTH} levels of nesting")
+    elif kind is dict or kind is list:
+        return _container_problems(value, path, depth, in_array)
+    else:
+        problem = FieldError(path, value, "a JSON value")
+    return [] if problem is None else [problem]
+
+
+def _container_problems(value: Any, path: str, depth: int, in_array: bool) -> list[FieldError]:
     out: list[FieldError] = []
-    if kind is dict:
+    if isinstance(value, dict):
         for key, item in value.items():
             if key == "":
                 out.append(FieldError(path, "", "map keys that are not empty"))
             else:
                 out += _storable_problems(item, f"{path}.{key}", depth + 1, False)
         return out
-    if kind is list:
-        if in_array:
-            return [FieldError(path, value, "no array directly inside an array (Firestore)")]
-        for i, item in enumerate(value):
-            out += _storable_problems(item, f"{path}.{i}", depth + 1, True)
-        return out
-    return [FieldError(path, value, "a JSON value")]
+    if in_array:
+        return [FieldError(path, value, "no array directly inside an array (Firestore)")]
+    for i, item in enumerate(value):
+        out += _storable_problems(item, f"{path}.{i}", depth + 1, True)
+    return out
 
 
 def prepare(message: PubSubMessage, now: datetime, limits: Limits) -> Prepared | Rejection:
