@@ -11,8 +11,8 @@ from devstack.emulators import EmulatorError, install_cleanup_handlers, start_em
 from shared.settings import get_settings
 
 
-def _wait_for_interrupt() -> None:
-    """Block until Ctrl-C (SIGINT) or SIGTERM."""
+def _interrupt_event() -> threading.Event:
+    """An event set by Ctrl-C (SIGINT) or SIGTERM; install it before announcing readiness."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -20,6 +20,10 @@ def _wait_for_interrupt() -> None:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    return stop
+
+
+def _wait_for(stop: threading.Event) -> None:
     while not stop.wait(1.0):
         pass
 
@@ -28,6 +32,7 @@ def cmd_emulators(args: argparse.Namespace) -> int:
     """Start both emulators, print the exports, wait for Ctrl-C, stop them."""
     project = args.project or get_settings().project_id
     pair = start_emulators(project, rules_path=args.rules)
+    stop = _interrupt_event()
     try:
         print(f"# Firestore emulator: {pair.firestore.url}  (log {pair.firestore.log_path})")
         print(f"# Pub/Sub emulator:   {pair.pubsub.url}  (log {pair.pubsub.log_path})")
@@ -36,7 +41,7 @@ def cmd_emulators(args: argparse.Namespace) -> int:
         for key, value in pair.env.items():
             print(f"export {key}={value}")
         print("# Ctrl-C stops both emulators.", flush=True)
-        _wait_for_interrupt()
+        _wait_for(stop)
     finally:
         print("# stopping emulators ...", flush=True)
         pair.stop()

@@ -160,14 +160,25 @@ _HANDLERS_INSTALLED = False
 
 
 def group_alive(pgid: int) -> bool:
-    """True while any process of the group exists (zombies included)."""
+    """True while any process of the group still runs (zombies awaiting their reaper do not)."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after the last ')'.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def kill_group(pgid: int, popen: subprocess.Popen[bytes] | None = None, grace: float = 5.0) -> None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import functools
 import re
+from contextvars import ContextVar
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared import names
 from shared.errors import ConfigurationError
@@ -56,6 +57,8 @@ def _collection(value: str) -> str:
     return value
 
 
+_ISOLATED: ContextVar[bool] = ContextVar("settings_isolated", default=False)
+
 ProjectId = Annotated[str, AfterValidator(_project)]
 HostPort = Annotated[str | None, AfterValidator(_host_port)]
 TopicId = Annotated[str, AfterValidator(_topic)]
@@ -72,6 +75,18 @@ class Settings(BaseSettings):
         use_attribute_docstrings=True,
         populate_by_name=False,
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment only, or only the mapping given to `load_settings`."""
+        return (init_settings,) if _ISOLATED.get() else (init_settings, env_settings)
 
     project_id: ProjectId = Field("demo-blueprint", validation_alias="GOOGLE_CLOUD_PROJECT")
     """Google Cloud project id (set by Cloud Functions; `demo-*` ids never reach production)."""
@@ -175,7 +190,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         if env is None:
             return Settings()
         # An explicit mapping replaces the process environment (tests, tools).
-        return Settings.model_validate(env)
+        token = _ISOLATED.set(True)
+        try:
+            return Settings(**env)  # type: ignore[arg-type]
+        finally:
+            _ISOLATED.reset(token)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

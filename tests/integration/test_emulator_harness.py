@@ -18,11 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _gone(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+    return not group_alive(pgid)
 
 
 def test_stop_kills_both_groups_even_paused_or_with_wrapper_killed(emulators: object) -> None:
