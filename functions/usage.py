@@ -180,12 +180,12 @@ def decode_pubsub(data: Any, event_id: str = "") -> PubSubMessage:
             data = json.loads(data)
         except ValueError:
             raw = data.encode() if isinstance(data, str) else data
-            problem = FieldError("(envelope)", raw[:80], "MessagePublishedData JSON")
-            return _envelope_problem(raw, event_id, problem)
+            not_json = FieldError("(envelope)", raw[:80], "MessagePublishedData JSON")
+            return _envelope_problem(raw, event_id, not_json)
     message = data.get("message") if isinstance(data, dict) else None
     if not isinstance(message, dict):
-        problem = FieldError("message", message, "a Pub/Sub message object")
-        return _envelope_problem(json.dumps(data, default=str).encode(), event_id, problem)
+        no_message = FieldError("message", message, "a Pub/Sub message object")
+        return _envelope_problem(json.dumps(data, default=str).encode(), event_id, no_message)
     message_id = str(message.get("messageId") or message.get("message_id") or event_id or "unknown")
     publish_time = message.get("publishTime") or message.get("publish_time")
     attributes = message.get("attributes")
