@@ -19,6 +19,7 @@ import enum
 import functools
 import json
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,6 +48,7 @@ MAX_REASON_ERRORS: Final = 20
 ALERT_LEASE: Final = timedelta(seconds=60)
 """A pending alert marker older than this is taken over (its publisher is presumed dead)."""
 MAX_COMMIT_ATTEMPTS: Final = 20
+_CACHE_MAX_ENTRIES: Final = 10_000
 _MAX_DETAILS_DEPTH: Final = 20
 _INT64: Final = 2**63
 
@@ -472,6 +474,50 @@ class Result:
 
 
 @dataclass(frozen=True, slots=True)
+class KnownCustomer:
+    """A customer as read (or remembered): model, update-time token, whether from the cache."""
+
+    customer: Customer
+    update_time: Any
+    cached: bool
+
+
+class CustomerCache:
+    """Customers read in the last `ttl`, per process (docs/usage.md, "Customer cache").
+
+    Counters stay exact with it: a commit whose plan depends on the counter's period near a
+    month boundary (or with a reset pending) is guarded and always re-reads. What may be up to
+    `ttl` old is the tier that prices and the quota that alerts, no staler than the delivery
+    delay Pub/Sub adds anyway.
+    """
+
+    def __init__(self, ttl: timedelta) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[datetime, KnownCustomer]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, customer_id: str, now: datetime) -> KnownCustomer | None:
+        """A remembered customer not older than `ttl`, marked as cached."""
+        entry = self._entries.get(customer_id)
+        if entry is None or not timedelta(0) <= now - entry[0] < self.ttl:
+            return None
+        known = entry[1]
+        return KnownCustomer(known.customer, known.update_time, cached=True)
+
+    def put(self, customer_id: str, known: KnownCustomer, now: datetime) -> None:
+        """Remember a customer just read."""
+        with self._lock:
+            if len(self._entries) >= _CACHE_MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[customer_id] = (now, known)
+
+    def drop(self, customer_id: str) -> None:
+        """Forget a customer."""
+        with self._lock:
+            self._entries.pop(customer_id, None)
+
+
+@dataclass(frozen=True, slots=True)
 class UsageService:
     """The usage service's collaborators and knobs."""
 
@@ -480,6 +526,8 @@ class UsageService:
     limits: Limits = Limits()
     card: RateCard | None = None
     alert_lease: timedelta = ALERT_LEASE
+    customer_cache: CustomerCache | None = None
+    """None: read the customer for every event."""
 
     def handle(self, message: PubSubMessage, now: datetime) -> Result:
         """Record one usage message exactly once (see module doc)."""
@@ -487,17 +535,18 @@ class UsageService:
         if isinstance(prepared, Rejection):
             return self._reject(message, prepared, None)
         event = prepared.event
+        fresh = False
         for _ in range(MAX_COMMIT_ATTEMPTS):
-            doc = self.repository.get_customer(event.customer_id)
-            if doc is None:
+            known = self._customer(event.customer_id, now, fresh=fresh)
+            if known is None:
                 expected = "an existing customer document"
                 missing = FieldError("customer_id", event.customer_id, expected)
                 return self._reject(message, Rejection("unknown_customer", (missing,)), event)
-            customer, bad_fields = read_customer(doc.data)
-            if bad_fields:
-                logs.invalid_document(
-                    names.CUSTOMERS, event.customer_id, bad_fields, customer=event.customer_id
-                )
+            customer = known.customer
+            plan = plan_counters(event, customer, now)
+            if plan.guard and known.cached:
+                fresh = True  # a guarded commit needs the update time of a fresh read
+                continue
             cost = estimate_cost(event, customer.bundle_tier, self.card)
             if not cost.billable:
                 logs.warning(
@@ -508,7 +557,6 @@ class UsageService:
                     customer=event.customer_id,
                     action=event.action,
                 )
-            plan = plan_counters(event, customer, now)
             record = build_record(event, cost, message.message_id)
             try:
                 counters = self.repository.commit_usage(
@@ -516,9 +564,10 @@ class UsageService:
                     record,
                     event.customer_id,
                     plan.increments,
-                    doc.update_time if plan.guard else None,
+                    known.update_time if plan.guard else None,
                 )
             except CommitConflictError:
+                fresh = True
                 continue
             except UnstorableRecordError as exc:
                 refused = FieldError("(record)", str(exc)[:300], "data Firestore accepts")
@@ -557,6 +606,25 @@ class UsageService:
             f"customer {event.customer_id} kept changing under a guarded commit "
             f"({MAX_COMMIT_ATTEMPTS} attempts); retry later"
         )
+
+    def _customer(self, customer_id: str, now: datetime, *, fresh: bool) -> KnownCustomer | None:
+        """The customer, from the short-lived cache unless `fresh`; None if it does not exist."""
+        if not fresh and self.customer_cache is not None:
+            hit = self.customer_cache.get(customer_id, now)
+            if hit is not None:
+                return hit
+        doc = self.repository.get_customer(customer_id)
+        if doc is None:
+            if self.customer_cache is not None:
+                self.customer_cache.drop(customer_id)
+            return None
+        customer, bad_fields = read_customer(doc.data)
+        if bad_fields:
+            logs.invalid_document(names.CUSTOMERS, customer_id, bad_fields, customer=customer_id)
+        known = KnownCustomer(customer, doc.update_time, cached=False)
+        if self.customer_cache is not None:
+            self.customer_cache.put(customer_id, known, now)
+        return known
 
     # -- rejections ---------------------------------------------------------------------------
 
@@ -721,8 +789,12 @@ def default_service() -> UsageService:
         max_body_bytes=settings.usage_max_body_bytes,
         max_future=timedelta(seconds=settings.usage_max_future_seconds),
     )
+    ttl = settings.usage_customer_cache_seconds
     return UsageService(
-        FirestoreUsageRepository(settings), PubSubAlertPublisher(settings), limits=limits
+        FirestoreUsageRepository(settings),
+        PubSubAlertPublisher(settings),
+        limits=limits,
+        customer_cache=CustomerCache(timedelta(seconds=ttl)) if ttl > 0 else None,
     )
 
 

@@ -52,6 +52,7 @@ class FirestoreUsageRepository:
         self._client = client
         self._lock = threading.Lock()
         self._timeout = settings.firestore_timeout_seconds
+        self._retry = bounded_retry(self._timeout)
 
     @property
     def client(self) -> Any:
@@ -65,7 +66,7 @@ class FirestoreUsageRepository:
         return self._client
 
     def _call(self) -> dict[str, Any]:
-        return {"retry": bounded_retry(self._timeout), "timeout": self._timeout}
+        return {"retry": self._retry, "timeout": self._timeout}
 
     def _doc(self, collection: str, doc_id: str) -> Any:
         return self.client.collection(collection).document(doc_id)
@@ -199,6 +200,7 @@ class PubSubAlertPublisher:
         self._client = client
         self._lock = threading.Lock()
         self._topic = names.topic_path(settings.project_id, settings.quota_alerts_topic)
+        self._retry = bounded_retry(settings.firestore_timeout_seconds)
 
     @property
     def client(self) -> Any:
@@ -217,6 +219,6 @@ class PubSubAlertPublisher:
         """Publish and wait for the message id (bounded)."""
         timeout = self._settings.firestore_timeout_seconds
         future = self.client.publish(
-            self._topic, data, retry=bounded_retry(timeout), timeout=timeout, **attributes
+            self._topic, data, retry=self._retry, timeout=timeout, **attributes
         )
         return str(future.result(timeout=timeout * 2))
