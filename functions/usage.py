@@ -576,6 +576,7 @@ class UsageService:
                 alerts = self._recheck_alerts(event, customer, message, now)
                 logs.info(
                     "usage event already recorded (redelivery): nothing counted again",
+                    decision="duplicate",
                     event_id=event.event_id,
                     message_id=message.message_id,
                     collection=names.USAGE_TRACKING,
@@ -593,6 +594,7 @@ class UsageService:
             )
             logs.info(
                 "usage recorded",
+                decision="recorded",
                 event_id=event.event_id,
                 message_id=message.message_id,
                 collection=names.USAGE_TRACKING,
@@ -635,6 +637,7 @@ class UsageService:
         created = self.repository.store_rejection(doc_id, rejection_document(message, rejection))
         logs.error(
             f"usage message rejected: {rejection.reason}",
+            decision="rejected" if created else "rejected-before",
             message_id=message.message_id,
             event_id=event.event_id if event else None,
             collection=names.USAGE_REJECTIONS,

@@ -86,13 +86,16 @@ def test_firestore_paused_while_events_flow_every_event_recorded_once(local_suit
     cid = f"outage_{uuid.uuid4().hex[:8]}"
     _customer(suite, cid)
     total = 30
+    mark = suite.mark()
     for n in range(10):
         _publish(suite, cid, n)
+    # Longer than the function's Firestore deadline: calls in flight fail, Pub/Sub redelivers.
+    outage = suite.settings.firestore_timeout_seconds + 2
     suite.emulators.pause_firestore()
     try:
         for n in range(10, 25):
             _publish(suite, cid, n)
-        time.sleep(3)
+        time.sleep(outage)
     finally:
         suite.emulators.resume_firestore()
     for n in range(25, total):
@@ -105,3 +108,7 @@ def test_firestore_paused_while_events_flow_every_event_recorded_once(local_suit
     doc = suite.firestore.collection(suite.settings.customers_collection).document(cid).get()
     assert doc.get("total_scenes_generated") == total
     assert doc.get("total_episodes_generated") == 5 * total
+    failed = [
+        i for i in suite.invocations(since=mark, function="on-usage-event") if i["status"] >= 500
+    ]
+    assert failed, "the outage never reached the function: nothing was redelivered"
