@@ -3,36 +3,51 @@
 from __future__ import annotations
 
 import argparse
+import base64
+import contextlib
+import json
+import os
 import signal
 import sys
 import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-from devstack.emulators import EmulatorError, install_cleanup_handlers, start_emulators
+from devstack.emulators import EmulatorError, http, install_cleanup_handlers, start_emulators
+from shared import names
 from shared.settings import get_settings
 
+ROOT = Path(__file__).resolve().parents[1]
+STATE_FILE = ROOT / ".devstack" / "state.json"
 
-def _interrupt_event() -> threading.Event:
-    """An event set by Ctrl-C (SIGINT) or SIGTERM; install it before announcing readiness."""
-    stop = threading.Event()
+
+_STOP = threading.Event()
+
+
+def _catch_stop_signals() -> None:
+    """From now on Ctrl-C (SIGINT) and SIGTERM ask for an orderly stop."""
 
     def on_signal(signum: int, frame: object) -> None:
-        stop.set()
+        _STOP.set()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    return stop
 
 
-def _wait_for(stop: threading.Event) -> None:
-    while not stop.wait(1.0):
-        pass
+def _wait_for_interrupt(tick: Any = None) -> None:
+    """Block until Ctrl-C (SIGINT) or SIGTERM, calling `tick()` about 5 times a second."""
+    _catch_stop_signals()
+    while not _STOP.wait(0.2):
+        if tick is not None:
+            tick()
 
 
 def cmd_emulators(args: argparse.Namespace) -> int:
     """Start both emulators, print the exports, wait for Ctrl-C, stop them."""
     project = args.project or get_settings().project_id
     pair = start_emulators(project, rules_path=args.rules)
-    stop = _interrupt_event()
+    _catch_stop_signals()
     try:
         print(f"# Firestore emulator: {pair.firestore.url}  (log {pair.firestore.log_path})")
         print(f"# Pub/Sub emulator:   {pair.pubsub.url}  (log {pair.pubsub.log_path})")
@@ -41,11 +56,97 @@ def cmd_emulators(args: argparse.Namespace) -> int:
         for key, value in pair.env.items():
             print(f"export {key}={value}")
         print("# Ctrl-C stops both emulators.", flush=True)
-        _wait_for(stop)
+        _wait_for_interrupt()
     finally:
         print("# stopping emulators ...", flush=True)
         pair.stop()
         print("# stopped.", flush=True)
+    return 0
+
+
+def format_invocation(item: dict[str, Any]) -> str:
+    """One readable live-log line: time, function, document, decision, duration."""
+    stamp = datetime.fromtimestamp(item["time"], UTC).strftime("%H:%M:%S.%f")[:-3]
+    status = "" if item["status"] < 300 else f"  HTTP {item['status']}"
+    return (
+        f"{stamp}  {item['function']:<26} {item['document'] or item['path']:<36} "
+        f"{item['decision']:<22} {item['duration_ms']:8.1f} ms{status}"
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The whole local suite; live log until Ctrl-C; then everything stops."""
+    from devstack.suite import start_local_suite  # noqa: PLC0415 -- heavier imports
+
+    project = args.project or get_settings().project_id
+    print(f"# starting the local suite for project {project} ...", flush=True)
+    suite = start_local_suite(project, load_examples=False)
+    _catch_stop_signals()
+    try:
+        suite.emulators.export()
+        STATE_FILE.parent.mkdir(exist_ok=True)
+        STATE_FILE.write_text(
+            json.dumps(
+                {
+                    "project": project,
+                    "pubsub": suite.pubsub_host,
+                    "firestore": suite.firestore_host,
+                    "host": suite.host_url,
+                    "quota_reset_topic": suite.settings.quota_reset_schedule_topic,
+                    "pid": os.getpid(),
+                }
+            )
+        )
+        print(f"# Firestore emulator  {suite.emulators.firestore.url}", flush=True)
+        print(f"# Pub/Sub emulator    {suite.emulators.pubsub.url}", flush=True)
+        print(f"# functions host      {suite.host_url}  (log {suite.host.log_path})")
+        print(f"# logs in             {suite.emulators.log_dir}")
+        for key, value in suite.env.items():
+            print(f"export {key}={value}")
+        print("# fire the monthly reset: python -m devstack fire-reset")
+        print("# Ctrl-C stops everything.")
+        print("# time          function                   document  decision  duration")
+        seen = 0
+
+        def tick() -> None:
+            nonlocal seen
+            with contextlib.suppress(OSError, EmulatorError):
+                for item in suite.invocations(seen):
+                    print(format_invocation(item), flush=True)
+                    seen = item["seq"] + 1
+
+        if not args.no_examples:
+            loaded = suite.load_examples()
+            count = sum(len(v) for v in loaded.values())
+            print(f"# loaded {count} example documents: {sorted(loaded)}", flush=True)
+        _wait_for_interrupt(tick)
+    finally:
+        print("# stopping ...", flush=True)
+        suite.stop()
+        with contextlib.suppress(OSError):
+            STATE_FILE.unlink()
+        print("# stopped; nothing left running.", flush=True)
+    return 0
+
+
+def cmd_fire_reset(args: argparse.Namespace) -> int:
+    """Publish the monthly reset message on the running suite's schedule topic."""
+    try:
+        state = json.loads(STATE_FILE.read_text())
+    except (OSError, ValueError):
+        print("error: no running local suite (start it with `make run`)", file=sys.stderr)
+        return 2
+    payload = json.dumps({"job": names.QUOTA_RESET_JOB, "fired_by": "devstack"}).encode()
+    body = json.dumps({"messages": [{"data": base64.b64encode(payload).decode()}]}).encode()
+    url = (
+        f"http://{state['pubsub']}/v1/projects/{state['project']}/topics/"
+        f"{state['quota_reset_topic']}:publish"
+    )
+    status, answer = http("POST", url, body)
+    if status != 200:
+        print(f"error: publish failed: HTTP {status} {answer[:200]!r}", file=sys.stderr)
+        return 1
+    print(f"published on {state['quota_reset_topic']}: {answer.decode().strip()}")
     return 0
 
 
@@ -59,6 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     emu.add_argument("--rules", help="Firestore security rules file to load")
     emu.set_defaults(func=cmd_emulators)
+    run = sub.add_parser("run", help="the whole local suite (emulators, functions, relay, data)")
+    run.add_argument(
+        "--project", help="project id (default: GOOGLE_CLOUD_PROJECT or demo-blueprint)"
+    )
+    run.add_argument("--no-examples", action="store_true", help="do not load schema.md's examples")
+    run.set_defaults(func=cmd_run)
+    fire = sub.add_parser("fire-reset", help="publish the monthly reset on the running suite")
+    fire.set_defaults(func=cmd_fire_reset)
     return parser
 
 

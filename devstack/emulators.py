@@ -154,7 +154,7 @@ def free_port() -> int:
 # --------------------------------------------------------------------------------------------
 # Process groups: every group started here is remembered until it is stopped.
 
-_LIVE_GROUPS: dict[int, str] = {}
+_LIVE_GROUPS: dict[int, subprocess.Popen[bytes]] = {}
 _LIVE_LOCK = threading.Lock()
 _HANDLERS_INSTALLED = False
 
@@ -209,9 +209,9 @@ def kill_group(pgid: int, popen: subprocess.Popen[bytes] | None = None, grace: f
 def stop_all_groups() -> None:
     """Stop every group still registered (atexit and signal handlers call this)."""
     with _LIVE_LOCK:
-        groups = list(_LIVE_GROUPS)
-    for pgid in groups:
-        kill_group(pgid, grace=3.0)
+        groups = list(_LIVE_GROUPS.items())
+    for pgid, popen in groups:
+        kill_group(pgid, popen, grace=3.0)
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -254,7 +254,7 @@ def start_group(
                 f"Cannot start {name}: {cmd[0]!r} not found.\n{INSTALL_HINT}"
             ) from exc
     with _LIVE_LOCK:
-        _LIVE_GROUPS[popen.pid] = name
+        _LIVE_GROUPS[popen.pid] = popen
     return popen
 
 
@@ -367,6 +367,8 @@ class Emulators:
     firestore: Emulator
     pubsub: Emulator
     log_dir: Path
+    functions_emulator: str | None = None
+    """HOST:PORT the Firestore emulator delivers trigger events to, if set at start."""
 
     @property
     def firestore_host(self) -> str:
@@ -497,7 +499,13 @@ def start_emulators(
     except BaseException:
         firestore.stop()
         raise
-    pair = Emulators(project=project, firestore=firestore, pubsub=pubsub, log_dir=logs)
+    pair = Emulators(
+        project=project,
+        firestore=firestore,
+        pubsub=pubsub,
+        log_dir=logs,
+        functions_emulator=functions_emulator,
+    )
     try:
         firestore.wait_ready(lambda: _firestore_ok(firestore.url), timeout)
         pubsub.wait_ready(lambda: _pubsub_ok(pubsub.url, project), timeout)

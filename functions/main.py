@@ -10,6 +10,7 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from functions import usage
+from functions.config_triggers import ConfigKind, run_trigger
 from shared.errors import NotImplementedYetError
 
 
@@ -20,19 +21,19 @@ def _not_yet(name: str) -> NotImplementedYetError:
 @functions_framework.cloud_event
 def on_customer_written(event: CloudEvent) -> None:
     """Firestore `customers/{customerId}` written."""
-    raise _not_yet("on_customer_written")
+    run_trigger("on-customer-written", ConfigKind.CUSTOMER, event)
 
 
 @functions_framework.cloud_event
 def on_scene_written(event: CloudEvent) -> None:
     """Firestore `scenes/{sceneId}` written."""
-    raise _not_yet("on_scene_written")
+    run_trigger("on-scene-written", ConfigKind.SCENE, event)
 
 
 @functions_framework.cloud_event
 def on_feature_flags_written(event: CloudEvent) -> None:
     """Firestore `feature_flags/{docId}` written."""
-    raise _not_yet("on_feature_flags_written")
+    run_trigger("on-feature-flags-written", ConfigKind.FEATURE_FLAGS, event)
 
 
 @functions_framework.cloud_event

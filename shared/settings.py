@@ -170,6 +170,14 @@ class Settings(BaseSettings):
     """TTL of the CustomerConfigService cache."""
     config_override_file: str | None = Field(None, validation_alias="BLUEPRINT_CONFIG_FILE")
     """JSON file whose documents override Firestore (local runs and emergencies)."""
+    config_read_timeout_seconds: float = Field(
+        2.0, gt=0, le=60, validation_alias="BLUEPRINT_CONFIG_READ_TIMEOUT_SECONDS"
+    )
+    """Deadline of one CustomerConfigService read; past it the answer is tier defaults, stale."""
+    config_retry_seconds: float = Field(
+        5.0, ge=0, le=3600, validation_alias="BLUEPRINT_CONFIG_RETRY_SECONDS"
+    )
+    """After a failed read, how long the service serves stale answers before asking again."""
     log_format: str = Field(
         "json", pattern="^(json|text)$", validation_alias="BLUEPRINT_LOG_FORMAT"
     )

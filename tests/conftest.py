@@ -13,11 +13,14 @@ from typing import Any
 import pytest
 from google.cloud import firestore
 
-from devstack.emulators import Emulators, start_emulators
+from devstack.emulators import LOCALHOST, Emulators, free_port, start_emulators
 from devstack.pubsub import PubSubHelper
+from devstack.suite import LocalSuite, start_local_suite
 from shared.settings import get_settings
 
 TEST_PROJECT = "demo-blueprint-test"
+E2E_PROJECT = "demo-blueprint-e2e"
+"""Project of the `local_suite` fixture: its triggers fire only for this project's documents."""
 _EMULATOR_VARS = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT")
 
 
@@ -25,7 +28,9 @@ _EMULATOR_VARS = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "GOOGLE_CLO
 def emulators() -> Iterator[Emulators]:
     """The real Firestore and Pub/Sub emulators, started once per session, env exported."""
     saved = {key: os.environ.get(key) for key in _EMULATOR_VARS}
-    pair = start_emulators(TEST_PROJECT)
+    # Trigger events go to a port the `local_suite` fixture binds if a test asks for it; no
+    # trigger is registered for TEST_PROJECT, so plain integration tests never fire a function.
+    pair = start_emulators(TEST_PROJECT, functions_emulator=f"{LOCALHOST}:{free_port()}")
     try:
         pair.export()
         yield pair
@@ -58,3 +63,19 @@ def pubsub(emulators: Emulators) -> Iterator[PubSubHelper]:
     helper = PubSubHelper(emulators.project)
     yield helper
     helper.close()
+
+
+@pytest.fixture(scope="session")
+def local_suite(emulators: Emulators) -> Iterator[LocalSuite]:
+    """The local suite (`make run`) on the session's emulators, in project E2E_PROJECT.
+
+    Every function of the function table runs in one functions-framework host; Firestore
+    triggers arrive through the relay exactly as in `make run`; Pub/Sub functions get push
+    subscriptions. Use `local_suite.firestore` (a client on E2E_PROJECT), `.publish(topic, data)`,
+    `.subscribe(topic)` + `.pubsub.pull(sub, n)`, `.invocations(since=...)` / `.mark()` /
+    `.wait_quiet()`, `.function_url(name)` and `.fire_reset()`. Use unique document ids: the
+    suite is shared by the whole session and is never cleared (a clear fires delete events).
+    """
+    suite = start_local_suite(E2E_PROJECT, emulators=emulators)
+    yield suite
+    suite.stop()

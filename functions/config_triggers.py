@@ -1,0 +1,383 @@
+"""Config-write triggers: stamp `created_at`/`updated_at` and publish cache invalidations.
+
+`handle_config_write` is the whole rule set, a plain function over a decoded `DocumentEvent`
+with Firestore and Pub/Sub behind two small Protocols (`Stamper`, `InvalidationPublisher`);
+the real adapters at the bottom do I/O only and create their clients on first use.
+
+Rules (docs/config-triggers.md):
+- created_at / updated_at are server-managed. A change that touches only them is the function's
+  own stamp coming back (its echo): no write, no message. This is the loop guard; it compares old
+  and new values unless the event carries an update mask (production), then it trusts the mask.
+- A user-visible create or update of a valid document stamps `updated_at` (and `created_at` if
+  absent), writing only those fields, with the event's update time as precondition: a document
+  deleted or changed since is never resurrected or overwritten, and a redelivered event (whose
+  document has since been stamped) writes nothing.
+- Invalid documents are never rewritten: an ERROR log names each field and value.
+- Every user-visible create, update or delete publishes one invalidation message.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, Protocol
+
+from pydantic import BaseModel
+
+from functions.events import ChangeKind, DocumentEvent
+from shared import logs
+from shared.errors import FieldError, TransientError
+from shared.models import Customer, FeatureFlags, Scene, document_errors
+
+CREATED_AT: Final = "created_at"
+UPDATED_AT: Final = "updated_at"
+_MISSING: Final = object()
+MANAGED_FIELDS: Final = frozenset({CREATED_AT, UPDATED_AT})
+"""Fields only the triggers write; a change confined to them is not user-visible."""
+
+
+class ConfigKind(enum.StrEnum):
+    """The three watched document kinds."""
+
+    CUSTOMER = "customer"
+    SCENE = "scene"
+    FEATURE_FLAGS = "feature_flags"
+
+
+MODEL_OF: Final[dict[ConfigKind, type[BaseModel]]] = {
+    ConfigKind.CUSTOMER: Customer,
+    ConfigKind.SCENE: Scene,
+    ConfigKind.FEATURE_FLAGS: FeatureFlags,
+}
+
+
+class StampOutcome(enum.StrEnum):
+    """What a stamp write did."""
+
+    STAMPED = "stamped"
+    GONE = "gone"
+    """The document no longer exists (deleted since the event): nothing written."""
+    STALE = "stale"
+    """The document changed since the event (a newer write, or this event redelivered)."""
+
+
+class Stamper(Protocol):
+    """Writes server timestamps into a document, and nothing else."""
+
+    def stamp(
+        self, document: str, fields: Sequence[str], last_update_time: datetime | None
+    ) -> StampOutcome:
+        """Set `fields` to the server time if the document still exists (at that update time)."""
+
+
+class InvalidationPublisher(Protocol):
+    """Publishes one message on `config-invalidations`."""
+
+    def publish(self, data: bytes, ordering_key: str, attributes: Mapping[str, str]) -> str:
+        """Publish and wait for the message id; raise TransientError when Pub/Sub is down."""
+
+
+class Decision(enum.StrEnum):
+    """What the handler decided, for the log line and tests."""
+
+    IGNORED_EMPTY = "ignored-empty-event"
+    IGNORED_ECHO = "ignored-own-stamp"
+    IGNORED_NO_CHANGE = "ignored-no-change"
+    STAMPED = "stamped"
+    INVALID = "invalid-not-stamped"
+    DELETED = "deleted"
+    GONE = "gone-not-stamped"
+    STALE = "stale-not-stamped"
+
+
+@dataclass(frozen=True, slots=True)
+class Invalidation:
+    """The body of one `config-invalidations` message."""
+
+    collection: str
+    document_id: str
+    customer_id: str
+    change: ChangeKind
+    valid: bool
+    errors: list[dict[str, str]]
+    event_id: str
+    update_time: str
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON body."""
+        return {
+            "collection": self.collection,
+            "document_id": self.document_id,
+            "customer_id": self.customer_id,
+            "change": self.change.value,
+            "valid": self.valid,
+            "errors": self.errors,
+            "event_id": self.event_id,
+            "update_time": self.update_time,
+        }
+
+    def attributes(self) -> dict[str, str]:
+        """The same keys as string attributes (for subscription filters)."""
+        errors = json.dumps(self.errors, separators=(",", ":"))
+        return {
+            "collection": self.collection,
+            "document_id": self.document_id,
+            "customer_id": self.customer_id,
+            "change": self.change.value,
+            "valid": "true" if self.valid else "false",
+            "errors": errors if len(errors) <= 1000 else errors[:997] + "...",
+            "event_id": self.event_id,
+            "update_time": self.update_time,
+        }
+
+
+@dataclass(slots=True)
+class Outcome:
+    """Result of handling one event."""
+
+    decision: Decision
+    stamped_fields: tuple[str, ...] = ()
+    invalidation: Invalidation | None = None
+    errors: list[FieldError] = field(default_factory=list)
+
+
+def changed_fields(event: DocumentEvent) -> set[str]:
+    """Top-level fields the write changed: from the update mask when present, else by value."""
+    if event.update_mask:
+        return {_top_level(path) for path in event.update_mask}
+    before = event.before or {}
+    after = event.after or {}
+    return {
+        key
+        for key in before.keys() | after.keys()
+        if before.get(key, _MISSING) != after.get(key, _MISSING)
+    }
+
+
+def customer_id_of(kind: ConfigKind, event: DocumentEvent) -> str:
+    """Customer a config document belongs to (the ordering key of its invalidations)."""
+    if kind is ConfigKind.SCENE:
+        for data in (event.after, event.before):
+            if data is not None and isinstance(data.get("customer_id"), str):
+                return str(data["customer_id"])
+        return ""
+    return event.document_id
+
+
+def handle_config_write(
+    kind: ConfigKind,
+    event: DocumentEvent,
+    stamper: Stamper,
+    publisher: InvalidationPublisher,
+) -> Outcome:
+    """Apply the config-write rules to one decoded event (see the module docstring)."""
+    change = event.kind
+    if change is None:
+        return Outcome(Decision.IGNORED_EMPTY)
+    errors: list[FieldError] = []
+    stamps: tuple[str, ...] = ()
+    decision = Decision.DELETED
+    if change is not ChangeKind.DELETE:
+        after = event.after or {}
+        if change is ChangeKind.UPDATE:
+            changed = changed_fields(event)
+            if not changed:
+                return Outcome(Decision.IGNORED_NO_CHANGE)
+            if changed <= MANAGED_FIELDS:
+                return Outcome(Decision.IGNORED_ECHO)
+        errors = document_errors(MODEL_OF[kind], after)
+        if errors:
+            decision = Decision.INVALID
+            logs.invalid_document(
+                event.collection,
+                event.document_id,
+                errors,
+                event_id=event.event_id,
+                customer=customer_id_of(kind, event),
+            )
+        else:
+            wanted = (UPDATED_AT,) if CREATED_AT in after else (CREATED_AT, UPDATED_AT)
+            result = stamper.stamp(event.document, wanted, event.after_update_time)
+            decision = {
+                StampOutcome.STAMPED: Decision.STAMPED,
+                StampOutcome.GONE: Decision.GONE,
+                StampOutcome.STALE: Decision.STALE,
+            }[result]
+            stamps = wanted if result is StampOutcome.STAMPED else ()
+    invalidation = Invalidation(
+        collection=event.collection,
+        document_id=event.document_id,
+        customer_id=customer_id_of(kind, event),
+        change=change,
+        valid=not errors,
+        errors=[e.as_dict() for e in errors],
+        event_id=event.event_id,
+        update_time=_update_time(event),
+    )
+    publisher.publish(
+        json.dumps(invalidation.as_json(), separators=(",", ":")).encode(),
+        invalidation.customer_id,
+        invalidation.attributes(),
+    )
+    return Outcome(decision, stamps, invalidation, errors)
+
+
+def _top_level(path: str) -> str:
+    head = path.split(".", 1)[0] if not path.startswith("`") else path[1:].split("`", 1)[0]
+    return head.strip("`")
+
+
+def _update_time(event: DocumentEvent) -> str:
+    when = event.after_update_time if event.after is not None else event.time
+    when = when or event.before_update_time
+    return when.isoformat().replace("+00:00", "Z") if when else ""
+
+
+# --------------------------------------------------------------------------------------------
+# Entry-point glue: decode -> one service call -> one log line.
+
+
+def run_trigger(function: str, kind: ConfigKind, cloud_event: Any) -> Outcome:
+    """What each of the three entry points does (kept here so they stay one line)."""
+    from functions.events import decode_document_event  # noqa: PLC0415 -- cheap, local
+
+    started = time.perf_counter()
+    event = decode_document_event(cloud_event)
+    outcome = handle_config_write(kind, event, firestore_stamper(), invalidation_publisher())
+    logs.info(
+        f"{function} {event.document}: {outcome.decision.value}",
+        function=function,
+        decision=outcome.decision.value,
+        event_id=event.event_id,
+        collection=event.collection,
+        document=event.document,
+        customer=customer_id_of(kind, event) or None,
+        change=event.kind.value if event.kind else None,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+    return outcome
+
+
+# --------------------------------------------------------------------------------------------
+# Real adapters (I/O only), created on first use.
+
+
+class FirestoreStamper:
+    """`Stamper` over google-cloud-firestore."""
+
+    def __init__(self, client: Any = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        """The Firestore client (created on first use)."""
+        if self._client is None:
+            from google.cloud.firestore_v1 import Client  # noqa: PLC0415 -- lazy, cold start
+
+            from shared.settings import get_settings  # noqa: PLC0415
+
+            self._client = Client(project=get_settings().project_id)
+        return self._client
+
+    def stamp(
+        self, document: str, fields: Sequence[str], last_update_time: datetime | None
+    ) -> StampOutcome:
+        """Update only `fields` to SERVER_TIMESTAMP, if the doc exists at `last_update_time`."""
+        from google.api_core import exceptions as gexc  # noqa: PLC0415
+        from google.cloud.firestore_v1 import SERVER_TIMESTAMP  # noqa: PLC0415
+
+        from shared.settings import get_settings  # noqa: PLC0415
+
+        client = self.client
+        option = (
+            client.write_option(last_update_time=last_update_time)
+            if last_update_time is not None
+            else client.write_option(exists=True)
+        )
+        try:
+            client.document(document).update(
+                dict.fromkeys(fields, SERVER_TIMESTAMP),
+                option=option,
+                timeout=get_settings().firestore_timeout_seconds,
+            )
+        except gexc.NotFound:
+            return StampOutcome.GONE
+        except gexc.FailedPrecondition:
+            # Either deleted or changed since the event; a read tells which (cheap, rare).
+            snapshot = client.document(document).get()
+            return StampOutcome.STALE if snapshot.exists else StampOutcome.GONE
+        except (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError) as exc:
+            raise TransientError(f"Firestore unavailable while stamping {document}: {exc}") from exc
+        return StampOutcome.STAMPED
+
+
+class PubSubInvalidationPublisher:
+    """`InvalidationPublisher` over google-cloud-pubsub, message ordering enabled."""
+
+    def __init__(self, client: Any = None, topic: str | None = None) -> None:
+        self._client = client
+        self._topic = topic
+
+    @property
+    def client(self) -> Any:
+        """The PublisherClient (created on first use)."""
+        if self._client is None:
+            from google.cloud.pubsub_v1 import PublisherClient  # noqa: PLC0415 -- lazy
+            from google.cloud.pubsub_v1.types import (  # noqa: PLC0415
+                BatchSettings,
+                PublisherOptions,
+            )
+
+            # One message per invocation, and the handler waits for it: batching would only
+            # add its 10 ms collection delay to every event.
+            self._client = PublisherClient(
+                batch_settings=BatchSettings(max_messages=1),
+                publisher_options=PublisherOptions(enable_message_ordering=True),
+            )
+        return self._client
+
+    @property
+    def topic(self) -> str:
+        """Full topic path of `config-invalidations` (from settings)."""
+        if self._topic is None:
+            from shared.names import topic_path  # noqa: PLC0415
+            from shared.settings import get_settings  # noqa: PLC0415
+
+            settings = get_settings()
+            self._topic = topic_path(settings.project_id, settings.config_invalidations_topic)
+        return self._topic
+
+    def publish(self, data: bytes, ordering_key: str, attributes: Mapping[str, str]) -> str:
+        """Publish and wait; a failure resumes the ordering key and raises TransientError."""
+        client = self.client
+        try:
+            future = client.publish(self.topic, data, ordering_key=ordering_key, **attributes)
+            return str(future.result(timeout=30))
+        except Exception as exc:
+            if ordering_key:
+                client.resume_publish(self.topic, ordering_key)
+            raise TransientError(f"publishing to {self.topic} failed: {exc}") from exc
+
+
+_STAMPER: FirestoreStamper | None = None
+_PUBLISHER: PubSubInvalidationPublisher | None = None
+
+
+def firestore_stamper() -> FirestoreStamper:
+    """The process-wide stamper (its client is created on first use)."""
+    global _STAMPER  # noqa: PLW0603 -- lazy process-wide client
+    if _STAMPER is None:
+        _STAMPER = FirestoreStamper()
+    return _STAMPER
+
+
+def invalidation_publisher() -> PubSubInvalidationPublisher:
+    """The process-wide invalidation publisher (its client is created on first use)."""
+    global _PUBLISHER  # noqa: PLW0603 -- lazy process-wide client
+    if _PUBLISHER is None:
+        _PUBLISHER = PubSubInvalidationPublisher()
+    return _PUBLISHER

@@ -1,0 +1,210 @@
+"""Decode Firestore CloudEvents once, at the edge, into a typed `DocumentEvent`.
+
+Eventarc delivers a binary-mode CloudEvent whose body is a protobuf `DocumentEventData`
+(`application/protobuf`); a JSON body (the proto's JSON form) is accepted too. Nothing
+downstream sees bytes, protobuf or base64: values become plain Python (aware UTC datetimes,
+ints, floats, str, bytes, lists, dicts; references as their path strings; geo points as
+`{"latitude", "longitude"}`).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from google.api_core.datetime_helpers import DatetimeWithNanoseconds
+from google.events.cloud.firestore_v1.types import DocumentEventData
+from google.protobuf import json_format  # type: ignore[import-untyped]
+
+from shared.errors import FieldError, InvalidDocumentError
+
+_DOCUMENTS_MARKER = "/documents/"
+
+
+class ChangeKind(enum.StrEnum):
+    """What a write did to the document."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentEvent:
+    """One `google.cloud.firestore.document.v1.written` event, decoded."""
+
+    event_id: str
+    event_type: str
+    source: str
+    time: datetime | None
+    document: str
+    """Document path relative to the database, e.g. `customers/c1`."""
+    before: dict[str, Any] | None
+    """Old value's fields (None on create)."""
+    after: dict[str, Any] | None
+    """New value's fields (None on delete)."""
+    update_mask: tuple[str, ...]
+    """Changed field paths as production sends them; empty from the emulator."""
+    before_update_time: datetime | None = None
+    after_update_time: datetime | None = None
+    """Update time of the new value (nanosecond precision kept, usable as a precondition)."""
+
+    @property
+    def kind(self) -> ChangeKind | None:
+        """create / update / delete, or None for an event with neither value nor old value."""
+        if self.before is None and self.after is None:
+            return None
+        if self.before is None:
+            return ChangeKind.CREATE
+        if self.after is None:
+            return ChangeKind.DELETE
+        return ChangeKind.UPDATE
+
+    @property
+    def collection(self) -> str:
+        """Collection id of the document (the last one, for nested paths)."""
+        parts = self.document.split("/")
+        return parts[-2] if len(parts) >= 2 else ""
+
+    @property
+    def document_id(self) -> str:
+        """Document id (last path segment)."""
+        return self.document.rsplit("/", 1)[-1]
+
+
+def decode_document_event(event: Any) -> DocumentEvent:
+    """Turn a CloudEvent (as functions-framework hands it over) into a DocumentEvent.
+
+    Raises InvalidDocumentError when the body is neither a DocumentEventData protobuf nor its
+    JSON form.
+    """
+    attrs = _attributes(event)
+    data = event.data if hasattr(event, "data") else event.get_data()
+    message = parse_document_event_data(data)
+    value = message.value if message.HasField("value") else None
+    old = message.old_value if message.HasField("old_value") else None
+    name = (value.name if value is not None else "") or (old.name if old is not None else "")
+    document = _relative_path(name) or _document_from_attributes(attrs)
+    return DocumentEvent(
+        event_id=str(attrs.get("id", "")),
+        event_type=str(attrs.get("type", "")),
+        source=str(attrs.get("source", "")),
+        time=_parse_time(attrs.get("time")),
+        document=document,
+        before=None if old is None else fields_to_python(old.fields),
+        after=None if value is None else fields_to_python(value.fields),
+        update_mask=tuple(message.update_mask.field_paths),
+        before_update_time=_ts(old.update_time) if old is not None else None,
+        after_update_time=_ts(value.update_time) if value is not None else None,
+    )
+
+
+def parse_document_event_data(data: Any) -> Any:
+    """The raw protobuf DocumentEventData from bytes (protobuf), a JSON text or a parsed dict."""
+    pb_class = DocumentEventData.pb()
+    message = pb_class()
+    if data is None or data in (b"", ""):
+        return message
+    if not isinstance(data, Mapping | bytes | bytearray | memoryview | str):
+        raise InvalidDocumentError(
+            "DocumentEventData",
+            [FieldError("(body)", type(data).__name__, "bytes, a JSON text or a dict")],
+        )
+    try:
+        if isinstance(data, Mapping):
+            json_format.ParseDict(data, message, ignore_unknown_fields=True)
+        elif isinstance(data, bytes | bytearray | memoryview):
+            raw = bytes(data)
+            if raw.lstrip()[:1] == b"{":
+                json_format.Parse(raw.decode("utf-8"), message, ignore_unknown_fields=True)
+            else:
+                message.ParseFromString(raw)
+        else:
+            json_format.Parse(data, message, ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise InvalidDocumentError(
+            "DocumentEventData",
+            [FieldError("(body)", _preview(data), f"a DocumentEventData protobuf or JSON: {exc}")],
+        ) from None
+    except Exception as exc:  # protobuf's DecodeError is not a ValueError
+        raise InvalidDocumentError(
+            "DocumentEventData",
+            [FieldError("(body)", _preview(data), f"a DocumentEventData protobuf: {exc}")],
+        ) from None
+    return message
+
+
+def fields_to_python(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A protobuf `map<string, Value>` as a plain dict."""
+    return {str(key): value_to_python(value) for key, value in fields.items()}
+
+
+def value_to_python(value: Any) -> Any:  # noqa: PLR0911 -- one return per Value kind
+    """One protobuf Firestore `Value` as a plain Python value."""
+    kind = value.WhichOneof("value_type")
+    if kind is None or kind == "null_value":
+        return None
+    if kind == "timestamp_value":
+        return _ts(value.timestamp_value)
+    if kind == "map_value":
+        return fields_to_python(value.map_value.fields)
+    if kind == "array_value":
+        return [value_to_python(v) for v in value.array_value.values]
+    if kind == "geo_point_value":
+        point = value.geo_point_value
+        return {"latitude": point.latitude, "longitude": point.longitude}
+    if kind == "reference_value":
+        return _relative_path(value.reference_value) or value.reference_value
+    return getattr(value, kind)
+
+
+def _ts(ts: Any) -> datetime:
+    """Aware UTC datetime keeping the nanoseconds (usable as an update-time precondition)."""
+    return cast(datetime, DatetimeWithNanoseconds.from_timestamp_pb(ts))  # type: ignore[no-untyped-call]
+
+
+def _relative_path(name: str) -> str:
+    if _DOCUMENTS_MARKER in name:
+        return name.split(_DOCUMENTS_MARKER, 1)[1]
+    return ""
+
+
+def _document_from_attributes(attrs: Mapping[str, Any]) -> str:
+    document = str(attrs.get("document") or "")
+    if document:
+        return document
+    subject = str(attrs.get("subject") or "")
+    return subject.removeprefix("documents/")
+
+
+def _attributes(event: Any) -> dict[str, Any]:
+    if hasattr(event, "get_attributes"):
+        return dict(event.get_attributes())
+    if isinstance(event, Mapping):
+        return dict(event)
+    return {}
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return None
+
+
+def _preview(data: Any) -> str:
+    text = data if isinstance(data, str) else repr(data)
+    return text[:120]
+
+
+def to_json_body(message: Any) -> bytes:
+    """The JSON form of a DocumentEventData (what a JSON-mode sender puts in the body)."""
+    return json.dumps(json_format.MessageToDict(message)).encode()

@@ -1,0 +1,274 @@
+"""Every Firestore query the suite makes that filters or orders on more than a document id.
+
+One module, so that `firestore.indexes.json` can be checked against it: each builder declares
+the shape(s) of the query it returns (`QueryShape`: collection, equality fields, then ordered
+fields), `composite_indexes()` derives the composite indexes those shapes need, and
+`tests/unit/test_queries_indexes.py` proves that the declared shapes are the queries really
+built, that every composite shape has its index in `firestore.indexes.json` and that the file
+holds no index nobody uses (`python -m devstack.deploy indexes` prints the file).
+
+Builders take a Firestore client and return a `Query`; the collection name comes from the
+settings (`shared.settings`). Time ranges are half-open: `start <= timestamp < end`, UTC-aware.
+Importing this module does not import the Firestore client library.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
+
+from shared import names
+from shared.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from google.cloud.firestore_v1.client import Client
+    from google.cloud.firestore_v1.query import Query
+
+DOCUMENT_ID: Final = "__name__"
+"""Firestore's name for ordering or filtering on the document id."""
+
+
+class Direction(enum.StrEnum):
+    """Sort direction, spelled as in `firestore.indexes.json`."""
+
+    ASCENDING = "ASCENDING"
+    DESCENDING = "DESCENDING"
+
+
+@dataclass(frozen=True, slots=True)
+class QueryShape:
+    """What a query filters and orders on: enough to know which index serves it."""
+
+    collection: str
+    """Default collection id (the settings may rename it; the deployed indexes use this)."""
+    equality: tuple[str, ...] = ()
+    """Fields compared with `==`, in the order the builder applies them."""
+    order: tuple[tuple[str, Direction], ...] = ()
+    """Fields the query orders on (a range filter's field included), in order."""
+
+    def composite_index(self) -> CompositeIndex | None:
+        """The composite index this query needs, or None if single-field indexes serve it.
+
+        Single-field indexes (automatic) serve: equality filters only (index merging), or one
+        ordered / range field with no equality filter. Anything else needs a composite index
+        of the equality fields followed by the ordered fields. Ordering on the document id at
+        the end is implicit in every index.
+        """
+        order = tuple((f, d) for f, d in self.order if f != DOCUMENT_ID)
+        if not order or (not self.equality and len(order) == 1):
+            return None
+        fields = tuple((f, Direction.ASCENDING) for f in self.equality) + order
+        return CompositeIndex(self.collection, fields)
+
+
+@dataclass(frozen=True, slots=True)
+class CompositeIndex:
+    """One entry of `firestore.indexes.json` (collection scope)."""
+
+    collection: str
+    fields: tuple[tuple[str, Direction], ...]
+
+    def as_json(self) -> dict[str, Any]:
+        """The entry as firebase-tools writes it."""
+        return {
+            "collectionGroup": self.collection,
+            "queryScope": "COLLECTION",
+            "fields": [{"fieldPath": f, "order": str(d)} for f, d in self.fields],
+        }
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+BUILDERS: list[Callable[..., Any]] = []
+"""Every query builder of this module, in definition order."""
+
+
+def declares(*shapes: QueryShape) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Mark a function as a query builder returning queries of the given shapes."""
+
+    def register(builder: Callable[P, R]) -> Callable[P, R]:
+        builder.query_shapes = shapes  # type: ignore[attr-defined]
+        BUILDERS.append(builder)
+        return builder
+
+    return register
+
+
+def shapes_of(builder: Callable[..., Any]) -> tuple[QueryShape, ...]:
+    """The shapes a builder declared."""
+    shapes: tuple[QueryShape, ...] = builder.query_shapes  # type: ignore[attr-defined]
+    return shapes
+
+
+def composite_indexes() -> list[CompositeIndex]:
+    """Every composite index the builders need, without duplicates, in a stable order."""
+    found: dict[CompositeIndex, None] = {}
+    for builder in BUILDERS:
+        for shape in shapes_of(builder):
+            index = shape.composite_index()
+            if index is not None:
+                found[index] = None
+    return list(found)
+
+
+def indexes_file() -> dict[str, Any]:
+    """The content of `firestore.indexes.json`."""
+    return {"indexes": [i.as_json() for i in composite_indexes()], "fieldOverrides": []}
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+_MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
+    """`YYYY-MM` -> [first instant of the month, first instant of the next month), UTC."""
+    match = _MONTH_RE.match(month)
+    if match is None:
+        raise ValueError(f"month={month!r}: expected YYYY-MM, for example 2025-01")
+    year, number = int(match.group(1)), int(match.group(2))
+    start = dt.datetime(year, number, 1, tzinfo=dt.UTC)
+    end = dt.datetime(year + number // 12, number % 12 + 1, 1, tzinfo=dt.UTC)
+    return start, end
+
+
+def _aware(name: str, value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name}={value!r}: expected a timezone-aware datetime")
+    return value
+
+
+def _time_range(query: Query, field: str, start: dt.datetime, end: dt.datetime) -> Query:
+    from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415 (cheap import)
+
+    start, end = _aware("start", start), _aware("end", end)
+    if end < start:
+        raise ValueError(f"end={end.isoformat()} is before start={start.isoformat()}")
+    return (
+        query.where(filter=FieldFilter(field, ">=", start))
+        .where(filter=FieldFilter(field, "<", end))
+        .order_by(field, direction=Direction.ASCENDING.value)
+    )
+
+
+def _equal(query: Any, field: str, value: object) -> Query:
+    from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415 (cheap import)
+
+    result: Query = query.where(filter=FieldFilter(field, "==", value))
+    return result
+
+
+# ---- usage_tracking ------------------------------------------------------------------------
+
+_ASC = Direction.ASCENDING
+
+USAGE_BY_CUSTOMER = QueryShape(
+    names.USAGE_TRACKING, equality=("customer_id",), order=(("timestamp", _ASC),)
+)
+USAGE_BY_SCENE = QueryShape(
+    names.USAGE_TRACKING, equality=("scene_id",), order=(("timestamp", _ASC),)
+)
+USAGE_BY_CUSTOMER_AND_ACTION = QueryShape(
+    names.USAGE_TRACKING, equality=("customer_id", "action"), order=(("timestamp", _ASC),)
+)
+
+
+@declares(USAGE_BY_CUSTOMER)
+def usage_by_customer(
+    client: Client,
+    customer_id: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    settings: Settings | None = None,
+) -> Query:
+    """A customer's usage records with `start <= timestamp < end`, oldest first."""
+    settings = settings or get_settings()
+    query = _equal(
+        client.collection(settings.usage_tracking_collection), "customer_id", customer_id
+    )
+    return _time_range(query, "timestamp", start, end)
+
+
+@declares(USAGE_BY_SCENE)
+def usage_by_scene(
+    client: Client,
+    scene_id: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    settings: Settings | None = None,
+) -> Query:
+    """A scene's usage records with `start <= timestamp < end`, oldest first."""
+    settings = settings or get_settings()
+    query = _equal(client.collection(settings.usage_tracking_collection), "scene_id", scene_id)
+    return _time_range(query, "timestamp", start, end)
+
+
+@declares(USAGE_BY_CUSTOMER, USAGE_BY_CUSTOMER_AND_ACTION)
+def usage_report(
+    client: Client,
+    customer_id: str,
+    month: str,
+    action: str | None = None,
+    *,
+    settings: Settings | None = None,
+) -> Query:
+    """The usage report: a customer's records in calendar month `YYYY-MM` (UTC), optionally
+    only one action, oldest first."""
+    settings = settings or get_settings()
+    start, end = month_bounds(month)
+    query = _equal(
+        client.collection(settings.usage_tracking_collection), "customer_id", customer_id
+    )
+    if action is not None:
+        query = _equal(query, "action", action)
+    return _time_range(query, "timestamp", start, end)
+
+
+# ---- customers -----------------------------------------------------------------------------
+
+CUSTOMERS_BY_ID = QueryShape(names.CUSTOMERS, order=((DOCUMENT_ID, _ASC),))
+
+
+@declares(CUSTOMERS_BY_ID)
+def customers_page(
+    client: Client,
+    page_size: int,
+    after_id: str | None = None,
+    *,
+    settings: Settings | None = None,
+) -> Query:
+    """The monthly reset's paging query: up to `page_size` customers ordered by document id,
+    starting after the customer `after_id` (None: from the first). Served by the automatic
+    document-id index, so it works whatever fields a customer has (a range filter on
+    `quota_reset_at` would skip documents lacking the field)."""
+    from google.cloud.firestore_v1.field_path import FieldPath  # noqa: PLC0415 (cheap import)
+
+    if page_size < 1:
+        raise ValueError(f"page_size={page_size}: expected a positive number")
+    settings = settings or get_settings()
+    collection = client.collection(settings.customers_collection)
+    query: Query = collection.order_by(FieldPath.document_id()).limit(page_size)
+    if after_id is not None:
+        query = query.start_after({FieldPath.document_id(): collection.document(after_id)})
+    return query
+
+
+CUSTOMERS_BY_PERIOD = QueryShape(names.CUSTOMERS, equality=("quota_period",))
+
+
+@declares(CUSTOMERS_BY_PERIOD)
+def customers_reset_for_period(
+    client: Client, period: str, *, settings: Settings | None = None
+) -> Query:
+    """Customers the monthly reset has already reset for `period` (`YYYY-MM`): the reset
+    writes `quota_period` on each customer it resets (count them with `.count()`)."""
+    month_bounds(period)  # validates the format
+    settings = settings or get_settings()
+    return _equal(client.collection(settings.customers_collection), "quota_period", period)

@@ -1,0 +1,178 @@
+"""CLI error handling with fakes, and the usage report's sums (no network)."""
+
+from __future__ import annotations
+
+import io
+import sys
+import types
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.api_core import exceptions as gexc
+
+from shared.cli import main
+from shared.settings import get_settings
+from shared.usage_report import build_report, render_csv, render_table, write_chart
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str], **kwargs: Any) -> tuple[int, str, str]:
+    out = io.StringIO()
+    code = main(argv, out=out, **kwargs)
+    return code, out.getvalue(), capsys.readouterr().err
+
+
+def one_error_line(err: str) -> str:
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("blueprint: error: ")
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def unreachable() -> Any:
+    class Client:
+        def collection(self, name: str) -> Any:
+            raise gexc.ServiceUnavailable("connection refused")
+
+    return Client()
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "needle"),
+    [
+        ([], 2, "required: command"),
+        (["migrate"], 2, "required: paths"),
+        (["usage", "report", "--month", "2025-01"], 2, "--customer"),
+        (["usage", "report", "--customer", "c", "--month", "Jan"], 1, "expected YYYY-MM"),
+        (["migrate", "/no/such/export"], 1, "no such file or directory"),
+        (["migrate", "x", "--batch-size", "900"], 2, "expected 1 to 500"),
+        (["quota", "reset"], 2, "pass --dry-run"),
+        (["frobnicate"], 2, "invalid choice"),
+    ],
+)
+def test_user_mistakes_are_one_line_and_non_zero(
+    argv: list[str], code: int, needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    got, _, err = run(argv, capsys, client_factory=unreachable)
+    assert got == code
+    assert needle in one_error_line(err)
+
+
+def test_firestore_unreachable_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(
+        ["usage", "report", "--customer", "c", "--month", "2025-01"],
+        capsys,
+        client_factory=unreachable,
+    )
+    assert code == 1
+    assert "Firestore request failed (ServiceUnavailable)" in one_error_line(err)
+
+
+def test_bad_environment_names_the_variable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BLUEPRINT_CONFIG_READ_TIMEOUT_SECONDS", "soon")
+    get_settings.cache_clear()
+    try:
+        code, _, err = run(["seed-demo"], capsys, client_factory=unreachable)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert code == 1
+    assert "BLUEPRINT_CONFIG_READ_TIMEOUT_SECONDS='soon'" in one_error_line(err)
+
+
+def test_quota_reset_without_the_reset_module(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "functions.reset", None)  # import fails
+    code, _, err = run(["quota", "reset", "--dry-run"], capsys)
+    assert code == 1
+    assert "functions.reset (the monthly reset issue)" in one_error_line(err)
+
+
+def test_quota_reset_dry_run_calls_the_reset_function(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[Any, ...]] = []
+
+    class Summary:
+        def log_fields(self) -> dict[str, Any]:
+            return {"period": "2025-02", "reset": 3, "skipped": 1}
+
+    class Repository:
+        def __init__(self, client: Any, customers: str, audits: str, timeout: float) -> None:
+            self.args = (client, customers, audits)
+
+    def run_reset(repo: Repository, period: str, now: datetime, *, dry_run: bool) -> Summary:
+        calls.append((repo.args, period, now.tzinfo, dry_run))
+        return Summary()
+
+    module = types.ModuleType("functions.reset")
+    module.run_reset = run_reset  # type: ignore[attr-defined]
+    module.FirestoreResetRepository = Repository  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "functions.reset", module)
+    code, out, _ = run(
+        ["quota", "reset", "--dry-run", "--month", "2025-02"], capsys, client_factory=lambda: "C"
+    )
+    assert code == 0
+    assert calls == [(("C", "customers", "quota_resets"), "2025-02", UTC, True)]
+    assert "reset: 3" in out
+    assert out.startswith("dry run: quota reset for 2025-02")
+
+
+def _record(ts: str, action: str, cost: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "customer_id": "c1",
+        "scene_id": "s1",
+        "action": action,
+        "timestamp": datetime.fromisoformat(ts).replace(tzinfo=UTC),
+        "billable": cost > 0,
+        "estimated_cost": cost,
+        **extra,
+    }
+
+
+def test_report_sums_decimals_exactly_and_counts_quota() -> None:
+    records = [
+        ("a", _record("2025-01-01T00:00:00", "scene_generated", 0.1, compute_minutes=0.1)),
+        ("b", _record("2025-01-01T12:00:00", "scene_generated", 0.2, compute_minutes=0.2)),
+        ("c", _record("2025-01-31T23:59:59", "episodes_generated", 15.5, episodes_generated=100)),
+        ("d", _record("2025-02-01T00:00:00", "scene_generated", 9.99)),  # next month
+        ("e", {"schema_version": 1, "customer_id": "c1", "action": "x"}),  # invalid
+    ]
+    customer = {"schema_version": 1, "bundle_tier": "pro", "monthly_scene_quota": 4}
+    report = build_report("c1", "2025-01", records, customer)
+    assert report.total.cost == Decimal("15.80")  # float sum would be 15.799999...
+    assert report.total.compute_minutes == Decimal("0.3")
+    assert report.actions["scene_generated"].records == 2
+    assert report.daily_cost[date(2025, 1, 1)] == Decimal("0.3")
+    assert len(report.daily_cost) == 31
+    assert report.quota_text == "2 of 4 scenes (50.0 %)"
+    assert [s.split(":")[0] for s in report.skipped] == ["e"]
+    csv_text = render_csv(report)
+    assert csv_text.splitlines()[-1] == "TOTAL,3,100,0.3,0,15.80"
+    table = render_table(report)
+    assert "quota used: 2 of 4 scenes (50.0 %)" in table
+    assert "skipped 1 invalid records" in table
+
+
+def test_report_of_unknown_customer_and_unlimited_quota() -> None:
+    report = build_report("ghost", "2024-02", [], None)
+    assert len(report.daily_cost) == 29
+    assert report.quota_text == "0 scenes (unlimited)"
+    assert "no customers/ghost document" in render_table(report)
+
+
+def test_chart_refuses_a_non_png_name(tmp_path: Path) -> None:
+    from shared.usage_report import ReportError
+
+    report = build_report("c1", "2025-01", [], None)
+    with pytest.raises(ReportError, match=r"\.png"):
+        write_chart(report, tmp_path / "chart.jpg")
+    with pytest.raises(ReportError, match="does not exist"):
+        write_chart(report, tmp_path / "missing" / "chart.png")

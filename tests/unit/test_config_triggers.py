@@ -1,0 +1,277 @@
+"""Config-write triggers on recorded events (tests/events), with fake Firestore and Pub/Sub."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import functions_framework
+import pytest
+from cloudevents.http import from_http
+
+from functions import config_triggers
+from functions.config_triggers import (
+    ConfigKind,
+    Decision,
+    StampOutcome,
+    changed_fields,
+    handle_config_write,
+)
+from functions.events import ChangeKind, DocumentEvent, decode_document_event
+from shared import logs
+from shared.errors import InvalidDocumentError
+
+EVENTS = Path(__file__).resolve().parents[1] / "events"
+MAIN = Path(__file__).resolve().parents[2] / "functions" / "main.py"
+
+
+class FakeStamper:
+    def __init__(self, outcome: StampOutcome = StampOutcome.STAMPED) -> None:
+        self.outcome = outcome
+        self.calls: list[tuple[str, tuple[str, ...], datetime | None]] = []
+
+    def stamp(
+        self, document: str, fields: Sequence[str], last_update_time: datetime | None
+    ) -> StampOutcome:
+        self.calls.append((document, tuple(fields), last_update_time))
+        return self.outcome
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.messages: list[tuple[dict[str, Any], str, dict[str, str]]] = []
+
+    def publish(self, data: bytes, ordering_key: str, attributes: Mapping[str, str]) -> str:
+        self.messages.append((json.loads(data), ordering_key, dict(attributes)))
+        return str(len(self.messages))
+
+
+def load(name: str) -> tuple[dict[str, str], bytes]:
+    headers = json.loads((EVENTS / f"{name}.headers.json").read_text())
+    return headers, (EVENTS / f"{name}.body").read_bytes()
+
+
+def decoded(name: str) -> DocumentEvent:
+    headers, body = load(name)
+    # Exactly what functions-framework does with the request before calling the function.
+    return decode_document_event(from_http(headers, body))
+
+
+def run(
+    name: str,
+    kind: ConfigKind = ConfigKind.CUSTOMER,
+    outcome: StampOutcome = StampOutcome.STAMPED,
+) -> tuple[config_triggers.Outcome, FakeStamper, FakePublisher]:
+    stamper, publisher = FakeStamper(outcome), FakePublisher()
+    result = handle_config_write(kind, decoded(name), stamper, publisher)
+    return result, stamper, publisher
+
+
+def test_decode_create_gives_plain_values() -> None:
+    event = decoded("customer_create")
+    assert event.kind is ChangeKind.CREATE
+    assert event.document == "customers/lab_001"
+    assert event.collection == "customers"
+    assert event.document_id == "lab_001"
+    assert event.event_id.startswith("evt-")
+    assert event.before is None
+    assert event.after is not None
+    assert event.after["bundle_tier"] == "pro"
+    assert event.after["monthly_scene_quota"] == 100
+    assert event.after["feature_overrides"] == {"tactile_sensors": True}
+    assert event.after["contract_start"].isoformat() == "2025-01-01T00:00:00+00:00"
+    assert event.after_update_time is not None
+    assert event.after_update_time.isoformat() == "2025-02-01T12:00:00.123456+00:00"
+
+
+def test_create_stamps_created_and_updated_and_publishes_one_message() -> None:
+    result, stamper, publisher = run("customer_create")
+    assert result.decision is Decision.STAMPED
+    assert stamper.calls == [
+        (
+            "customers/lab_001",
+            ("created_at", "updated_at"),
+            decoded("customer_create").after_update_time,
+        )
+    ]
+    assert len(publisher.messages) == 1
+    body, key, attrs = publisher.messages[0]
+    assert body == {
+        "collection": "customers",
+        "document_id": "lab_001",
+        "customer_id": "lab_001",
+        "change": "create",
+        "valid": True,
+        "errors": [],
+        "event_id": decoded("customer_create").event_id,
+        "update_time": "2025-02-01T12:00:00.123456Z",
+    }
+    assert key == "lab_001"
+    assert attrs == {k: (json.dumps(v) if k == "errors" else str(v)) for k, v in body.items()} | {
+        "valid": "true"
+    }
+
+
+def test_create_keeps_an_existing_created_at() -> None:
+    result, stamper, _ = run("customer_create_with_created_at")
+    assert result.decision is Decision.STAMPED
+    assert [c[1] for c in stamper.calls] == [("updated_at",)]
+
+
+@pytest.mark.parametrize("name", ["customer_update", "customer_update_masked"])
+def test_user_visible_update_stamps_updated_at_only(name: str) -> None:
+    result, stamper, publisher = run(name)
+    assert result.decision is Decision.STAMPED
+    assert [c[1] for c in stamper.calls] == [("updated_at",)]
+    assert [m[0]["change"] for m in publisher.messages] == ["update"]
+
+
+@pytest.mark.parametrize(
+    "name", ["customer_stamp_only", "customer_stamp_only_masked", "customer_create_stamp_echo"]
+)
+def test_own_stamp_echo_writes_and_publishes_nothing(name: str) -> None:
+    result, stamper, publisher = run(name)
+    assert result.decision is Decision.IGNORED_ECHO
+    assert stamper.calls == []
+    assert publisher.messages == []
+
+
+def test_identical_write_does_nothing() -> None:
+    result, stamper, publisher = run("customer_identical_write")
+    assert result.decision is Decision.IGNORED_NO_CHANGE
+    assert (stamper.calls, publisher.messages) == ([], [])
+
+
+def test_mask_is_trusted_when_present() -> None:
+    event = decoded("customer_update_masked")
+    assert changed_fields(event) == {"email"}
+    assert changed_fields(decoded("customer_update")) == {"organization_name"}
+
+
+def test_delete_publishes_without_writing() -> None:
+    result, stamper, publisher = run("customer_delete")
+    assert result.decision is Decision.DELETED
+    assert stamper.calls == []
+    body, key, attrs = publisher.messages[0]
+    assert (body["change"], body["valid"], key, attrs["change"]) == (
+        "delete",
+        True,
+        "lab_001",
+        "delete",
+    )
+    assert body["update_time"] == "2025-02-01T12:00:00.123456Z"  # the event's time
+
+
+def test_empty_event_is_ignored() -> None:
+    event = decoded("empty")
+    assert (event.before, event.after, event.kind) == (None, None, None)
+    result, stamper, publisher = run("empty")
+    assert result.decision is Decision.IGNORED_EMPTY
+    assert (stamper.calls, publisher.messages) == ([], [])
+
+
+def test_invalid_document_is_not_rewritten_logged_and_marked_invalid(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logger = logs.get_logger()
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.ERROR, logger=logs.LOGGER_NAME):
+            result, stamper, publisher = run("customer_invalid")
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert result.decision is Decision.INVALID
+    assert stamper.calls == []
+    body, _, attrs = publisher.messages[0]
+    assert body["valid"] is False
+    assert {e["field"] for e in body["errors"]} == {"bundle_tier", "monthly_scene_quota"}
+    assert attrs["valid"] == "false"
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert "bundle_tier" in errors[0].getMessage()
+    assert "platinum" in errors[0].getMessage()
+    assert "-5" in errors[0].getMessage()
+
+
+def test_json_body_scene_is_decoded_and_keyed_by_its_customer() -> None:
+    headers, body = load("scene_create_json")
+    assert headers["Content-Type"] == "application/json"
+    assert body.lstrip().startswith(b"{")
+    result, stamper, publisher = run("scene_create_json", ConfigKind.SCENE)
+    assert result.decision is Decision.STAMPED
+    assert stamper.calls[0][0] == "scenes/scene_kitchen_v2"
+    assert publisher.messages[0][1] == "lab_001"
+    assert publisher.messages[0][0]["customer_id"] == "lab_001"
+    assert decoded("scene_create_json").after == decoded_scene_plain()
+
+
+def decoded_scene_plain() -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "customer_id": "lab_001",
+        "robot_type": "franka",
+        "data_pack_tier": "plus",
+        "min_quality_score": 0.85,
+        "vla_models": ["openvla", "pi0"],
+        "custom_settings": {"lighting_variation": "high"},
+    }
+
+
+def test_global_flags_update_uses_doc_id_as_customer() -> None:
+    result, _, publisher = run("flags_global_update", ConfigKind.FEATURE_FLAGS)
+    assert result.decision is Decision.STAMPED
+    assert publisher.messages[0][1] == "_global"
+
+
+@pytest.mark.parametrize(
+    ("outcome", "decision"),
+    [(StampOutcome.GONE, Decision.GONE), (StampOutcome.STALE, Decision.STALE)],
+)
+def test_stamp_refused_still_publishes(outcome: StampOutcome, decision: Decision) -> None:
+    result, _, publisher = run("customer_update", outcome=outcome)
+    assert result.decision is decision
+    assert result.stamped_fields == ()
+    assert len(publisher.messages) == 1
+
+
+def test_garbage_body_is_an_invalid_document_error() -> None:
+    headers, _ = load("customer_create")
+    with pytest.raises(InvalidDocumentError, match="DocumentEventData"):
+        decode_document_event(from_http(headers, b"\xff\xfe not a protobuf"))
+
+
+# --- the deployed entry points, through functions-framework's own request handling ----------
+
+
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch) -> tuple[FakeStamper, FakePublisher]:
+    stamper, publisher = FakeStamper(), FakePublisher()
+    monkeypatch.setattr(config_triggers, "_STAMPER", stamper)
+    monkeypatch.setattr(config_triggers, "_PUBLISHER", publisher)
+    return stamper, publisher
+
+
+@pytest.mark.parametrize(
+    ("target", "name", "stamps", "messages"),
+    [
+        ("on_customer_written", "customer_create", 1, 1),
+        ("on_customer_written", "customer_stamp_only", 0, 0),
+        ("on_customer_written", "customer_delete", 0, 1),
+        ("on_customer_written", "empty", 0, 0),
+        ("on_scene_written", "scene_create_json", 1, 1),
+        ("on_feature_flags_written", "flags_global_update", 1, 1),
+    ],
+)
+def test_entry_points_accept_binary_cloudevents(
+    fakes: tuple[FakeStamper, FakePublisher], target: str, name: str, stamps: int, messages: int
+) -> None:
+    stamper, publisher = fakes
+    client = functions_framework.create_app(target, str(MAIN), "cloudevent").test_client()
+    headers, body = load(name)
+    response = client.post("/", headers=headers, data=body)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert (len(stamper.calls), len(publisher.messages)) == (stamps, messages)

@@ -1,0 +1,171 @@
+"""Every composite query of shared/queries.py has its index, and no index is unused.
+
+The declared shapes are checked against the queries really built (their StructuredQuery), so a
+builder cannot drift from what it declares. Building a query needs no server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import firestore
+
+from devstack import deploy
+from shared import queries
+from shared.queries import DOCUMENT_ID, Direction, QueryShape
+from shared.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+INDEXES = ROOT / "firestore.indexes.json"
+SETTINGS = load_settings({})
+JAN = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+FEB = dt.datetime(2025, 2, 1, tzinfo=dt.UTC)
+
+EXAMPLES: dict[str, list[dict[str, Any]]] = {
+    # builder name -> argument sets that together produce every shape it declares
+    "usage_by_customer": [{"customer_id": "c1", "start": JAN, "end": FEB}],
+    "usage_by_scene": [{"scene_id": "s1", "start": JAN, "end": FEB}],
+    "usage_report": [
+        {"customer_id": "c1", "month": "2025-01"},
+        {"customer_id": "c1", "month": "2025-01", "action": "scene_generated"},
+    ],
+    "customers_page": [{"page_size": 100}, {"page_size": 100, "after_id": "c9"}],
+    "customers_reset_for_period": [{"period": "2025-01"}],
+}
+
+
+@pytest.fixture(scope="module")
+def client() -> Any:
+    return firestore.Client(project="demo-offline", credentials=AnonymousCredentials())
+
+
+def shape_of(query: Any) -> tuple[QueryShape, set[str]]:
+    """The shape of a built query, plus the fields it filters with a range operator."""
+    proto = query._to_protobuf()
+    (source,) = proto.from_
+    filters = (
+        [f.field_filter for f in proto.where.composite_filter.filters]
+        if proto.where.composite_filter.filters
+        else [proto.where.field_filter]
+        if proto.where.field_filter.field.field_path
+        else []
+    )
+    equality = tuple(f.field.field_path for f in filters if f.op.name == "EQUAL")
+    ranged = {f.field.field_path for f in filters if f.op.name != "EQUAL"}
+    order = tuple((o.field.field_path, Direction(o.direction.name)) for o in proto.order_by)
+    return QueryShape(source.collection_id, equality, order), ranged
+
+
+def built_shapes(client: Any) -> dict[str, set[QueryShape]]:
+    result: dict[str, set[QueryShape]] = {}
+    for builder in queries.BUILDERS:
+        shapes = set()
+        for kwargs in EXAMPLES[builder.__name__]:
+            shape, ranged = shape_of(builder(client, settings=SETTINGS, **kwargs))
+            # Firestore orders first on the range-filtered field; the shape must say so.
+            assert ranged <= {f for f, _ in shape.order[:1]}, (builder.__name__, ranged)
+            shapes.add(shape)
+        result[builder.__name__] = shapes
+    return result
+
+
+def serves(index: dict[str, Any], shape: QueryShape) -> bool:
+    """Whether a firestore.indexes.json entry serves a query of this shape.
+
+    Equality fields may come in any order before the ordered fields, which must match exactly.
+    """
+    fields = [(f["fieldPath"], f["order"]) for f in index["fields"]]
+    order = [(f, str(d)) for f, d in shape.order if f != DOCUMENT_ID]
+    n_eq = len(shape.equality)
+    return (
+        index["collectionGroup"] == shape.collection
+        and index.get("queryScope", "COLLECTION") == "COLLECTION"
+        and len(fields) == n_eq + len(order)
+        and {f for f, _ in fields[:n_eq]} == set(shape.equality)
+        and fields[n_eq:] == order
+    )
+
+
+def test_every_builder_has_examples_and_declares_what_it_builds(client: Any) -> None:
+    assert {b.__name__ for b in queries.BUILDERS} == set(EXAMPLES)
+    for name, shapes in built_shapes(client).items():
+        declared = set(queries.shapes_of(getattr(queries, name)))
+        assert shapes == declared, f"{name} builds {shapes}, declares {declared}"
+
+
+def test_every_composite_query_has_its_index_and_no_index_is_unused(client: Any) -> None:
+    indexes = json.loads(INDEXES.read_text())["indexes"]
+    shapes = {s for found in built_shapes(client).values() for s in found}
+    composite = {s for s in shapes if s.composite_index() is not None}
+    assert composite, "the usage queries are composite: the classification is broken"
+    for shape in composite:
+        assert any(serves(i, shape) for i in indexes), f"no index serves {shape}"
+    for index in indexes:
+        assert any(serves(index, s) for s in composite), f"unused index {index}"
+
+
+def test_committed_indexes_file_is_the_generated_one() -> None:
+    assert INDEXES.read_text() == deploy.indexes_json(), (
+        "firestore.indexes.json is stale: run "
+        "`python -m devstack.deploy indexes > firestore.indexes.json`"
+    )
+
+
+def test_schema_md_usage_indexes_are_kept() -> None:
+    """schema.md promises (customer_id, timestamp) and (scene_id, timestamp)."""
+    wanted = [["customer_id", "timestamp"], ["scene_id", "timestamp"]]
+    got = [
+        [f["fieldPath"] for f in i["fields"]]
+        for i in json.loads(INDEXES.read_text())["indexes"]
+        if i["collectionGroup"] == "usage_tracking"
+    ]
+    for fields in wanted:
+        assert fields in got
+
+
+@pytest.mark.parametrize(
+    ("shape", "composite"),
+    [
+        (QueryShape("c", equality=("a",)), False),
+        (QueryShape("c", equality=("a", "b")), False),
+        (QueryShape("c", order=(("t", Direction.ASCENDING),)), False),
+        (QueryShape("c", order=((DOCUMENT_ID, Direction.ASCENDING),)), False),
+        (QueryShape("c", equality=("a",), order=((DOCUMENT_ID, Direction.ASCENDING),)), False),
+        (QueryShape("c", equality=("a",), order=(("t", Direction.ASCENDING),)), True),
+        (QueryShape("c", order=(("t", Direction.ASCENDING), ("u", Direction.DESCENDING))), True),
+    ],
+)
+def test_composite_classification(shape: QueryShape, composite: bool) -> None:
+    assert (shape.composite_index() is not None) is composite
+
+
+def test_month_bounds() -> None:
+    assert queries.month_bounds("2025-01") == (JAN, FEB)
+    assert queries.month_bounds("2024-12") == (
+        dt.datetime(2024, 12, 1, tzinfo=dt.UTC),
+        dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+    )
+    for bad in ("2025-13", "2025-1", "25-01", "2025-00", ""):
+        with pytest.raises(ValueError, match="YYYY-MM"):
+            queries.month_bounds(bad)
+
+
+def test_bad_arguments_fail_with_the_value(client: Any) -> None:
+    naive = dt.datetime(2025, 1, 1)  # noqa: DTZ001
+    with pytest.raises(ValueError, match=r"start=.*timezone-aware"):
+        queries.usage_by_customer(client, "c1", naive, FEB, settings=SETTINGS)
+    with pytest.raises(ValueError, match="before start"):
+        queries.usage_by_scene(client, "s1", FEB, JAN, settings=SETTINGS)
+    with pytest.raises(ValueError, match="page_size=0"):
+        queries.customers_page(client, 0, settings=SETTINGS)
+
+
+def test_collection_names_follow_settings(client: Any) -> None:
+    renamed = load_settings({"BLUEPRINT_USAGE_TRACKING_COLLECTION": "usage_v2"})
+    query = queries.usage_by_customer(client, "c1", JAN, FEB, settings=renamed)
+    assert shape_of(query)[0].collection == "usage_v2"
