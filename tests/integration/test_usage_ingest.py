@@ -14,7 +14,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,6 +23,7 @@ from devstack.emulators import Emulators
 from devstack.pubsub import PubSubHelper
 from functions.usage import (
     CommitConflictError,
+    CustomerCache,
     Limits,
     Outcome,
     PubSubMessage,
@@ -39,7 +40,9 @@ NOW = datetime(2025, 1, 20, 12, 0, tzinfo=UTC)
 class Env:
     """Unique collections and an alerts topic with a pull subscription, for one test."""
 
-    def __init__(self, emulators: Emulators, pubsub: PubSubHelper, client: Any) -> None:
+    def __init__(
+        self, emulators: Emulators, pubsub: PubSubHelper, client: Any, cache: bool = False
+    ) -> None:
         self.prefix = f"u{uuid.uuid4().hex[:8]}"
         self.alerts_topic = pubsub.create_topic(pubsub.unique("alerts"))
         self.alerts_sub = pubsub.create_subscription(self.alerts_topic)
@@ -58,7 +61,10 @@ class Env:
         )
         self.repo = FirestoreUsageRepository(self.settings, client)
         self.service = UsageService(
-            self.repo, PubSubAlertPublisher(self.settings, pubsub.publisher), limits=Limits()
+            self.repo,
+            PubSubAlertPublisher(self.settings, pubsub.publisher),
+            limits=Limits(),
+            customer_cache=CustomerCache(timedelta(seconds=1)) if cache else None,
         )
 
     def col(self, name: str) -> Any:
@@ -197,7 +203,11 @@ def test_1000_events_delivered_3_times_shuffled_record_exactly_once(env: Env) ->
     assert alerts == {("b", 80): 1, ("b", 100): 1}
 
 
-def test_8_workers_2000_events_one_hot_customer(env: Env) -> None:
+def test_8_workers_2000_events_one_hot_customer(
+    emulators: Emulators, pubsub: PubSubHelper, firestore_client: Any
+) -> None:
+    # As deployed: the customer cache on.
+    env = Env(emulators, pubsub, firestore_client, cache=True)
     quotas = {"hot": 1500, "warm1": 100, "warm2": 100}
     for cid, q in quotas.items():
         env.put_customer(cid, bundle_tier="pro", monthly_scene_quota=q, quota_period="2025-01")

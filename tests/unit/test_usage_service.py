@@ -16,6 +16,7 @@ import pytest
 from functions import usage
 from functions.usage import (
     REJECTION_PAYLOAD_LIMIT,
+    CustomerCache,
     Limits,
     Outcome,
     UsageService,
@@ -485,3 +486,24 @@ def test_record_ids_are_pinned() -> None:
         "lab_001_scene_kitchen_v2_episodes_generated_20250110T143000.000000Z_41ba4594037b6cd9e48576c9"
     )
     assert usage_record_id(by_event_id) == "lab_001_job-42-..x_bf12637aed701cce1a49248e"
+
+
+def test_customer_cache_saves_reads_but_guarded_commits_read_fresh(repo: FakeRepository) -> None:
+    reads: list[str] = []
+    repo.on_read = reads.append
+    service = UsageService(
+        repo, FakePublisher(), customer_cache=CustomerCache(timedelta(seconds=1))
+    )
+    for n in range(5):
+        service.handle(message(scene(n), f"m-{n}"), NOW + timedelta(milliseconds=100 * n))
+    assert len(reads) == 1
+    service.handle(message(scene(9), "m-9"), NOW + timedelta(seconds=2))  # entry expired
+    assert len(reads) == 2
+    # 23:55 on the last day: the plan is guarded, so the cached read is not good enough.
+    late = datetime(2025, 1, 31, 23, 55, tzinfo=UTC)
+    service.handle(message(scene(20, timestamp="2025-01-31T23:54:00Z"), "m-20"), late)
+    service.handle(message(scene(21, timestamp="2025-01-31T23:54:00Z"), "m-21"), late)
+    # The first read at 23:55 is fresh anyway (the entry expired); the second finds a cached
+    # entry but its commit is guarded, so it reads again instead of trusting it.
+    assert len(reads) == 4
+    assert repo.customers["lab_001"]["scenes_generated_this_month"] == 8
