@@ -9,6 +9,7 @@ from __future__ import annotations
 import functions_framework
 from cloudevents.http import CloudEvent
 
+from functions import usage
 from functions.config_triggers import ConfigKind, run_trigger
 from functions.table import by_name
 from shared.errors import NotImplementedYetError
@@ -38,8 +39,8 @@ def on_feature_flags_written(event: CloudEvent) -> None:
 
 @functions_framework.cloud_event
 def on_usage_event(event: CloudEvent) -> None:
-    """Pub/Sub `usage-events` message published."""
-    raise _not_yet("on_usage_event")
+    """Pub/Sub `usage-events` message published: record it once, count it, alert on quota."""
+    usage.handle_cloud_event(event)
 
 
 @functions_framework.cloud_event

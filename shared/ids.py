@@ -22,7 +22,8 @@ def _hash(*parts: str) -> str:
 
 
 def _readable(*parts: str) -> str:
-    text = "_".join(_UNSAFE.sub("-", p) for p in parts)
+    # One substitution over the joined text: "_" is safe, so no unsafe run spans two parts.
+    text = _UNSAFE.sub("-", "_".join(parts))
     return text[:_PREFIX_MAX].strip(".") or "x"
 
 

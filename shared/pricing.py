@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shared.models import BundleTier, UsageEvent
 
 CENT: Final = Decimal("0.01")
+_ZERO: Final = Decimal(0)
 
 
 class TierRates(BaseModel):
@@ -80,7 +81,7 @@ def default_rate_card() -> RateCard:
 def to_decimal(value: float | int | None) -> Decimal:
     """Exact decimal of the number as written (45.5 -> Decimal('45.5'), not its binary value)."""
     if value is None:
-        return Decimal(0)
+        return _ZERO
     return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
 
 
@@ -102,5 +103,5 @@ def estimate_cost(
         "storage": to_decimal(event.storage_gb) * rates.storage_gb,
         "episodes": to_decimal(event.episodes_generated) * rates.episode,
     }
-    total = round_cents(sum(lines.values(), Decimal(0)))
+    total = round_cents(lines["compute"] + lines["storage"] + lines["episodes"])
     return CostEstimate(total, True, card.version, tier, MappingProxyType(lines))

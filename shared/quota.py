@@ -10,6 +10,7 @@ the wrong month.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -63,9 +64,10 @@ def counter_period(customer: Customer) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=64)
 def next_month_start(month: str) -> datetime:
     """First instant (UTC) of the month after `month` (YYYY-MM)."""
-    year, mon = (int(x) for x in month.split("-"))
+    year, mon = int(month[:4]), int(month[5:7])
     year, mon = (year + 1, 1) if mon == 12 else (year, mon + 1)
     return datetime(year, mon, 1, tzinfo=UTC)
 
@@ -98,9 +100,8 @@ def plan_scene_count(customer: Customer, event_time: datetime, now: datetime) ->
         near_boundary = now >= next_month_start(period) - BOUNDARY_GUARD
         return ScenePlan(event_month, True, "this_month", guard=near_boundary)
     # Event in a month the counter does not (yet, or any more) count: only its own month counts.
-    # A later month means the reset for it has not run yet and may run right now: without a
-    # precondition, a reset reading before this commit and writing after it would miss the event
-    # in `scenes_generated_this_month`. A past month's event cannot race a reset.
+    # A later month means the reset for it is pending and may move the period between our read
+    # and our commit (the event would then miss the new period's counter): guard the commit.
     return ScenePlan(event_month, False, "by_month", guard=event_month > period)
 
 

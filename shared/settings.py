@@ -160,6 +160,10 @@ class Settings(BaseSettings):
         300.0, ge=0, validation_alias="BLUEPRINT_USAGE_MAX_FUTURE_SECONDS"
     )
     """How far in the future a usage timestamp may lie (clock skew) before it is rejected."""
+    usage_customer_cache_seconds: float = Field(
+        1.0, ge=0, le=60, validation_alias="BLUEPRINT_USAGE_CUSTOMER_CACHE_SECONDS"
+    )
+    """How long the usage function reuses a customer read (tier, quota); 0 reads every event."""
     config_cache_ttl_seconds: float = Field(
         300.0, ge=0, validation_alias="BLUEPRINT_CONFIG_CACHE_TTL_SECONDS"
     )

@@ -14,6 +14,8 @@ MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 def _utc(value: datetime) -> datetime:
+    if value.tzinfo is UTC:  # already normalised (the common case): skip the conversion
+        return value
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("expected a timezone-aware timestamp (UTC), got a naive one")
     return value.astimezone(UTC)
@@ -74,4 +76,5 @@ Month = Annotated[str, Strict(), AfterValidator(_month)]
 
 def month_of(ts: datetime) -> str:
     """The calendar month (UTC) a timestamp falls in, as `YYYY-MM`."""
-    return _utc(ts).strftime("%Y-%m")
+    utc = _utc(ts)
+    return f"{utc.year:04d}-{utc.month:02d}"  # not strftime: this runs once per usage event

@@ -1,9 +1,9 @@
 """CustomerConfigService on the real emulators: RPC counts, live invalidation, outage, recovery.
 
-Until the trigger engineer's `local_suite` lands, the change announcement is published by the
-test itself, in the shape the triggers publish (JSON body + the same keys as attributes,
-ordering key = customer id); the service under test is the real one, streaming-pulling its own
-subscription.
+Here the change announcement is published by the test itself, in the shape the triggers publish
+(JSON body + the same keys as attributes, ordering key = customer id), so RPCs can be counted
+without trigger traffic; the service under test is the real one, streaming-pulling its own
+subscription. The path through the real triggers is `test_config_service_e2e.py`.
 """
 
 from __future__ import annotations

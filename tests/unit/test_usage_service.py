@@ -1,0 +1,509 @@
+"""The usage service with fakes of its two Protocols: records, counters, rejections, alerts."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from functions import usage
+from functions.usage import (
+    REJECTION_PAYLOAD_LIMIT,
+    CustomerCache,
+    Limits,
+    Outcome,
+    UsageService,
+    decode_pubsub,
+    prepare,
+    read_customer,
+)
+from shared import quota
+from shared.errors import TransientError
+from shared.ids import message_doc_id, usage_record_id
+from shared.jsonschema import SCHEMA_FILE, render
+from shared.models import BundleTier, Customer, UsageEvent, UsageRecord, validate
+from shared.pricing import default_rate_card
+from tests.usage_support import (
+    NOW,
+    FakePublisher,
+    FakeRepository,
+    cloud_event,
+    event_body,
+    expected_cost,
+    malformed_bodies,
+    message,
+)
+
+
+@pytest.fixture
+def repo() -> FakeRepository:
+    r = FakeRepository()
+    r.put_customer("lab_001", bundle_tier="pro", monthly_scene_quota=10)
+    return r
+
+
+@pytest.fixture
+def pub() -> FakePublisher:
+    return FakePublisher()
+
+
+@pytest.fixture
+def service(repo: FakeRepository, pub: FakePublisher) -> UsageService:
+    return UsageService(repo, pub)
+
+
+@pytest.fixture
+def log_lines() -> Iterator[list[logging.LogRecord]]:
+    lines: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record)
+
+    handler = Collect()
+    logger = logging.getLogger("blueprint")
+    logger.addHandler(handler)
+    yield lines
+    logger.removeHandler(handler)
+
+
+def scene(n: int, customer: str = "lab_001", **over: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "event_id": f"scene-{customer}-{n}",
+        "customer_id": customer,
+        "action": "scene_generated",
+        "timestamp": "2025-01-15T10:00:00Z",
+        "episodes_generated": None,
+        "compute_minutes": None,
+        "storage_gb": None,
+        "details": None,
+    }
+    return event_body(**{**fields, **over})
+
+
+# -- records and cost ----------------------------------------------------------------------
+
+
+def test_schema_example_is_recorded_once_with_cost_15_50(
+    service: UsageService, repo: FakeRepository
+) -> None:
+    result = service.handle(message(event_body(), "m-42"), NOW)
+    assert result.outcome is Outcome.RECORDED
+    record = repo.records[result.record_id or ""]
+    assert record["estimated_cost"] == 15.50
+    assert record["billable"] is True
+    assert record["rate_card_version"] == default_rate_card().version
+    assert record["pricing_tier"] == "pro"
+    assert record["message_id"] == "m-42"
+    assert record["event_id"] == "evt-1"
+    assert record["details"] == {"batch_size": 10, "quality_level": "high"}
+    assert record["timestamp"] == datetime(2025, 1, 10, 14, 30, tzinfo=UTC)
+    # Every schema.md field plus the bookkeeping ones, and it is a valid UsageRecord.
+    stored = {k: v for k, v in record.items() if k != "recorded_at"}
+    validate(UsageRecord, stored)
+    assert repo.customers["lab_001"]["total_episodes_generated"] == 100
+
+
+@pytest.mark.parametrize("tier", list(BundleTier))
+def test_each_tier_prices_with_its_own_rates(tier: BundleTier, repo: FakeRepository) -> None:
+    repo.put_customer("c_tier", bundle_tier=tier.value)
+    service = UsageService(repo, FakePublisher())
+    body = event_body(customer_id="c_tier", compute_minutes=12.25, storage_gb=0.7)
+    result = service.handle(message(body), NOW)
+    record = repo.records[result.record_id or ""]
+    rates = default_rate_card().rates[tier]
+    expected = expected_cost(
+        body,
+        {
+            "compute_minute": str(rates.compute_minute),
+            "storage_gb": str(rates.storage_gb),
+            "episode": str(rates.episode),
+        },
+    )
+    assert record["estimated_cost"] == expected
+    assert record["pricing_tier"] == tier.value
+
+
+def test_redelivery_writes_nothing_and_counts_nothing(
+    service: UsageService, repo: FakeRepository
+) -> None:
+    first = service.handle(message(scene(1), "m-1"), NOW)
+    again = service.handle(message(scene(1), "m-1"), NOW)
+    other_message_same_event = service.handle(message(scene(1), "m-2"), NOW)
+    assert first.outcome is Outcome.RECORDED
+    assert again.outcome is Outcome.DUPLICATE
+    assert other_message_same_event.outcome is Outcome.DUPLICATE
+    assert len(repo.records) == 1
+    assert repo.customers["lab_001"]["total_scenes_generated"] == 1
+
+
+def test_without_event_id_the_record_id_comes_from_the_tuple(
+    service: UsageService, repo: FakeRepository
+) -> None:
+    body = scene(1, event_id=None)
+    service.handle(message(body, "m-1"), NOW)
+    service.handle(message(body, "m-2"), NOW)
+    assert list(repo.records) == [usage_record_id(UsageEvent.model_validate(body))]
+
+
+def test_scene_counts_this_month_by_month_and_total(
+    service: UsageService, repo: FakeRepository
+) -> None:
+    result = service.handle(message(scene(1, episodes_generated=7)), NOW)
+    doc = repo.customers["lab_001"]
+    assert doc["scenes_generated_this_month"] == 1
+    assert doc["scene_counts_by_month"] == {"2025-01": 1}
+    assert doc["total_scenes_generated"] == 1
+    assert doc["total_episodes_generated"] == 7
+    assert result.counters[("scenes_generated_this_month",)] == 1
+
+
+def test_event_of_a_month_whose_reset_is_pending_counts_only_by_month(
+    service: UsageService, repo: FakeRepository
+) -> None:
+    repo.put_customer(
+        "lab_001", bundle_tier="pro", quota_period="2024-12", scenes_generated_this_month=40
+    )
+    service.handle(message(scene(1)), NOW)
+    doc = repo.customers["lab_001"]
+    assert doc["scenes_generated_this_month"] == 40
+    assert doc["scene_counts_by_month"] == {"2025-01": 1}
+
+
+def test_unknown_action_is_recorded_unbillable_with_a_warning(
+    service: UsageService, repo: FakeRepository, log_lines: list[logging.LogRecord]
+) -> None:
+    result = service.handle(message(event_body(action="teleport_applied")), NOW)
+    record = repo.records[result.record_id or ""]
+    assert record["billable"] is False
+    assert record["estimated_cost"] == 0.0
+    warnings = [r for r in log_lines if r.levelno == logging.WARNING]
+    assert any("teleport_applied" in r.getMessage() for r in warnings)
+
+
+def test_partly_invalid_customer_still_records_priced_as_standard(
+    repo: FakeRepository, log_lines: list[logging.LogRecord]
+) -> None:
+    repo.put_customer("odd", bundle_tier="platinum", total_scenes_generated=3)
+    result = UsageService(repo, FakePublisher()).handle(message(event_body(customer_id="odd")), NOW)
+    assert repo.records[result.record_id or ""]["pricing_tier"] == "standard"
+    errors = [r for r in log_lines if r.levelno == logging.ERROR]
+    assert any("bundle_tier" in r.getMessage() and "platinum" in r.getMessage() for r in errors)
+
+
+def test_read_customer_keeps_valid_fields() -> None:
+    customer, errors = read_customer(
+        {"schema_version": 1, "bundle_tier": "pro", "monthly_scene_quota": "lots", "x": 1}
+    )
+    assert customer.bundle_tier is BundleTier.PRO
+    assert customer.monthly_scene_quota is None
+    assert {e.field for e in errors} == {"monthly_scene_quota", "x"}
+
+
+# -- rejections ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "body"), sorted(malformed_bodies().items()))
+def test_malformed_message_is_stored_once_and_never_counted(
+    name: str, body: bytes, service: UsageService, repo: FakeRepository
+) -> None:
+    before = json.dumps(repo.customers, sort_keys=True)
+    first = service.handle(message(body, f"m-{name}"), NOW)
+    second = service.handle(message(body, f"m-{name}"), NOW)
+    assert first.outcome is Outcome.REJECTED, name
+    assert second.outcome is Outcome.REJECTED_BEFORE
+    assert repo.records == {}
+    assert json.dumps(repo.customers, sort_keys=True) == before
+    doc = repo.rejections[message_doc_id(f"m-{name}")]
+    assert doc["message_id"] == f"m-{name}"
+    assert doc["reason"]
+    assert doc["errors"]
+    assert doc["payload_bytes"] == len(body)
+    # The reason names a field (or the body as a whole) and what it held.
+    assert all(e["field"] and "expected" in e for e in doc["errors"])
+
+
+def test_rejection_reason_names_field_and_value(
+    service: UsageService, repo: FakeRepository
+) -> None:
+    service.handle(message(event_body(episodes_generated=-3), "m-neg"), NOW)
+    doc = repo.rejections[message_doc_id("m-neg")]
+    assert "episodes_generated=-3" in doc["reason"]
+    assert doc["customer_id"] == "lab_001"
+    assert doc["payload"] == json.dumps(event_body(episodes_generated=-3))
+    assert doc["payload_encoding"] == "utf-8"
+
+
+def test_unknown_customer_and_schema_version_kinds(service: UsageService) -> None:
+    unknown = service.handle(message(event_body(customer_id="ghost")), NOW)
+    version = service.handle(message(event_body(schema_version=7), "m-2"), NOW)
+    assert unknown.rejection
+    assert unknown.rejection.kind == "unknown_customer"
+    assert "customer_id='ghost'" in unknown.rejection.reason
+    assert version.rejection
+    assert version.rejection.kind == "unknown_schema_version"
+
+
+def test_oversized_body_is_truncated_on_a_character_boundary(
+    service: UsageService, repo: FakeRepository
+) -> None:
+    body = json.dumps(event_body(details={"note": "é" * 40_000})).encode()
+    service.handle(message(body, "m-big"), NOW)
+    doc = repo.rejections[message_doc_id("m-big")]
+    assert doc["kind"] == "oversized"
+    assert doc["payload_bytes"] == len(body)
+    assert doc["payload_truncated"] is True
+    stored = doc["payload"].encode()
+    assert len(stored) <= REJECTION_PAYLOAD_LIMIT
+    assert body.startswith(stored)
+
+
+def test_binary_payload_is_kept_as_base64(service: UsageService, repo: FakeRepository) -> None:
+    raw = b"\x00\xff\xfe binary"
+    service.handle(message(raw, "m-bin"), NOW)
+    doc = repo.rejections[message_doc_id("m-bin")]
+    assert doc["payload_encoding"] == "base64"
+    assert base64.b64decode(doc["payload"]) == raw
+
+
+def test_future_timestamp_limit() -> None:
+    limits = Limits(max_future=timedelta(seconds=300))
+    soon = (NOW + timedelta(seconds=299)).isoformat()
+    late = (NOW + timedelta(seconds=301)).isoformat()
+    assert not isinstance(
+        prepare(message(event_body(timestamp=soon)), NOW, limits), usage.Rejection
+    )
+    rejected = prepare(message(event_body(timestamp=late)), NOW, limits)
+    assert isinstance(rejected, usage.Rejection)
+    assert rejected.kind == "future_timestamp"
+    assert rejected.errors[0].field == "timestamp"
+
+
+# -- transient failures --------------------------------------------------------------------
+
+
+def test_transient_commit_failure_raises_and_redelivery_records(
+    service: UsageService, repo: FakeRepository
+) -> None:
+    repo.fail_commits = 1
+    with pytest.raises(ConnectionError):
+        service.handle(message(scene(1)), NOW)
+    assert repo.records == {}
+    assert service.handle(message(scene(1)), NOW).outcome is Outcome.RECORDED
+    assert repo.customers["lab_001"]["total_scenes_generated"] == 1
+
+
+def test_guarded_commit_retries_when_the_reset_moves_the_period(repo: FakeRepository) -> None:
+    # 23:55 on Jan 31: a reset may run between our read and our commit.
+    now = datetime(2025, 1, 31, 23, 55, tzinfo=UTC)
+    repo.put_customer("lab_001", bundle_tier="pro", quota_period="2025-01")
+    moved = threading.Event()
+
+    def reset_once(customer_id: str) -> None:
+        if not moved.is_set():
+            moved.set()
+            with repo.lock:
+                repo.customers[customer_id]["quota_period"] = "2025-02"
+                repo.versions[customer_id] += 1
+
+    repo.on_read = reset_once
+    body = scene(1, timestamp="2025-01-31T23:54:00Z")
+    UsageService(repo, FakePublisher()).handle(message(body), now)
+    assert repo.conflicts == 1
+    doc = repo.customers["lab_001"]
+    # Second read saw period 2025-02: the January event counts only in January's count.
+    assert doc["scene_counts_by_month"] == {"2025-01": 1}
+    assert "scenes_generated_this_month" not in doc
+
+
+def test_plan_guards_an_event_whose_month_reset_is_pending() -> None:
+    customer = Customer(schema_version=1, bundle_tier=BundleTier.PRO, quota_period="2025-01")
+    plan = quota.plan_scene_count(customer, datetime(2025, 2, 1, 0, 1, tzinfo=UTC), NOW)
+    assert plan.guard
+    assert not plan.increment_this_month
+    past = quota.plan_scene_count(
+        Customer(schema_version=1, bundle_tier=BundleTier.PRO, quota_period="2025-02"),
+        datetime(2025, 1, 20, tzinfo=UTC),
+        NOW,
+    )
+    assert not past.guard
+
+
+# -- quota alerts --------------------------------------------------------------------------
+
+
+def test_alerts_at_80_and_100_percent_once_each_and_over_quota_still_recorded(
+    service: UsageService, repo: FakeRepository, pub: FakePublisher
+) -> None:
+    for n in range(1, 13):
+        service.handle(message(scene(n), f"m-{n}"), NOW)
+        service.handle(message(scene(n), f"m-{n}"), NOW)  # redelivery
+    assert len(repo.records) == 12
+    assert repo.customers["lab_001"]["scenes_generated_this_month"] == 12
+    sent = sorted((p["threshold_percent"], p["scenes_generated"]) for p, _ in pub.sent)
+    assert sent == [(80, 8), (100, 10)]
+    assert {a["alert_id"] for _, a in pub.sent} == {"lab_001_2025-01_80", "lab_001_2025-01_100"}
+    assert all(m["state"] == "published" for m in repo.markers.values())
+
+
+def test_crash_between_commit_and_publish_still_alerts_once_on_redelivery(
+    service: UsageService, repo: FakeRepository, pub: FakePublisher
+) -> None:
+    for n in range(1, 8):
+        service.handle(message(scene(n), f"m-{n}"), NOW)
+    pub.fail_next = 1
+    with pytest.raises(ConnectionError):
+        service.handle(message(scene(8), "m-8"), NOW)  # crosses 80 %, publish fails
+    assert repo.customers["lab_001"]["scenes_generated_this_month"] == 8
+    # Redelivered at once: the first attempt's claim is fresh, so come back later.
+    with pytest.raises(TransientError):
+        service.handle(message(scene(8), "m-8"), NOW + timedelta(seconds=1))
+    later = service.handle(message(scene(8), "m-8"), NOW + timedelta(seconds=61))
+    assert later.outcome is Outcome.DUPLICATE
+    assert later.alerts == ("lab_001_2025-01_80",)
+    service.handle(message(scene(8), "m-8"), NOW + timedelta(seconds=120))
+    assert [p["threshold_percent"] for p, _ in pub.sent] == [80]
+    assert repo.customers["lab_001"]["scenes_generated_this_month"] == 8
+
+
+def test_crash_before_the_marker_is_created_alerts_on_redelivery(
+    service: UsageService, repo: FakeRepository, pub: FakePublisher
+) -> None:
+    for n in range(1, 8):
+        service.handle(message(scene(n), f"m-{n}"), NOW)
+    original = repo.create_alert_marker
+
+    def crash(alert_id: str, data: Any) -> bool:
+        raise ConnectionError("fake: died before the marker")
+
+    repo.create_alert_marker = crash  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        service.handle(message(scene(8), "m-8"), NOW)
+    repo.create_alert_marker = original  # type: ignore[method-assign]
+    assert service.handle(message(scene(8), "m-8"), NOW).alerts == ("lab_001_2025-01_80",)
+    assert len(pub.sent) == 1
+
+
+def test_unlimited_quota_never_alerts(repo: FakeRepository, pub: FakePublisher) -> None:
+    repo.put_customer("big", bundle_tier="foundation", monthly_scene_quota=-1)
+    service = UsageService(repo, pub)
+    for n in range(5):
+        service.handle(message(scene(n, "big"), f"m-{n}"), NOW)
+    assert pub.sent == []
+    assert repo.customers["big"]["total_scenes_generated"] == 5
+
+
+def test_concurrent_workers_alert_once_per_threshold(
+    repo: FakeRepository, pub: FakePublisher
+) -> None:
+    repo.put_customer("hot", bundle_tier="pro", monthly_scene_quota=50)
+    service = UsageService(repo, pub)
+    bodies = [scene(n, "hot") for n in range(200)]
+
+    def work(k: int) -> None:
+        for i in range(k, len(bodies), 8):
+            service.handle(message(bodies[i], f"m-{i}"), NOW)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert repo.customers["hot"]["scenes_generated_this_month"] == 200
+    assert sorted(p["threshold_percent"] for p, _ in pub.sent) == [80, 100]
+
+
+# -- the edge ------------------------------------------------------------------------------
+
+
+def test_handle_cloud_event_decodes_and_records(
+    service: UsageService, repo: FakeRepository
+) -> None:
+    data = json.dumps(event_body()).encode()
+    result = usage.handle_cloud_event(cloud_event(data, "777", origin="test"), service, NOW)
+    assert result.outcome is Outcome.RECORDED
+    assert repo.records[result.record_id or ""]["message_id"] == "777"
+
+
+def test_handle_cloud_event_reraises_transient_failures(
+    service: UsageService, repo: FakeRepository
+) -> None:
+    repo.fail_commits = 1
+    with pytest.raises(ConnectionError):
+        usage.handle_cloud_event(cloud_event(json.dumps(event_body()).encode()), service, NOW)
+
+
+def test_decode_pubsub_variants() -> None:
+    msg = decode_pubsub(cloud_event(b'{"a": 1}', "9", k="v").data, "9")
+    assert (msg.message_id, msg.data, dict(msg.attributes)) == ("9", b'{"a": 1}', {"k": "v"})
+    assert msg.publish_time == "2025-01-15T12:00:00.000Z"
+    snake = decode_pubsub(
+        {"message": {"data": base64.b64encode(b"x").decode(), "message_id": "s1"}}, "ce"
+    )
+    assert snake.message_id == "s1"
+    bad = decode_pubsub({"message": {"data": "!!not base64!!", "messageId": "b1"}}, "ce")
+    assert bad.problem is not None
+    assert bad.problem.field == "message.data"
+    no_message = decode_pubsub(b"not json at all", "ce-9")
+    assert no_message.problem is not None
+    assert no_message.message_id == "ce-9"
+
+
+def test_bad_envelope_is_rejected(service: UsageService, repo: FakeRepository) -> None:
+    event = cloud_event(b"{}", "env-1")
+    event.data["message"]["data"] = "%%%"
+    result = usage.handle_cloud_event(event, service, NOW)
+    assert result.outcome is Outcome.REJECTED
+    assert repo.rejections[message_doc_id("env-1")]["kind"] == "bad_envelope"
+
+
+def test_committed_json_schema_is_current() -> None:
+    assert SCHEMA_FILE.read_text(encoding="utf-8") == render()
+
+
+def test_record_cost_decimal_matches_float_exactly(
+    service: UsageService, repo: FakeRepository
+) -> None:
+    result = service.handle(message(event_body(compute_minutes=0.1, storage_gb=0.2)), NOW)
+    cost = repo.records[result.record_id or ""]["estimated_cost"]
+    assert Decimal(str(cost)) == Decimal(str(cost)).quantize(Decimal("0.01"))
+
+
+def test_record_ids_are_pinned() -> None:
+    # Ids are keys of stored billing records: they must never change between versions.
+    by_tuple = UsageEvent.model_validate(event_body(event_id=None, details=None))
+    by_event_id = UsageEvent.model_validate(
+        event_body(event_id="job 42/ü..x", scene_id="s", action="scene_generated")
+    )
+    assert usage_record_id(by_tuple) == (
+        "lab_001_scene_kitchen_v2_episodes_generated_20250110T143000.000000Z_41ba4594037b6cd9e48576c9"
+    )
+    assert usage_record_id(by_event_id) == "lab_001_job-42-..x_bf12637aed701cce1a49248e"
+
+
+def test_customer_cache_saves_reads_but_guarded_commits_read_fresh(repo: FakeRepository) -> None:
+    reads: list[str] = []
+    repo.on_read = reads.append
+    service = UsageService(
+        repo, FakePublisher(), customer_cache=CustomerCache(timedelta(seconds=1))
+    )
+    for n in range(5):
+        service.handle(message(scene(n), f"m-{n}"), NOW + timedelta(milliseconds=100 * n))
+    assert len(reads) == 1
+    service.handle(message(scene(9), "m-9"), NOW + timedelta(seconds=2))  # entry expired
+    assert len(reads) == 2
+    # 23:55 on the last day: the plan is guarded, so the cached read is not good enough.
+    late = datetime(2025, 1, 31, 23, 55, tzinfo=UTC)
+    service.handle(message(scene(20, timestamp="2025-01-31T23:54:00Z"), "m-20"), late)
+    service.handle(message(scene(21, timestamp="2025-01-31T23:54:00Z"), "m-21"), late)
+    # The first read at 23:55 is fresh anyway (the entry expired); the second finds a cached
+    # entry but its commit is guarded, so it reads again instead of trusting it.
+    assert len(reads) == 4
+    assert repo.customers["lab_001"]["scenes_generated_this_month"] == 8
