@@ -12,6 +12,9 @@ Rules (docs/config-triggers.md):
   absent), writing only those fields, with the event's update time as precondition: a document
   deleted or changed since is never resurrected or overwritten, and a redelivered event (whose
   document has since been stamped) writes nothing.
+- On customers, a change confined to the counters and reset fields that the usage function and
+  the monthly reset write (`quota.BOOKKEEPING_FIELDS`) is billing state, not configuration: no
+  stamp, no message (otherwise every usage event would cost a trigger write and a message).
 - Invalid documents are never rewritten: an ERROR log names each field and value.
 - Every user-visible create, update or delete publishes one invalidation message.
 """
@@ -32,6 +35,7 @@ from functions.events import ChangeKind, DocumentEvent
 from shared import logs
 from shared.errors import FieldError, TransientError
 from shared.models import Customer, FeatureFlags, Scene, document_errors
+from shared.quota import BOOKKEEPING_FIELDS
 
 CREATED_AT: Final = "created_at"
 UPDATED_AT: Final = "updated_at"
@@ -87,6 +91,7 @@ class Decision(enum.StrEnum):
     IGNORED_EMPTY = "ignored-empty-event"
     IGNORED_ECHO = "ignored-own-stamp"
     IGNORED_NO_CHANGE = "ignored-no-change"
+    IGNORED_BOOKKEEPING = "ignored-counters"
     STAMPED = "stamped"
     INVALID = "invalid-not-stamped"
     DELETED = "deleted"
@@ -189,6 +194,9 @@ def handle_config_write(
                 return Outcome(Decision.IGNORED_NO_CHANGE)
             if changed <= MANAGED_FIELDS:
                 return Outcome(Decision.IGNORED_ECHO)
+            if kind is ConfigKind.CUSTOMER and changed <= MANAGED_FIELDS | BOOKKEEPING_FIELDS:
+                # Usage counters and the monthly reset: billing state, not configuration.
+                return Outcome(Decision.IGNORED_BOOKKEEPING)
         errors = document_errors(MODEL_OF[kind], after)
         if errors:
             decision = Decision.INVALID

@@ -28,6 +28,19 @@ BOUNDARY_GUARD: Final = timedelta(minutes=10)
 COUNTS_FIELD: Final = "scene_counts_by_month"
 THIS_MONTH_FIELD: Final = "scenes_generated_this_month"
 
+BOOKKEEPING_FIELDS: Final = frozenset(
+    {
+        THIS_MONTH_FIELD,
+        COUNTS_FIELD,
+        "total_scenes_generated",
+        "total_episodes_generated",
+        "quota_period",
+        "quota_reset_at",
+    }
+)
+"""Customer fields only the usage function and the monthly reset write: counters, not config.
+A change confined to them is not a user-visible config change (no stamp, no invalidation)."""
+
 
 def is_unlimited(quota: int | None) -> bool:
     """-1 or absent means no monthly limit."""

@@ -236,3 +236,36 @@ def test_redelivered_event_changes_nothing_more(local_suite: LocalSuite) -> None
     assert replay["decision"] == "stale-not-stamped"
     time.sleep(0.5)
     assert suite.firestore.document(path).get().to_dict()["updated_at"] == first["updated_at"]
+
+
+def test_usage_counters_do_not_stamp_or_invalidate_the_customer(
+    local_suite: LocalSuite, invalidations: str
+) -> None:
+    from datetime import UTC, datetime
+
+    from shared.publisher import publish_usage_event
+
+    suite = local_suite
+    doc_id = uid("cust-usage")
+    path = f"customers/{doc_id}"
+    suite.firestore.document(path).set(customer())
+    stamped = wait_doc(suite, path, lambda d: "updated_at" in d)
+    assert len(messages_for(suite, invalidations, doc_id, expect=1)) == 1
+    mark = suite.mark()
+    for n in range(3):
+        publish_usage_event(
+            customer_id=doc_id,
+            scene_id="s1",
+            action="scene_generated",
+            timestamp=datetime.now(UTC),
+            event_id=f"{doc_id}-{n}",
+            client=suite.pubsub.publisher,
+            settings=suite.settings,
+        )
+    counted = wait_doc(suite, path, lambda d: d.get("total_scenes_generated") == 3, timeout=30)
+    suite.wait_quiet(since=mark)
+    runs = for_doc(suite.invocations(mark), path)
+    assert runs, "the usage commits did fire the customer trigger"
+    assert {r["decision"] for r in runs} == {"ignored-counters"}
+    assert counted["updated_at"] == stamped["updated_at"]
+    assert messages_for(suite, invalidations, doc_id, expect=1) == []

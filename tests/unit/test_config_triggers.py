@@ -275,3 +275,62 @@ def test_entry_points_accept_binary_cloudevents(
     response = client.post("/", headers=headers, data=body)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert (len(stamper.calls), len(publisher.messages)) == (stamps, messages)
+
+
+def _customer_update(before: dict[str, Any], after: dict[str, Any], mask: tuple[str, ...] = ()):
+    base = decoded("customer_update")
+    return DocumentEvent(
+        event_id="evt-counters",
+        event_type=base.event_type,
+        source=base.source,
+        time=base.time,
+        document=base.document,
+        before=before,
+        after=after,
+        update_mask=mask,
+        before_update_time=base.before_update_time,
+        after_update_time=base.after_update_time,
+    )
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_usage_counter_changes_are_not_config_changes(masked: bool) -> None:
+    before = {
+        "schema_version": 1,
+        "bundle_tier": "pro",
+        "scenes_generated_this_month": 4,
+        "total_scenes_generated": 9,
+        "scene_counts_by_month": {"2026-11": 4},
+    }
+    after = {
+        **before,
+        "scenes_generated_this_month": 5,
+        "total_scenes_generated": 10,
+        "scene_counts_by_month": {"2026-11": 5},
+    }
+    mask = (
+        (
+            "scenes_generated_this_month",
+            "total_scenes_generated",
+            "`scene_counts_by_month`.`2026-11`",
+        )
+        if masked
+        else ()
+    )
+    stamper, publisher = FakeStamper(StampOutcome.STAMPED), FakePublisher()
+    result = handle_config_write(
+        ConfigKind.CUSTOMER, _customer_update(before, after, mask), stamper, publisher
+    )
+    assert result.decision is Decision.IGNORED_BOOKKEEPING
+    assert (stamper.calls, publisher.messages) == ([], [])
+
+
+def test_a_quota_change_beside_counters_is_a_config_change() -> None:
+    before = {"schema_version": 1, "bundle_tier": "pro", "scenes_generated_this_month": 4}
+    after = {**before, "scenes_generated_this_month": 0, "monthly_scene_quota": 200}
+    stamper, publisher = FakeStamper(StampOutcome.STAMPED), FakePublisher()
+    result = handle_config_write(
+        ConfigKind.CUSTOMER, _customer_update(before, after), stamper, publisher
+    )
+    assert result.decision is Decision.STAMPED
+    assert len(publisher.messages) == 1
