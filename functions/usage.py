@@ -51,6 +51,9 @@ MAX_COMMIT_ATTEMPTS: Final = 20
 _CACHE_MAX_ENTRIES: Final = 10_000
 _MAX_DETAILS_DEPTH: Final = 20
 _INT64: Final = 2**63
+_MAX_KEY_BYTES: Final = 1500
+_MAX_KEY_CHARS: Final = _MAX_KEY_BYTES // 4
+"""A key of at most this many characters is within the byte limit whatever its characters."""
 
 _EVENT_VALIDATOR: Final = UsageEvent.__pydantic_validator__
 """`UsageEvent.model_validate_json` without its Python wrapper (this runs once per event)."""
@@ -275,6 +278,11 @@ def _container_problems(value: Any, path: str, depth: int, in_array: bool) -> li
         for key, item in value.items():
             if key == "":
                 out.append(FieldError(path, "", "map keys that are not empty"))
+            elif len(key) > _MAX_KEY_CHARS and len(key.encode()) > _MAX_KEY_BYTES:
+                expected = f"map keys of at most {_MAX_KEY_BYTES} bytes (Firestore)"
+                out.append(FieldError(path, key, expected))
+            elif key.startswith("__") and key.endswith("__") and len(key) >= 4:
+                out.append(FieldError(f"{path}.{key}", key, "a key not like __name__ (Firestore)"))
             else:
                 out += _storable_problems(item, f"{path}.{key}", depth + 1, False)
         return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import MAX_EMAX, MIN_EMIN, ROUND_HALF_UP, Context, Decimal
 from importlib import resources
 from types import MappingProxyType
 from typing import Any, Final
@@ -20,6 +20,10 @@ from shared.models import BundleTier, UsageEvent
 
 CENT: Final = Decimal("0.01")
 _ZERO: Final = Decimal(0)
+_EXACT: Final = Context(prec=1000, Emax=MAX_EMAX, Emin=MIN_EMIN, rounding=ROUND_HALF_UP)
+"""Wide enough that every product and sum of finite floats, ints and rates is exact: the
+default context (28 digits) cannot quantize a cost of 1e26 or more to cents and raises, which
+would turn a valid (if absurd) event into a message redelivered forever."""
 
 
 class TierRates(BaseModel):
@@ -87,7 +91,7 @@ def to_decimal(value: float | int | None) -> Decimal:
 
 def round_cents(amount: Decimal) -> Decimal:
     """Round half-up to cents."""
-    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+    return amount.quantize(CENT, ROUND_HALF_UP, _EXACT)
 
 
 def estimate_cost(
@@ -98,10 +102,11 @@ def estimate_cost(
     if event.action not in card.billable_actions:
         return CostEstimate(Decimal("0.00"), False, card.version, tier, MappingProxyType({}))
     rates = card.rates[tier]
+    mul, add = _EXACT.multiply, _EXACT.add
     lines = {
-        "compute": to_decimal(event.compute_minutes) * rates.compute_minute,
-        "storage": to_decimal(event.storage_gb) * rates.storage_gb,
-        "episodes": to_decimal(event.episodes_generated) * rates.episode,
+        "compute": mul(to_decimal(event.compute_minutes), rates.compute_minute),
+        "storage": mul(to_decimal(event.storage_gb), rates.storage_gb),
+        "episodes": mul(to_decimal(event.episodes_generated), rates.episode),
     }
-    total = round_cents(lines["compute"] + lines["storage"] + lines["episodes"])
+    total = round_cents(add(add(lines["compute"], lines["storage"]), lines["episodes"]))
     return CostEstimate(total, True, card.version, tier, MappingProxyType(lines))

@@ -53,8 +53,11 @@ def _month(value: str) -> str:
 UtcDatetime = Annotated[datetime, BeforeValidator(_no_numbers_as_time), AfterValidator(_utc)]
 """A timezone-aware timestamp, normalised to UTC. Naive times and numbers are refused."""
 
-NonNegInt = Annotated[int, Strict(), Field(ge=0)]
-"""A whole count >= 0; bools, floats and strings are refused."""
+INT64_MAX = 2**63 - 1
+"""Largest integer Firestore stores (its integers are signed 64-bit)."""
+
+NonNegInt = Annotated[int, Strict(), Field(ge=0, le=INT64_MAX)]
+"""A whole count in [0, 2^63 - 1] (what Firestore stores); bools, floats, strings refused."""
 
 NonNegFloat = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False), AfterValidator(_finite)]
 """A finite amount >= 0 (ints accepted); NaN, infinities, bools and strings are refused."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import pytest
 from hypothesis import given
@@ -91,6 +91,38 @@ def test_cost_is_never_negative_and_has_cents_at_most(
     exponent = amount.as_tuple().exponent
     assert isinstance(exponent, int)
     assert exponent >= -2
+
+
+@pytest.mark.parametrize("tier", list(BundleTier))
+@given(
+    minutes=st.floats(0, allow_nan=False, allow_infinity=False),
+    gb=st.floats(0, allow_nan=False, allow_infinity=False),
+    episodes=st.integers(0, 2**63 - 1),
+)
+def test_every_valid_event_has_an_exact_cost_whatever_its_size(
+    tier: BundleTier, minutes: float, gb: float, episodes: int
+) -> None:
+    # A valid event must always price: an exception here is a message redelivered forever.
+    rates = default_rate_card().rates[tier]
+    amount = estimate_cost(
+        event(compute_minutes=minutes, storage_gb=gb, episodes_generated=episodes), tier
+    ).amount
+    with localcontext(prec=1000):  # exact for any float
+        exact = (
+            Decimal(repr(minutes)) * rates.compute_minute
+            + Decimal(repr(gb)) * rates.storage_gb
+            + Decimal(episodes) * rates.episode
+        )
+    assert abs(amount - exact) <= Decimal("0.005")
+    assert amount.as_tuple().exponent == -2
+
+
+def test_largest_amounts_price_exactly() -> None:
+    huge = event(compute_minutes=1e27, storage_gb=1.7976931348623157e308, episodes_generated=0)
+    amount = estimate_cost(huge, BundleTier.PRO).amount
+    with localcontext(prec=1000):
+        exact = Decimal("3e26") + Decimal("1.7976931348623157e308") * Decimal("0.50")
+    assert amount == exact
 
 
 def test_record_id_is_stable_and_valid() -> None:

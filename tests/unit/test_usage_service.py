@@ -226,8 +226,10 @@ def test_malformed_message_is_stored_once_and_never_counted(
     assert doc["reason"]
     assert doc["errors"]
     assert doc["payload_bytes"] == len(body)
-    # The reason names a field (or the body as a whole) and what it held.
+    # The reason names each field (or the body as a whole) and the value it held.
     assert all(e["field"] and "expected" in e for e in doc["errors"])
+    for e in doc["errors"]:
+        assert f"{e['field']}={e['value']}" in doc["reason"], (name, doc["reason"])
 
 
 def test_rejection_reason_names_field_and_value(
@@ -239,6 +241,31 @@ def test_rejection_reason_names_field_and_value(
     assert doc["customer_id"] == "lab_001"
     assert doc["payload"] == json.dumps(event_body(episodes_generated=-3))
     assert doc["payload_encoding"] == "utf-8"
+
+
+def test_counts_beyond_64_bits_are_rejected_naming_the_field(
+    service: UsageService, repo: FakeRepository
+) -> None:
+    # Firestore stores 64-bit integers: the client would refuse the record with a message
+    # naming no field; the model must refuse it first, naming field and value.
+    result = service.handle(message(event_body(episodes_generated=2**63), "m-big-int"), NOW)
+    assert result.outcome is Outcome.REJECTED
+    assert result.rejection is not None
+    assert result.rejection.kind == "invalid_event"
+    assert f"episodes_generated={2**63}" in result.rejection.reason
+    largest = service.handle(message(event_body(episodes_generated=2**63 - 1), "m-max"), NOW)
+    assert largest.outcome is Outcome.RECORDED
+
+
+def test_huge_finite_amounts_are_recorded_not_redelivered_forever(
+    service: UsageService, repo: FakeRepository
+) -> None:
+    # A cost of 1e26 or more once made Decimal raise: a valid event that could never be acked.
+    body = event_body(compute_minutes=1e300, storage_gb=1.7976931348623157e308)
+    result = service.handle(message(body, "m-huge"), NOW)
+    assert result.outcome is Outcome.RECORDED
+    cost = repo.records[result.record_id or ""]["estimated_cost"]
+    assert cost == float(Decimal("1e300") * Decimal("0.30") + Decimal("1.7976931348623157e308") / 2)
 
 
 def test_unknown_customer_and_schema_version_kinds(service: UsageService) -> None:
