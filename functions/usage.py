@@ -3,7 +3,7 @@
 Flow of one Pub/Sub message (docs/usage.md, docs/counters.md):
 decode at the edge (`decode_pubsub`) -> `prepare` (size, JSON, model, future timestamp) ->
 read the customer -> ONE commit: `create(usage_tracking/{id})` + `Increment`s on the customer ->
-the transform results say whether this very event crossed 80 % / 100 % of the monthly quota ->
+the transform results say whether the month has reached 80 % / 100 % of the monthly quota ->
 alert marker `quota_alerts/{customer}_{YYYY-MM}_{pct}` (create once) -> publish -> mark published.
 
 Bad input is stored once in `usage_rejections/{message}` and acknowledged; anything transient
@@ -536,6 +536,9 @@ class UsageService:
     alert_lease: timedelta = ALERT_LEASE
     customer_cache: CustomerCache | None = None
     """None: read the customer for every event."""
+    known_alerts: set[str] = field(default_factory=set)
+    """Alert markers this process saw published or claimed by another message (first
+    deliveries skip them; a redelivery always looks at the marker)."""
 
     def handle(self, message: PubSubMessage, now: datetime) -> Result:
         """Record one usage message exactly once (see module doc)."""
@@ -673,13 +676,20 @@ class UsageService:
         if count is None:
             return ()
         quota_ = customer.monthly_scene_quota
-        crossed = quota.crossed_thresholds(quota_, count - 1, count)
+        # Every threshold the month has reached, not only the one this event crossed: a seed
+        # already past 80 %, or a quota lowered mid-month, must alert too (once), and not only
+        # if Pub/Sub happens to redeliver something. Ids this process knows exist are skipped.
+        reached = [
+            p
+            for p in quota.reached_thresholds(quota_, count)
+            if alert_doc_id(event.customer_id, plan.month, p) not in self.known_alerts
+        ]
         return self._ensure_alerts(
             event=event,
             quota_=quota_,
             month=plan.month,
             count=count,
-            thresholds=crossed,
+            thresholds=reached,
             message=message,
             now=now,
         )
@@ -729,6 +739,9 @@ class UsageService:
                 "month": month,
                 "threshold_percent": percent,
                 "monthly_scene_quota": quota_,
+                "threshold_scenes": quota.threshold_count(quota_, percent)
+                if quota_ is not None
+                else None,
                 "scenes_generated": count,
                 "over_quota": quota_ is not None and count > quota_,
                 "event_id": event.event_id,
@@ -743,23 +756,34 @@ class UsageService:
     def _claim_alert(
         self, alert_id: str, payload: Mapping[str, Any], claimer: str, now: datetime
     ) -> bool:
-        """True when this call must publish the alert; False when it is already published."""
+        """True when this call must publish the alert; False when it is published or when
+        another message claimed it (that message is not acknowledged before it published the
+        alert: its delivery or its redelivery finishes the job)."""
         marker = {**payload, "state": "pending", "claimed_by": claimer, "claimed_at": now}
         if self.repository.create_alert_marker(alert_id, marker):
             return True
         existing = self.repository.get_alert_marker(alert_id)
         if existing is None:  # deleted meanwhile: create again on redelivery
             raise TransientError(f"quota alert marker {alert_id} vanished; retry")
-        if existing.data.get("state") == "published":
+        if existing.data.get("state") == "published" or existing.data.get("claimed_by") != claimer:
+            self._remember_alert(alert_id)
             return False
+        # Our own claim, from an earlier attempt at this very message.
         claimed_at = plain_value(existing.data.get("claimed_at"))
         if isinstance(claimed_at, datetime) and now - claimed_at < self.alert_lease:
-            # Another delivery is publishing it right now; come back (redelivery) to make sure.
+            # A concurrent duplicate delivery of this message is publishing it right now; come
+            # back (redelivery) to make sure it finished.
             raise TransientError(f"quota alert {alert_id} is being published by another delivery")
         changes = {"claimed_by": claimer, "claimed_at": now}
         if self.repository.take_over_alert_marker(alert_id, changes, existing.update_time):
             return True
         raise TransientError(f"quota alert {alert_id} was taken over meanwhile; retry")
+
+    def _remember_alert(self, alert_id: str) -> None:
+        """This process need not look at the marker again (published, or another's job)."""
+        if len(self.known_alerts) >= _CACHE_MAX_ENTRIES:
+            self.known_alerts.clear()
+        self.known_alerts.add(alert_id)
 
     def _publish_alert(self, alert_id: str, payload: Mapping[str, Any]) -> None:
         body = json.dumps(payload, sort_keys=True).encode()
@@ -773,6 +797,7 @@ class UsageService:
         self.repository.mark_alert_published(
             alert_id, {"state": "published", "alert_message_id": message_id}
         )
+        self._remember_alert(alert_id)
         logs.warning(
             f"customer {payload['customer_id']} reached {payload['threshold_percent']} % of its "
             f"monthly scene quota ({payload['scenes_generated']}/{payload['monthly_scene_quota']})",

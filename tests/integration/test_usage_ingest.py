@@ -248,10 +248,13 @@ def test_8_workers_2000_events_one_hot_customer(
         ("warm2", 80): 1,
         ("warm2", 100): 1,
     }
-    # Each alert names the count at which its threshold was crossed.
-    crossed = {(a["customer_id"], a["threshold_percent"]): a["scenes_generated"] for a in alerts}
-    assert crossed[("hot", 80)] == 1200
-    assert crossed[("warm1", 100)] == 100
+    # Each alert names the count at which its threshold is reached, and the count when a
+    # delivery detected it (a concurrent event past the threshold may claim it first).
+    by_key = {(a["customer_id"], a["threshold_percent"]): a for a in alerts}
+    assert by_key[("hot", 80)]["threshold_scenes"] == 1200
+    assert 1200 <= by_key[("hot", 80)]["scenes_generated"] < 1500
+    assert by_key[("warm1", 100)]["threshold_scenes"] == 100
+    assert 100 <= by_key[("warm1", 100)]["scenes_generated"] <= 150
     markers = [d.to_dict() for d in env.col("quota_alerts").stream()]
     assert len(markers) == 6
     assert all(m["state"] == "published" for m in markers)

@@ -534,3 +534,80 @@ def test_customer_cache_saves_reads_but_guarded_commits_read_fresh(repo: FakeRep
     # entry but its commit is guarded, so it reads again instead of trusting it.
     assert len(reads) == 4
     assert repo.customers["lab_001"]["scenes_generated_this_month"] == 8
+
+
+# -- legacy documents and thresholds reached without an event crossing them -----------------
+
+
+def legacy_customer(repo: FakeRepository, scenes: int, quota_: int = 100) -> None:
+    """schema.md's example customer: only its fields, counter = scenes so far this month."""
+    repo.put_customer(
+        "lab_001",
+        bundle_tier="pro",
+        organization_name="AI Research Lab",
+        email="contact@ailab.edu",
+        monthly_scene_quota=quota_,
+        scenes_generated_this_month=scenes,
+        support_tier="priority",
+        contract_start=datetime(2025, 1, 1, tzinfo=UTC),
+        contract_end=datetime(2026, 1, 1, tzinfo=UTC),
+        feature_overrides={"tactile_sensors": True},
+        created_at=datetime(2024, 1, 15, 10, 30, tzinfo=UTC),
+        updated_at=datetime(2025, 1, 10, 14, 22, tzinfo=UTC),
+        quota_reset_at=datetime(2025, 1, 1, 0, 0, 5, tzinfo=UTC),
+    )
+
+
+def test_legacy_document_counts_from_its_seed(
+    service: UsageService, repo: FakeRepository, pub: FakePublisher
+) -> None:
+    legacy_customer(repo, scenes=45)
+    for n in range(1, 56):
+        service.handle(message(scene(n), f"m-{n}"), NOW)
+    assert repo.customers["lab_001"]["scenes_generated_this_month"] == 100
+    assert repo.customers["lab_001"]["total_scenes_generated"] == 55
+    sent = [(p["threshold_percent"], p["scenes_generated"]) for p, _ in pub.sent]
+    assert sent == [(80, 80), (100, 100)]
+
+
+def test_threshold_passed_before_the_suite_alerts_once_without_a_redelivery(
+    service: UsageService, repo: FakeRepository, pub: FakePublisher
+) -> None:
+    # The seed is already past 80 %: the first event of the month says so, once; it must not
+    # depend on whether Pub/Sub happened to redeliver something.
+    legacy_customer(repo, scenes=85)
+    for n in range(1, 4):
+        service.handle(message(scene(n), f"m-{n}"), NOW)
+    service.handle(message(scene(1), "m-1"), NOW)  # a redelivery publishes nothing more
+    assert [(p["threshold_percent"], p["scenes_generated"]) for p, _ in pub.sent] == [(80, 86)]
+    assert pub.sent[0][0]["threshold_scenes"] == 80
+
+
+def test_quota_lowered_mid_month_alerts_on_the_next_event(
+    service: UsageService, repo: FakeRepository, pub: FakePublisher
+) -> None:
+    for n in range(1, 6):
+        service.handle(message(scene(n), f"m-{n}"), NOW)
+    assert pub.sent == []  # 5 of 10
+    with repo.lock:
+        repo.customers["lab_001"]["monthly_scene_quota"] = 4
+    service.handle(message(scene(6), "m-6"), NOW)
+    service.handle(message(scene(7), "m-7"), NOW)
+    assert sorted(p["threshold_percent"] for p, _ in pub.sent) == [80, 100]
+
+
+def test_first_delivery_leaves_an_alert_claimed_by_another_message_to_it(
+    service: UsageService, repo: FakeRepository, pub: FakePublisher
+) -> None:
+    # Another message claimed the 80 % alert a moment ago and is publishing it: this event
+    # (also past 80 %) is recorded and acknowledged; the claimer's own delivery, or its
+    # redelivery, publishes. No failed delivery, no second alert.
+    for n in range(1, 8):
+        service.handle(message(scene(n), f"m-{n}"), NOW)
+    repo.create_alert_marker(
+        "lab_001_2025-01_80", {"state": "pending", "claimed_by": "m-other", "claimed_at": NOW}
+    )
+    result = service.handle(message(scene(8), "m-8"), NOW + timedelta(seconds=1))
+    assert result.outcome is Outcome.RECORDED
+    assert result.alerts == ()
+    assert pub.sent == []
