@@ -6,6 +6,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -52,25 +53,52 @@ def seed_customers(client: Any, ids: Sequence[str]) -> None:
     batch.commit()
 
 
-def bare_commit(client: Any, body: dict[str, Any], now: Any) -> None:
-    """The same writes the function makes, by a bare client: one batch, create + Increment."""
-    from google.cloud.firestore_v1 import SERVER_TIMESTAMP, Increment  # noqa: PLC0415
+@dataclass(frozen=True)
+class BareWrite:
+    """One commit's writes, computed before the clock runs (the bare baselines time the
+    writes only, not the function's validation and pricing)."""
+
+    record_id: str
+    customer_id: str
+    record: dict[str, Any]
+    increments: dict[tuple[str, ...], int]
+    dotted: dict[str, int]
+    """The increments by dotted field path (what WriteBatch.update takes)."""
+
+
+def bare_write(body: dict[str, Any], now: Any) -> BareWrite:
+    """The writes the function makes for `body`."""
     from google.cloud.firestore_v1.field_path import FieldPath  # noqa: PLC0415
 
     event = UsageEvent.model_validate(body)
     customer = Customer(schema_version=1, bundle_tier=BundleTier.PRO, monthly_scene_quota=-1)
     record = build_record(event, estimate_cost(event, BundleTier.PRO), "bare")
-    plan = plan_counters(event, customer, now)
+    increments = plan_counters(event, customer, now).increments
+    dotted = {FieldPath(*p).to_api_repr(): v for p, v in sorted(increments.items())}
+    return BareWrite(usage_record_id(event), event.customer_id, record, increments, dotted)
+
+
+def bare_commit(client: Any, write: BareWrite) -> None:
+    """The same writes the function makes, by a bare client: one batch, create + Increment."""
+    from google.cloud.firestore_v1 import SERVER_TIMESTAMP, Increment  # noqa: PLC0415
+
     batch = client.batch()
     batch.create(
-        client.collection("usage_tracking").document(usage_record_id(event)),
-        {**record, "recorded_at": SERVER_TIMESTAMP},
+        client.collection("usage_tracking").document(write.record_id),
+        {**write.record, "recorded_at": SERVER_TIMESTAMP},
     )
     batch.update(
-        client.collection("customers").document(event.customer_id),
-        {FieldPath(*p).to_api_repr(): Increment(v) for p, v in plan.increments.items()},
+        client.collection("customers").document(write.customer_id),
+        {path: Increment(v) for path, v in write.dotted.items()},
     )
     batch.commit(timeout=30)
+
+
+def raw_commit(repository: Any, write: BareWrite) -> None:
+    """The same writes with the function's own commit encoding (`commit_usage`), no function."""
+    repository.commit_usage(
+        write.record_id, write.record, write.customer_id, write.increments, None
+    )
 
 
 def run_concurrently(items: Sequence[T], work: Callable[[T], None], workers: int) -> float:

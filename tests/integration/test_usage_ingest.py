@@ -162,6 +162,67 @@ def test_one_commit_returns_counters_in_field_path_order(env: Env) -> None:
     assert not env.col("usage_tracking").document("r3").get().exists
 
 
+def test_raw_commit_stores_what_the_client_stores(env: Env) -> None:
+    # commit_usage builds its protobufs itself: what it stores must be exactly what the
+    # client's WriteBatch.create / update store for the same data.
+    from google.cloud.firestore_v1 import SERVER_TIMESTAMP, Increment
+    from google.cloud.firestore_v1.field_path import FieldPath as FsPath
+
+    record: dict[str, Any] = {
+        "schema_version": 1,
+        "customer_id": "c1",
+        "action": "scene_generated",
+        "timestamp": datetime(2025, 1, 10, 14, 30, 5, 123456, tzinfo=UTC),
+        "billable": True,
+        "estimated_cost": 15.5,
+        "episodes_generated": 2**63 - 1,
+        "storage_gb": 0.0,
+        "details": {
+            "batch_size": 10,
+            "ratio": -1.25e-300,
+            "none": None,
+            "flag": False,
+            "ünïcode key": "välue ✓",
+            "a.b": {"`tick`": [1, "two", {"three": [3.0]}, None, True]},
+            "empty_map": {},
+            "empty_list": [],
+        },
+    }
+    for cid in ("c1", "c2"):
+        env.put_customer(cid, bundle_tier="pro", total_scenes_generated=10)
+    increments = {
+        ("total_scenes_generated",): 1,
+        ("scene_counts_by_month", "2025-01"): 1,
+        ("total_episodes_generated",): 7,
+    }
+    assert env.repo.commit_usage("raw", record, "c1", increments, None) is not None
+    batch = env.client.batch()
+    batch.create(
+        env.col("usage_tracking").document("client"), {**record, "recorded_at": SERVER_TIMESTAMP}
+    )
+    batch.update(
+        env.col("customers").document("c2"),
+        {FsPath(*p).to_api_repr(): Increment(v) for p, v in increments.items()},
+    )
+    batch.commit()
+    raw = env.col("usage_tracking").document("raw").get().to_dict()
+    client = env.col("usage_tracking").document("client").get().to_dict()
+    assert isinstance(raw.pop("recorded_at"), datetime)
+    assert isinstance(client.pop("recorded_at"), datetime)
+    assert raw == client
+    assert raw["timestamp"] == record["timestamp"]
+    assert env.customer("c1") == env.customer("c2")
+    # A fresh update-time guard (nanoseconds of the server time as read) lets the commit pass.
+    fresh = env.repo.get_customer("c1")
+    assert fresh is not None
+    counters = env.repo.commit_usage("raw2", record, "c1", increments, fresh.update_time)
+    assert counters == {
+        ("total_scenes_generated",): 12,
+        ("scene_counts_by_month", "2025-01"): 2,
+        ("total_episodes_generated",): 14,
+    }
+
+
 def test_1000_events_delivered_3_times_shuffled_record_exactly_once(env: Env) -> None:
     rng = random.Random(1000)
     customers = {"a": ("standard", 300), "b": ("pro", 50), "c": ("enterprise", -1)}
