@@ -272,19 +272,31 @@ def _storable_problems(value: Any, path: str, depth: int, in_array: bool) -> lis
     return [] if problem is None else [problem]
 
 
+def _key_problem(path: str, key: str) -> FieldError | None:
+    """What Firestore refuses in a map key: empty, over 1500 bytes, or reserved (__name__)."""
+    if key == "":
+        return FieldError(path, "", "map keys that are not empty")
+    if len(key.encode()) > _MAX_KEY_BYTES:
+        return FieldError(path, key, f"map keys of at most {_MAX_KEY_BYTES} bytes (Firestore)")
+    if len(key) >= 4 and key.startswith("__") and key.endswith("__"):
+        return FieldError(f"{path}.{key}", key, "a key not like __name__ (Firestore)")
+    return None
+
+
 def _container_problems(value: Any, path: str, depth: int, in_array: bool) -> list[FieldError]:
     out: list[FieldError] = []
     if isinstance(value, dict):
         for key, item in value.items():
-            if key == "":
-                out.append(FieldError(path, "", "map keys that are not empty"))
-            elif len(key) > _MAX_KEY_CHARS and len(key.encode()) > _MAX_KEY_BYTES:
-                expected = f"map keys of at most {_MAX_KEY_BYTES} bytes (Firestore)"
-                out.append(FieldError(path, key, expected))
-            elif key.startswith("__") and key.endswith("__") and len(key) >= 4:
-                out.append(FieldError(f"{path}.{key}", key, "a key not like __name__ (Firestore)"))
-            else:
+            # The common key (not empty, short, no leading "_") needs no closer look.
+            bad = (
+                None
+                if key and len(key) <= _MAX_KEY_CHARS and key[0] != "_"
+                else _key_problem(path, key)
+            )
+            if bad is None:
                 out += _storable_problems(item, f"{path}.{key}", depth + 1, False)
+            else:
+                out.append(bad)
         return out
     if in_array:
         return [FieldError(path, value, "no array directly inside an array (Firestore)")]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
-from decimal import MAX_EMAX, MIN_EMIN, ROUND_HALF_UP, Context, Decimal
+from decimal import MAX_EMAX, MIN_EMIN, ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from importlib import resources
 from types import MappingProxyType
 from typing import Any, Final
@@ -21,9 +21,10 @@ from shared.models import BundleTier, UsageEvent
 CENT: Final = Decimal("0.01")
 _ZERO: Final = Decimal(0)
 _EXACT: Final = Context(prec=1000, Emax=MAX_EMAX, Emin=MIN_EMIN, rounding=ROUND_HALF_UP)
-"""Wide enough that every product and sum of finite floats, ints and rates is exact: the
+"""Wide enough that every product and sum of finite floats, ints and rates is exact. The
 default context (28 digits) cannot quantize a cost of 1e26 or more to cents and raises, which
-would turn a valid (if absurd) event into a message redelivered forever."""
+would turn a valid (if absurd) event into a message redelivered forever: such costs are
+computed again in this context (the common case keeps the faster default arithmetic)."""
 
 
 class TierRates(BaseModel):
@@ -90,7 +91,7 @@ def to_decimal(value: float | int | None) -> Decimal:
 
 
 def round_cents(amount: Decimal) -> Decimal:
-    """Round half-up to cents."""
+    """Round half-up to cents (any size)."""
     return amount.quantize(CENT, ROUND_HALF_UP, _EXACT)
 
 
@@ -102,11 +103,21 @@ def estimate_cost(
     if event.action not in card.billable_actions:
         return CostEstimate(Decimal("0.00"), False, card.version, tier, MappingProxyType({}))
     rates = card.rates[tier]
-    mul, add = _EXACT.multiply, _EXACT.add
-    lines = {
-        "compute": mul(to_decimal(event.compute_minutes), rates.compute_minute),
-        "storage": mul(to_decimal(event.storage_gb), rates.storage_gb),
-        "episodes": mul(to_decimal(event.episodes_generated), rates.episode),
-    }
-    total = round_cents(add(add(lines["compute"], lines["storage"]), lines["episodes"]))
+    amounts = (
+        to_decimal(event.compute_minutes),
+        to_decimal(event.storage_gb),
+        to_decimal(event.episodes_generated),
+    )
+    try:
+        compute = amounts[0] * rates.compute_minute
+        storage = amounts[1] * rates.storage_gb
+        episodes = amounts[2] * rates.episode
+        total = (compute + storage + episodes).quantize(CENT, rounding=ROUND_HALF_UP)
+    except InvalidOperation:  # a cost too large for 28 digits: exact, whatever its size
+        mul, add = _EXACT.multiply, _EXACT.add
+        compute = mul(amounts[0], rates.compute_minute)
+        storage = mul(amounts[1], rates.storage_gb)
+        episodes = mul(amounts[2], rates.episode)
+        total = round_cents(add(add(compute, storage), episodes))
+    lines = {"compute": compute, "storage": storage, "episodes": episodes}
     return CostEstimate(total, True, card.version, tier, MappingProxyType(lines))

