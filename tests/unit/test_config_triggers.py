@@ -334,3 +334,51 @@ def test_a_quota_change_beside_counters_is_a_config_change() -> None:
     )
     assert result.decision is Decision.STAMPED
     assert len(publisher.messages) == 1
+
+
+# --- review: bodies and values that once broke the decoder or the loop guard ----------------
+
+
+def _protobuf_event_with_value_of_123_bytes() -> tuple[dict[str, str], bytes, str]:
+    """A real DocumentEventData whose `value` serializes to 123 bytes: the body then starts
+    with b"\\n{" (field 1, length 123), which a leading-whitespace strip turns into "{"."""
+    from google.events.cloud.firestore_v1.types import Document, DocumentEventData, Value
+
+    headers, _ = load("customer_create")
+    for n in range(1, 100):
+        doc_id = "c" * n
+        value = Document(
+            name=f"projects/p/databases/(default)/documents/customers/{doc_id}",
+            fields={
+                "schema_version": Value(integer_value=1),
+                "bundle_tier": Value(string_value="pro"),
+            },
+        )
+        body = DocumentEventData.serialize(DocumentEventData(value=value))
+        if body[:2] == b"\n{":
+            return headers, body, doc_id
+    raise AssertionError("no size gives a 123-byte value")
+
+
+def test_protobuf_body_whose_length_byte_is_a_brace_is_still_protobuf() -> None:
+    headers, body, doc_id = _protobuf_event_with_value_of_123_bytes()
+    event = decode_document_event(from_http(headers, body))
+    assert event.kind is ChangeKind.CREATE
+    assert event.document == f"customers/{doc_id}"
+    assert event.after is not None
+    assert event.after["bundle_tier"] == "pro"
+    # Without a content type (the heuristic path) too.
+    from functions.events import parse_document_event_data
+
+    assert parse_document_event_data(body).value.name.endswith(f"/customers/{doc_id}")
+
+
+def test_entry_point_accepts_a_protobuf_body_starting_with_newline_brace(
+    fakes: tuple[FakeStamper, FakePublisher],
+) -> None:
+    stamper, publisher = fakes
+    headers, body, _ = _protobuf_event_with_value_of_123_bytes()
+    client = functions_framework.create_app("on_customer_written", str(MAIN), "cloudevent")
+    response = client.test_client().post("/", headers=headers, data=body)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert (len(stamper.calls), len(publisher.messages)) == (1, 1)
