@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -159,8 +160,22 @@ def changed_fields(event: DocumentEvent) -> set[str]:
     return {
         key
         for key in before.keys() | after.keys()
-        if before.get(key, _MISSING) != after.get(key, _MISSING)
+        if not same_value(before.get(key, _MISSING), after.get(key, _MISSING))
     }
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Firestore value equality: the type counts (1, 1.0 and true differ) and NaN equals NaN
+    (else a NaN anywhere makes every echo of the stamp look like a user change: endless loop)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def customer_id_of(kind: ConfigKind, event: DocumentEvent) -> str:

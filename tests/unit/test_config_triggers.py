@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -382,3 +383,42 @@ def test_entry_point_accepts_a_protobuf_body_starting_with_newline_brace(
     response = client.test_client().post("/", headers=headers, data=body)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert (len(stamper.calls), len(publisher.messages)) == (1, 1)
+
+
+def _event(
+    kind_doc: str, before: dict[str, Any], after: dict[str, Any], mask: tuple[str, ...] = ()
+) -> DocumentEvent:
+    return dataclasses.replace(
+        _customer_update(before, after, mask), document=kind_doc, event_id="evt-review"
+    )
+
+
+def test_nan_in_an_open_map_does_not_defeat_the_loop_guard() -> None:
+    """The emulator sends no mask: NaN != NaN must not make the stamp's echo look like a user
+    change (that re-stamps without end)."""
+    scene = {
+        "schema_version": 1,
+        "customer_id": "lab_001",
+        "custom_settings": {"gain": float("nan"), "curve": [1.0, float("nan")]},
+        "created_at": decoded("customer_update").after_update_time,
+    }
+    echo = {**scene, "custom_settings": {"gain": float("nan"), "curve": [1.0, float("nan")]}}
+    echo["updated_at"] = echo["created_at"]
+    stamper, publisher = FakeStamper(), FakePublisher()
+    result = handle_config_write(
+        ConfigKind.SCENE, _event("scenes/s1", scene, echo), stamper, publisher
+    )
+    assert result.decision is Decision.IGNORED_ECHO
+    assert (stamper.calls, publisher.messages) == ([], [])
+
+
+def test_a_type_change_is_a_change() -> None:
+    """1 -> true (integer to boolean) is a user-visible change: here it makes the doc valid."""
+    before = {"schema_version": 1, "tactile": 1}
+    after = {"schema_version": 1, "tactile": True}
+    stamper, publisher = FakeStamper(), FakePublisher()
+    result = handle_config_write(
+        ConfigKind.FEATURE_FLAGS, _event("feature_flags/lab_001", before, after), stamper, publisher
+    )
+    assert result.decision is Decision.STAMPED
+    assert [m[0]["valid"] for m in publisher.messages] == [True]
