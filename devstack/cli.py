@@ -177,6 +177,6 @@ def main(argv: list[str] | None = None) -> int:
     install_cleanup_handlers()
     try:
         return int(args.func(args))
-    except EmulatorError as exc:
+    except (EmulatorError, OSError) as exc:  # OSError: an emulator or the host did not answer
         print(f"error: {exc}", file=sys.stderr)
         return 2
