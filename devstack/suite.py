@@ -196,6 +196,11 @@ class LocalSuite:
         return written
 
     # --- life cycle --------------------------------------------------------------------------
+    def crashed(self) -> list[Emulator]:
+        """Parts (emulators, functions host) whose leading process has exited."""
+        parts = [self.emulators.firestore, self.emulators.pubsub, self.host]
+        return [part for part in parts if part.popen.poll() is not None]
+
     def stop(self) -> None:
         """Stop the functions host and (if this suite started them) the emulators."""
         self.pubsub.close()

@@ -89,3 +89,57 @@ def test_cli_leaves_nothing_running_when_signalled(sig: signal.Signals) -> None:
     while time.monotonic() < deadline and not all(_gone(p) for p in pgids):
         time.sleep(0.1)
     assert [p for p in pgids if not _gone(p)] == [], "".join(lines)
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "host-crash"])
+def test_run_leaves_nothing_running(how: str) -> None:
+    """`make run` (python -m devstack run): Ctrl-C stops every part; a part that crashes stops
+    the run, with its log, instead of leaving a half-working suite (writes silently dropped)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devstack", "run", "--no-examples", "--project", "demo-harness-run"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    groups: dict[str, int] = {}
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            match = re.search(r"process groups: firestore=(\d+) pubsub=(\d+) host=(\d+)", line)
+            if match:
+                groups = dict(zip(["firestore", "pubsub", "host"], map(int, match.groups())))
+            if "Ctrl-C stops" in line:
+                break
+        assert len(groups) == 3, "".join(lines)
+        assert all(group_alive(p) for p in groups.values())
+        if how == "ctrl-c":
+            proc.send_signal(signal.SIGINT)
+        else:
+            os.killpg(groups["host"], signal.SIGKILL)
+        out, _ = proc.communicate(timeout=60)
+        lines.append(out)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pgid in groups.values():  # never leave a JVM behind, even when the test fails
+            if group_alive(pgid):
+                os.killpg(pgid, signal.SIGKILL)
+    text = "".join(lines)
+    if how == "ctrl-c":
+        assert proc.returncode == 0, text
+    else:
+        assert proc.returncode == 2, text
+        assert "error: the functions host exited on its own" in text
+    assert "# stopped; nothing left running." in text
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not all(_gone(p) for p in groups.values()):
+        time.sleep(0.1)
+    assert [n for n, p in groups.items() if not _gone(p)] == [], text
