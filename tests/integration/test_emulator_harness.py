@@ -114,7 +114,9 @@ def test_run_leaves_nothing_running(how: str) -> None:
             lines.append(line)
             match = re.search(r"process groups: firestore=(\d+) pubsub=(\d+) host=(\d+)", line)
             if match:
-                groups = dict(zip(["firestore", "pubsub", "host"], map(int, match.groups())))
+                groups = dict(
+                    zip(["firestore", "pubsub", "host"], map(int, match.groups()), strict=True)
+                )
             if "Ctrl-C stops" in line:
                 break
         assert len(groups) == 3, "".join(lines)
@@ -143,3 +145,38 @@ def test_run_leaves_nothing_running(how: str) -> None:
     while time.monotonic() < deadline and not all(_gone(p) for p in groups.values()):
         time.sleep(0.1)
     assert [n for n, p in groups.items() if not _gone(p)] == [], text
+
+
+def test_groups_die_with_a_killed_runner() -> None:
+    """SIGKILL of the process that started the emulators (an OOM kill, a CI job cancelled)
+    runs no cleanup code in it: its watchdogs stop the groups all the same."""
+    script = (
+        "from devstack.emulators import start_emulators\n"
+        "import time\n"
+        "pair = start_emulators('demo-harness-kill')\n"
+        "print('groups', *pair.pgids, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    pgids: list[int] = []
+    try:
+        line = proc.stdout.readline()
+        pgids = [int(p) for p in line.split()[1:]]
+        assert len(pgids) == 2, line
+        assert all(group_alive(p) for p in pgids)
+        proc.kill()
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not all(_gone(p) for p in pgids):
+            time.sleep(0.1)
+        assert [p for p in pgids if not _gone(p)] == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pgid in pgids:
+            if group_alive(pgid):
+                os.killpg(pgid, signal.SIGKILL)
