@@ -134,18 +134,36 @@ class Invalidation:
         }
 
     def attributes(self) -> dict[str, str]:
-        """The same keys as string attributes (for subscription filters)."""
-        errors = json.dumps(self.errors, separators=(",", ":"))
-        return {
+        """The same keys as string attributes (for subscription filters), each cut to the
+        1024 bytes Pub/Sub allows (the body keeps the full values)."""
+        values = {
             "collection": self.collection,
             "document_id": self.document_id,
             "customer_id": self.customer_id,
             "change": self.change.value,
             "valid": "true" if self.valid else "false",
-            "errors": errors if len(errors) <= 1000 else errors[:997] + "...",
+            "errors": json.dumps(self.errors, separators=(",", ":")),
             "event_id": self.event_id,
             "update_time": self.update_time,
         }
+        return {key: fit_pubsub_limit(value) for key, value in values.items()}
+
+    @property
+    def ordering_key(self) -> str:
+        """Customer id, cut to the 1024 bytes Pub/Sub allows."""
+        return fit_pubsub_limit(self.customer_id)
+
+
+PUBSUB_VALUE_LIMIT: Final = 1024
+"""Bytes Pub/Sub allows in an attribute value or an ordering key."""
+
+
+def fit_pubsub_limit(value: str, limit: int = PUBSUB_VALUE_LIMIT) -> str:
+    """`value` if it fits in `limit` UTF-8 bytes, else its longest prefix that does plus "..."."""
+    raw = value.encode()
+    if len(raw) <= limit:
+        return value
+    return raw[: limit - 3].decode("utf-8", errors="ignore") + "..."
 
 
 @dataclass(slots=True)
@@ -245,7 +263,7 @@ def handle_config_write(
     )
     publisher.publish(
         json.dumps(invalidation.as_json(), separators=(",", ":")).encode(),
-        invalidation.customer_id,
+        invalidation.ordering_key,
         invalidation.attributes(),
     )
     return Outcome(decision, stamps, invalidation, errors)

@@ -536,3 +536,24 @@ def test_stale_stamp_of_a_deleted_document_is_gone() -> None:
     )
     assert result.decision is Decision.GONE
     assert len(stamper.calls) == 1
+
+
+def test_long_ids_still_fit_pubsub_limits() -> None:
+    """Pub/Sub refuses attribute values and ordering keys over 1024 bytes; a retried publish
+    would fail forever. A document id may have 1500 bytes; an invalid scene's customer_id any."""
+    long_id = "é" * 700  # 1400 bytes: a valid document id
+    scene = {"schema_version": 1, "customer_id": "ü" * 3000, "min_quality_score": 7}
+    event = dataclasses.replace(
+        _customer_update(None, scene), document=f"scenes/{long_id}", before=None
+    )  # type: ignore[arg-type]
+    publisher = FakePublisher()
+    result = handle_config_write(ConfigKind.SCENE, event, FakeStamper(), publisher)
+    assert result.decision is Decision.INVALID
+    body, key, attrs = publisher.messages[0]
+    assert body["document_id"] == long_id  # the body keeps everything
+    assert body["customer_id"] == "ü" * 3000
+    assert len(key.encode()) <= 1024
+    assert all(len(v.encode()) <= 1024 for v in attrs.values()), {
+        k: len(v.encode()) for k, v in attrs.items()
+    }
+    assert attrs["document_id"].startswith("é" * 500)
