@@ -119,7 +119,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"export {key}={value}")
         print("# fire the monthly reset: python -m devstack fire-reset")
         print("# Ctrl-C stops everything.")
-        print("# time          function                   document  decision  duration")
+        print(
+            f"{'# time':<12}  {'function':<26} {'document':<36} {'decision':<22} {'duration':>11}"
+        )
         seen = 0
 
         def tick() -> None:
