@@ -371,14 +371,14 @@ def build_record(event: UsageEvent, cost: CostEstimate, message_id: str) -> dict
         "pricing_tier": cost.tier.value,
         "message_id": message_id,
     }
-    optional = {
-        "event_id": event.event_id,
-        "episodes_generated": event.episodes_generated,
-        "compute_minutes": event.compute_minutes,
-        "storage_gb": event.storage_gb,
-        "details": event.details,
-    }
-    record.update({k: v for k, v in optional.items() if v is not None})
+    # schema.md's fields are always there (null where the event had nothing: not applicable,
+    # not 0), so every record has the same shape; event_id only when the producer sent one.
+    record["episodes_generated"] = event.episodes_generated
+    record["compute_minutes"] = event.compute_minutes
+    record["storage_gb"] = event.storage_gb
+    record["details"] = event.details
+    if event.event_id is not None:
+        record["event_id"] = event.event_id
     return record
 
 

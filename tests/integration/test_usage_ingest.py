@@ -177,6 +177,7 @@ def test_raw_commit_stores_what_the_client_stores(env: Env) -> None:
         "estimated_cost": 15.5,
         "episodes_generated": 2**63 - 1,
         "storage_gb": 0.0,
+        "compute_minutes": None,
         "details": {
             "batch_size": 10,
             "ratio": -1.25e-300,

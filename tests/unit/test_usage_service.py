@@ -611,3 +611,32 @@ def test_first_delivery_leaves_an_alert_claimed_by_another_message_to_it(
     assert result.outcome is Outcome.RECORDED
     assert result.alerts == ()
     assert pub.sent == []
+
+
+SCHEMA_MD_RECORD_FIELDS = {
+    "schema_version",
+    "customer_id",
+    "scene_id",
+    "action",
+    "timestamp",
+    "details",
+    "episodes_generated",
+    "compute_minutes",
+    "storage_gb",
+    "billable",
+    "estimated_cost",
+}
+
+
+def test_every_record_carries_every_schema_md_field(
+    service: UsageService, repo: FakeRepository
+) -> None:
+    # A bare scene_generated event (no amounts, no details) still yields a record with all of
+    # schema.md's fields (null where the event had nothing), plus rate card and message id.
+    result = service.handle(message(scene(1), "m-bare"), NOW)
+    record = repo.records[result.record_id or ""]
+    assert set(record) >= SCHEMA_MD_RECORD_FIELDS | {"rate_card_version", "message_id"}
+    assert record["details"] is None
+    assert record["compute_minutes"] is None
+    assert record["message_id"] == "m-bare"
+    validate(UsageRecord, {k: v for k, v in record.items() if k != "recorded_at"})
