@@ -303,6 +303,8 @@ def validate_export(
             bad_keys.add(key)
         else:
             models[key] = (record, MODELS[record.collection].model_validate(record.data))
+    for key in bad_keys:
+        models.pop(key, None)  # a duplicated id: no copy is trusted, the first one neither
     valid_customers = {doc_id for (c, doc_id) in models if c == CUSTOMERS}
     wanted = {
         m.customer_id

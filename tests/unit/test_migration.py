@@ -184,3 +184,20 @@ def test_tier_flags_follow_the_tier_table() -> None:
     assert flags["sim2real"] is True
     assert flags["streaming_export"] is False
     assert flags["schema_version"] == 1
+
+
+def test_a_duplicated_id_is_not_written_even_with_skip_invalid(tmp_path: Path) -> None:
+    """Two records claim customers/a: neither is trusted (which one is right is unknown), and
+    the scenes that point at it are invalid like those of any invalid customer."""
+    (tmp_path / "customers.json").write_text(
+        '[{"id": "a", "schema_version": 1, "bundle_tier": "pro"},'
+        ' {"id": "a", "schema_version": 1, "bundle_tier": "enterprise"},'
+        ' {"id": "b", "schema_version": 1, "bundle_tier": "pro"}]'
+    )
+    (tmp_path / "scenes.json").write_text('{"s1": {"schema_version": 1, "customer_id": "a"}}')
+    target = MemoryTarget()
+    result = migrate([tmp_path], target, skip_invalid=True)
+    assert ("customers", "a") not in target.docs
+    assert ("scenes", "s1") not in target.docs
+    assert target.docs[("customers", "b")]["bundle_tier"] == "pro"
+    assert result.invalid_records == 2  # customers/a, scenes/s1
