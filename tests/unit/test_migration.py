@@ -201,3 +201,13 @@ def test_a_duplicated_id_is_not_written_even_with_skip_invalid(tmp_path: Path) -
     assert ("scenes", "s1") not in target.docs
     assert target.docs[("customers", "b")]["bundle_tier"] == "pro"
     assert result.invalid_records == 2  # customers/a, scenes/s1
+
+
+def test_entries_that_are_not_documents_count_among_the_records(tmp_path: Path) -> None:
+    (tmp_path / "customers.json").write_text(
+        '[1, {"schema_version": 1, "bundle_tier": "pro"}, {"id": "ok", "schema_version": 1,'
+        ' "bundle_tier": "pro"}]'
+    )
+    result = migrate([tmp_path / "customers.json"], MemoryTarget())
+    assert result.refused
+    assert (result.invalid_records, result.records) == (2, 3)  # not "2 of 1"
