@@ -14,7 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from devstack.emulators import EmulatorError, http, install_cleanup_handlers, start_emulators
+from devstack.emulators import (
+    EmulatorError,
+    http,
+    install_cleanup_handlers,
+    start_emulators,
+    tail,
+)
 from shared import names
 from shared.settings import get_settings
 
@@ -23,6 +29,10 @@ STATE_FILE = ROOT / ".devstack" / "state.json"
 
 
 _STOP = threading.Event()
+
+
+class SuitePartCrashedError(EmulatorError):
+    """A part of the running suite exited on its own; everything else is stopped."""
 
 
 def _catch_stop_signals() -> None:
@@ -101,11 +111,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"# Pub/Sub emulator    {suite.emulators.pubsub.url}", flush=True)
         print(f"# functions host      {suite.host_url}  (log {suite.host.log_path})")
         print(f"# logs in             {suite.emulators.log_dir}")
+        print(
+            f"# process groups: firestore={suite.emulators.firestore.pgid} "
+            f"pubsub={suite.emulators.pubsub.pgid} host={suite.host.pgid}"
+        )
         for key, value in suite.env.items():
             print(f"export {key}={value}")
         print("# fire the monthly reset: python -m devstack fire-reset")
         print("# Ctrl-C stops everything.")
-        print("# time          function                   document  decision  duration")
+        print(
+            f"{'# time':<12}  {'function':<26} {'document':<36} {'decision':<22} {'duration':>11}"
+        )
         seen = 0
 
         def tick() -> None:
@@ -114,6 +130,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                 for item in suite.invocations(seen):
                     print(format_invocation(item), flush=True)
                     seen = item["seq"] + 1
+            for part in suite.crashed():
+                raise SuitePartCrashedError(
+                    f"the {part.name} exited on its own (status {part.popen.returncode}); "
+                    f"everything else was stopped. Log {part.log_path}:\n{tail(part.log_path)}"
+                )
 
         if not args.no_examples:
             loaded = suite.load_examples()
@@ -177,6 +198,6 @@ def main(argv: list[str] | None = None) -> int:
     install_cleanup_handlers()
     try:
         return int(args.func(args))
-    except EmulatorError as exc:
+    except (EmulatorError, OSError) as exc:  # OSError: an emulator or the host did not answer
         print(f"error: {exc}", file=sys.stderr)
         return 2

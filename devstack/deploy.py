@@ -37,6 +37,15 @@ USAGE_DEAD_LETTER_HOLD_SUBSCRIPTION: Final = "usage-events-dead-letter-hold"
 SCHEDULER_COMMAND: Final = ".venv/bin/python -m devstack.scheduler_job ensure"
 """The scheduler issue's command: creates or updates the monthly reset job (idempotent)."""
 
+RUNTIME_ENV: Final = {
+    "GOOGLE_CLOUD_PROJECT": "$PROJECT_ID",
+    "BLUEPRINT_REGION": "${_REGION}",
+}
+"""Runtime environment of every function. Cloud Run functions set only FUNCTION_TARGET,
+FUNCTION_SIGNATURE_TYPE, K_SERVICE, K_REVISION and PORT: without GOOGLE_CLOUD_PROJECT the
+settings would fall back to their `demo-blueprint` default and every client would address a
+project that does not exist."""
+
 SUBSTITUTIONS: Final = {
     "_REGION": "us-central1",
     "_FIRESTORE_LOCATION": "nam5",
@@ -96,7 +105,7 @@ def deploy_args(spec: FunctionSpec, settings: Settings) -> list[str]:
         f"--timeout={spec.timeout_seconds}s",
         f"--max-instances={spec.max_instances}",
         f"--concurrency={spec.concurrency}",
-        "--set-env-vars=BLUEPRINT_REGION=${_REGION}",
+        f"--set-env-vars={','.join(f'{k}={v}' for k, v in RUNTIME_ENV.items())}",
         "--quiet",
     ]
     return args

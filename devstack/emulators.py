@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -157,6 +158,27 @@ def free_port() -> int:
 _LIVE_GROUPS: dict[int, subprocess.Popen[bytes]] = {}
 _LIVE_LOCK = threading.Lock()
 _HANDLERS_INSTALLED = False
+_WATCHDOGS: dict[int, tuple[int, subprocess.Popen[bytes]]] = {}
+"""pgid -> (write end of the watchdog's pipe, watchdog process)."""
+
+# Blocks on a pipe whose write end only this process holds. EOF means this process is gone,
+# however it ended (SIGKILL, OOM kill included) or it stopped the group itself: stop the group.
+_WATCHDOG_SCRIPT: Final = """
+import os, signal, sys, time
+fd, pgid = int(sys.argv[1]), int(sys.argv[2])
+while os.read(fd, 64):
+    pass
+try:
+    os.killpg(pgid, signal.SIGTERM)
+    os.killpg(pgid, signal.SIGCONT)
+except OSError:
+    sys.exit(0)
+time.sleep(5)
+try:
+    os.killpg(pgid, signal.SIGKILL)
+except OSError:
+    pass
+"""
 
 
 def group_alive(pgid: int) -> bool:
@@ -204,6 +226,33 @@ def kill_group(pgid: int, popen: subprocess.Popen[bytes] | None = None, grace: f
         time.sleep(0.05)
     with _LIVE_LOCK:
         _LIVE_GROUPS.pop(pgid, None)
+        watchdog = _WATCHDOGS.pop(pgid, None)
+    if watchdog is not None:
+        write_end, dog = watchdog
+        with contextlib.suppress(OSError):
+            os.close(write_end)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            dog.wait(timeout=grace)
+
+
+def _start_watchdog(pgid: int) -> None:
+    """A small process that stops group `pgid` when this process ends without doing so."""
+    read_end, write_end = os.pipe()  # not inheritable: no other child keeps the write end
+    try:
+        dog = subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG_SCRIPT, str(read_end), str(pgid)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C and our own group kills do not reach it
+            pass_fds=(read_end,),
+        )
+    except BaseException:
+        os.close(write_end)
+        raise
+    finally:
+        os.close(read_end)
+    with _LIVE_LOCK:
+        _WATCHDOGS[pgid] = (write_end, dog)
 
 
 def stop_all_groups() -> None:
@@ -255,6 +304,7 @@ def start_group(
             ) from exc
     with _LIVE_LOCK:
         _LIVE_GROUPS[popen.pid] = popen
+    _start_watchdog(popen.pid)
     return popen
 
 

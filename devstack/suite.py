@@ -41,6 +41,9 @@ RULES_FILE: Final = ROOT / "firestore.rules"
 DEAD_LETTER_MAX_ATTEMPTS: Final = 5
 """Delivery attempts before a usage message moves to the dead-letter topic (as deployed)."""
 PUSH_ACK_DEADLINE: Final = 60
+SETUP_TIMEOUT: Final = 60.0
+"""Seconds one setup call to an emulator may take: on a loaded machine the first request
+after start has taken more than 5 s."""
 DEAD_LETTER_SUBSCRIPTION: Final = "usage-events-dead-letter-pull"
 """Pull subscription on the dead-letter topic, so dead letters are kept and can be inspected."""
 
@@ -193,6 +196,11 @@ class LocalSuite:
         return written
 
     # --- life cycle --------------------------------------------------------------------------
+    def crashed(self) -> list[Emulator]:
+        """Parts (emulators, functions host) whose leading process has exited."""
+        parts = [self.emulators.firestore, self.emulators.pubsub, self.host]
+        return [part for part in parts if part.popen.poll() is not None]
+
     def stop(self) -> None:
         """Stop the functions host and (if this suite started them) the emulators."""
         self.pubsub.close()
@@ -297,6 +305,11 @@ def start_local_suite(
             create_topics_and_subscriptions(suite)
         if load_examples:
             suite.load_examples()
+    except OSError as exc:
+        suite.stop()
+        raise EmulatorError(
+            f"setting up the local suite failed: {exc!r} (logs in {emulators.log_dir})"
+        ) from exc
     except BaseException:
         suite.stop()
         raise
@@ -309,7 +322,7 @@ def load_rules(emulators: Emulators, project: str, rules_path: Path) -> None:
         {"rules": {"files": [{"name": rules_path.name, "content": rules_path.read_text()}]}}
     ).encode()
     url = f"{emulators.firestore.url}/emulator/v1/projects/{project}:securityRules"
-    status, answer = http("PUT", url, body)
+    status, answer = http("PUT", url, body, timeout=SETUP_TIMEOUT)
     if status != 200:
         raise EmulatorError(f"loading {rules_path} failed: HTTP {status} {answer[:300]!r}")
 
@@ -330,7 +343,7 @@ def register_trigger(
         f"{suite.emulators.firestore.url}/emulator/v1/projects/{suite.project}"
         f"/eventarcTrigger?eventarcTriggerId={trigger_id}"
     )
-    status, answer = http("POST", url, body)
+    status, answer = http("POST", url, body, timeout=SETUP_TIMEOUT)
     if status != 200:
         raise EmulatorError(f"registering {trigger_id} failed: HTTP {status} {answer[:300]!r}")
 

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Protocol
@@ -70,12 +71,19 @@ class StampOutcome(enum.StrEnum):
 
 
 class Stamper(Protocol):
-    """Writes server timestamps into a document, and nothing else."""
+    """Writes the timestamp fields of a document, and nothing else."""
 
     def stamp(
-        self, document: str, fields: Sequence[str], last_update_time: datetime | None
+        self,
+        document: str,
+        fields: Mapping[str, datetime | None],
+        last_update_time: datetime | None,
     ) -> StampOutcome:
-        """Set `fields` to the server time if the document still exists (at that update time)."""
+        """Set each field to its value (None: the server time), if the document still exists
+        at `last_update_time` (any version when None)."""
+
+    def current(self, document: str) -> tuple[dict[str, Any], datetime] | None:
+        """The document's data and update time now, or None when it does not exist."""
 
 
 class InvalidationPublisher(Protocol):
@@ -126,18 +134,36 @@ class Invalidation:
         }
 
     def attributes(self) -> dict[str, str]:
-        """The same keys as string attributes (for subscription filters)."""
-        errors = json.dumps(self.errors, separators=(",", ":"))
-        return {
+        """The same keys as string attributes (for subscription filters), each cut to the
+        1024 bytes Pub/Sub allows (the body keeps the full values)."""
+        values = {
             "collection": self.collection,
             "document_id": self.document_id,
             "customer_id": self.customer_id,
             "change": self.change.value,
             "valid": "true" if self.valid else "false",
-            "errors": errors if len(errors) <= 1000 else errors[:997] + "...",
+            "errors": json.dumps(self.errors, separators=(",", ":")),
             "event_id": self.event_id,
             "update_time": self.update_time,
         }
+        return {key: fit_pubsub_limit(value) for key, value in values.items()}
+
+    @property
+    def ordering_key(self) -> str:
+        """Customer id, cut to the 1024 bytes Pub/Sub allows."""
+        return fit_pubsub_limit(self.customer_id)
+
+
+PUBSUB_VALUE_LIMIT: Final = 1024
+"""Bytes Pub/Sub allows in an attribute value or an ordering key."""
+
+
+def fit_pubsub_limit(value: str, limit: int = PUBSUB_VALUE_LIMIT) -> str:
+    """`value` if it fits in `limit` UTF-8 bytes, else its longest prefix that does plus "..."."""
+    raw = value.encode()
+    if len(raw) <= limit:
+        return value
+    return raw[: limit - 3].decode("utf-8", errors="ignore") + "..."
 
 
 @dataclass(slots=True)
@@ -159,8 +185,22 @@ def changed_fields(event: DocumentEvent) -> set[str]:
     return {
         key
         for key in before.keys() | after.keys()
-        if before.get(key, _MISSING) != after.get(key, _MISSING)
+        if not same_value(before.get(key, _MISSING), after.get(key, _MISSING))
     }
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Firestore value equality: the type counts (1, 1.0 and true differ) and NaN equals NaN
+    (else a NaN anywhere makes every echo of the stamp look like a user change: endless loop)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def customer_id_of(kind: ConfigKind, event: DocumentEvent) -> str:
@@ -192,11 +232,13 @@ def handle_config_write(
             changed = changed_fields(event)
             if not changed:
                 return Outcome(Decision.IGNORED_NO_CHANGE)
-            if changed <= MANAGED_FIELDS:
-                return Outcome(Decision.IGNORED_ECHO)
-            if kind is ConfigKind.CUSTOMER and changed <= MANAGED_FIELDS | BOOKKEEPING_FIELDS:
-                # Usage counters and the monthly reset: billing state, not configuration.
-                return Outcome(Decision.IGNORED_BOOKKEEPING)
+            # The stamp only sets timestamps: a write that removes one is a user's overwrite.
+            if not _timestamps_removed(event):
+                if changed <= MANAGED_FIELDS:
+                    return Outcome(Decision.IGNORED_ECHO)
+                if kind is ConfigKind.CUSTOMER and changed <= MANAGED_FIELDS | BOOKKEEPING_FIELDS:
+                    # Usage counters and the monthly reset: billing state, not configuration.
+                    return Outcome(Decision.IGNORED_BOOKKEEPING)
         errors = document_errors(MODEL_OF[kind], after)
         if errors:
             decision = Decision.INVALID
@@ -208,14 +250,7 @@ def handle_config_write(
                 customer=customer_id_of(kind, event),
             )
         else:
-            wanted = (UPDATED_AT,) if CREATED_AT in after else (CREATED_AT, UPDATED_AT)
-            result = stamper.stamp(event.document, wanted, event.after_update_time)
-            decision = {
-                StampOutcome.STAMPED: Decision.STAMPED,
-                StampOutcome.GONE: Decision.GONE,
-                StampOutcome.STALE: Decision.STALE,
-            }[result]
-            stamps = wanted if result is StampOutcome.STAMPED else ()
+            decision, stamps = _stamp(kind, event, stamper)
     invalidation = Invalidation(
         collection=event.collection,
         document_id=event.document_id,
@@ -228,10 +263,54 @@ def handle_config_write(
     )
     publisher.publish(
         json.dumps(invalidation.as_json(), separators=(",", ":")).encode(),
-        invalidation.customer_id,
+        invalidation.ordering_key,
         invalidation.attributes(),
     )
     return Outcome(decision, stamps, invalidation, errors)
+
+
+MAX_RESTAMPS: Final = 3
+"""Stamp attempts on newer versions when the event's own version was overwritten unstamped."""
+
+
+def _stamp(
+    kind: ConfigKind, event: DocumentEvent, stamper: Stamper
+) -> tuple[Decision, tuple[str, ...]]:
+    """Stamp the event's version; if it changed since and no newer stamp covers this change
+    (the newer write was a counter update, which stamps nothing), stamp the newer version."""
+    data, version = event.after or {}, event.after_update_time
+    for _ in range(MAX_RESTAMPS):
+        fields = _stamp_fields(event.before, data)
+        result = stamper.stamp(event.document, fields, version)
+        if result is StampOutcome.STAMPED:
+            return Decision.STAMPED, tuple(fields)
+        if result is StampOutcome.GONE or event.after_update_time is None:
+            break
+        now = stamper.current(event.document)
+        if now is None:
+            result = StampOutcome.GONE
+            break
+        data, version = now
+        updated = data.get(UPDATED_AT)
+        covered = isinstance(updated, datetime) and updated >= event.after_update_time
+        if covered or document_errors(MODEL_OF[kind], data):
+            break  # stamped since (a redelivery), or a newer invalid version: never rewritten
+    return (Decision.GONE if result is StampOutcome.GONE else Decision.STALE), ()
+
+
+def _stamp_fields(
+    before: Mapping[str, Any] | None, after: Mapping[str, Any]
+) -> dict[str, datetime | None]:
+    """updated_at = server time; created_at too when absent, keeping an earlier one if any."""
+    if CREATED_AT in after:
+        return {UPDATED_AT: None}
+    earlier = (before or {}).get(CREATED_AT)
+    return {CREATED_AT: earlier if isinstance(earlier, datetime) else None, UPDATED_AT: None}
+
+
+def _timestamps_removed(event: DocumentEvent) -> bool:
+    before, after = event.before or {}, event.after or {}
+    return any(name in before and name not in after for name in MANAGED_FIELDS)
 
 
 def _top_level(path: str) -> str:
@@ -292,9 +371,12 @@ class FirestoreStamper:
         return self._client
 
     def stamp(
-        self, document: str, fields: Sequence[str], last_update_time: datetime | None
+        self,
+        document: str,
+        fields: Mapping[str, datetime | None],
+        last_update_time: datetime | None,
     ) -> StampOutcome:
-        """Update only `fields` to SERVER_TIMESTAMP, if the doc exists at `last_update_time`."""
+        """Update only `fields` (None: SERVER_TIMESTAMP), if the doc exists at that version."""
         from google.api_core import exceptions as gexc  # noqa: PLC0415
         from google.cloud.firestore_v1 import SERVER_TIMESTAMP  # noqa: PLC0415
 
@@ -308,7 +390,10 @@ class FirestoreStamper:
         )
         try:
             client.document(document).update(
-                dict.fromkeys(fields, SERVER_TIMESTAMP),
+                {
+                    name: SERVER_TIMESTAMP if value is None else value
+                    for name, value in fields.items()
+                },
                 option=option,
                 timeout=get_settings().firestore_timeout_seconds,
             )
@@ -321,6 +406,22 @@ class FirestoreStamper:
         except (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError) as exc:
             raise TransientError(f"Firestore unavailable while stamping {document}: {exc}") from exc
         return StampOutcome.STAMPED
+
+    def current(self, document: str) -> tuple[dict[str, Any], datetime] | None:
+        """The document's data and update time now (None when it does not exist)."""
+        from google.api_core import exceptions as gexc  # noqa: PLC0415
+
+        from shared.settings import get_settings  # noqa: PLC0415
+
+        try:
+            snapshot = self.client.document(document).get(
+                timeout=get_settings().firestore_timeout_seconds
+            )
+        except (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError) as exc:
+            raise TransientError(f"Firestore unavailable while reading {document}: {exc}") from exc
+        if not snapshot.exists:
+            return None
+        return dict(snapshot.to_dict() or {}), snapshot.update_time
 
 
 class PubSubInvalidationPublisher:

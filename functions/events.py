@@ -84,7 +84,7 @@ def decode_document_event(event: Any) -> DocumentEvent:
     """
     attrs = _attributes(event)
     data = event.data if hasattr(event, "data") else event.get_data()
-    message = parse_document_event_data(data)
+    message = parse_document_event_data(data, str(attrs.get("datacontenttype") or ""))
     value = message.value if message.HasField("value") else None
     old = message.old_value if message.HasField("old_value") else None
     name = (value.name if value is not None else "") or (old.name if old is not None else "")
@@ -103,8 +103,13 @@ def decode_document_event(event: Any) -> DocumentEvent:
     )
 
 
-def parse_document_event_data(data: Any) -> Any:
-    """The raw protobuf DocumentEventData from bytes (protobuf), a JSON text or a parsed dict."""
+def parse_document_event_data(data: Any, content_type: str = "") -> Any:
+    """The raw protobuf DocumentEventData from bytes (protobuf), a JSON text or a parsed dict.
+
+    A body declared `application/protobuf` is protobuf. Otherwise bytes that look like JSON are
+    tried as JSON first and as protobuf after: a protobuf body can start with `\\n{` (field 1
+    of length 123), so "starts with a brace" alone does not make it JSON.
+    """
     pb_class = DocumentEventData.pb()
     message = pb_class()
     if data is None or data in (b"", ""):
@@ -119,8 +124,12 @@ def parse_document_event_data(data: Any) -> Any:
             json_format.ParseDict(data, message, ignore_unknown_fields=True)
         elif isinstance(data, bytes | bytearray | memoryview):
             raw = bytes(data)
-            if raw.lstrip()[:1] == b"{":
-                json_format.Parse(raw.decode("utf-8"), message, ignore_unknown_fields=True)
+            if "protobuf" not in content_type and raw.lstrip()[:1] == b"{":
+                try:
+                    json_format.Parse(raw.decode("utf-8"), message, ignore_unknown_fields=True)
+                except (json_format.ParseError, ValueError, UnicodeDecodeError):
+                    message = pb_class()
+                    message.ParseFromString(raw)
             else:
                 message.ParseFromString(raw)
         else:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from shared import logs, quota
+from shared import logs, queries, quota
 from shared.errors import FieldError, TransientError
 from shared.firestore_values import plain_value
 from shared.models import Customer, document_errors, field_errors
@@ -606,13 +606,7 @@ class FirestoreResetRepository:
 
         Ordering by id needs no composite index. gRPC flow control bounds what is buffered.
         """
-        from google.cloud.firestore_v1.field_path import FieldPath  # noqa: PLC0415 - lazy
-
-        query = self._customers.order_by(FieldPath.document_id())
-        if start_after is not None:
-            query = query.start_after(
-                {FieldPath.document_id(): self._customers.document(start_after)}
-            )
+        query = queries.customers_by_id(self._client, start_after, collection=self._customers.id)
         for snap in query.stream(timeout=self._stream_timeout):
             yield self._doc(snap)
 
@@ -729,11 +723,12 @@ class FirestoreResetRepository:
     def finish(self, period: str, run: Mapping[str, Any]) -> None:
         """The pass reached the end: finished time, no cursor, the last run's summary."""
         from google.cloud.firestore_v1 import SERVER_TIMESTAMP  # noqa: PLC0415 - lazy
-        from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415
 
         # Exact, whatever earlier deliveries managed to record before they died: only the reset
         # writes `quota_period`, so the customers in the period are the customers reset for it.
-        in_period = self._customers.where(filter=FieldFilter("quota_period", "==", period))
+        in_period: Any = queries.customers_reset_for_period(
+            self._client, period, collection=self._customers.id
+        )
         reset_total = int(in_period.count().get(timeout=self._timeout)[0][0].value)
         self._audits.document(period).update(
             {

@@ -236,27 +236,35 @@ def usage_report(
 CUSTOMERS_BY_ID = QueryShape(names.CUSTOMERS, order=((DOCUMENT_ID, _ASC),))
 
 
+def _customers(client: Client, settings: Settings | None, collection: str | None) -> Any:
+    """The customers collection: `collection` if given (the reset repository and its tests name
+    their own), else the settings' one."""
+    return client.collection(collection or (settings or get_settings()).customers_collection)
+
+
 @declares(CUSTOMERS_BY_ID)
-def customers_page(
+def customers_by_id(
     client: Client,
-    page_size: int,
     after_id: str | None = None,
     *,
+    limit: int | None = None,
     settings: Settings | None = None,
+    collection: str | None = None,
 ) -> Query:
-    """The monthly reset's paging query: up to `page_size` customers ordered by document id,
-    starting after the customer `after_id` (None: from the first). Served by the automatic
-    document-id index, so it works whatever fields a customer has (a range filter on
-    `quota_reset_at` would skip documents lacking the field)."""
+    """The monthly reset's scan: customers ordered by document id, starting after the customer
+    `after_id` (None: from the first), at most `limit` of them (None: all, streamed). Served by
+    the automatic document-id index, so it works whatever fields a customer has (a range filter
+    on `quota_reset_at` would skip documents lacking the field)."""
     from google.cloud.firestore_v1.field_path import FieldPath  # noqa: PLC0415 (cheap import)
 
-    if page_size < 1:
-        raise ValueError(f"page_size={page_size}: expected a positive number")
-    settings = settings or get_settings()
-    collection = client.collection(settings.customers_collection)
-    query: Query = collection.order_by(FieldPath.document_id()).limit(page_size)
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit={limit}: expected a positive number or None")
+    customers = _customers(client, settings, collection)
+    query: Query = customers.order_by(FieldPath.document_id())
     if after_id is not None:
-        query = query.start_after({FieldPath.document_id(): collection.document(after_id)})
+        query = query.start_after({FieldPath.document_id(): customers.document(after_id)})
+    if limit is not None:
+        query = query.limit(limit)
     return query
 
 
@@ -265,10 +273,13 @@ CUSTOMERS_BY_PERIOD = QueryShape(names.CUSTOMERS, equality=("quota_period",))
 
 @declares(CUSTOMERS_BY_PERIOD)
 def customers_reset_for_period(
-    client: Client, period: str, *, settings: Settings | None = None
+    client: Client,
+    period: str,
+    *,
+    settings: Settings | None = None,
+    collection: str | None = None,
 ) -> Query:
     """Customers the monthly reset has already reset for `period` (`YYYY-MM`): the reset
     writes `quota_period` on each customer it resets (count them with `.count()`)."""
     month_bounds(period)  # validates the format
-    settings = settings or get_settings()
-    return _equal(client.collection(settings.customers_collection), "quota_period", period)
+    return _equal(_customers(client, settings, collection), "quota_period", period)

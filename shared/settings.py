@@ -89,7 +89,8 @@ class Settings(BaseSettings):
         return (init_settings,) if _ISOLATED.get() else (init_settings, env_settings)
 
     project_id: ProjectId = Field("demo-blueprint", validation_alias="GOOGLE_CLOUD_PROJECT")
-    """Google Cloud project id (set by Cloud Functions; `demo-*` ids never reach production)."""
+    """Google Cloud project id. Cloud Run functions do not set it: the deploy pipeline does
+    (`--set-env-vars=GOOGLE_CLOUD_PROJECT=$PROJECT_ID`); `demo-*` ids never reach production."""
     firestore_emulator_host: HostPort = Field(None, validation_alias="FIRESTORE_EMULATOR_HOST")
     """HOST:PORT of the Firestore emulator, when one is used."""
     pubsub_emulator_host: HostPort = Field(None, validation_alias="PUBSUB_EMULATOR_HOST")

@@ -12,7 +12,6 @@ schema.md lists.
 from __future__ import annotations
 
 import csv
-import importlib
 import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from shared import queries
 from shared.errors import BlueprintError
 from shared.firestore_values import plain_value
 from shared.models import Customer, UsageRecord, document_errors
@@ -232,24 +232,9 @@ def write_chart(report: UsageReport, path: str | Path) -> Path:
 
 
 def _usage_query(client: Any, customer_id: str, month: str, settings: Settings) -> Any:
-    """`shared.queries.usage_report` where the deploy issue's query module exists, else the same
-    query built here (customer_id ==, start <= timestamp < end, ordered by timestamp)."""
-    try:
-        queries = importlib.import_module("shared.queries")
-    except ImportError:
-        queries = None
-    if queries is not None and hasattr(queries, "usage_report"):
-        return queries.usage_report(client, customer_id, month, settings=settings)
-    from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415 - lazy
-
-    start, end = parse_month(month)
-    return (
-        client.collection(settings.usage_tracking_collection)
-        .where(filter=FieldFilter("customer_id", "==", customer_id))
-        .where(filter=FieldFilter("timestamp", ">=", start))
-        .where(filter=FieldFilter("timestamp", "<", end))
-        .order_by("timestamp")
-    )
+    """The report's query (customer_id ==, start <= timestamp < end, ordered by timestamp): built
+    by `shared.queries`, where its index is declared."""
+    return queries.usage_report(client, customer_id, month, settings=settings)
 
 
 def fetch_usage(

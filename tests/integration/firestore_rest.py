@@ -108,7 +108,15 @@ class RestClient:
         """Set `data` and remove `remove` (fields in the mask but absent from the body)."""
         query = [("updateMask.fieldPaths", f) for f in [*data, *remove]]
         query.append(("currentDocument.exists", "true"))
-        body = {"fields": {k: to_value(v) for k, v in data.items()}}
+        nested: dict[str, Any] = {}
+        for key, value in data.items():
+            # A dotted key is a nested field path (`a.b` sets key b of map a, nothing else).
+            *parents, leaf = key.split(".")
+            target = nested
+            for parent in parents:
+                target = target.setdefault(parent, {})
+            target[leaf] = value
+        body = {"fields": {k: to_value(v) for k, v in nested.items()}}
         return self._call("PATCH", f"/{path}", query, body)
 
     def delete(self, path: str) -> tuple[int, bytes]:

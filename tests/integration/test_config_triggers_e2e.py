@@ -269,3 +269,21 @@ def test_usage_counters_do_not_stamp_or_invalidate_the_customer(
     assert {r["decision"] for r in runs} == {"ignored-counters"}
     assert counted["updated_at"] == stamped["updated_at"]
     assert messages_for(suite, invalidations, doc_id, expect=1) == []
+
+
+def test_overwrite_without_timestamps_gets_them_back(local_suite: LocalSuite) -> None:
+    """A set() of the config without created_at/updated_at (a re-import, a script) is a user
+    write, not the stamp's echo: both come back, created_at with its first value."""
+    suite = local_suite
+    path = f"customers/{uid('e2e-overwrite')}"
+    suite.firestore.document(path).set(customer())
+    first = wait_doc(suite, path, lambda d: "updated_at" in d)
+    suite.wait_quiet(suite.mark(), quiet=0.5, timeout=10)
+    mark = suite.mark()
+    suite.firestore.document(path).set(customer())
+    data = wait_doc(suite, path, lambda d: "updated_at" in d)
+    time.sleep(SETTLE / 2)
+    runs = for_doc(suite.invocations(mark), path)
+    assert [r["decision"] for r in runs] == ["stamped", "ignored-own-stamp"]
+    assert data["created_at"] == first["created_at"]
+    assert data["updated_at"] > first["updated_at"]

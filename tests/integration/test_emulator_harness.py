@@ -89,3 +89,94 @@ def test_cli_leaves_nothing_running_when_signalled(sig: signal.Signals) -> None:
     while time.monotonic() < deadline and not all(_gone(p) for p in pgids):
         time.sleep(0.1)
     assert [p for p in pgids if not _gone(p)] == [], "".join(lines)
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "host-crash"])
+def test_run_leaves_nothing_running(how: str) -> None:
+    """`make run` (python -m devstack run): Ctrl-C stops every part; a part that crashes stops
+    the run, with its log, instead of leaving a half-working suite (writes silently dropped)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devstack", "run", "--no-examples", "--project", "demo-harness-run"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    groups: dict[str, int] = {}
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            match = re.search(r"process groups: firestore=(\d+) pubsub=(\d+) host=(\d+)", line)
+            if match:
+                groups = dict(
+                    zip(["firestore", "pubsub", "host"], map(int, match.groups()), strict=True)
+                )
+            if "Ctrl-C stops" in line:
+                break
+        assert len(groups) == 3, "".join(lines)
+        assert all(group_alive(p) for p in groups.values())
+        if how == "ctrl-c":
+            proc.send_signal(signal.SIGINT)
+        else:
+            os.killpg(groups["host"], signal.SIGKILL)
+        out, _ = proc.communicate(timeout=60)
+        lines.append(out)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pgid in groups.values():  # never leave a JVM behind, even when the test fails
+            if group_alive(pgid):
+                os.killpg(pgid, signal.SIGKILL)
+    text = "".join(lines)
+    if how == "ctrl-c":
+        assert proc.returncode == 0, text
+    else:
+        assert proc.returncode == 2, text
+        assert "error: the functions host exited on its own" in text
+    assert "# stopped; nothing left running." in text
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not all(_gone(p) for p in groups.values()):
+        time.sleep(0.1)
+    assert [n for n, p in groups.items() if not _gone(p)] == [], text
+
+
+def test_groups_die_with_a_killed_runner() -> None:
+    """SIGKILL of the process that started the emulators (an OOM kill, a CI job cancelled)
+    runs no cleanup code in it: its watchdogs stop the groups all the same."""
+    script = (
+        "from devstack.emulators import start_emulators\n"
+        "import time\n"
+        "pair = start_emulators('demo-harness-kill')\n"
+        "print('groups', *pair.pgids, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    pgids: list[int] = []
+    try:
+        line = proc.stdout.readline()
+        pgids = [int(p) for p in line.split()[1:]]
+        assert len(pgids) == 2, line
+        assert all(group_alive(p) for p in pgids)
+        proc.kill()
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not all(_gone(p) for p in pgids):
+            time.sleep(0.1)
+        assert [p for p in pgids if not _gone(p)] == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pgid in pgids:
+            if group_alive(pgid):
+                os.killpg(pgid, signal.SIGKILL)

@@ -298,6 +298,11 @@ CASES: list[Case] = [
     *matrix("unnamed-collection-get", "get", "audit_log/entry_1", NOBODY),
     *matrix("unnamed-collection-create", "create", "audit_log/new_{who}", NOBODY, {"n": 1}),
     *matrix("subcollection-get", "get", "customers/cust_a/secrets/s1", NOBODY),
+    *matrix("subcollection-list", "list", "customers/cust_a/secrets", NOBODY),
+    *matrix("subcollection-create", "create", "customers/cust_a/secrets/new_{who}", NOBODY,
+            {"n": 1}),
+    *matrix("scene-subcollection-create", "create", "scenes/scene_a/notes/new_{who}", NOBODY,
+            {"n": 1}),
     # ---- named cases: the holes of schema.md's example rules and other edges ----
     Case("hole_customer_raises_own_tier", "owner", "update", "customers/cust_a", False,
          {"bundle_tier": "foundation"}),
@@ -318,6 +323,14 @@ CASES: list[Case] = [
          remove=("bundle_tier",)),
     Case("customer_clears_own_email", "owner", "update", "customers/cust_a", True,
          remove=("email",)),
+    Case("customer_removes_own_overrides", "owner", "update", "customers/cust_a", False,
+         remove=("feature_overrides",)),
+    Case("customer_removes_own_created_at", "owner", "update", "customers/cust_a", False,
+         remove=("created_at",)),
+    Case("customer_sets_one_override_key", "owner", "update", "customers/cust_a", False,
+         {"feature_overrides.sim2real": True}),
+    Case("admin_sets_one_override_key", "admin", "update", "customers/cust_a", True,
+         {"feature_overrides.sim2real": True}),
     Case("customer_email_must_be_string", "owner", "update", "customers/cust_a", False,
          {"email": 42}),
     Case("customer_narration_must_be_bool", "owner", "update", "customers/cust_a", False,
@@ -487,7 +500,13 @@ def check(setup: RulesProject, case: Case, allow: bool) -> None:
     else:
         assert after is not None
         for field, value in case.data.items():
-            assert after[field] == value
+            got: Any = after
+            for part in field.split("."):
+                got = got[part]
+            assert got == value
+        if any("." in field for field in case.data):
+            # A nested path changes only its key: the map's other keys are kept.
+            assert after["feature_overrides"]["tactile_sensors"] is True
         for field in case.remove:
             assert field not in after
 

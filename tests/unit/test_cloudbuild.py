@@ -62,12 +62,23 @@ def mismatches(spec: FunctionSpec, got: dict[str, list[str]]) -> list[str]:
     expect("--region", ["${_REGION}"])
     expect("--service-account", ["${_SERVICE_ACCOUNT}"])
     expect("--retry", [""] if spec.retry else [])
+    expect("--concurrency", [str(spec.concurrency)])
+    expect("--trigger-service-account", ["${_SERVICE_ACCOUNT}"])
+    expect("--runtime", [deploy.RUNTIME])
+    env = runtime_env(got)
+    if env.get("GOOGLE_CLOUD_PROJECT") != "$PROJECT_ID":
+        problems.append(
+            "--set-env-vars: GOOGLE_CLOUD_PROJECT must be $PROJECT_ID (Cloud Run functions do "
+            f"not set it; the settings would fall back to a demo project), got {env}"
+        )
     if spec.trigger is TriggerKind.FIRESTORE:
         expect("--trigger-event-filters", [f"type={spec.event_type}", "database=(default)"])
         expect(
             "--trigger-event-filters-path-pattern",
             [f"document={spec.document_pattern(SETTINGS)}"],
         )
+        # Firestore triggers live in the database's location, not the function's region.
+        expect("--trigger-location", ["${_FIRESTORE_LOCATION}"])
         expect("--trigger-topic", [])
     else:
         # `--trigger-topic` is Eventarc's messagePublished filter on that topic.
@@ -76,7 +87,17 @@ def mismatches(spec: FunctionSpec, got: dict[str, list[str]]) -> list[str]:
         expect("--trigger-topic", [str(spec.topic(SETTINGS))])
         expect("--trigger-event-filters", [])
         expect("--trigger-event-filters-path-pattern", [])
+        expect("--trigger-location", [])
     return problems
+
+
+def runtime_env(got: dict[str, list[str]]) -> dict[str, str]:
+    """The runtime environment a deploy step sets (`--set-env-vars=K=V,K=V`, last flag wins)."""
+    values = got.get("--set-env-vars", [])
+    if not values:
+        return {}
+    pairs = (item.partition("=") for item in values[-1].split(","))
+    return {key: value for key, _, value in pairs}
 
 
 def check(config: dict[str, Any]) -> list[str]:
@@ -129,6 +150,10 @@ def _first_deploy(config: dict[str, Any], name: str | None = None) -> list[str]:
         ("pattern", "--trigger-event-filters-path-pattern"),
         ("retry", "--retry"),
         ("memory", "--memory"),
+        ("location", "--trigger-location"),
+        ("trigger_sa", "--trigger-service-account"),
+        ("concurrency", "--concurrency"),
+        ("project_env", "GOOGLE_CLOUD_PROJECT"),
         ("script", "deploys a function from a script"),
     ],
 )
@@ -165,6 +190,14 @@ def test_check_catches(mutation: str, expected: str) -> None:
         replace(usage, "--retry", None)
     elif mutation == "memory":
         replace(usage, "--memory", "--memory=128Mi")
+    elif mutation == "location":
+        replace(customer, "--trigger-location", None)
+    elif mutation == "trigger_sa":
+        replace(usage, "--trigger-service-account", None)
+    elif mutation == "concurrency":
+        replace(usage, "--concurrency", "--concurrency=80")
+    elif mutation == "project_env":
+        replace(usage, "--set-env-vars", "--set-env-vars=BLUEPRINT_REGION=${_REGION}")
     elif mutation == "script":
         steps.append(
             {"id": "sneaky", "entrypoint": "bash", "args": ["-c", "gcloud functions  deploy x"]}

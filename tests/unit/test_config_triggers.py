@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +31,32 @@ MAIN = Path(__file__).resolve().parents[2] / "functions" / "main.py"
 
 
 class FakeStamper:
-    def __init__(self, outcome: StampOutcome = StampOutcome.STAMPED) -> None:
-        self.outcome = outcome
+    def __init__(
+        self,
+        outcome: StampOutcome = StampOutcome.STAMPED,
+        *,
+        then: Sequence[StampOutcome] = (),
+        current: tuple[dict[str, Any], datetime] | None = None,
+    ) -> None:
+        self.outcomes = [outcome, *then]
         self.calls: list[tuple[str, tuple[str, ...], datetime | None]] = []
+        self.values: list[dict[str, datetime | None]] = []
+        self.now = current
+        self.reads = 0
 
     def stamp(
-        self, document: str, fields: Sequence[str], last_update_time: datetime | None
+        self,
+        document: str,
+        fields: Mapping[str, datetime | None],
+        last_update_time: datetime | None,
     ) -> StampOutcome:
         self.calls.append((document, tuple(fields), last_update_time))
-        return self.outcome
+        self.values.append(dict(fields))
+        return self.outcomes[min(len(self.calls), len(self.outcomes)) - 1]
+
+    def current(self, document: str) -> tuple[dict[str, Any], datetime] | None:
+        self.reads += 1
+        return self.now
 
 
 class FakePublisher:
@@ -232,7 +250,14 @@ def test_global_flags_update_uses_doc_id_as_customer() -> None:
     [(StampOutcome.GONE, Decision.GONE), (StampOutcome.STALE, Decision.STALE)],
 )
 def test_stamp_refused_still_publishes(outcome: StampOutcome, decision: Decision) -> None:
-    result, _, publisher = run("customer_update", outcome=outcome)
+    event = decoded("customer_update")
+    assert event.after is not None
+    assert event.after_update_time is not None
+    # Stale: the document has since been stamped by a newer event (or this one, redelivered).
+    now = {**event.after, "updated_at": event.after_update_time}
+    stamper = FakeStamper(outcome, current=(now, event.after_update_time))
+    publisher = FakePublisher()
+    result = handle_config_write(ConfigKind.CUSTOMER, event, stamper, publisher)
     assert result.decision is decision
     assert result.stamped_fields == ()
     assert len(publisher.messages) == 1
@@ -334,3 +359,201 @@ def test_a_quota_change_beside_counters_is_a_config_change() -> None:
     )
     assert result.decision is Decision.STAMPED
     assert len(publisher.messages) == 1
+
+
+# --- review: bodies and values that once broke the decoder or the loop guard ----------------
+
+
+def _protobuf_event_with_value_of_123_bytes() -> tuple[dict[str, str], bytes, str]:
+    """A real DocumentEventData whose `value` serializes to 123 bytes: the body then starts
+    with b"\\n{" (field 1, length 123), which a leading-whitespace strip turns into "{"."""
+    from google.events.cloud.firestore_v1.types import Document, DocumentEventData, Value
+
+    headers, _ = load("customer_create")
+    for n in range(1, 100):
+        doc_id = "c" * n
+        value = Document(
+            name=f"projects/p/databases/(default)/documents/customers/{doc_id}",
+            fields={
+                "schema_version": Value(integer_value=1),
+                "bundle_tier": Value(string_value="pro"),
+            },
+        )
+        body = DocumentEventData.serialize(DocumentEventData(value=value))
+        if body[:2] == b"\n{":
+            return headers, body, doc_id
+    raise AssertionError("no size gives a 123-byte value")
+
+
+def test_protobuf_body_whose_length_byte_is_a_brace_is_still_protobuf() -> None:
+    headers, body, doc_id = _protobuf_event_with_value_of_123_bytes()
+    event = decode_document_event(from_http(headers, body))
+    assert event.kind is ChangeKind.CREATE
+    assert event.document == f"customers/{doc_id}"
+    assert event.after is not None
+    assert event.after["bundle_tier"] == "pro"
+    # Without a content type (the heuristic path) too.
+    from functions.events import parse_document_event_data
+
+    assert parse_document_event_data(body).value.name.endswith(f"/customers/{doc_id}")
+
+
+def test_entry_point_accepts_a_protobuf_body_starting_with_newline_brace(
+    fakes: tuple[FakeStamper, FakePublisher],
+) -> None:
+    stamper, publisher = fakes
+    headers, body, _ = _protobuf_event_with_value_of_123_bytes()
+    client = functions_framework.create_app("on_customer_written", str(MAIN), "cloudevent")
+    response = client.test_client().post("/", headers=headers, data=body)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert (len(stamper.calls), len(publisher.messages)) == (1, 1)
+
+
+def _event(
+    kind_doc: str, before: dict[str, Any], after: dict[str, Any], mask: tuple[str, ...] = ()
+) -> DocumentEvent:
+    return dataclasses.replace(
+        _customer_update(before, after, mask), document=kind_doc, event_id="evt-review"
+    )
+
+
+def test_nan_in_an_open_map_does_not_defeat_the_loop_guard() -> None:
+    """The emulator sends no mask: NaN != NaN must not make the stamp's echo look like a user
+    change (that re-stamps without end)."""
+    scene = {
+        "schema_version": 1,
+        "customer_id": "lab_001",
+        "custom_settings": {"gain": float("nan"), "curve": [1.0, float("nan")]},
+        "created_at": decoded("customer_update").after_update_time,
+    }
+    echo = {**scene, "custom_settings": {"gain": float("nan"), "curve": [1.0, float("nan")]}}
+    echo["updated_at"] = echo["created_at"]
+    stamper, publisher = FakeStamper(), FakePublisher()
+    result = handle_config_write(
+        ConfigKind.SCENE, _event("scenes/s1", scene, echo), stamper, publisher
+    )
+    assert result.decision is Decision.IGNORED_ECHO
+    assert (stamper.calls, publisher.messages) == ([], [])
+
+
+def test_a_type_change_is_a_change() -> None:
+    """1 -> true (integer to boolean) is a user-visible change: here it makes the doc valid."""
+    before = {"schema_version": 1, "tactile": 1}
+    after = {"schema_version": 1, "tactile": True}
+    stamper, publisher = FakeStamper(), FakePublisher()
+    result = handle_config_write(
+        ConfigKind.FEATURE_FLAGS, _event("feature_flags/lab_001", before, after), stamper, publisher
+    )
+    assert result.decision is Decision.STAMPED
+    assert [m[0]["valid"] for m in publisher.messages] == [True]
+
+
+# --- review: a user overwrite that drops the timestamps; a stamp raced by a counter write ----
+
+T1 = datetime(2025, 3, 1, 10, 0, 0, tzinfo=UTC)
+T2 = datetime(2025, 3, 1, 10, 0, 1, tzinfo=UTC)
+T3 = datetime(2025, 3, 1, 10, 0, 2, tzinfo=UTC)
+BASE = {"schema_version": 1, "bundle_tier": "pro", "organization_name": "Lab"}
+
+
+def _update(before: dict[str, Any], after: dict[str, Any], written: datetime) -> DocumentEvent:
+    return dataclasses.replace(
+        _customer_update(before, after), after_update_time=written, event_id="evt-race"
+    )
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_overwrite_without_timestamps_is_restamped_keeping_created_at(masked: bool) -> None:
+    """set() of the same config without the timestamps is a user write, not the stamp's echo:
+    the stamp never removes a field. created_at keeps its first value."""
+    before = {**BASE, "created_at": T1, "updated_at": T2}
+    event = _update(before, dict(BASE), T3)
+    if masked:
+        event = dataclasses.replace(event, update_mask=("created_at", "updated_at"))
+    stamper, publisher = FakeStamper(), FakePublisher()
+    result = handle_config_write(ConfigKind.CUSTOMER, event, stamper, publisher)
+    assert result.decision is Decision.STAMPED
+    assert stamper.values == [{"created_at": T1, "updated_at": None}]
+    assert len(publisher.messages) == 1
+
+
+def test_overwrite_dropping_created_at_with_a_change_keeps_the_first_created_at() -> None:
+    before = {**BASE, "created_at": T1, "updated_at": T2}
+    after = {**BASE, "organization_name": "Renamed"}
+    stamper, publisher = FakeStamper(), FakePublisher()
+    handle_config_write(ConfigKind.CUSTOMER, _update(before, after, T3), stamper, publisher)
+    assert stamper.values == [{"created_at": T1, "updated_at": None}]
+
+
+def test_stale_stamp_raced_by_a_counter_write_is_retried_on_the_newer_version() -> None:
+    """A user change at T2, then a usage counter write at T3 before the stamp: the counter
+    write's own event is `ignored-counters`, so this event must still stamp the user change."""
+    before = {**BASE, "created_at": T1, "updated_at": T1}
+    after = {**before, "organization_name": "Renamed"}
+    now = {**after, "scenes_generated_this_month": 3}
+    stamper = FakeStamper(StampOutcome.STALE, then=[StampOutcome.STAMPED], current=(now, T3))
+    publisher = FakePublisher()
+    result = handle_config_write(
+        ConfigKind.CUSTOMER, _update(before, after, T2), stamper, publisher
+    )
+    assert result.decision is Decision.STAMPED
+    assert [c[2] for c in stamper.calls] == [T2, T3]
+    assert stamper.values[1] == {"updated_at": None}
+    assert len(publisher.messages) == 1
+
+
+def test_stale_stamp_already_covered_by_a_newer_stamp_writes_nothing_more() -> None:
+    """Redelivery after the stamp (or a newer user write already stamped): nothing to do."""
+    before = {**BASE, "created_at": T1, "updated_at": T1}
+    after = {**before, "organization_name": "Renamed"}
+    now = {**after, "updated_at": T3}
+    stamper = FakeStamper(StampOutcome.STALE, current=(now, T3))
+    result = handle_config_write(
+        ConfigKind.CUSTOMER, _update(before, after, T2), stamper, FakePublisher()
+    )
+    assert result.decision is Decision.STALE
+    assert len(stamper.calls) == 1
+
+
+def test_stale_stamp_never_stamps_a_newer_invalid_version() -> None:
+    before = {**BASE, "created_at": T1, "updated_at": T1}
+    after = {**before, "organization_name": "Renamed"}
+    now = {**after, "bundle_tier": "platinum"}
+    stamper = FakeStamper(StampOutcome.STALE, current=(now, T3))
+    result = handle_config_write(
+        ConfigKind.CUSTOMER, _update(before, after, T2), stamper, FakePublisher()
+    )
+    assert result.decision is Decision.STALE
+    assert len(stamper.calls) == 1
+
+
+def test_stale_stamp_of_a_deleted_document_is_gone() -> None:
+    before = {**BASE, "created_at": T1, "updated_at": T1}
+    after = {**before, "organization_name": "Renamed"}
+    stamper = FakeStamper(StampOutcome.STALE, current=None)
+    result = handle_config_write(
+        ConfigKind.CUSTOMER, _update(before, after, T2), stamper, FakePublisher()
+    )
+    assert result.decision is Decision.GONE
+    assert len(stamper.calls) == 1
+
+
+def test_long_ids_still_fit_pubsub_limits() -> None:
+    """Pub/Sub refuses attribute values and ordering keys over 1024 bytes; a retried publish
+    would fail forever. A document id may have 1500 bytes; an invalid scene's customer_id any."""
+    long_id = "é" * 700  # 1400 bytes: a valid document id
+    scene = {"schema_version": 1, "customer_id": "ü" * 3000, "min_quality_score": 7}
+    event = dataclasses.replace(
+        _customer_update(None, scene), document=f"scenes/{long_id}", before=None
+    )  # type: ignore[arg-type]
+    publisher = FakePublisher()
+    result = handle_config_write(ConfigKind.SCENE, event, FakeStamper(), publisher)
+    assert result.decision is Decision.INVALID
+    body, key, attrs = publisher.messages[0]
+    assert body["document_id"] == long_id  # the body keeps everything
+    assert body["customer_id"] == "ü" * 3000
+    assert len(key.encode()) <= 1024
+    assert all(len(v.encode()) <= 1024 for v in attrs.values()), {
+        k: len(v.encode()) for k, v in attrs.items()
+    }
+    assert attrs["document_id"].startswith("é" * 500)

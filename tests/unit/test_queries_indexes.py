@@ -6,8 +6,10 @@ builder cannot drift from what it declares. Building a query needs no server.
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,7 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
         {"customer_id": "c1", "month": "2025-01"},
         {"customer_id": "c1", "month": "2025-01", "action": "scene_generated"},
     ],
-    "customers_page": [{"page_size": 100}, {"page_size": 100, "after_id": "c9"}],
+    "customers_by_id": [{}, {"after_id": "c9"}, {"after_id": "c9", "limit": 100}],
     "customers_reset_for_period": [{"period": "2025-01"}],
 }
 
@@ -161,11 +163,73 @@ def test_bad_arguments_fail_with_the_value(client: Any) -> None:
         queries.usage_by_customer(client, "c1", naive, FEB, settings=SETTINGS)
     with pytest.raises(ValueError, match="before start"):
         queries.usage_by_scene(client, "s1", FEB, JAN, settings=SETTINGS)
-    with pytest.raises(ValueError, match="page_size=0"):
-        queries.customers_page(client, 0, settings=SETTINGS)
+    with pytest.raises(ValueError, match="limit=0"):
+        queries.customers_by_id(client, limit=0, settings=SETTINGS)
 
 
 def test_collection_names_follow_settings(client: Any) -> None:
     renamed = load_settings({"BLUEPRINT_USAGE_TRACKING_COLLECTION": "usage_v2"})
     query = queries.usage_by_customer(client, "c1", JAN, FEB, settings=renamed)
     assert shape_of(query)[0].collection == "usage_v2"
+    query = queries.customers_by_id(client, settings=SETTINGS, collection="reset_test_customers")
+    assert shape_of(query)[0].collection == "reset_test_customers"
+    query = queries.customers_reset_for_period(client, "2025-01", collection="other")
+    assert shape_of(query)[0].collection == "other"
+
+
+QUERY_METHODS = frozenset(
+    {
+        "where",
+        "order_by",
+        "start_after",
+        "start_at",
+        "end_at",
+        "end_before",
+        "limit",
+        "limit_to_last",
+        "offset",
+        "collection_group",
+        "find_nearest",
+    }
+)
+"""Query-building calls of the Firestore client: only shared/queries.py may make them."""
+
+
+def stray_queries(roots: tuple[str, ...] = ("functions", "shared", "devstack")) -> list[str]:
+    """Every place outside shared/queries.py that builds a filtered, ordered or paged query."""
+    found = []
+    for root in roots:
+        for path in sorted((ROOT / root).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel == "shared/queries.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), rel)):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in QUERY_METHODS
+                ):
+                    found.append(f"{rel}:{node.lineno}: .{node.func.attr}(...)")
+                elif isinstance(node, ast.Name) and node.id == "FieldFilter":
+                    found.append(f"{rel}:{node.lineno}: FieldFilter")
+    return found
+
+
+def test_every_query_of_the_code_base_lives_in_the_queries_module() -> None:
+    """A query built elsewhere would escape the index check above (and need its own index)."""
+    assert stray_queries() == [], "move these queries into shared/queries.py"
+
+
+def test_stray_query_scan_is_not_vacuous(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = tmp_path / "functions" / "sneaky.py"
+    module.parent.mkdir()
+    module.write_text(
+        "def q(db, FieldFilter):\n"
+        "    return db.collection('c').where(filter=FieldFilter('a', '==', 1)).order_by('t')\n"
+    )
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert stray_queries(("functions",)) == [
+        "functions/sneaky.py:2: .order_by(...)",
+        "functions/sneaky.py:2: .where(...)",
+        "functions/sneaky.py:2: FieldFilter",
+    ]
