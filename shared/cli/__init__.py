@@ -149,7 +149,7 @@ def cmd_migrate(args: argparse.Namespace, client_factory: ClientFactory, out: Te
         print("file\tid\tfield\tvalue\texpected", file=out)
         for bad in result.invalid:
             print(
-                f"{bad.source}\t{bad.collection}/{bad.doc_id}\t{bad.field}\t{bad.value!r}\t"
+                f"{bad.source}\t{bad.collection}/{bad.doc_id}\t{bad.field}\t{_short(bad.value)}\t"
                 f"{bad.expected}",
                 file=out,
             )
@@ -382,6 +382,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     conf.set_defaults(func=cmd_config)
     return parser
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _one_line(exc: BaseException) -> str:

@@ -211,3 +211,14 @@ def test_entries_that_are_not_documents_count_among_the_records(tmp_path: Path) 
     result = migrate([tmp_path / "customers.json"], MemoryTarget())
     assert result.refused
     assert (result.invalid_records, result.records) == (2, 3)  # not "2 of 1"
+
+
+def test_a_missing_field_is_reported_as_missing_not_as_the_whole_document(tmp_path: Path) -> None:
+    long_name = "Org " + "x" * 500
+    (tmp_path / "customers.json").write_text(
+        '{"c1": {"schema_version": 1, "organization_name": "' + long_name + '"}}'
+    )
+    result = migrate([tmp_path / "customers.json"], MemoryTarget())
+    [bad] = result.invalid
+    assert (bad.field, bad.value) == ("bundle_tier", None)
+    assert "required" in bad.expected
