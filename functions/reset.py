@@ -168,6 +168,8 @@ class ResetWrite:
     value: int
     period: str
     update_time: Any
+    kept: bool = False
+    """A document without bookkeeping whose count so far in the period was kept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +256,8 @@ class ResetSummary:
     """Of `reset`, customers without a monthly limit (-1 or absent): counter reset all the same."""
     invalid: int = 0
     """Of `reset`, documents with other invalid fields (listed in the audit's issues)."""
+    kept: int = 0
+    """Of `reset`, documents from before the suite whose count so far in the period was kept."""
     errors: int = 0
     """Customers not reset because their counter fields are unusable (listed in issues)."""
     retried: int = 0
@@ -275,6 +279,7 @@ class ResetSummary:
             "skipped": self.skipped,
             "unlimited": self.unlimited,
             "invalid": self.invalid,
+            "kept": self.kept,
             "errors": self.errors,
             "retried": self.retried,
             "elapsed_seconds": round(self.elapsed_seconds, 3),
@@ -291,7 +296,7 @@ class _Page:
     docs: dict[str, CustomerDoc] = field(default_factory=dict)
     counts: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(
-            ("reset", "skipped", "unlimited", "invalid", "errors", "retried"), 0
+            ("reset", "skipped", "unlimited", "invalid", "kept", "errors", "retried"), 0
         )
     )
     issues: list[ResetIssue] = field(default_factory=list)
@@ -301,7 +306,15 @@ def _errors_text(errors: list[FieldError]) -> str:
     return "; ".join(str(e) for e in errors)
 
 
-def _plan(doc: CustomerDoc, period: str, page: _Page, *, first_look: bool) -> ResetWrite | None:
+def _plan(
+    doc: CustomerDoc,
+    period: str,
+    page: _Page,
+    *,
+    first_look: bool,
+    as_of: datetime | None = None,
+    keep: bool = False,
+) -> ResetWrite | None:
     """Decide one customer: a write, or None (skipped or error, counted in `page`)."""
     data = plain_value(doc.data)
     try:
@@ -310,8 +323,19 @@ def _plan(doc: CustomerDoc, period: str, page: _Page, *, first_look: bool) -> Re
         page.counts["errors"] += 1
         page.issues.append(ResetIssue(doc.id, "error", _errors_text(field_errors(exc))))
         return None
-    customer = Customer.model_construct(**counters.model_dump(exclude_none=True))
-    if not quota.needs_reset(customer, period):
+    seed = data.get(quota.THIS_MONTH_FIELD)
+    customer = Customer.model_construct(
+        **counters.model_dump(exclude_none=True),
+        scenes_generated_this_month=seed if type(seed) is int and seed >= 0 else None,
+    )
+    plan = quota.plan_reset(
+        customer,
+        period,
+        last_write=doc.update_time if isinstance(doc.update_time, datetime) else None,
+        as_of=as_of,
+        keep=keep,
+    )
+    if plan is None:
         page.counts["skipped"] += 1
         return None
     if first_look:
@@ -322,11 +346,19 @@ def _plan(doc: CustomerDoc, period: str, page: _Page, *, first_look: bool) -> Re
         limit = data.get("monthly_scene_quota")
         if limit is None or (type(limit) is int and quota.is_unlimited(limit)):
             page.counts["unlimited"] += 1
-    return ResetWrite(doc.id, quota.reset_value(customer, period), period, doc.update_time)
+        if plan.kept:
+            page.counts["kept"] += 1
+    return ResetWrite(doc.id, plan.value, period, doc.update_time, kept=plan.kept)
 
 
 def _retry_one(
-    repo: ResetRepository, write: ResetWrite, period: str, page: _Page, *, dry_run: bool
+    repo: ResetRepository,
+    write: ResetWrite,
+    period: str,
+    page: _Page,
+    *,
+    dry_run: bool,
+    as_of: datetime | None,
 ) -> bool:
     """Read a customer whose write failed again and retry; False if it keeps failing."""
     for attempt in range(1, MAX_ATTEMPTS):
@@ -337,7 +369,9 @@ def _retry_one(
         if doc is None:  # deleted since the read: nothing to reset
             page.counts["skipped"] += 1
             return True
-        again = _plan(doc, period, page, first_look=False)
+        # A kept count stays kept: the commit that moved the document counted a scene of the
+        # period on top of it (the usage function treats such a counter as this month's).
+        again = _plan(doc, period, page, first_look=False, as_of=as_of, keep=write.kept)
         if again is None:  # reset meanwhile (another run) or now unusable: counted by _plan
             return True
         if dry_run or repo.write_resets([again])[0] == _OK:
@@ -347,12 +381,17 @@ def _retry_one(
 
 
 def _handle_page(
-    repo: ResetRepository, docs: Sequence[CustomerDoc], period: str, *, dry_run: bool
+    repo: ResetRepository,
+    docs: Sequence[CustomerDoc],
+    period: str,
+    *,
+    dry_run: bool,
+    as_of: datetime | None = None,
 ) -> tuple[_Page, bool]:
     """Reset one page; returns its counts and whether every customer of it was handled."""
     page = _Page()
     for doc in docs:
-        write = _plan(doc, period, page, first_look=True)
+        write = _plan(doc, period, page, first_look=True, as_of=as_of)
         if write is not None:
             page.writes.append(write)
     if dry_run:
@@ -363,7 +402,7 @@ def _handle_page(
     for write, status in zip(page.writes, statuses, strict=True):
         if status == _OK:
             page.counts["reset"] += 1
-        elif not _retry_one(repo, write, period, page, dry_run=dry_run):
+        elif not _retry_one(repo, write, period, page, dry_run=dry_run, as_of=as_of):
             handled = False
     return page, handled
 
@@ -394,6 +433,7 @@ def _record_page(
         skipped=summary.skipped + c["skipped"],
         unlimited=summary.unlimited + c["unlimited"],
         invalid=summary.invalid + c["invalid"],
+        kept=summary.kept + c["kept"],
         errors=summary.errors + c["errors"],
         retried=summary.retried + c["retried"],
         issues=summary.issues + tuple(kept),
@@ -422,6 +462,7 @@ def run_reset(
     page_size: int = PAGE_SIZE,
     run_id: str | None = None,
     clock: Callable[[], float] = time.monotonic,
+    as_of: datetime | None = None,
 ) -> ResetSummary:
     """Reset every customer not yet reset in `period` (YYYY-MM); see the module doc.
 
@@ -429,11 +470,20 @@ def run_reset(
     records its cursor and returns with `complete=False` (the function then raises so Pub/Sub
     delivers again and the next run continues). `dry_run` reads everything, writes nothing (not
     even the audit document) and counts what a run would reset. `progress` gets the running
-    summary after each page. Never raises for a bad customer document; raises TransientError
-    subclasses when Firestore fails, after recording the progress made.
+    summary after each page. `as_of` is when the run was asked for (the schedule message's
+    publish time; default `now`): a month after its month is refused, and a document from before
+    the suite last written in `period` before it keeps its count so far (`quota.plan_reset`).
+    Never raises for a bad customer document; raises TransientError subclasses when Firestore
+    fails, after recording the progress made.
     """
     if not MONTH_RE.match(period):
         raise ValueError(f"period={period!r}: expected a month as YYYY-MM")
+    as_of = as_of or now
+    if period > month_of(as_of):
+        raise ValueError(
+            f"period={period!r}: expected a month not after {month_of(as_of)}; "
+            "a future month cannot be reset"
+        )
     if not 1 <= page_size <= PAGE_SIZE:
         raise ValueError(f"page_size={page_size}: expected 1..{PAGE_SIZE}")
     started = clock()
@@ -466,7 +516,7 @@ def run_reset(
                 break
             if len(docs) == page_size:
                 ahead = reader.submit(next_page)
-            page, handled = _handle_page(repo, docs, period, dry_run=dry_run)
+            page, handled = _handle_page(repo, docs, period, dry_run=dry_run, as_of=as_of)
             next_cursor = docs[-1].id if handled else cursor
             listed = state.samples + len(summary.issues)
             summary = _record_page(
@@ -623,6 +673,7 @@ class FirestoreResetRepository:
             "skipped": 0,
             "unlimited": 0,
             "invalid": 0,
+            "kept": 0,
             "errors": 0,
             "retried": 0,
             "issues": [],
@@ -716,12 +767,14 @@ def handle_schedule_event(event: CloudEvent, timeout_seconds: float) -> ResetSum
     except ScheduleMessageError as exc:
         logs.error(f"quota reset refused: {exc}", event_id=event.get("id"))
         return None  # permanent: acknowledged, never retried
+    now = datetime.now(UTC)
     summary = run_reset(
         default_repository(),
         request.period,
-        datetime.now(UTC),
+        now,
         deadline=deadline,
         run_id=request.message_id or event.get("id"),
+        as_of=request.publish_time or now,
     )
     raise_if_incomplete(summary)
     return summary

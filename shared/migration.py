@@ -303,6 +303,8 @@ def validate_export(
             bad_keys.add(key)
         else:
             models[key] = (record, MODELS[record.collection].model_validate(record.data))
+    for key in bad_keys:
+        models.pop(key, None)  # a duplicated id: no copy is trusted, the first one neither
     valid_customers = {doc_id for (c, doc_id) in models if c == CUSTOMERS}
     wanted = {
         m.customer_id
@@ -471,9 +473,14 @@ def migrate(
     records, structural = load_export(paths)
     checked = validate_export(records, structural, target.existing_customers)
     invalid_records = len(checked.bad_keys)
+    # Entries that could not even be read as documents (not an object, no id) count as records.
+    unreadable = {(b.collection, b.doc_id) for b in structural} - {
+        (r.collection, r.doc_id) for r in records
+    }
+    total = len(records) + len(unreadable)
     if checked.bad and not skip_invalid:
         return MigrationResult(
-            records=len(records),
+            records=total,
             invalid=checked.bad,
             invalid_records=invalid_records,
             dry_run=dry_run,
@@ -485,7 +492,7 @@ def migrate(
         if record.collection == CUSTOMERS:
             keys.append((FEATURE_FLAGS, record.doc_id))
     writes, result = plan_writes(checked, target.read(keys))
-    result.records = len(records)
+    result.records = total
     result.invalid = checked.bad
     result.invalid_records = invalid_records
     result.dry_run = dry_run

@@ -379,7 +379,9 @@ def field_errors(exc: ValidationError) -> list[FieldError]:
             expected = "a value (the field is required)"
         elif expected.startswith("Value error, "):
             expected = expected.removeprefix("Value error, ")
-        out.append(FieldError(path, err.get("input"), expected))
+        # A missing field's "input" is the whole enclosing document: report no value instead.
+        value = None if err["type"] == "missing" else err.get("input")
+        out.append(FieldError(path, value, expected))
     return out
 
 

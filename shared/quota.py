@@ -127,3 +127,57 @@ def needs_reset(customer: Customer, period: str) -> bool:
 def reset_value(customer: Customer, period: str) -> int:
     """The value `scenes_generated_this_month` takes when `period` starts: events already in it."""
     return (customer.scene_counts_by_month or {}).get(period, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class ResetPlan:
+    """What the reset for a period writes to one customer."""
+
+    value: int
+    """New `scenes_generated_this_month`."""
+    kept: bool = False
+    """A document without bookkeeping whose counter already counted the period: its count so
+    far was kept (the larger of it and the period's per-month count)."""
+
+
+def plan_reset(
+    customer: Customer,
+    period: str,
+    *,
+    last_write: datetime | None = None,
+    as_of: datetime | None = None,
+    keep: bool = False,
+) -> ResetPlan | None:
+    """The reset of `customer` for `period`, or None when it has nothing to do (docs/counters.md).
+
+    A document with `quota_period` or `quota_reset_at` counts that month: before `period` it gets
+    the derived value `scene_counts_by_month[period]` (never a blind 0). A document with neither
+    (it predates the suite) counts the month of its last write (`last_write`, Firestore's update
+    time): every writer of such a counter (the old pipeline, the seed, the migration, the usage
+    function) treated it as "this month" when it wrote. So:
+    - last written after `period`: it already counts a later month, nothing to do;
+    - last written in `period` before the run was asked for (`as_of`), and the suite never
+      counted a scene of an earlier month on it: its count so far is the period's count, kept
+      (the larger of it and the derived value; `keep=True` repeats an earlier look's decision
+      after a usage commit moved `last_write`);
+    - otherwise (an earlier month, or written after the run was asked for, as on the first
+      minutes of the month before the scheduled run reaches it): the derived value.
+    """
+    derived = reset_value(customer, period)
+    known = counter_period(customer)
+    if known is not None:
+        return None if known >= period else ResetPlan(derived)
+    if last_write is None:
+        return ResetPlan(derived)
+    written = month_of(last_write)
+    if written > period:
+        return None
+    seed = customer.scenes_generated_this_month
+    counted_before = any(
+        month < period and count > 0
+        for month, count in (customer.scene_counts_by_month or {}).items()
+    )
+    in_time = keep or (as_of is not None and last_write < as_of)
+    if written == period and seed is not None and in_time and not counted_before:
+        return ResetPlan(max(seed, derived), kept=True)
+    return ResetPlan(derived)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, Field, Strict
 
 _DOC_ID_FORBIDDEN = re.compile(r"^__.*__$")
-MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+MONTH_RE = re.compile(r"^(?!0000)\d{4}-(0[1-9]|1[0-2])$")
 
 
 def _utc(value: datetime) -> datetime:

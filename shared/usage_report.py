@@ -40,7 +40,10 @@ def parse_month(month: str) -> tuple[datetime, datetime]:
     """[start, end) of a `YYYY-MM` month in UTC."""
     if not MONTH_RE.match(month):
         raise ReportError(f"--month {month!r}: expected YYYY-MM, for example 2025-01")
-    return month_start(month), next_month_start(month)
+    try:
+        return month_start(month), next_month_start(month)
+    except ValueError:  # 9999-12 has no next month in `datetime`
+        raise ReportError(f"--month {month!r}: expected a month before 9999-12") from None
 
 
 @dataclass
@@ -188,13 +191,19 @@ def render_csv(report: UsageReport) -> str:
     return buffer.getvalue()
 
 
-def write_chart(report: UsageReport, path: str | Path) -> Path:
-    """A PNG bar chart of the daily cost (needs matplotlib, imported here only)."""
+def check_chart_path(path: str | Path) -> Path:
+    """The chart's file: a .png name in a directory that exists (checked before any query)."""
     target = Path(path)
     if target.suffix.lower() != ".png":
         raise ReportError(f"--chart {str(path)!r}: expected a file name ending in .png")
     if not target.parent.is_dir():
         raise ReportError(f"--chart {str(path)!r}: directory {str(target.parent)!r} does not exist")
+    return target
+
+
+def write_chart(report: UsageReport, path: str | Path) -> Path:
+    """A PNG bar chart of the daily cost (needs matplotlib, imported here only)."""
+    target = check_chart_path(path)
     try:
         import matplotlib  # noqa: PLC0415 - optional, heavy: only for --chart
 

@@ -18,7 +18,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, NoReturn, TextIO
+from typing import Any, Final, NoReturn, TextIO
 
 from shared.errors import BlueprintError
 
@@ -37,8 +37,13 @@ class CliError(BlueprintError):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        # One line, not argparse's usage block.
-        raise CliError(f"{self.prog}: {message} (see --help)", EXIT_USAGE)
+        # One line, not argparse's usage block; the subcommand without repeating "blueprint".
+        where = self.prog.removeprefix(PROG).strip()
+        raise CliError(f"{where + ': ' if where else ''}{message} (see --help)", EXIT_USAGE)
+
+
+PROBE_DOCUMENT: Final = "blueprint-cli-reachability-probe"
+"""A customer id nobody uses: the CLI reads it once (no retries) to see that Firestore answers."""
 
 
 def _firestore_client() -> Any:
@@ -46,7 +51,67 @@ def _firestore_client() -> Any:
 
     from shared.settings import get_settings  # noqa: PLC0415
 
-    return firestore.Client(project=get_settings().project_id)
+    settings = get_settings()
+    client = firestore.Client(project=settings.project_id)
+    _check_reachable(client, settings)
+    return client
+
+
+def _check_reachable(client: Any, settings: Any) -> None:
+    """Fail in seconds with one line when Firestore does not answer.
+
+    The client's own retry policy would retry an unreachable emulator for five minutes before
+    saying anything; one read without retries, within the Firestore deadline, says it at once.
+    """
+    from google.api_core import exceptions as gexc  # noqa: PLC0415
+
+    ref = client.collection(settings.customers_collection).document(PROBE_DOCUMENT)
+    try:
+        ref.get(retry=None, timeout=settings.firestore_timeout_seconds)
+    except (gexc.ServiceUnavailable, gexc.DeadlineExceeded) as exc:
+        if settings.firestore_emulator_host:
+            raise CliError(
+                f"the Firestore emulator at {settings.firestore_emulator_host} is not reachable "
+                f"({type(exc).__name__}); start it (`make emulators`) or fix "
+                "FIRESTORE_EMULATOR_HOST"
+            ) from None
+        raise CliError(
+            f"Firestore (project {settings.project_id}) is not reachable "
+            f"({type(exc).__name__}): {_one_line(exc)}"
+        ) from None
+
+
+def _document_id(option: str) -> Callable[[str], str]:
+    """An argparse type: a valid Firestore document id (no '/', not '__...__', not empty)."""
+
+    def check(text: str) -> str:
+        from pydantic import TypeAdapter, ValidationError  # noqa: PLC0415
+
+        from shared.types import DocumentId  # noqa: PLC0415
+
+        try:
+            return str(TypeAdapter(DocumentId).validate_python(text))
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise argparse.ArgumentTypeError(f"{option} {text!r}: {reason}") from None
+
+    check.__name__ = "document id"
+    return check
+
+
+def _check_period(period: str, now: datetime) -> str:
+    """A month to reset: YYYY-MM, not after the current month."""
+    from shared.types import MONTH_RE, month_of  # noqa: PLC0415
+
+    if not MONTH_RE.match(period):
+        raise CliError(f"--month {period!r}: expected YYYY-MM, for example 2025-01", EXIT_USAGE)
+    if period > month_of(now):
+        raise CliError(
+            f"--month {period}: a future month cannot be reset (the current month is "
+            f"{month_of(now)})",
+            EXIT_USAGE,
+        )
+    return period
 
 
 ClientFactory = Callable[[], Any]
@@ -84,7 +149,7 @@ def cmd_migrate(args: argparse.Namespace, client_factory: ClientFactory, out: Te
         print("file\tid\tfield\tvalue\texpected", file=out)
         for bad in result.invalid:
             print(
-                f"{bad.source}\t{bad.collection}/{bad.doc_id}\t{bad.field}\t{bad.value!r}\t"
+                f"{bad.source}\t{bad.collection}/{bad.doc_id}\t{bad.field}\t{_short(bad.value)}\t"
                 f"{bad.expected}",
                 file=out,
             )
@@ -99,25 +164,25 @@ def cmd_migrate(args: argparse.Namespace, client_factory: ClientFactory, out: Te
 
 def cmd_usage_report(args: argparse.Namespace, client_factory: ClientFactory, out: TextIO) -> int:
     """Usage of one customer in one month."""
-    from shared.usage_report import (  # noqa: PLC0415
-        build_report,
-        fetch_usage,
-        parse_month,
-        render_csv,
-        render_table,
-        write_chart,
-    )
+    from shared import usage_report as ur  # noqa: PLC0415
 
-    parse_month(args.month)  # a bad month fails before any network call
-    records, customer = fetch_usage(client_factory(), args.customer, args.month)
-    report = build_report(args.customer, args.month, records, customer)
-    for _line in report.skipped:
-        pass
-    print(render_csv(report) if args.csv else render_table(report), file=out, end="")
+    ur.parse_month(args.month)  # a bad month or chart name fails before any network call
+    if args.chart:
+        ur.check_chart_path(args.chart)
+    records, customer = ur.fetch_usage(client_factory(), args.customer, args.month)
+    if customer is None and not records:
+        raise CliError(
+            f"usage report: no customer {args.customer!r} and no usage records of it in "
+            f"{args.month} (check the id)"
+        )
+    report = ur.build_report(args.customer, args.month, records, customer)
+    for skipped in report.skipped:
+        sys.stderr.write(f"warning: skipped usage record {skipped}\n")
+    print(ur.render_csv(report) if args.csv else ur.render_table(report), file=out, end="")
     if not args.csv:
         print(file=out)
     if args.chart:
-        write_chart(report, args.chart)
+        ur.write_chart(report, args.chart)
     return 0
 
 
@@ -139,14 +204,11 @@ def _reset_api() -> tuple[Callable[..., Any], Callable[..., Any]]:
 def cmd_quota_reset(args: argparse.Namespace, client_factory: ClientFactory, out: TextIO) -> int:
     """Preview (dry run) or run the monthly quota reset with the reset issue's own function."""
     from shared.settings import get_settings  # noqa: PLC0415
-    from shared.types import MONTH_RE  # noqa: PLC0415
 
     if not args.dry_run and not args.yes:
         raise CliError("quota reset: pass --dry-run to preview, or --yes to reset for real", 2)
     now = datetime.now(UTC)
-    period = args.month or now.strftime("%Y-%m")
-    if not MONTH_RE.match(period):
-        raise CliError(f"--month {period!r}: expected YYYY-MM, for example 2025-01", 2)
+    period = _check_period(args.month or now.strftime("%Y-%m"), now)
     run_reset, repository = _reset_api()
     settings = get_settings()
     repo = repository(
@@ -289,7 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     usage = sub.add_parser("usage", help="usage reports")
     usage_sub = usage.add_subparsers(dest="usage_command", required=True, parser_class=_Parser)
     rep = usage_sub.add_parser("report", help="a customer's usage in one month")
-    rep.add_argument("--customer", required=True, help="customer id")
+    rep.add_argument(
+        "--customer", required=True, type=_document_id("--customer"), help="customer id"
+    )
     rep.add_argument("--month", required=True, help="calendar month, YYYY-MM (UTC)")
     rep.add_argument("--csv", action="store_true", help="CSV on stdout instead of a table")
     rep.add_argument("--chart", metavar="FILE.png", help="also write a PNG of the daily cost")
@@ -310,10 +374,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     conf = sub.add_parser("config", help="what CustomerConfigService answers")
     conf.add_argument("what", choices=("customer", "scene"))
-    conf.add_argument("id", help="customer or scene id")
-    conf.add_argument("--customer", help="the scene's customer, when known (one round trip)")
+    conf.add_argument("id", type=_document_id("id"), help="customer or scene id")
+    conf.add_argument(
+        "--customer",
+        type=_document_id("--customer"),
+        help="the scene's customer, when known (one round trip)",
+    )
     conf.set_defaults(func=cmd_config)
     return parser
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _one_line(exc: BaseException) -> str:

@@ -22,6 +22,7 @@ from functions.reset import FirestoreResetRepository, ResetIncompleteError, run_
 from shared import quota
 from shared.firestore_values import from_firestore
 from shared.models import Customer
+from shared.types import month_of
 
 P = "2026-12"
 PREV = "2026-11"
@@ -425,16 +426,59 @@ def test_operators_cli_dry_run_then_reset_with_a_progress_bar(
     real_bar = tqdm.tqdm  # shown on a terminal only; pytest's stderr is not one
     monkeypatch.setattr(tqdm, "tqdm", lambda *a, **k: real_bar(*a, **{**k, "disable": False}))
 
-    seed(firestore_client, "customers", {f"o{i:03d}": stale(i) for i in range(700)})
+    # The CLI refuses a future month: this test resets the real current month.
+    current = month_of(datetime.now(UTC))
+    before = month_of(quota.month_start(current) - timedelta(days=1))
+    counted = {"quota_period": before, "scene_counts_by_month": {before: 1}}
+    seed(firestore_client, "customers", {f"o{i:03d}": stale(i) | counted for i in range(700)})
     out = io.StringIO()
-    assert cli(["quota", "reset", "--dry-run", "--month", P], out=out) == 0
+    assert cli(["quota", "reset", "--dry-run", "--month", current], out=out) == 0
     assert "reset: 700" in out.getvalue()
     assert "700/700" in capsys.readouterr().err  # the bar reached the count of customers
-    assert not firestore_client.collection("quota_resets").document(P).get().exists
+    assert not firestore_client.collection("quota_resets").document(current).get().exists
     out = io.StringIO()
     monkeypatch.setattr(tqdm, "tqdm", real_bar)
-    assert cli(["quota", "reset", "--yes", "--month", P, "--no-progress"], out=out) == 0
+    assert cli(["quota", "reset", "--yes", "--month", current, "--no-progress"], out=out) == 0
     assert "reset: 700" in out.getvalue()
     assert capsys.readouterr().err == ""
-    doc = firestore_client.collection("quota_resets").document(P).get().to_dict()
+    doc = firestore_client.collection("quota_resets").document(current).get().to_dict()
     assert doc["customers_reset"] == 700
+
+
+def test_a_manual_run_for_the_current_month_keeps_a_seeded_count_so_far(
+    firestore_client: Any,
+) -> None:
+    """schema.md's seed (`scenes_generated_this_month: 45`, no bookkeeping) written this month:
+    a manual reset of this month keeps 45, the document's update time tells the month."""
+    customers, audits = _prefix("legacy_now")
+    now = datetime.now(UTC)
+    current = month_of(now)
+    before = month_of(quota.month_start(current) - timedelta(days=1))
+    seed(
+        firestore_client,
+        customers,
+        {
+            "lab_001": {
+                "schema_version": 1,
+                "bundle_tier": "pro",
+                "scenes_generated_this_month": 45,
+            },
+            "counted": stale(5) | {"quota_period": before, "scene_counts_by_month": {before: 5}},
+        },
+    )
+    repo = FirestoreResetRepository(firestore_client, customers, audits)
+    summary = run_reset(repo, current, datetime.now(UTC))
+    assert (summary.reset, summary.kept) == (2, 1)
+    docs = snapshot(firestore_client, customers)
+    assert docs["lab_001"][0][quota.THIS_MONTH_FIELD] == 45
+    assert docs["lab_001"][0]["quota_period"] == current
+    assert docs["counted"][0][quota.THIS_MONTH_FIELD] == 0
+    assert audit_of(firestore_client, audits, current)["kept"] == 1
+    again = run_reset(repo, current, datetime.now(UTC))
+    assert (again.reset, again.skipped) == (0, 2)
+
+
+def audit_of(client: Any, collection: str, period: str) -> dict[str, Any]:
+    data = client.collection(collection).document(period).get().to_dict()
+    assert data is not None
+    return dict(data)

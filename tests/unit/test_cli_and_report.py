@@ -178,3 +178,176 @@ def test_chart_refuses_a_non_png_name(tmp_path: Path) -> None:
         write_chart(report, tmp_path / "chart.jpg")
     with pytest.raises(ReportError, match="does not exist"):
         write_chart(report, tmp_path / "missing" / "chart.png")
+
+
+# --- found in review: wrong invocations that hung, printed a traceback, or said nothing --------
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cli(env_over: dict[str, str], *argv: str) -> Any:
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BLUEPRINT_", "FIRESTORE_"))}
+    env.update({"GOOGLE_CLOUD_PROJECT": "demo-cli-unreachable", **env_over})
+    # A generous bound: before the fix the client retried for 300 s.
+    return subprocess.run(
+        [sys.executable, "-m", "shared.cli", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        cwd=Path(__file__).parents[2],
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["usage", "report", "--customer", "c", "--month", "2025-01"],
+        ["quota", "reset", "--dry-run", "--no-progress"],
+        ["seed-demo"],
+        ["config", "customer", "c"],
+    ],
+)
+def test_emulator_not_running_is_one_clear_line_not_a_hang(argv: list[str]) -> None:
+    host = f"127.0.0.1:{_closed_port()}"
+    done = _cli({"FIRESTORE_EMULATOR_HOST": host}, *argv)
+    assert done.returncode == 1, done.stderr
+    line = one_error_line(done.stderr)
+    assert f"Firestore emulator at {host} is not reachable" in line
+
+
+def test_emulator_that_never_answers_is_one_clear_line() -> None:
+    import socket
+
+    with socket.socket() as server:  # accepts connections, never speaks (a stopped JVM)
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        host = f"127.0.0.1:{server.getsockname()[1]}"
+        done = _cli(
+            {"FIRESTORE_EMULATOR_HOST": host, "BLUEPRINT_FIRESTORE_TIMEOUT_SECONDS": "1"},
+            "usage",
+            "report",
+            "--customer",
+            "c",
+            "--month",
+            "2025-01",
+        )
+    assert done.returncode == 1, done.stderr
+    assert "not reachable" in one_error_line(done.stderr)
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "needle"),
+    [
+        (["usage", "report", "--customer", "a/b", "--month", "2025-01"], 2, "--customer"),
+        (["config", "customer", "a/b"], 2, "document id"),
+        (["config", "scene", "__x__"], 2, "document id"),
+        (["config", "scene", "s", "--customer", ""], 2, "--customer"),
+        (["quota", "reset", "--dry-run", "--month", "2999-01"], 2, "future"),
+        (["quota", "reset", "--yes", "--month", "0000-01"], 2, "YYYY-MM"),
+        (["usage", "report", "--customer", "c", "--month", "0000-01"], 1, "YYYY-MM"),
+        (["usage", "report", "--customer", "c", "--month", "9999-12"], 1, "9999-12"),
+        (
+            ["usage", "report", "--customer", "c", "--month", "2025-01", "--chart", "x.jpg"],
+            1,
+            "png",
+        ),
+    ],
+)
+def test_more_user_mistakes_are_one_line_before_any_request(
+    argv: list[str],
+    code: int,
+    needle: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import shared.usage_report
+
+    def no_fetch(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("must fail before reading Firestore")
+
+    monkeypatch.setattr(shared.usage_report, "fetch_usage", no_fetch)
+    got, out, err = run(argv, capsys, client_factory=unreachable)
+    assert got == code
+    assert needle in one_error_line(err)
+    assert out == ""
+
+
+def test_argparse_errors_do_not_repeat_the_program_name(capsys: pytest.CaptureFixture[str]) -> None:
+    _, _, err = run(["migrate"], capsys)
+    assert one_error_line(err) == (
+        "blueprint: error: migrate: the following arguments are required: paths (see --help)"
+    )
+
+
+def _fake_fetch(records: list[tuple[str, dict[str, Any]]], customer: dict[str, Any] | None) -> Any:
+    def fetch(client: Any, customer_id: str, month: str, settings: Any = None) -> Any:
+        return records, customer
+
+    return fetch
+
+
+def test_report_names_each_skipped_record_on_stderr(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shared.usage_report
+
+    records = [
+        ("ok", _record("2025-01-02T00:00:00", "scene_generated", 1.25)),
+        ("bad-1", {"schema_version": 1, "customer_id": "c1", "action": "x"}),
+        ("bad-2", {**_record("2025-01-03T00:00:00", "x", 1.0), "estimated_cost": -3}),
+    ]
+    customer = {"schema_version": 1, "bundle_tier": "pro"}
+    monkeypatch.setattr(shared.usage_report, "fetch_usage", _fake_fetch(records, customer))
+    for extra in ([], ["--csv"]):
+        code, out, err = run(
+            ["usage", "report", "--customer", "c1", "--month", "2025-01", *extra],
+            capsys,
+            client_factory=object,
+        )
+        assert code == 0
+        lines = err.splitlines()
+        assert len(lines) == 2, err
+        assert lines[0].startswith("warning: skipped usage record bad-1: ")
+        assert lines[1].startswith("warning: skipped usage record bad-2: estimated_cost=")
+        assert "-3" in lines[1]
+        assert "TOTAL" in out
+
+
+def test_report_of_an_unknown_customer_without_records_is_an_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shared.usage_report
+
+    monkeypatch.setattr(shared.usage_report, "fetch_usage", _fake_fetch([], None))
+    code, out, err = run(
+        ["usage", "report", "--customer", "ghost", "--month", "2025-01"],
+        capsys,
+        client_factory=object,
+    )
+    assert code == 1
+    assert "no customer 'ghost'" in one_error_line(err)
+    assert out == ""
+    # A deleted customer whose records remain still gets its report.
+    records = [
+        ("r", {**_record("2025-01-02T00:00:00", "scene_generated", 2.0), "customer_id": "gone"})
+    ]
+    monkeypatch.setattr(shared.usage_report, "fetch_usage", _fake_fetch(records, None))
+    code, out, err = run(
+        ["usage", "report", "--customer", "gone", "--month", "2025-01"],
+        capsys,
+        client_factory=object,
+    )
+    assert code == 0, err
+    assert "no customers/gone document" in out
+    assert "2.00" in out

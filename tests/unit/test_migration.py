@@ -184,3 +184,41 @@ def test_tier_flags_follow_the_tier_table() -> None:
     assert flags["sim2real"] is True
     assert flags["streaming_export"] is False
     assert flags["schema_version"] == 1
+
+
+def test_a_duplicated_id_is_not_written_even_with_skip_invalid(tmp_path: Path) -> None:
+    """Two records claim customers/a: neither is trusted (which one is right is unknown), and
+    the scenes that point at it are invalid like those of any invalid customer."""
+    (tmp_path / "customers.json").write_text(
+        '[{"id": "a", "schema_version": 1, "bundle_tier": "pro"},'
+        ' {"id": "a", "schema_version": 1, "bundle_tier": "enterprise"},'
+        ' {"id": "b", "schema_version": 1, "bundle_tier": "pro"}]'
+    )
+    (tmp_path / "scenes.json").write_text('{"s1": {"schema_version": 1, "customer_id": "a"}}')
+    target = MemoryTarget()
+    result = migrate([tmp_path], target, skip_invalid=True)
+    assert ("customers", "a") not in target.docs
+    assert ("scenes", "s1") not in target.docs
+    assert target.docs[("customers", "b")]["bundle_tier"] == "pro"
+    assert result.invalid_records == 2  # customers/a, scenes/s1
+
+
+def test_entries_that_are_not_documents_count_among_the_records(tmp_path: Path) -> None:
+    (tmp_path / "customers.json").write_text(
+        '[1, {"schema_version": 1, "bundle_tier": "pro"}, {"id": "ok", "schema_version": 1,'
+        ' "bundle_tier": "pro"}]'
+    )
+    result = migrate([tmp_path / "customers.json"], MemoryTarget())
+    assert result.refused
+    assert (result.invalid_records, result.records) == (2, 3)  # not "2 of 1"
+
+
+def test_a_missing_field_is_reported_as_missing_not_as_the_whole_document(tmp_path: Path) -> None:
+    long_name = "Org " + "x" * 500
+    (tmp_path / "customers.json").write_text(
+        '{"c1": {"schema_version": 1, "organization_name": "' + long_name + '"}}'
+    )
+    result = migrate([tmp_path / "customers.json"], MemoryTarget())
+    [bad] = result.invalid
+    assert (bad.field, bad.value) == ("bundle_tier", None)
+    assert "required" in bad.expected

@@ -387,3 +387,133 @@ def test_handler_raises_for_redelivery_when_the_run_is_incomplete(
     monkeypatch.setattr(reset, "function_deadline", lambda timeout: 1e18)
     main.reset_monthly_quotas(event({"publishTime": "2026-12-01T00:00:00Z"}))
     assert all(d["quota_period"] == P for d, _ in repo.docs.values())
+
+
+# --- documents from before the suite (neither quota_period nor quota_reset_at) ------------------
+
+
+class TimedRepo(FakeRepo):
+    """FakeRepo whose update times are real timestamps (as Firestore's are)."""
+
+    def __init__(self, docs: Mapping[str, tuple[dict[str, Any], datetime]]) -> None:
+        super().__init__({})
+        self.times = {k: t for k, (_, t) in docs.items()}
+        self.docs = {k: (dict(d), 1) for k, (d, _) in docs.items()}
+        self.clock_after_write = datetime(2026, 12, 15, 12, 0, tzinfo=UTC)
+
+    def scan(self, start_after: str | None) -> Iterator[CustomerDoc]:
+        for doc in super().scan(start_after):
+            yield CustomerDoc(doc.id, doc.data, self.times[doc.id])
+
+    def get(self, customer_id: str) -> CustomerDoc | None:
+        doc = super().get(customer_id)
+        return None if doc is None else CustomerDoc(doc.id, doc.data, self.times[doc.id])
+
+    def write_resets(self, writes: Sequence[ResetWrite]) -> list[int]:
+        out = []
+        for w in writes:
+            if self.before_write is not None:
+                self.before_write(w)
+            if self.times[w.customer_id] != w.update_time:
+                out.append(9)
+                continue
+            data, version = self.docs[w.customer_id]
+            data = {**data, quota.THIS_MONTH_FIELD: w.value, "quota_period": w.period}
+            self.docs[w.customer_id] = (data, version + 1)
+            self.times[w.customer_id] = self.clock_after_write
+            self.writes_applied += 1
+            out.append(0)
+        return out
+
+    def usage(self, customer_id: str, month: str, at: datetime) -> None:
+        """A usage commit on a legacy document: the usage function counts it this month."""
+        self.bump(customer_id, month, this_month=True)
+        self.times[customer_id] = at
+
+
+MID = datetime(2026, 12, 15, 10, 0, tzinfo=UTC)  # a manual run in the middle of December
+
+
+def legacy(n: int, **over: Any) -> dict[str, Any]:
+    return cust(scenes_generated_this_month=n, **over)
+
+
+def test_manual_mid_month_run_keeps_the_seeded_count_so_far_this_month() -> None:
+    repo = TimedRepo(
+        {
+            # seeded / migrated in December: 45 is December's count so far
+            "a-seed-this-month": (legacy(45), datetime(2026, 12, 3, tzinfo=UTC)),
+            # seeded in December, December events counted since
+            "b-seed-and-events": (
+                legacy(47, scene_counts_by_month={P: 2}),
+                datetime(2026, 12, 14, tzinfo=UTC),
+            ),
+            # last written in November: 30 is November's count
+            "c-seed-last-month": (legacy(30), datetime(2026, 11, 20, tzinfo=UTC)),
+            # the suite counted November scenes on it: the counter carries November
+            "d-counted-before": (
+                legacy(33, scene_counts_by_month={"2026-11": 3, P: 1}),
+                datetime(2026, 12, 2, tzinfo=UTC),
+            ),
+            # written after the run was asked for: cannot tell, derived
+            "e-written-during": (legacy(9), datetime(2026, 12, 15, 11, 0, tzinfo=UTC)),
+        }
+    )
+    summary = run_reset(repo, P, MID)
+    values = {k: (d[quota.THIS_MONTH_FIELD], d["quota_period"]) for k, (d, _) in repo.docs.items()}
+    assert values == {
+        "a-seed-this-month": (45, P),
+        "b-seed-and-events": (47, P),
+        "c-seed-last-month": (0, P),
+        "d-counted-before": (1, P),
+        "e-written-during": (0, P),
+    }
+    assert (summary.reset, summary.kept) == (5, 2)
+    assert repo.audit is not None
+    assert repo.audit["kept"] == 2
+
+
+def test_scheduled_run_resets_legacy_documents_written_in_the_new_month_before_it_reached_them() -> (
+    None
+):
+    schedule = datetime(2026, 12, 1, 0, 0, 0, tzinfo=UTC)
+    repo = TimedRepo(
+        {
+            "a-quiet": (legacy(80), datetime(2026, 11, 29, tzinfo=UTC)),
+            # a December scene counted at 00:00:02, before the reset reached it: 80 + 1
+            "b-busy": (legacy(81, scene_counts_by_month={P: 1}), schedule.replace(second=2)),
+        }
+    )
+    summary = run_reset(repo, P, schedule.replace(second=5), as_of=schedule)
+    assert {k: d[quota.THIS_MONTH_FIELD] for k, (d, _) in repo.docs.items()} == {
+        "a-quiet": 0,
+        "b-busy": 1,
+    }
+    assert summary.kept == 0
+
+
+def test_a_past_month_run_leaves_a_legacy_document_counting_a_later_month() -> None:
+    repo = TimedRepo({"new": (legacy(12), datetime(2026, 12, 3, tzinfo=UTC))})
+    summary = run_reset(repo, "2026-11", MID)
+    assert (summary.reset, summary.skipped) == (0, 1)
+    assert repo.docs["new"][0] == legacy(12)
+
+
+def test_kept_seed_survives_a_usage_commit_racing_the_reset() -> None:
+    repo = TimedRepo({"a": (legacy(45), datetime(2026, 12, 3, tzinfo=UTC))})
+
+    def usage_lands_first(write: ResetWrite) -> None:
+        if repo.docs["a"][0].get(quota.COUNTS_FIELD) is None:
+            repo.usage("a", P, at=datetime(2026, 12, 15, 10, 0, 1, tzinfo=UTC))  # after as_of
+
+    repo.before_write = usage_lands_first
+    summary = run_reset(repo, P, MID)
+    assert summary.retried == 1
+    assert repo.docs["a"][0][quota.THIS_MONTH_FIELD] == 46
+
+
+def test_a_future_month_is_refused() -> None:
+    with pytest.raises(ValueError, match="future"):
+        run_reset(many(1), "2027-01", NOW)
+    with pytest.raises(ValueError, match="future"):
+        run_reset(many(1), "2027-01", NOW, dry_run=True)
