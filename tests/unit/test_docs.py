@@ -16,3 +16,15 @@ def test_readme_function_table_matches_the_function_table() -> None:
     )
     end = readme.index("<!-- functions-table:end -->")
     assert readme[start:end] == markdown_table(), "README's function table is stale"
+
+
+def test_console_script_points_at_a_callable() -> None:
+    import importlib
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    target = project["project"]["scripts"]["blueprint"]
+    module, _, attr = target.partition(":")
+    assert callable(getattr(importlib.import_module(module), attr))
+    found = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert {"shared*", "functions*"} <= set(found)
