@@ -90,6 +90,12 @@ def dev_only_modules() -> list[str]:
     )
 
 
+def _not_shipped(src: Path, modules: list[str]) -> list[str]:
+    """Modules to hide, less those the package ships itself (the project's own editable install
+    provides `shared`/`functions` too; the packaged copies must be the ones imported)."""
+    return [m for m in modules if not (src / m).exists() and not (src / f"{m}.py").exists()]
+
+
 def probe(
     src: Path, names: list[str], hidden: list[str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -102,7 +108,7 @@ def probe(
             PROBE,
             str(src),
             json.dumps(names),
-            json.dumps(dev_only_modules() if hidden is None else hidden),
+            json.dumps(_not_shipped(src, dev_only_modules() if hidden is None else hidden)),
         ],
         cwd=src,
         capture_output=True,
