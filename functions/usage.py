@@ -114,14 +114,16 @@ class UsageRepository(Protocol):
         customer_id: str,
         increments: Mapping[FieldPath, int],
         precondition: Any | None,
+        *,
         sets: Mapping[str, Any] | None = None,
     ) -> dict[FieldPath, int] | None:
         """ONE atomic commit: create the record (+ recorded_at) and increment the customer.
 
         `sets` are plain top-level fields the same customer write sets (a legacy document's
-        adopted `quota_period`). Returns the counters' new values by field path, or None when the record already exists
-        (nothing was written). Raises CommitConflictError (guard failed, customer gone) or
-        UnstorableRecordError (Firestore refused the data); anything else is transient.
+        adopted `quota_period`). Returns the counters' new values by field path, or None when
+        the record already exists (nothing was written). Raises CommitConflictError (guard
+        failed, customer gone) or UnstorableRecordError (Firestore refused the data); anything
+        else is transient.
         """
         ...
 
@@ -632,7 +634,7 @@ class UsageService:
                     event.customer_id,
                     plan.increments,
                     known.update_time if plan.guard else None,
-                    plan.sets,
+                    sets=plan.sets,
                 )
             except CommitConflictError:
                 fresh = True

@@ -183,6 +183,7 @@ class FirestoreUsageRepository:
         customer_id: str,
         increments: Mapping[FieldPath, int],
         precondition: Any | None,
+        *,
         sets: Mapping[str, Any] | None = None,
     ) -> dict[FieldPath, int] | None:
         """ONE commit: create the record (+ recorded_at) and Increment the customer's counters

@@ -215,6 +215,7 @@ class FakeRepository:
         customer_id: str,
         increments: Mapping[FieldPath, int],
         precondition: Any | None,
+        *,
         sets: Mapping[str, Any] | None = None,
     ) -> dict[FieldPath, int] | None:
         with self.lock:

@@ -21,6 +21,7 @@ import pytest
 
 from devstack.emulators import Emulators
 from devstack.pubsub import PubSubHelper
+from functions.reset import FirestoreResetRepository, run_reset
 from functions.usage import (
     CommitConflictError,
     CustomerCache,
@@ -29,7 +30,6 @@ from functions.usage import (
     PubSubMessage,
     UsageService,
 )
-from functions.reset import FirestoreResetRepository, run_reset
 from functions.usage_firestore import FirestoreUsageRepository, PubSubAlertPublisher
 from shared import quota
 from shared.ids import message_doc_id
@@ -201,7 +201,7 @@ def test_raw_commit_stores_what_the_client_stores(env: Env) -> None:
     }
     # With a plain field set in the same write (a legacy document's adopted quota_period).
     sets = {"quota_period": "2025-01"}
-    assert env.repo.commit_usage("raw", record, "c1", increments, None, sets) is not None
+    assert env.repo.commit_usage("raw", record, "c1", increments, None, sets=sets) is not None
     batch = env.client.batch()
     batch.create(
         env.col("usage_tracking").document("client"), {**record, "recorded_at": SERVER_TIMESTAMP}
