@@ -724,8 +724,9 @@ class FirestoreResetRepository:
         """The pass reached the end: finished time, no cursor, the last run's summary."""
         from google.cloud.firestore_v1 import SERVER_TIMESTAMP  # noqa: PLC0415 - lazy
 
-        # Exact, whatever earlier deliveries managed to record before they died: only the reset
-        # writes `quota_period`, so the customers in the period are the customers reset for it.
+        # Exact, whatever earlier deliveries managed to record before they died: the customers
+        # whose `quota_period` is the period (the reset writes it; the usage function only once,
+        # on a document from before the suite, naming the month its counter already counted).
         in_period: Any = queries.customers_reset_for_period(
             self._client, period, collection=self._customers.id
         )

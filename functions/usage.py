@@ -80,10 +80,16 @@ class UnstorableRecordError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class CustomerDocument:
-    """A customer document as read: raw data plus an opaque token for an update-time guard."""
+    """A customer document as read: raw data plus its update time, the token of a guard."""
 
     data: Mapping[str, Any]
     update_time: Any
+    """Firestore's update time (a datetime); a fake may use any token."""
+
+    @property
+    def last_write(self) -> datetime | None:
+        """When the document was last written, if the token says so."""
+        return self.update_time if isinstance(self.update_time, datetime) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +114,16 @@ class UsageRepository(Protocol):
         customer_id: str,
         increments: Mapping[FieldPath, int],
         precondition: Any | None,
+        *,
+        sets: Mapping[str, Any] | None = None,
     ) -> dict[FieldPath, int] | None:
         """ONE atomic commit: create the record (+ recorded_at) and increment the customer.
 
-        Returns the counters' new values by field path, or None when the record already exists
-        (nothing was written). Raises CommitConflictError (guard failed, customer gone) or
-        UnstorableRecordError (Firestore refused the data); anything else is transient.
+        `sets` are plain top-level fields the same customer write sets (a legacy document's
+        adopted `quota_period`). Returns the counters' new values by field path, or None when
+        the record already exists (nothing was written). Raises CommitConflictError (guard
+        failed, customer gone) or UnstorableRecordError (Firestore refused the data); anything
+        else is transient.
         """
         ...
 
@@ -392,28 +402,47 @@ class CounterPlan:
     count_path: FieldPath | None
     """Transform whose result is the event's month count (quota checks)."""
     guard: bool
+    adopt_period: str | None = None
+    """`quota_period` the commit sets on a document that had no known counter period."""
+
+    @property
+    def sets(self) -> dict[str, Any] | None:
+        """Plain fields the customer write sets besides the increments."""
+        return None if self.adopt_period is None else {quota.PERIOD_FIELD: self.adopt_period}
 
 
-def plan_counters(event: UsageEvent, customer: Customer, now: datetime) -> CounterPlan:
-    """Increments for one event (docs/counters.md)."""
+def plan_counters(
+    event: UsageEvent, customer: Customer, now: datetime, last_write: datetime | None = None
+) -> CounterPlan:
+    """Increments for one event (docs/counters.md).
+
+    `last_write` (the document's update time) tells the period of a document that predates the
+    suite; any commit that writes such a customer also records that period as `quota_period`
+    (guarded, once), since the commit itself moves the update time.
+    """
     increments: dict[FieldPath, int] = {}
     if event.episodes_generated:
         increments[TOTAL_EPISODES] = event.episodes_generated
     if event.action != SCENE_GENERATED:
-        return CounterPlan(increments, None, None, guard=False)
-    plan = quota.plan_scene_count(customer, event.timestamp, now)
+        if not increments or quota.counter_period(customer) is not None:
+            return CounterPlan(increments, None, None, guard=False)
+        adopt = quota.legacy_period(last_write, now)
+        return CounterPlan(increments, None, None, guard=True, adopt_period=adopt)
+    plan = quota.plan_scene_count(customer, event.timestamp, now, last_write)
     by_month: FieldPath = (quota.COUNTS_FIELD, plan.month)
     increments[TOTAL_SCENES] = 1
     increments[by_month] = 1
     if plan.increment_this_month:
         increments[THIS_MONTH] = 1
     count_path = THIS_MONTH if plan.count_from == "this_month" else by_month
-    return CounterPlan(increments, plan.month, count_path, plan.guard)
+    return CounterPlan(increments, plan.month, count_path, plan.guard, plan.adopt_period)
 
 
-def month_count(customer: Customer, month: str, now: datetime) -> int:
+def month_count(
+    customer: Customer, month: str, now: datetime, last_write: datetime | None = None
+) -> int:
     """Scenes counted for `month` according to a customer document as read."""
-    period = quota.counter_period(customer) or month_of(now)
+    period = quota.counter_period(customer) or quota.legacy_period(last_write, now)
     if period == month and customer.scenes_generated_this_month is not None:
         return customer.scenes_generated_this_month
     return (customer.scene_counts_by_month or {}).get(month, 0)
@@ -500,6 +529,8 @@ class KnownCustomer:
     customer: Customer
     update_time: Any
     cached: bool
+    last_write: datetime | None = None
+    """The document's update time as a datetime (None if the repository's token is not one)."""
 
 
 class CustomerCache:
@@ -522,7 +553,7 @@ class CustomerCache:
         if entry is None or not timedelta(0) <= now - entry[0] < self.ttl:
             return None
         known = entry[1]
-        return KnownCustomer(known.customer, known.update_time, cached=True)
+        return KnownCustomer(known.customer, known.update_time, True, known.last_write)
 
     def put(self, customer_id: str, known: KnownCustomer, now: datetime) -> None:
         """Remember a customer just read."""
@@ -530,6 +561,21 @@ class CustomerCache:
             if len(self._entries) >= _CACHE_MAX_ENTRIES:
                 self._entries.clear()
             self._entries[customer_id] = (now, known)
+
+    def adopted(self, customer_id: str, period: str) -> None:
+        """A commit set `quota_period` on this customer: remember it (same age, so the tier and
+        quota are no staler than before; the entry's update-time token is never used for a
+        guard, since a guarded commit always reads fresh)."""
+        with self._lock:
+            entry = self._entries.get(customer_id)
+            if entry is None:
+                return
+            at, known = entry
+            customer = known.customer.model_copy(update={quota.PERIOD_FIELD: period})
+            self._entries[customer_id] = (
+                at,
+                KnownCustomer(customer, known.update_time, False, known.last_write),
+            )
 
     def drop(self, customer_id: str) -> None:
         """Forget a customer."""
@@ -566,7 +612,7 @@ class UsageService:
                 missing = FieldError("customer_id", event.customer_id, expected)
                 return self._reject(message, Rejection("unknown_customer", (missing,)), event)
             customer = known.customer
-            plan = plan_counters(event, customer, now)
+            plan = plan_counters(event, customer, now, known.last_write)
             if plan.guard and known.cached:
                 fresh = True  # a guarded commit needs the update time of a fresh read
                 continue
@@ -588,6 +634,7 @@ class UsageService:
                     event.customer_id,
                     plan.increments,
                     known.update_time if plan.guard else None,
+                    sets=plan.sets,
                 )
             except CommitConflictError:
                 fresh = True
@@ -607,6 +654,8 @@ class UsageService:
                     customer=event.customer_id,
                 )
                 return Result(Outcome.DUPLICATE, prepared.record_id, alerts=alerts)
+            if plan.adopt_period is not None and self.customer_cache is not None:
+                self.customer_cache.adopted(event.customer_id, plan.adopt_period)
             alerts = self._crossing_alerts(
                 event=event,
                 customer=customer,
@@ -625,6 +674,7 @@ class UsageService:
                 customer=event.customer_id,
                 action=event.action,
                 estimated_cost=str(cost.amount),
+                adopted_quota_period=plan.adopt_period,
             )
             return Result(Outcome.RECORDED, prepared.record_id, counters=counters, alerts=alerts)
         raise TransientError(
@@ -646,7 +696,7 @@ class UsageService:
         customer, bad_fields = read_customer(doc.data)
         if bad_fields:
             logs.invalid_document(names.CUSTOMERS, customer_id, bad_fields, customer=customer_id)
-        known = KnownCustomer(customer, doc.update_time, cached=False)
+        known = KnownCustomer(customer, doc.update_time, False, doc.last_write)
         if self.customer_cache is not None:
             self.customer_cache.put(customer_id, known, now)
         return known
@@ -715,9 +765,11 @@ class UsageService:
         month = month_of(event.timestamp)
         # The read above may predate our own first commit (a lost commit reply): read again.
         doc = self.repository.get_customer(event.customer_id)
+        last_write = None
         if doc is not None:
             customer, _ = read_customer(doc.data)
-        count = month_count(customer, month, now)
+            last_write = doc.last_write
+        count = month_count(customer, month, now, last_write)
         quota_ = customer.monthly_scene_quota
         reached = quota.reached_thresholds(quota_, count)
         return self._ensure_alerts(

@@ -61,6 +61,7 @@ class _Protobufs:
     Write: Any
     FieldTransform: Any
     Precondition: Any
+    DocumentMask: Any
     CommitRequest: Any
     commit_request: Any
     """Wraps a raw CommitRequest for the GAPIC client (no copy)."""
@@ -88,6 +89,7 @@ def _protobufs() -> _Protobufs:
         Write=write.Write.pb(),
         FieldTransform=transform,
         Precondition=precondition,
+        DocumentMask=common.DocumentMask.pb(),
         CommitRequest=firestore.CommitRequest.pb(),
         commit_request=firestore.CommitRequest.wrap,
         RECORDED_AT=transform(
@@ -181,8 +183,11 @@ class FirestoreUsageRepository:
         customer_id: str,
         increments: Mapping[FieldPath, int],
         precondition: Any | None,
+        *,
+        sets: Mapping[str, Any] | None = None,
     ) -> dict[FieldPath, int] | None:
-        """ONE commit: create the record (+ recorded_at) and Increment the customer's counters.
+        """ONE commit: create the record (+ recorded_at) and Increment the customer's counters
+        (setting the top-level fields `sets` in the same write).
 
         The two writes are exactly what `WriteBatch.create` + `WriteBatch.update` send (an
         integration test compares both), built as raw protobufs: the client's generic builders
@@ -208,13 +213,22 @@ class FirestoreUsageRepository:
                     current_document=pb.MUST_NOT_EXIST,
                 )
             ]
-            if ordered:
+            if ordered or sets:
+                fields = {name: _value(pb, value) for name, value in (sets or {}).items()}
+                mask = (
+                    pb.DocumentMask(
+                        field_paths=sorted(FsPath(name).to_api_repr() for name in fields)
+                    )
+                    if fields
+                    else pb.EMPTY_MASK
+                )
                 writes.append(
                     pb.Write(
                         update=pb.Document(
-                            name=f"{documents}{self._settings.customers_collection}/{customer_id}"
+                            name=f"{documents}{self._settings.customers_collection}/{customer_id}",
+                            fields=fields,
                         ),
-                        update_mask=pb.EMPTY_MASK,
+                        update_mask=mask,
                         update_transforms=[
                             pb.FieldTransform(
                                 field_path=fs.to_api_repr(),

@@ -2,8 +2,9 @@
 
 The design (docs/counters.md): `scene_counts_by_month.{YYYY-MM}` counts scene_generated events by
 the month of their own timestamp and is only ever incremented; `scenes_generated_this_month` is
-the schema's counter for the period named by `quota_period` (or the month of `quota_reset_at` on
-documents that predate this suite). The reset never writes a blind 0: it derives the new value
+the schema's counter for the period named by `quota_period` (on documents that predate this suite:
+the month of `quota_reset_at`, else the month of the document's last write, which the first usage
+commit then records as `quota_period`). The reset never writes a blind 0: it derives the new value
 from the per-month count, so an event committed during the reset is neither lost nor counted in
 the wrong month.
 """
@@ -27,6 +28,7 @@ BOUNDARY_GUARD: Final = timedelta(minutes=10)
 
 COUNTS_FIELD: Final = "scene_counts_by_month"
 THIS_MONTH_FIELD: Final = "scenes_generated_this_month"
+PERIOD_FIELD: Final = "quota_period"
 
 BOOKKEEPING_FIELDS: Final = frozenset(
     {
@@ -34,7 +36,7 @@ BOOKKEEPING_FIELDS: Final = frozenset(
         COUNTS_FIELD,
         "total_scenes_generated",
         "total_episodes_generated",
-        "quota_period",
+        PERIOD_FIELD,
         "quota_reset_at",
     }
 )
@@ -103,19 +105,45 @@ class ScenePlan:
     """Which transform result is the month count for quota checks."""
     guard: bool
     """Commit with an update-time precondition (a reset may move the period meanwhile)."""
+    adopt_period: str | None = None
+    """Set on a document without a known counter period (it predates the suite): the period its
+    counter was taken to count, which the same commit writes as `quota_period` (once)."""
 
 
-def plan_scene_count(customer: Customer, event_time: datetime, now: datetime) -> ScenePlan:
-    """Decide the counter changes of a scene_generated event (see module doc)."""
+def legacy_period(last_write: datetime | None, now: datetime) -> str:
+    """The month the counter of a document without bookkeeping counts: that of its last write
+    (every writer of such a counter treated it as "this month" when it wrote), or `now`'s when
+    the write time is unknown. The monthly reset reads such documents the same way."""
+    return month_of(last_write if last_write is not None else now)
+
+
+def plan_scene_count(
+    customer: Customer,
+    event_time: datetime,
+    now: datetime,
+    last_write: datetime | None = None,
+) -> ScenePlan:
+    """Decide the counter changes of a scene_generated event (see module doc).
+
+    `last_write` is the document's last write time (Firestore's update time): it tells the
+    period of a document that has neither `quota_period` nor `quota_reset_at`; the plan then
+    adopts that period (`adopt_period`) in a guarded commit.
+    """
     event_month = month_of(event_time)
-    period = counter_period(customer) or month_of(now)
+    known = counter_period(customer)
+    period = known if known is not None else legacy_period(last_write, now)
+    adopt = None if known is not None else period
     if event_month == period:
         near_boundary = now >= next_month_start(period) - BOUNDARY_GUARD
-        return ScenePlan(event_month, True, "this_month", guard=near_boundary)
+        # Adopting the period is a one-time write on a document whose month the read decided:
+        # guard it, so a reset (or another event's adoption) in between makes us plan again.
+        guard = near_boundary or adopt is not None
+        return ScenePlan(event_month, True, "this_month", guard=guard, adopt_period=adopt)
     # Event in a month the counter does not (yet, or any more) count: only its own month counts.
     # A later month means the reset for it is pending and may move the period between our read
     # and our commit (the event would then miss the new period's counter): guard the commit.
-    return ScenePlan(event_month, False, "by_month", guard=event_month > period)
+    guard = event_month > period or adopt is not None
+    return ScenePlan(event_month, False, "by_month", guard=guard, adopt_period=adopt)
 
 
 def needs_reset(customer: Customer, period: str) -> bool:

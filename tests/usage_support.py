@@ -7,7 +7,7 @@ import copy
 import json
 import threading
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cloudevents.http import CloudEvent
@@ -162,7 +162,10 @@ class FakeRepository:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.customers: dict[str, dict[str, Any]] = {}
-        self.versions: dict[str, int] = {}
+        self.versions: dict[str, Any] = {}
+        """Update-time tokens: ints, or datetimes (as Firestore's) once a test wrote with a time."""
+        self.clock: datetime | None = None
+        """Time of the next writes to a customer whose token is a datetime (else +1 us)."""
         self.records: dict[str, dict[str, Any]] = {}
         self.rejections: dict[str, dict[str, Any]] = {}
         self.markers: dict[str, dict[str, Any]] = {}
@@ -174,10 +177,24 @@ class FakeRepository:
         self.on_read: Any = None
         """Called after each customer read (a test can change the customer in between)."""
 
-    def put_customer(self, customer_id: str, **fields: Any) -> None:
+    def _bump(self, customer_id: str, at: datetime | None = None) -> None:
+        """A write: the customer's update-time token changes (to `at` when given)."""
+        previous = self.versions.get(customer_id, 0)
+        if at is not None:
+            self.versions[customer_id] = at
+        elif isinstance(previous, datetime):
+            tick = previous + timedelta(microseconds=1)
+            self.versions[customer_id] = max(tick, self.clock) if self.clock else tick
+        else:
+            self.versions[customer_id] = previous + 1
+
+    def put_customer(
+        self, customer_id: str, *, written_at: datetime | None = None, **fields: Any
+    ) -> None:
+        """Write a customer; `written_at` makes its update time a datetime (Firestore's)."""
         with self.lock:
             self.customers[customer_id] = {"schema_version": 1, **fields}
-            self.versions[customer_id] = self.versions.get(customer_id, 0) + 1
+            self._bump(customer_id, written_at)
 
     def get_customer(self, customer_id: str) -> CustomerDocument | None:
         with self.lock:
@@ -198,6 +215,8 @@ class FakeRepository:
         customer_id: str,
         increments: Mapping[FieldPath, int],
         precondition: Any | None,
+        *,
+        sets: Mapping[str, Any] | None = None,
     ) -> dict[FieldPath, int] | None:
         with self.lock:
             if self.fail_commits:
@@ -205,7 +224,7 @@ class FakeRepository:
                 raise ConnectionError("fake: Firestore unreachable")
             if record_id in self.records:
                 return None
-            if increments and customer_id not in self.customers:
+            if (increments or sets) and customer_id not in self.customers:
                 self.conflicts += 1
                 raise CommitConflictError("customer gone")
             if precondition is not None and self.versions.get(customer_id) != precondition:
@@ -213,11 +232,12 @@ class FakeRepository:
                 raise CommitConflictError("customer changed")
             self.records[record_id] = {**record, "recorded_at": "SERVER_TIMESTAMP"}
             out = {}
-            if increments:
+            if increments or sets:
                 doc = self.customers[customer_id]
+                doc.update(sets or {})
                 for path in sorted(increments):
                     out[path] = _set_path(doc, path, increments[path])
-                self.versions[customer_id] += 1
+                self._bump(customer_id)
             self.commits += 1
             return out
 

@@ -21,6 +21,7 @@ import pytest
 
 from devstack.emulators import Emulators
 from devstack.pubsub import PubSubHelper
+from functions.reset import FirestoreResetRepository, run_reset
 from functions.usage import (
     CommitConflictError,
     CustomerCache,
@@ -30,8 +31,10 @@ from functions.usage import (
     UsageService,
 )
 from functions.usage_firestore import FirestoreUsageRepository, PubSubAlertPublisher
+from shared import quota
 from shared.ids import message_doc_id
 from shared.settings import Settings, load_settings
+from shared.types import month_of
 from tests.usage_support import event_body, malformed_bodies
 
 NOW = datetime(2025, 1, 20, 12, 0, tzinfo=UTC)
@@ -196,14 +199,16 @@ def test_raw_commit_stores_what_the_client_stores(env: Env) -> None:
         ("scene_counts_by_month", "2025-01"): 1,
         ("total_episodes_generated",): 7,
     }
-    assert env.repo.commit_usage("raw", record, "c1", increments, None) is not None
+    # With a plain field set in the same write (a legacy document's adopted quota_period).
+    sets = {"quota_period": "2025-01"}
+    assert env.repo.commit_usage("raw", record, "c1", increments, None, sets=sets) is not None
     batch = env.client.batch()
     batch.create(
         env.col("usage_tracking").document("client"), {**record, "recorded_at": SERVER_TIMESTAMP}
     )
     batch.update(
         env.col("customers").document("c2"),
-        {FsPath(*p).to_api_repr(): Increment(v) for p, v in increments.items()},
+        {FsPath(*p).to_api_repr(): Increment(v) for p, v in increments.items()} | sets,
     )
     batch.commit()
     raw = env.col("usage_tracking").document("raw").get().to_dict()
@@ -213,6 +218,7 @@ def test_raw_commit_stores_what_the_client_stores(env: Env) -> None:
     assert raw == client
     assert raw["timestamp"] == record["timestamp"]
     assert env.customer("c1") == env.customer("c2")
+    assert env.customer("c1")["quota_period"] == "2025-01"
     # A fresh update-time guard (nanoseconds of the server time as read) lets the commit pass.
     fresh = env.repo.get_customer("c1")
     assert fresh is not None
@@ -228,7 +234,8 @@ def test_1000_events_delivered_3_times_shuffled_record_exactly_once(env: Env) ->
     rng = random.Random(1000)
     customers = {"a": ("standard", 300), "b": ("pro", 50), "c": ("enterprise", -1)}
     for cid, (tier, q) in customers.items():
-        env.put_customer(cid, bundle_tier=tier, monthly_scene_quota=q)
+        # The counter's period is the month of NOW (the emulator's write time is today's).
+        env.put_customer(cid, bundle_tier=tier, monthly_scene_quota=q, quota_period="2025-01")
     bodies = []
     for n in range(1000):
         cid = rng.choice(list(customers))
@@ -346,3 +353,60 @@ def test_malformed_messages_stored_once_never_counted(env: Env) -> None:
         assert data["message_id"] == f"bad-{name}"
         assert data["payload_bytes"] == len(body)
         assert isinstance(data["rejected_at"], datetime)
+
+
+def test_legacy_document_at_the_first_month_boundary_keeps_the_new_month_apart(env: Env) -> None:
+    """A document that predates the suite (95 of 100, neither quota_period nor quota_reset_at),
+    last written in month `old`; the first events of the next month arrive before the scheduled
+    reset reached it. They count in the new month only, no alert; the reset then derives the
+    new month's counter and later events alert at the right thresholds."""
+    env.put_customer(
+        "lab", bundle_tier="pro", monthly_scene_quota=100, scenes_generated_this_month=95
+    )
+    written = env.col("customers").document("lab").get().update_time
+    old = month_of(written)
+    start = quota.next_month_start(old)
+    new = month_of(start)
+
+    def scene(n: int, at: datetime) -> PubSubMessage:
+        body = event_body(
+            event_id=f"lg{n}",
+            customer_id="lab",
+            action="scene_generated",
+            timestamp=at.isoformat(),
+            episodes_generated=None,
+            compute_minutes=None,
+            storage_gb=None,
+            details=None,
+        )
+        return msg(body, f"lgm{n}")
+
+    now = start + timedelta(seconds=40)
+    first = env.service.handle(scene(1, start + timedelta(seconds=30)), now)
+    assert (first.outcome, first.alerts) == (Outcome.RECORDED, ())
+    doc = env.customer("lab")
+    assert doc["quota_period"] == old  # recorded by the usage commit itself
+    assert doc["scene_counts_by_month"] == {new: 1}
+    assert doc["scenes_generated_this_month"] == 95
+    # That commit moved the update time into the new month: the next event still keeps apart.
+    second = env.service.handle(scene(2, start + timedelta(seconds=35)), now)
+    assert second.alerts == ()
+    doc = env.customer("lab")
+    assert (doc["scene_counts_by_month"], doc["scenes_generated_this_month"]) == ({new: 2}, 95)
+
+    repo = FirestoreResetRepository(
+        env.client, env.settings.customers_collection, f"{env.prefix}_audits"
+    )
+    summary = run_reset(repo, new, start + timedelta(minutes=1), as_of=start)
+    assert (summary.reset, summary.kept) == (1, 0)
+    doc = env.customer("lab")
+    assert (doc["quota_period"], doc["scenes_generated_this_month"]) == (new, 2)
+
+    later = start + timedelta(minutes=5)
+    for n in range(3, 101):
+        env.service.handle(scene(n, later), later)
+    doc = env.customer("lab")
+    assert doc["scenes_generated_this_month"] == 100
+    assert doc["scene_counts_by_month"] == {new: 100}
+    sent = sorted((a["threshold_percent"], a["scenes_generated"], a["month"]) for a in env.alerts())
+    assert sent == [(80, 80, new), (100, 100, new)]

@@ -350,6 +350,23 @@ def test_usage_counter_changes_are_not_config_changes(masked: bool) -> None:
     assert (stamper.calls, publisher.messages) == ([], [])
 
 
+def test_a_legacy_documents_first_usage_commit_is_not_a_config_change() -> None:
+    # The usage commit that records a legacy document's counter period (quota_period appears).
+    before = {"schema_version": 1, "bundle_tier": "pro", "scenes_generated_this_month": 95}
+    after = {
+        **before,
+        "quota_period": "2026-10",
+        "total_scenes_generated": 1,
+        "scene_counts_by_month": {"2026-11": 1},
+    }
+    stamper, publisher = FakeStamper(StampOutcome.STAMPED), FakePublisher()
+    result = handle_config_write(
+        ConfigKind.CUSTOMER, _customer_update(before, after), stamper, publisher
+    )
+    assert result.decision is Decision.IGNORED_BOOKKEEPING
+    assert (stamper.calls, publisher.messages) == ([], [])
+
+
 def test_a_quota_change_beside_counters_is_a_config_change() -> None:
     before = {"schema_version": 1, "bundle_tier": "pro", "scenes_generated_this_month": 4}
     after = {**before, "scenes_generated_this_month": 0, "monthly_scene_quota": 200}

@@ -201,6 +201,44 @@ def test_plan_for_legacy_document_uses_quota_reset_at_or_now() -> None:
     assert quota.plan_scene_count(customer(), NOW, NOW).increment_this_month
 
 
+def test_plan_for_legacy_document_written_last_month_counts_the_event_only_by_month() -> None:
+    # Predates the suite (no quota_period, no quota_reset_at), 95 of 100 counted in October;
+    # a November event before the reset reached it: the counter still holds October's count.
+    legacy = customer(scenes_generated_this_month=95, monthly_scene_quota=100)
+    written = datetime(2026, 10, 28, 9, tzinfo=UTC)
+    at = datetime(2026, 11, 1, 0, 0, 30, tzinfo=UTC)
+    plan = quota.plan_scene_count(legacy, at, at, last_write=written)
+    assert (plan.month, plan.increment_this_month, plan.count_from) == (
+        "2026-11",
+        False,
+        "by_month",
+    )
+    assert plan.adopt_period == "2026-10"
+    assert plan.guard
+
+
+def test_plan_for_legacy_document_written_this_month_continues_its_seed() -> None:
+    seeded = customer(scenes_generated_this_month=45)
+    written = datetime(2026, 11, 10, 8, tzinfo=UTC)
+    plan = quota.plan_scene_count(seeded, NOW, NOW, last_write=written)
+    assert (plan.month, plan.increment_this_month, plan.count_from) == (
+        "2026-11",
+        True,
+        "this_month",
+    )
+    assert plan.adopt_period == "2026-11"
+    assert plan.guard  # adopting is a one-time guarded commit, even mid-month
+
+
+def test_plan_adopts_nothing_once_the_period_is_known() -> None:
+    written = datetime(2026, 10, 28, tzinfo=UTC)
+    marked = customer(quota_period="2026-11")
+    assert quota.plan_scene_count(marked, NOW, NOW, last_write=written).adopt_period is None
+    reset_at = customer(quota_reset_at="2026-11-01T00:00:05Z")
+    plan = quota.plan_scene_count(reset_at, NOW, NOW, last_write=written)
+    assert (plan.adopt_period, plan.increment_this_month, plan.guard) == (None, True, False)
+
+
 def test_plan_before_reset_counts_only_by_month() -> None:
     stale = customer(quota_period="2026-10")
     plan = quota.plan_scene_count(stale, NOW, NOW)

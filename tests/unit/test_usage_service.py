@@ -640,3 +640,120 @@ def test_every_record_carries_every_schema_md_field(
     assert record["compute_minutes"] is None
     assert record["message_id"] == "m-bare"
     validate(UsageRecord, {k: v for k, v in record.items() if k != "recorded_at"})
+
+
+# -- documents that predate the suite at the first month boundary ---------------------------
+
+OCTOBER_WRITE = datetime(2026, 10, 28, 9, 0, tzinfo=UTC)
+NOVEMBER_START = datetime(2026, 11, 1, 0, 0, 40, tzinfo=UTC)
+
+
+def october_legacy(repo: FakeRepository, scenes: int = 95) -> None:
+    """A document the old pipeline last wrote in October: no quota_period, no quota_reset_at."""
+    repo.put_customer(
+        "lab_001",
+        written_at=OCTOBER_WRITE,
+        bundle_tier="pro",
+        monthly_scene_quota=100,
+        scenes_generated_this_month=scenes,
+    )
+    repo.clock = NOVEMBER_START  # the usage commits happen in November
+
+
+def test_new_month_event_on_a_legacy_document_does_not_add_to_last_months_count(
+    repo: FakeRepository, pub: FakePublisher
+) -> None:
+    october_legacy(repo)
+    service = UsageService(repo, pub)
+    first = scene(1, timestamp="2026-11-01T00:00:30Z")
+    assert service.handle(message(first, "m-1"), NOVEMBER_START).outcome is Outcome.RECORDED
+    doc = repo.customers["lab_001"]
+    assert doc["quota_period"] == "2026-10"  # recorded in the same commit
+    assert doc["scene_counts_by_month"] == {"2026-11": 1}
+    assert doc["scenes_generated_this_month"] == 95
+    assert pub.sent == []
+    # The commit moved the update time into November; the document now says its period.
+    later = NOVEMBER_START + timedelta(seconds=5)
+    service.handle(message(scene(2, timestamp="2026-11-01T00:00:44Z"), "m-2"), later)
+    assert repo.customers["lab_001"]["scene_counts_by_month"] == {"2026-11": 2}
+    assert repo.customers["lab_001"]["scenes_generated_this_month"] == 95
+    assert pub.sent == []
+    # The reset for November derives the counter from November's events; counting goes on.
+    customer = read_customer(repo.customers["lab_001"])[0]
+    plan = quota.plan_reset(customer, "2026-11", last_write=repo.versions["lab_001"])
+    assert plan == quota.ResetPlan(2)
+    repo.put_customer(
+        "lab_001",
+        written_at=later,
+        **{
+            **repo.customers["lab_001"],
+            "scenes_generated_this_month": 2,
+            "quota_period": "2026-11",
+        },
+    )
+    for n in range(3, 81):
+        service.handle(message(scene(n, timestamp="2026-11-01T00:00:45Z"), f"m-{n}"), later)
+    assert [(p["threshold_percent"], p["scenes_generated"]) for p, _ in pub.sent] == [(80, 80)]
+    assert pub.sent[0][0]["month"] == "2026-11"
+
+
+def test_legacy_document_written_this_month_counts_on_from_its_seed(
+    repo: FakeRepository, pub: FakePublisher
+) -> None:
+    repo.put_customer(
+        "lab_001",
+        written_at=datetime(2026, 11, 10, 8, tzinfo=UTC),
+        bundle_tier="pro",
+        monthly_scene_quota=100,
+        scenes_generated_this_month=45,
+    )
+    now = datetime(2026, 11, 12, 9, tzinfo=UTC)
+    repo.clock = now
+    service = UsageService(repo, pub, customer_cache=CustomerCache(timedelta(seconds=60)))
+    for n in range(1, 36):
+        service.handle(message(scene(n, timestamp="2026-11-12T08:00:00Z"), f"m-{n}"), now)
+    doc = repo.customers["lab_001"]
+    assert (doc["quota_period"], doc["scenes_generated_this_month"]) == ("2026-11", 80)
+    assert [(p["threshold_percent"], p["scenes_generated"]) for p, _ in pub.sent] == [(80, 80)]
+    assert repo.conflicts == 0
+
+
+def test_episodes_only_event_on_a_legacy_document_records_its_period_too(
+    repo: FakeRepository, pub: FakePublisher
+) -> None:
+    # Any usage commit moves the update time: the first one (here an episodes event) must say
+    # which month the counter holds, or a later November scene would count on October's 95.
+    october_legacy(repo)
+    service = UsageService(repo, pub)
+    episodes = event_body(event_id="ep-1", timestamp="2026-11-01T00:00:10Z")
+    service.handle(message(episodes, "m-ep"), NOVEMBER_START)
+    assert repo.customers["lab_001"]["quota_period"] == "2026-10"
+    service.handle(message(scene(1, timestamp="2026-11-01T00:00:30Z"), "m-1"), NOVEMBER_START)
+    assert repo.customers["lab_001"]["scenes_generated_this_month"] == 95
+    assert pub.sent == []
+
+
+def test_two_events_adopting_the_period_at_once_commit_it_once(
+    repo: FakeRepository, pub: FakePublisher
+) -> None:
+    october_legacy(repo)
+    service = UsageService(repo, pub)
+    other = threading.Event()
+
+    def concurrent_event(customer_id: str) -> None:
+        # Another delivery adopts the period between this one's read and commit.
+        if not other.is_set():
+            other.set()
+            service.handle(
+                message(scene(2, timestamp="2026-11-01T00:00:31Z"), "m-2"), NOVEMBER_START
+            )
+
+    repo.on_read = concurrent_event
+    service.handle(message(scene(1, timestamp="2026-11-01T00:00:30Z"), "m-1"), NOVEMBER_START)
+    doc = repo.customers["lab_001"]
+    assert repo.conflicts == 1  # the first read's guarded commit failed and was planned again
+    assert doc["quota_period"] == "2026-10"
+    assert (doc["scene_counts_by_month"], doc["scenes_generated_this_month"]) == (
+        {"2026-11": 2},
+        95,
+    )
