@@ -21,6 +21,47 @@ def _gone(pgid: int) -> bool:
     return not group_alive(pgid)
 
 
+_GROUPS = re.compile(r"process groups: ((?:\w+=\d+\s*)+)")
+
+
+def _read_until_ready(
+    proc: subprocess.Popen[str], timeout: float
+) -> tuple[dict[str, int], list[str]]:
+    """Read the command's output until it says Ctrl-C stops it; the process groups it printed."""
+    assert proc.stdout is not None
+    groups: dict[str, int] = {}
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        match = _GROUPS.search(line)
+        if match:
+            groups = {k: int(v) for k, v in (p.split("=") for p in match.group(1).split())}
+        if "Ctrl-C stops" in line:
+            break
+    return groups, lines
+
+
+def _kill_leftovers(proc: subprocess.Popen[str], pgids: list[int]) -> None:
+    """Never leave a JVM behind, even when the test fails."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    for pgid in pgids:
+        if group_alive(pgid):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def _wait_reaped(pgids: list[int], timeout: float = 10) -> None:
+    """Orphaned JVMs are reaped by init, not by us: give it a moment."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not all(_gone(p) for p in pgids):
+        time.sleep(0.1)
+
+
 def test_stop_kills_both_groups_even_paused_or_with_wrapper_killed(emulators: object) -> None:
     pair = start_emulators("demo-harness-stop")
     try:
@@ -58,36 +99,19 @@ def test_cli_leaves_nothing_running_when_signalled(sig: signal.Signals) -> None:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    assert proc.stdout is not None
-    pgids: list[int] = []
+    groups: dict[str, int] = {}
     lines: list[str] = []
-    deadline = time.monotonic() + 90
     try:
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            match = re.search(r"process groups: firestore=(\d+) pubsub=(\d+)", line)
-            if match:
-                pgids = [int(match.group(1)), int(match.group(2))]
-            if "Ctrl-C stops" in line:
-                break
-        assert len(pgids) == 2, "".join(lines)
-        assert all(group_alive(p) for p in pgids)
+        groups, lines = _read_until_ready(proc, timeout=90)
+        assert sorted(groups) == ["firestore", "pubsub"], "".join(lines)
+        assert all(group_alive(p) for p in groups.values())
         assert "export FIRESTORE_EMULATOR_HOST=127.0.0.1:" in "".join(lines)
         proc.send_signal(sig)
         proc.wait(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for pgid in pgids:  # never leave a JVM behind, even when the test fails
-            if group_alive(pgid):
-                os.killpg(pgid, signal.SIGKILL)
-    deadline = time.monotonic() + 10  # orphaned JVMs are reaped by init, not by us
-    while time.monotonic() < deadline and not all(_gone(p) for p in pgids):
-        time.sleep(0.1)
+        _kill_leftovers(proc, list(groups.values()))
+    pgids = list(groups.values())
+    _wait_reaped(pgids)
     assert [p for p in pgids if not _gone(p)] == [], "".join(lines)
 
 
@@ -102,24 +126,11 @@ def test_run_leaves_nothing_running(how: str) -> None:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    assert proc.stdout is not None
     groups: dict[str, int] = {}
     lines: list[str] = []
-    deadline = time.monotonic() + 120
     try:
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            match = re.search(r"process groups: firestore=(\d+) pubsub=(\d+) host=(\d+)", line)
-            if match:
-                groups = dict(
-                    zip(["firestore", "pubsub", "host"], map(int, match.groups()), strict=True)
-                )
-            if "Ctrl-C stops" in line:
-                break
-        assert len(groups) == 3, "".join(lines)
+        groups, lines = _read_until_ready(proc, timeout=120)
+        assert sorted(groups) == ["firestore", "host", "pubsub"], "".join(lines)
         assert all(group_alive(p) for p in groups.values())
         if how == "ctrl-c":
             proc.send_signal(signal.SIGINT)
@@ -128,12 +139,7 @@ def test_run_leaves_nothing_running(how: str) -> None:
         out, _ = proc.communicate(timeout=60)
         lines.append(out)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for pgid in groups.values():  # never leave a JVM behind, even when the test fails
-            if group_alive(pgid):
-                os.killpg(pgid, signal.SIGKILL)
+        _kill_leftovers(proc, list(groups.values()))
     text = "".join(lines)
     if how == "ctrl-c":
         assert proc.returncode == 0, text
@@ -141,9 +147,7 @@ def test_run_leaves_nothing_running(how: str) -> None:
         assert proc.returncode == 2, text
         assert "error: the functions host exited on its own" in text
     assert "# stopped; nothing left running." in text
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not all(_gone(p) for p in groups.values()):
-        time.sleep(0.1)
+    _wait_reaped(list(groups.values()))
     assert [n for n, p in groups.items() if not _gone(p)] == [], text
 
 
