@@ -236,6 +236,16 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class LogNames:
+    """Collection names the log lines report (the configured ones, not the defaults)."""
+
+    customers: str = names.CUSTOMERS
+    usage_tracking: str = names.USAGE_TRACKING
+    usage_rejections: str = names.USAGE_REJECTIONS
+    quota_alerts: str = names.QUOTA_ALERTS
+
+
+@dataclass(frozen=True, slots=True)
 class Rejection:
     """Why a message is refused for good."""
 
@@ -594,6 +604,7 @@ class UsageService:
     alert_lease: timedelta = ALERT_LEASE
     customer_cache: CustomerCache | None = None
     """None: read the customer for every event."""
+    log_names: LogNames = LogNames()
     known_alerts: set[str] = field(default_factory=set)
     """Alert markers this process saw published or claimed by another message (first
     deliveries skip them; a redelivery always looks at the marker)."""
@@ -649,7 +660,7 @@ class UsageService:
                     decision="duplicate",
                     event_id=event.event_id,
                     message_id=message.message_id,
-                    collection=names.USAGE_TRACKING,
+                    collection=self.log_names.usage_tracking,
                     document=prepared.record_id,
                     customer=event.customer_id,
                 )
@@ -669,7 +680,7 @@ class UsageService:
                 decision="recorded",
                 event_id=event.event_id,
                 message_id=message.message_id,
-                collection=names.USAGE_TRACKING,
+                collection=self.log_names.usage_tracking,
                 document=prepared.record_id,
                 customer=event.customer_id,
                 action=event.action,
@@ -695,7 +706,9 @@ class UsageService:
             return None
         customer, bad_fields = read_customer(doc.data)
         if bad_fields:
-            logs.invalid_document(names.CUSTOMERS, customer_id, bad_fields, customer=customer_id)
+            logs.invalid_document(
+                self.log_names.customers, customer_id, bad_fields, customer=customer_id
+            )
         known = KnownCustomer(customer, doc.update_time, False, doc.last_write)
         if self.customer_cache is not None:
             self.customer_cache.put(customer_id, known, now)
@@ -713,7 +726,7 @@ class UsageService:
             decision="rejected" if created else "rejected-before",
             message_id=message.message_id,
             event_id=event.event_id if event else None,
-            collection=names.USAGE_REJECTIONS,
+            collection=self.log_names.usage_rejections,
             document=doc_id,
             customer=event.customer_id if event else None,
             stored=created,
@@ -866,7 +879,7 @@ class UsageService:
             f"customer {payload['customer_id']} reached {payload['threshold_percent']} % of its "
             f"monthly scene quota ({payload['scenes_generated']}/{payload['monthly_scene_quota']})",
             customer=payload["customer_id"],
-            collection=names.QUOTA_ALERTS,
+            collection=self.log_names.quota_alerts,
             document=alert_id,
             alert_message_id=message_id,
         )
@@ -895,6 +908,12 @@ def default_service() -> UsageService:
         PubSubAlertPublisher(settings),
         limits=limits,
         customer_cache=CustomerCache(timedelta(seconds=ttl)) if ttl > 0 else None,
+        log_names=LogNames(
+            customers=settings.customers_collection,
+            usage_tracking=settings.usage_tracking_collection,
+            usage_rejections=settings.usage_rejections_collection,
+            quota_alerts=settings.quota_alerts_collection,
+        ),
     )
 
 

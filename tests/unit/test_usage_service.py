@@ -757,3 +757,19 @@ def test_two_events_adopting_the_period_at_once_commit_it_once(
         {"2026-11": 2},
         95,
     )
+
+
+def test_log_lines_name_the_configured_collections(monkeypatch: pytest.MonkeyPatch) -> None:
+    from functions import usage
+    from shared.settings import get_settings
+
+    monkeypatch.setenv("BLUEPRINT_USAGE_REJECTIONS_COLLECTION", "usage_rejections_v2")
+    monkeypatch.setenv("BLUEPRINT_CUSTOMERS_COLLECTION", "customers_v2")
+    get_settings.cache_clear()
+    try:
+        service = usage.default_service()
+    finally:
+        get_settings.cache_clear()
+    assert service.log_names.usage_rejections == "usage_rejections_v2"
+    assert service.log_names.customers == "customers_v2"
+    assert service.log_names.usage_tracking == "usage_tracking"
