@@ -12,11 +12,6 @@ from cloudevents.http import CloudEvent
 from functions import usage
 from functions.config_triggers import ConfigKind, run_trigger
 from functions.table import by_name
-from shared.errors import NotImplementedYetError
-
-
-def _not_yet(name: str) -> NotImplementedYetError:
-    return NotImplementedYetError(f"{name} is not implemented yet")
 
 
 @functions_framework.cloud_event

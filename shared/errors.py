@@ -1,6 +1,8 @@
-"""One root error and narrow subclasses; each message says what was expected and what came."""
+"""One root error, two outcomes (permanent / transient), google.api_core errors mapped once."""
 
 from __future__ import annotations
+
+from typing import Final
 
 
 class BlueprintError(Exception):
@@ -11,7 +13,15 @@ class ConfigurationError(BlueprintError):
     """A setting (environment variable) is missing or has a bad value; raised at start."""
 
 
-class InvalidDocumentError(BlueprintError):
+class PermanentError(BlueprintError):
+    """Retrying cannot help: acknowledge the event and record it where a person finds it."""
+
+
+class TransientError(BlueprintError):
+    """A dependency is unavailable or contended; raise so the platform redelivers the event."""
+
+
+class InvalidDocumentError(PermanentError):
     """A document or event failed validation. `errors` lists (field path, value, expected)."""
 
     def __init__(self, kind: str, errors: list[FieldError]) -> None:
@@ -51,14 +61,58 @@ class FieldError:
         return {"field": self.field, "value": _short_repr(self.value), "expected": self.expected}
 
 
-class TransientError(BlueprintError):
-    """A dependency is unavailable; the event must be retried (the platform redelivers)."""
+TRANSIENT_STATUS: Final = frozenset(
+    {"UNAVAILABLE", "DEADLINE_EXCEEDED", "ABORTED", "RESOURCE_EXHAUSTED", "INTERNAL"}
+)
+"""gRPC status names a retry can fix (google.api_core raises one exception class per name)."""
+
+_TRANSIENT_BUILTINS: Final = (TimeoutError, ConnectionError)
 
 
-class NotImplementedYetError(BlueprintError):
-    """An entry point exists in the function table but its issue has not landed yet."""
+def status_name(exc: BaseException) -> str | None:
+    """The gRPC status name of a google.api_core error (e.g. "ABORTED"), else None."""
+    code = getattr(exc, "grpc_status_code", None)
+    name = getattr(code, "name", None)
+    return name if isinstance(name, str) else None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when a retry can fix `exc`: the one place google.api_core errors are classified."""
+    if isinstance(exc, TransientError):
+        return True
+    if isinstance(exc, PermanentError):
+        return False
+    name = status_name(exc)
+    if name is not None:
+        return name in TRANSIENT_STATUS
+    if type(exc).__name__ in {"RetryError", "TimeoutError"}:  # api_core.retry gave up in time
+        return True
+    return isinstance(exc, _TRANSIENT_BUILTINS)
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """True when a retry cannot help: ours, or a google.api_core error of a non-retry status."""
+    if isinstance(exc, PermanentError):
+        return True
+    name = status_name(exc)
+    return name is not None and name not in TRANSIENT_STATUS
+
+
+def classify(exc: BaseException, what: str) -> BlueprintError:
+    """`exc` as PermanentError (a retry cannot fix it) or TransientError (anything else).
+
+    Unexpected errors count as transient: the event is redelivered, and the dead-letter policy
+    bounds how often. The message says `what` failed and why.
+    """
+    if isinstance(exc, TransientError | PermanentError):
+        return exc
+    detail = f"{what}: {type(exc).__name__}: {_cut(str(exc), 300)}"
+    return PermanentError(detail) if is_permanent(exc) else TransientError(detail)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _short_repr(value: object, limit: int = 200) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return _cut(repr(value), limit)
