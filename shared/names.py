@@ -16,6 +16,15 @@ USAGE_TRACKING: Final = "usage_tracking"
 USAGE_REJECTIONS: Final = "usage_rejections"
 QUOTA_RESETS: Final = "quota_resets"
 QUOTA_ALERTS: Final = "quota_alerts"
+USAGE_COUNTERS: Final = "usage_counters"
+"""`usage_counters/{customer}_{YYYY-MM}`: the month summary (written by the fold only); its
+subcollection `shards/{k}` holds the counter shards the usage function increments."""
+USAGE_COUNTER_SHARDS: Final = "shards"
+"""Subcollection (collection group) of counter shards under each `usage_counters` document."""
+USAGE_FOLD_STATE: Final = "usage_fold_state"
+"""`usage_fold_state/{bucket}`: the fold's watermark per dirty bucket."""
+FEATURE_ROLLOUTS: Final = "feature_rollouts"
+"""`feature_rollouts/{feature}`: audit of a gradual rollout."""
 
 GLOBAL_FLAGS_DOC: Final = "_global"
 """Document id in `feature_flags` holding the global kill switches (may only switch OFF)."""
@@ -26,11 +35,14 @@ CONFIG_INVALIDATIONS_TOPIC: Final = "config-invalidations"
 QUOTA_ALERTS_TOPIC: Final = "quota-alerts"
 QUOTA_RESET_SCHEDULE_TOPIC: Final = "quota-reset-schedule"
 USAGE_EVENTS_DEAD_LETTER_TOPIC: Final = "usage-events-dead-letter"
+USAGE_FOLD_SCHEDULE_TOPIC: Final = "usage-fold-schedule"
 
 # Cloud Scheduler
 QUOTA_RESET_JOB: Final = "monthly-quota-reset"
 QUOTA_RESET_CRON: Final = "0 0 1 * *"
 QUOTA_RESET_TIME_ZONE: Final = "UTC"
+USAGE_FOLD_JOB: Final = "usage-fold"
+USAGE_FOLD_CRON: Final = "* * * * *"
 
 
 def customer_path(customer_id: str, collection: str = CUSTOMERS) -> str:

@@ -126,6 +126,18 @@ class Settings(BaseSettings):
         names.QUOTA_ALERTS, validation_alias="BLUEPRINT_QUOTA_ALERTS_COLLECTION"
     )
     """Collection of quota-alert markers (one per customer, month and threshold)."""
+    usage_counters_collection: CollectionId = Field(
+        names.USAGE_COUNTERS, validation_alias="BLUEPRINT_USAGE_COUNTERS_COLLECTION"
+    )
+    """Month summaries `{customer}_{YYYY-MM}` (fold-written) with their `shards` subcollection."""
+    usage_fold_state_collection: CollectionId = Field(
+        names.USAGE_FOLD_STATE, validation_alias="BLUEPRINT_USAGE_FOLD_STATE_COLLECTION"
+    )
+    """The fold's watermarks, one document per dirty bucket."""
+    feature_rollouts_collection: CollectionId = Field(
+        names.FEATURE_ROLLOUTS, validation_alias="BLUEPRINT_FEATURE_ROLLOUTS_COLLECTION"
+    )
+    """Audit documents of gradual feature rollouts, one per feature."""
 
     usage_events_topic: TopicId = Field(
         names.USAGE_EVENTS_TOPIC, validation_alias="BLUEPRINT_USAGE_EVENTS_TOPIC"
@@ -148,6 +160,10 @@ class Settings(BaseSettings):
         validation_alias="BLUEPRINT_USAGE_EVENTS_DEAD_LETTER_TOPIC",
     )
     """Dead-letter topic for usage deliveries that kept failing."""
+    usage_fold_schedule_topic: TopicId = Field(
+        names.USAGE_FOLD_SCHEDULE_TOPIC, validation_alias="BLUEPRINT_USAGE_FOLD_SCHEDULE_TOPIC"
+    )
+    """Topic Cloud Scheduler publishes the every-minute counter fold on."""
 
     firestore_timeout_seconds: float = Field(
         10.0, gt=0, le=300, validation_alias="BLUEPRINT_FIRESTORE_TIMEOUT_SECONDS"
@@ -165,6 +181,14 @@ class Settings(BaseSettings):
         1.0, ge=0, le=60, validation_alias="BLUEPRINT_USAGE_CUSTOMER_CACHE_SECONDS"
     )
     """How long the usage function reuses a customer read (tier, quota); 0 reads every event."""
+    usage_counter_shards: int = Field(
+        16, ge=1, le=256, validation_alias="BLUEPRINT_USAGE_COUNTER_SHARDS"
+    )
+    """Counter shards per customer-month; each sustains about 1 write/s in production."""
+    usage_fold_buckets: int = Field(
+        16, ge=1, le=1024, validation_alias="BLUEPRINT_USAGE_FOLD_BUCKETS"
+    )
+    """Dirty buckets the fold scans (a stable hash of customer-month spreads the shards)."""
     config_cache_ttl_seconds: float = Field(
         300.0, ge=0, validation_alias="BLUEPRINT_CONFIG_CACHE_TTL_SECONDS"
     )
@@ -204,6 +228,7 @@ class Settings(BaseSettings):
             self.quota_alerts_topic,
             self.quota_reset_schedule_topic,
             self.usage_events_dead_letter_topic,
+            self.usage_fold_schedule_topic,
         ]
 
 

@@ -1,0 +1,1 @@
+"""The edge: turns each delivered CloudEvent into one typed value; nothing downstream sees bytes."""
