@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
-from ops.migration.records import CUSTOMERS, FEATURE_FLAGS, READ_CHUNK, SCENES, Write
+from ops.migration.records import CUSTOMERS, READ_CHUNK, Write
 from shared.settings import Settings, get_settings
 
 
@@ -38,11 +38,6 @@ class FirestoreMigrationTarget:
         self._client_or_factory = client
         self._made: Any = None
         self._settings = settings or get_settings()
-        self._names = {
-            CUSTOMERS: self._settings.customers_collection,
-            SCENES: self._settings.scenes_collection,
-            FEATURE_FLAGS: self._settings.feature_flags_collection,
-        }
 
     @property
     def _client(self) -> Any:
@@ -52,7 +47,7 @@ class FirestoreMigrationTarget:
         return self._made
 
     def _ref(self, collection: str, doc_id: str) -> Any:
-        return self._client.collection(self._names[collection]).document(doc_id)
+        return self._client.collection(self._settings.collection(collection)).document(doc_id)
 
     def read(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any] | None]:
         """Existing data of each key (None when absent), read in chunks."""
