@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +23,10 @@ from devstack.emulators import Emulators
 from devstack.pubsub import PubSubHelper
 from shared.config_service import CustomerConfigService
 from shared.openfeature import BlueprintProvider
+from shared.seed import seed_demo
 from shared.settings import get_settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 TIMEOUT = 1.0
 """The service's read deadline here: a paused Firestore answers stale after about this long."""
@@ -133,3 +140,24 @@ def test_provider_creates_starts_and_closes_its_own_service(
     finally:
         api.clear_providers()
     assert not service.live, "shutdown closed the service the provider created"
+
+
+def test_the_docs_pipeline_snippet_runs(
+    clean_firestore: Emulators, firestore_client: Any, pubsub: PubSubHelper
+) -> None:
+    seed_demo(firestore_client)
+    pubsub.create_topic(get_settings().config_invalidations_topic)
+    doc = (ROOT / "docs" / "openfeature.md").read_text(encoding="utf-8")
+    snippet = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    done = subprocess.run(
+        [sys.executable, "-c", snippet],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, **clean_firestore.env},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "scene_kitchen_v2: tactile=False DISABLED" in done.stdout
+    assert "'reason': 'global_kill_switch'" in done.stdout
