@@ -123,3 +123,11 @@ def test_a_real_publisher_client_gets_a_bounded_retry_and_deadline(
     assert seen["timeout"] == 3.0
     assert seen["retry"].timeout == 3.0, "the library's default retries for 600 s"
     assert seen["customer_id"] == "lab_001"
+
+
+@pytest.mark.parametrize("timeout", [0.0, -1.0, float("nan")])
+def test_a_timeout_that_is_not_positive_is_refused_before_sending(timeout: float) -> None:
+    client = StuckClient()
+    with pytest.raises(ValueError, match="expected seconds > 0"):
+        publish(client, timeout=timeout)
+    assert client.calls == []
