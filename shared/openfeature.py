@@ -64,7 +64,7 @@ _REASONS: Final[Mapping[str, OpenFeatureReason]] = {
 rollout) is a layer chosen for this customer, so it is a targeting match."""
 
 _CUSTOMER_ID: Final = TypeAdapter(DocumentId)
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
 class ConfigSource(Protocol):
@@ -254,7 +254,7 @@ def _metadata(decision: FeatureDecision, config: CustomerConfig) -> FlagMetadata
     }
 
 
-def _error(default_value: T, code: ErrorCode, message: str) -> FlagResolutionDetails[T]:
+def _error(default_value: _T, code: ErrorCode, message: str) -> FlagResolutionDetails[_T]:
     return FlagResolutionDetails(
         value=default_value,
         reason=OpenFeatureReason.ERROR,
@@ -263,7 +263,7 @@ def _error(default_value: T, code: ErrorCode, message: str) -> FlagResolutionDet
     )
 
 
-def _not_boolean(flag_key: str, default_value: T, kind: str) -> FlagResolutionDetails[T]:
+def _not_boolean(flag_key: str, default_value: _T, kind: str) -> FlagResolutionDetails[_T]:
     if _feature(flag_key) is None:
         return _error(default_value, ErrorCode.FLAG_NOT_FOUND, _not_found(flag_key))
     return _error(
