@@ -21,9 +21,9 @@ from openfeature.provider import ProviderStatus
 
 from devstack.emulators import Emulators
 from devstack.pubsub import PubSubHelper
+from ops.seed import seed_demo
 from shared.config_service import CustomerConfigService
 from shared.openfeature import BlueprintProvider
-from shared.seed import seed_demo
 from shared.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
