@@ -30,6 +30,7 @@ from shared import names
 from shared.errors import FieldError, InvalidDocumentError
 from shared.types import (
     DocumentId,
+    EventCount,
     Month,
     NonNegFloat,
     NonNegInt,
@@ -300,8 +301,8 @@ class UsageEvent(_Document):
     """What happened: scene_generated, episodes_generated, upsell_applied, ..."""
     timestamp: UtcDatetime
     """When it happened (RFC 3339 with a time zone)."""
-    episodes_generated: NonNegInt | None = None
-    """Episodes generated, if applicable."""
+    episodes_generated: EventCount | None = None
+    """Episodes generated, if applicable (at most 10^12: the 64-bit counters add events up)."""
     compute_minutes: NonNegFloat | None = None
     """Compute time used, in minutes."""
     storage_gb: NonNegFloat | None = None
@@ -325,8 +326,8 @@ class UsageRecord(_Document):
     """When the action occurred."""
     details: dict[str, Any] | None = None
     """Additional context."""
-    episodes_generated: NonNegInt | None = None
-    """Number of episodes (if applicable)."""
+    episodes_generated: EventCount | None = None
+    """Number of episodes (if applicable; at most 10^12, as the event's)."""
     compute_minutes: NonNegFloat | None = None
     """Compute time used, in minutes."""
     storage_gb: NonNegFloat | None = None
