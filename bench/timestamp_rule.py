@@ -58,8 +58,8 @@ def main() -> None:
     out: dict[str, object] = {"bench": "timestamp_rule", "calls": n}
     for name, text in (("utc", UTC_TEXT), ("offset", OFFSET_TEXT)):
         assert ours.validate_json(text) == theirs.validate_json(text)
-        mine = cpu_per_call(lambda t=text: ours.validate_json(t), n)  # type: ignore[misc]
-        base = cpu_per_call(lambda t=text: theirs.validate_json(t), n)  # type: ignore[misc]
+        mine = cpu_per_call(lambda t=text: ours.validate_json(t), n)
+        base = cpu_per_call(lambda t=text: theirs.validate_json(t), n)
         out[f"{name}_us"] = round(mine * 1e6, 3)
         out[f"{name}_pydantic_us"] = round(base * 1e6, 3)
         out[f"ratio_{name}"] = round(mine / base, 2)

@@ -1,2 +1,1 @@
-"""The pipeline's read path of customer configuration: ports, answers, overrides, trust, cache,
-service and adapters (public import path: `shared.config_service`)."""
+"""The pipeline's read path of customer configuration (public import: shared.config_service)."""
