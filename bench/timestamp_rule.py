@@ -1,9 +1,10 @@
 """CPU cost of the models' timestamp rule (shared.times parsing) vs pydantic's own parsing.
 
-`ratio`: `UtcDatetime` (RFC 3339 via `shared.times.parse_rfc3339`, digit strings and numbers
-refused, out-of-range instants a field error) / pydantic's `AwareDatetime`, both validating the
-same JSON string, measured in the same run. `ratio_event`: a whole `UsageEvent` body through
-`model_validate_json` / `json.loads` of the same body (what the model costs over decoding).
+`ratio_utc` / `ratio_offset`: `UtcDatetime` (RFC 3339 via `shared.times.parse_rfc3339`, digit
+strings and numbers refused, out-of-range instants a field error) / pydantic's `AwareDatetime`,
+both validating the same JSON string (`...Z`, `...+05:30`), measured in the same run.
+`ratio_event`: a whole `UsageEvent` body through `model_validate_json` / `json.loads` of the
+same body (what the model costs over decoding).
 Prints JSON.
 """
 
