@@ -348,16 +348,6 @@ class UsageRecord(_Document):
     """When the record was written (server time)."""
 
 
-DocumentKind = Literal["customer", "scene", "feature_flags", "usage_record", "usage_event"]
-
-MODELS: dict[str, type[_Document]] = {
-    "customer": Customer,
-    "scene": Scene,
-    "feature_flags": FeatureFlags,
-    "usage_record": UsageRecord,
-    "usage_event": UsageEvent,
-}
-
 CONFIG_MODELS: dict[str, type[_Document]] = {
     names.CUSTOMERS: Customer,
     names.SCENES: Scene,
@@ -428,7 +418,7 @@ def _plain(value: Any) -> Any:
 
 
 __all__ = [
-    "MODELS",
+    "CONFIG_MODELS",
     "SCHEMA_VERSION",
     "BundleTier",
     "Customer",
