@@ -35,7 +35,8 @@ from shared import logs, queries, quota
 from shared.errors import FieldError, TransientError
 from shared.firestore_values import plain_value
 from shared.models import Customer, document_errors, field_errors
-from shared.types import MONTH_RE, Month, NonNegInt, UtcDatetime, month_of
+from shared.times import MONTH_RE, month_of
+from shared.types import Month, NonNegInt, UtcDatetime
 
 if TYPE_CHECKING:
     from cloudevents.http import CloudEvent

@@ -22,7 +22,7 @@ from functions.reset import FirestoreResetRepository, ResetIncompleteError, run_
 from shared import quota
 from shared.firestore_values import from_firestore
 from shared.models import Customer
-from shared.types import month_of
+from shared.times import month_of, month_start
 
 P = "2026-12"
 PREV = "2026-11"
@@ -428,7 +428,7 @@ def test_operators_cli_dry_run_then_reset_with_a_progress_bar(
 
     # The CLI refuses a future month: this test resets the real current month.
     current = month_of(datetime.now(UTC))
-    before = month_of(quota.month_start(current) - timedelta(days=1))
+    before = month_of(month_start(current) - timedelta(days=1))
     counted = {"quota_period": before, "scene_counts_by_month": {before: 1}}
     seed(firestore_client, "customers", {f"o{i:03d}": stale(i) | counted for i in range(700)})
     out = io.StringIO()
@@ -453,7 +453,7 @@ def test_a_manual_run_for_the_current_month_keeps_a_seeded_count_so_far(
     customers, audits = _prefix("legacy_now")
     now = datetime.now(UTC)
     current = month_of(now)
-    before = month_of(quota.month_start(current) - timedelta(days=1))
+    before = month_of(month_start(current) - timedelta(days=1))
     seed(
         firestore_client,
         customers,

@@ -19,7 +19,6 @@ OVERSIZE_FOR_NOW = frozenset(
         "functions/usage.py",
         "functions/reset.py",
         "functions/config_triggers.py",
-        "shared/config_service.py",
         "shared/models.py",
         "devstack/emulators.py",
     }
