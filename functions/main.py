@@ -10,6 +10,7 @@ from __future__ import annotations
 import functions_framework
 from cloudevents.http import CloudEvent
 
+
 @functions_framework.cloud_event
 def on_customer_written(event: CloudEvent) -> None:
     """Firestore `customers/{customerId}` written."""

@@ -51,7 +51,9 @@ class FirestoreStamper:
             if last_update_time is not None
             else client.write_option(exists=True)
         )
-        values = {name: SERVER_TIMESTAMP if value is None else value for name, value in fields.items()}
+        values = {
+            name: SERVER_TIMESTAMP if value is None else value for name, value in fields.items()
+        }
         try:
             client.document(document).update(values, option=option, timeout=_timeout())
         except gexc.NotFound:

@@ -126,13 +126,15 @@ def parse_document_event_data(data: Any, content_type: str = "") -> Any:
     raw = bytes(data)
     declared = content_type.lower()
     if "json" in declared:
-        return _read(raw, _Form.JSON)
-    if "protobuf" in declared:
-        return _read(raw, _Form.PROTOBUF)
-    try:
-        return _read(raw, _Form.PROTOBUF)
-    except InvalidDocumentError:
-        return _read(raw, _Form.JSON)
+        form = _Form.JSON
+    elif "protobuf" in declared:
+        form = _Form.PROTOBUF
+    else:
+        try:
+            return _read(raw, _Form.PROTOBUF)
+        except InvalidDocumentError:
+            form = _Form.JSON
+    return _read(raw, form)
 
 
 class _Form(enum.Enum):
@@ -154,10 +156,14 @@ def _read(data: Any, form: _Form) -> Any:
             json_format.Parse(text, message, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, UnicodeDecodeError) as exc:
         expected = f"a DocumentEventData protobuf or JSON: {exc}"
-        raise InvalidDocumentError(_KIND, [FieldError("(body)", _preview(data), expected)]) from None
+        raise InvalidDocumentError(
+            _KIND, [FieldError("(body)", _preview(data), expected)]
+        ) from None
     except Exception as exc:  # protobuf's DecodeError is not a ValueError
         expected = f"a DocumentEventData protobuf: {exc}"
-        raise InvalidDocumentError(_KIND, [FieldError("(body)", _preview(data), expected)]) from None
+        raise InvalidDocumentError(
+            _KIND, [FieldError("(body)", _preview(data), expected)]
+        ) from None
     return message
 
 

@@ -1,4 +1,4 @@
-"""`reset_monthly_quotas`' body: decode the schedule message -> `run_reset` -> ask for redelivery."""
+"""`reset_monthly_quotas`: decode the schedule message -> `run_reset` -> ask for redelivery."""
 
 from __future__ import annotations
 

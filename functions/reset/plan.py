@@ -12,7 +12,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from functions.edge.pubsub import Message
-from functions.reset.ports import CustomerDoc, ResetIssue, ResetRequest, ResetWrite, ScheduleMessageError
+from functions.reset.ports import (
+    CustomerDoc,
+    ResetIssue,
+    ResetRequest,
+    ResetWrite,
+    ScheduleMessageError,
+)
 from shared import quota
 from shared.errors import FieldError
 from shared.firestore_values import plain_value

@@ -18,8 +18,8 @@ from google.cloud import firestore
 
 from devstack.emulators import Emulators
 from functions import reset
-from functions.reset import adapters as reset_adapters
 from functions.reset import FirestoreResetRepository, ResetIncompleteError, run_reset
+from functions.reset import adapters as reset_adapters
 from shared import quota
 from shared.firestore_values import from_firestore
 from shared.models import Customer

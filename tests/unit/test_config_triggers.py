@@ -569,3 +569,21 @@ def test_long_ids_still_fit_pubsub_limits() -> None:
         k: len(v.encode()) for k, v in attrs.items()
     }
     assert attrs["document_id"].startswith("é" * 500)
+
+
+def test_many_field_errors_are_bounded_in_the_message_and_counted() -> None:
+    """The shared Invalidation model carries at most MAX_ERRORS errors and counts the rest."""
+    from shared.invalidation import MAX_ERRORS
+
+    flags = {"schema_version": 1, **{f"flag_{i:02d}": "yes" for i in range(MAX_ERRORS + 5)}}
+    event = dataclasses.replace(
+        _customer_update(None, flags), document="feature_flags/lab_001", before=None
+    )  # type: ignore[arg-type]
+    publisher = FakePublisher()
+    result = handle_config_write(ConfigKind.FEATURE_FLAGS, event, FakeStamper(), publisher)
+    assert result.decision is Decision.INVALID
+    assert len(result.errors) == MAX_ERRORS + 5  # the log line names them all
+    body, _, attrs = publisher.messages[0]
+    assert len(body["errors"]) == MAX_ERRORS
+    assert body["errors_omitted"] == 5
+    assert "errors_omitted" not in attrs  # attributes keep today's keys

@@ -11,8 +11,6 @@ from typing import Any
 import pytest
 from cloudevents.http import CloudEvent
 
-from functions.reset import entry as reset_entry
-from functions.reset import service as reset_service
 from functions.reset import (
     AuditState,
     CustomerDoc,
@@ -22,6 +20,8 @@ from functions.reset import (
     decode_schedule_event,
     run_reset,
 )
+from functions.reset import entry as reset_entry
+from functions.reset import service as reset_service
 from shared import quota
 from shared.models import Customer
 
@@ -518,3 +518,11 @@ def test_a_future_month_is_refused() -> None:
         run_reset(many(1), "2027-01", NOW)
     with pytest.raises(ValueError, match="future"):
         run_reset(many(1), "2027-01", NOW, dry_run=True)
+
+
+def test_schedule_data_that_is_not_base64_is_refused_not_guessed() -> None:
+    """One strict Pub/Sub decoder (functions.edge.pubsub) for usage and reset alike: stray
+    characters in `data` make the envelope unusable (the lenient decode guessed the month)."""
+    msg = {"data": "not base64 at all!", "publishTime": "2026-12-01T00:00:00Z"}
+    with pytest.raises(ScheduleMessageError, match=r"message\.data"):
+        decode_schedule_event(event(msg))
