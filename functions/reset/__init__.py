@@ -1,8 +1,7 @@
-"""The monthly quota reset: schedule message -> each customer reset once per period, resumable.
+"""The monthly quota reset: schedule message -> each customer reset once per period, resumable."""
 
-The public names other code imports (the operators' CLI, tests, benchmarks) are re-exported
-here; the entry point needs every module anyway, so this costs its import nothing more.
-"""
+# The names other code imports (the operators' CLI, tests, benchmarks) are re-exported here; the
+# entry point needs every one of these modules anyway, so this costs its import nothing more.
 
 from functions.reset.adapters import FirestoreResetRepository, default_repository
 from functions.reset.entry import decode_schedule_event, handle_schedule_event

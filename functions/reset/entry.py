@@ -11,6 +11,7 @@ from functions.reset.plan import request_from_message
 from functions.reset.ports import ResetRequest, ResetSummary, ScheduleMessageError
 from functions.reset.service import function_deadline, raise_if_incomplete, run_reset
 from shared import logs
+from shared.errors import PermanentError
 
 
 def decode_schedule_event(event: Any) -> ResetRequest:
@@ -30,13 +31,24 @@ def handle_schedule_event(event: Any, timeout_seconds: float) -> ResetSummary | 
         logs.error(f"quota reset refused: {exc}", event_id=event.get("id"))
         return None  # permanent: acknowledged, never retried
     now = datetime.now(UTC)
-    summary = run_reset(
-        default_repository(),
-        request.period,
-        now,
-        deadline=deadline,
-        run_id=request.message_id or event.get("id"),
-        as_of=request.publish_time or now,
-    )
+    try:
+        summary = run_reset(
+            default_repository(),
+            request.period,
+            now,
+            deadline=deadline,
+            run_id=request.message_id or event.get("id"),
+            as_of=request.publish_time or now,
+        )
+    except PermanentError as exc:
+        # Firestore refused a request (permission, bad argument): redelivery cannot fix it. The
+        # audit keeps its cursor: a manual run (`quota reset --yes`) continues from there.
+        logs.error(
+            f"quota reset {request.period} stopped, acknowledged: {exc}; fix the cause, then "
+            f"run `blueprint quota reset --yes --month {request.period}` to continue",
+            event_id=event.get("id"),
+            period=request.period,
+        )
+        return None
     raise_if_incomplete(summary)
     return summary

@@ -587,3 +587,44 @@ def test_many_field_errors_are_bounded_in_the_message_and_counted() -> None:
     assert len(body["errors"]) == MAX_ERRORS
     assert body["errors_omitted"] == 5
     assert "errors_omitted" not in attrs  # attributes keep today's keys
+
+
+def test_entry_point_acknowledges_a_body_that_is_no_document_event(
+    fakes: tuple[FakeStamper, FakePublisher], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A permanent error is acknowledged (2xx) and logged at ERROR naming the body; a 500 would
+    have the platform redeliver the same garbage until the retry window ends."""
+    stamper, publisher = fakes
+    headers, _ = load("customer_create")
+    client = functions_framework.create_app("on_customer_written", str(MAIN), "cloudevent")
+    logger = logs.get_logger()
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.ERROR, logger=logs.LOGGER_NAME):
+            response = client.test_client().post(
+                "/", headers=headers, data=b"\xff\xfe not a protobuf"
+            )
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert (stamper.calls, publisher.messages) == ([], [])
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert "DocumentEventData" in errors[0]
+    assert headers["ce-id"] in errors[0]
+
+
+def test_entry_point_raises_for_a_transient_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pub/Sub down: the event must come again (the platform redelivers on a 500)."""
+    from shared.errors import TransientError
+
+    class DownPublisher(FakePublisher):
+        def publish(self, data: bytes, ordering_key: str, attributes: Mapping[str, str]) -> str:
+            raise TransientError("Pub/Sub: publishing to t: ServiceUnavailable")
+
+    monkeypatch.setattr(config_entry, "_STAMPER", FakeStamper())
+    monkeypatch.setattr(config_entry, "_PUBLISHER", DownPublisher())
+    headers, body = load("customer_create")
+    client = functions_framework.create_app("on_customer_written", str(MAIN), "cloudevent")
+    response = client.test_client().post("/", headers=headers, data=body)
+    assert response.status_code == 500

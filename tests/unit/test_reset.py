@@ -526,3 +526,21 @@ def test_schedule_data_that_is_not_base64_is_refused_not_guessed() -> None:
     msg = {"data": "not base64 at all!", "publishTime": "2026-12-01T00:00:00Z"}
     with pytest.raises(ScheduleMessageError, match=r"message\.data"):
         decode_schedule_event(event(msg))
+
+
+def test_handler_acknowledges_a_request_firestore_refuses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PermissionDenied and the like (PermanentError): logged and acknowledged, never a 500
+    that redelivers for days; the audit's cursor lets a manual run continue."""
+    from functions import main
+    from shared.errors import PermanentError
+
+    class Refusing(FakeRepo):
+        def write_resets(self, writes: Sequence[ResetWrite]) -> list[int]:
+            raise PermanentError("Firestore: resetting customers: PermissionDenied: 403")
+
+    repo = Refusing({"c1": stale(1)})
+    monkeypatch.setattr(reset_entry, "default_repository", lambda: repo)
+    main.reset_monthly_quotas(event({"publishTime": "2026-12-01T00:00:00Z"}))
+    assert repo.docs["c1"][0]["quota_period"] == "2026-11"
