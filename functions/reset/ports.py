@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from shared.errors import TransientError
+from shared.errors import PermanentError, TransientError
 
 
 class ResetIncompleteError(TransientError):
     """The run stopped before the end (deadline or repeated write failures): deliver it again."""
 
 
-class ScheduleMessageError(ValueError):
+class ScheduleMessageError(PermanentError, ValueError):
     """The schedule message cannot name a period (permanent: logged and acknowledged)."""
 
 

@@ -404,7 +404,7 @@ def test_protobuf_body_whose_length_byte_is_a_brace_is_still_protobuf() -> None:
     assert event.document == f"customers/{doc_id}"
     assert event.after is not None
     assert event.after["bundle_tier"] == "pro"
-    # Without a content type (the heuristic path) too.
+    # Without a content type too (undeclared bytes are read as protobuf first).
     from functions.edge.documents import parse_document_event_data
 
     assert parse_document_event_data(body).value.name.endswith(f"/customers/{doc_id}")
