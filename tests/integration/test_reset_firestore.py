@@ -19,6 +19,7 @@ from google.cloud import firestore
 from devstack.emulators import Emulators
 from functions import reset
 from functions.reset import FirestoreResetRepository, ResetIncompleteError, run_reset
+from functions.reset import adapters as reset_adapters
 from shared import quota
 from shared.firestore_values import from_firestore
 from shared.models import Customer
@@ -398,11 +399,11 @@ def test_entry_point_resets_the_month_a_manual_message_names(
         {"type": "google.cloud.pubsub.topic.v1.messagePublished", "source": "//pubsub", "id": "1"},
         {"message": message, "subscription": "projects/p/subscriptions/s"},
     )
-    reset.default_repository.cache_clear()
+    reset_adapters.DEFAULT_REPOSITORY.reset()
     try:
         main.reset_monthly_quotas(event)
     finally:
-        reset.default_repository.cache_clear()
+        reset_adapters.DEFAULT_REPOSITORY.reset()
     assert all(
         s.to_dict()["quota_period"] == P for s in firestore_client.collection("customers").stream()
     )
