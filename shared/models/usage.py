@@ -1,0 +1,73 @@
+"""Usage: the event producers publish on `usage-events` and the record written for it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, JsonValue, Strict
+
+from shared.models.base import Action, Document
+from shared.models.vocabulary import BundleTier
+from shared.types import DocumentId, EventCount, NonNegFloat, StrictBool, UtcDatetime
+
+
+class UsageEvent(Document):
+    """One usage event as the pipeline publishes it on `usage-events` (JSON body)."""
+
+    schema_version: Literal[1]
+    """Schema version of the event (1)."""
+    event_id: Annotated[str, Strict(), Field(min_length=1, max_length=256)] | None = None
+    """Producer's idempotency key; the same key is recorded once (recommended)."""
+    customer_id: DocumentId
+    """Customer the usage is billed to."""
+    scene_id: DocumentId
+    """Scene the usage belongs to."""
+    action: Action
+    """What happened: scene_generated, episodes_generated, upsell_applied, ..."""
+    timestamp: UtcDatetime
+    """When it happened (RFC 3339 with a time zone)."""
+    episodes_generated: EventCount | None = None
+    """Episodes generated, if applicable (at most 10^12: the 64-bit counters add events up)."""
+    compute_minutes: NonNegFloat | None = None
+    """Compute time used, in minutes."""
+    storage_gb: NonNegFloat | None = None
+    """Storage consumed, in GB."""
+    details: dict[str, JsonValue] | None = None
+    """Additional context."""
+
+
+class UsageRecord(Document):
+    """`usage_tracking/{id}`: one billable action, written once per usage event."""
+
+    schema_version: Literal[1]
+    """Schema version of this document (1)."""
+    customer_id: DocumentId
+    """Customer id."""
+    scene_id: DocumentId
+    """Scene id."""
+    action: Action
+    """Action type."""
+    timestamp: UtcDatetime
+    """When the action occurred."""
+    details: dict[str, Any] | None = None
+    """Additional context."""
+    episodes_generated: EventCount | None = None
+    """Number of episodes (if applicable; at most 10^12, as the event's)."""
+    compute_minutes: NonNegFloat | None = None
+    """Compute time used, in minutes."""
+    storage_gb: NonNegFloat | None = None
+    """Storage consumed, in GB."""
+    billable: StrictBool
+    """Whether this action is billable (false for actions the rate card does not know)."""
+    estimated_cost: NonNegFloat
+    """Estimated cost in USD, rounded half-up to cents."""
+    rate_card_version: Annotated[str, Strict(), Field(min_length=1)] | None = None
+    """Version of the rate card that priced this record."""
+    pricing_tier: BundleTier | None = None
+    """Tier whose rates priced this record."""
+    event_id: Annotated[str, Strict(), Field(min_length=1, max_length=256)] | None = None
+    """Producer's idempotency key, if it sent one."""
+    message_id: Annotated[str, Strict(), Field(min_length=1)] | None = None
+    """Pub/Sub message id the event arrived in."""
+    recorded_at: UtcDatetime | None = None
+    """When the record was written (server time)."""
