@@ -9,9 +9,9 @@ from __future__ import annotations
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from functions import usage
 from functions.config_triggers import ConfigKind, run_trigger
 from functions.table import by_name
+from functions.usage import entry as usage_entry
 
 
 @functions_framework.cloud_event
@@ -34,8 +34,8 @@ def on_feature_flags_written(event: CloudEvent) -> None:
 
 @functions_framework.cloud_event
 def on_usage_event(event: CloudEvent) -> None:
-    """Pub/Sub `usage-events` message published: record it once, count it, alert on quota."""
-    usage.handle_cloud_event(event)
+    """Pub/Sub `usage-events` message published: record it once, count it in a shard."""
+    usage_entry.handle_cloud_event(event)
 
 
 @functions_framework.cloud_event

@@ -178,9 +178,10 @@ class Settings(BaseSettings):
     )
     """How far in the future a usage timestamp may lie (clock skew) before it is rejected."""
     usage_customer_cache_seconds: float = Field(
-        1.0, ge=0, le=60, validation_alias="BLUEPRINT_USAGE_CUSTOMER_CACHE_SECONDS"
+        60.0, ge=0, le=600, validation_alias="BLUEPRINT_USAGE_CUSTOMER_CACHE_SECONDS"
     )
-    """How long the usage function reuses a customer read (tier, quota); 0 reads every event."""
+    """How long the usage function reuses a customer read (existence, pricing tier) per
+    instance; a tier change prices within this long; 0 reads every event."""
     usage_counter_shards: int = Field(
         16, ge=1, le=256, validation_alias="BLUEPRINT_USAGE_COUNTER_SHARDS"
     )
