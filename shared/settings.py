@@ -183,9 +183,11 @@ class Settings(BaseSettings):
     """How long the usage function reuses a customer read (existence, pricing tier) per
     instance; a tier change prices within this long; 0 reads every event."""
     usage_counter_shards: int = Field(
-        16, ge=1, le=256, validation_alias="BLUEPRINT_USAGE_COUNTER_SHARDS"
+        128, ge=1, le=256, validation_alias="BLUEPRINT_USAGE_COUNTER_SHARDS"
     )
-    """Counter shards per customer-month; each sustains about 1 write/s in production."""
+    """Counter shards per customer-month; each sustains about 1 write/s in production, so this
+    bounds one customer-month's sustained events/s (docs/usage.md). Only shards that were
+    written exist; a customer with a few events a month has a few."""
     usage_fold_buckets: int = Field(
         16, ge=1, le=1024, validation_alias="BLUEPRINT_USAGE_FOLD_BUCKETS"
     )

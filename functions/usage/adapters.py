@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from functions.usage.ports import CustomerDocument, ShardIncrement, UnstorableRecordError
-from shared import clients, logs
+from shared import clients, logs, names
 from shared.errors import classify, status_name
 from shared.settings import Settings
 
@@ -148,7 +148,8 @@ class FirestoreUsageRepository:
         from shared.counters import counter_doc_id  # noqa: PLC0415 - tiny, keeps imports local
 
         summary = counter_doc_id(counter.customer_id, counter.month)
-        return f"{self._settings.usage_counters_collection}/{summary}/shards/{counter.shard}"
+        collection = self._settings.usage_counters_collection
+        return f"{collection}/{summary}/{names.USAGE_COUNTER_SHARDS}/{counter.shard}"
 
     def commit_usage(
         self, record_id: str, record: Mapping[str, Any], counter: ShardIncrement

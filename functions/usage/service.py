@@ -10,6 +10,7 @@ month summary and the customer document, and publishes quota alerts (docs/counte
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,9 +36,22 @@ from shared.models import UsageEvent
 from shared.pricing import RateCard, estimate_cost
 
 
-def _random_shard(shards: int) -> int:
-    # The module-level generator is safe to share between threads (CPython guards it).
-    return random.randrange(shards)
+class RoundRobinShards:
+    """Shard picker: cycles through [0, shards) from a random start, per process.
+
+    Even spread within an instance (1,200 events over 128 shards: at most 10 writes to any
+    shard, where uniform random picks put ~18 on the busiest); instances start at random
+    offsets, so together they spread evenly too. Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._next = random.getrandbits(32)
+        self._lock = threading.Lock()
+
+    def __call__(self, shards: int) -> int:
+        with self._lock:
+            self._next += 1
+            return self._next % shards
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +68,7 @@ class UsageService:
     fold_buckets: int = 16
     """The fold's dirty buckets (`settings.usage_fold_buckets`)."""
     log_names: LogNames = field(default_factory=LogNames)
-    choose_shard: Callable[[int], int] = field(default=_random_shard)
+    choose_shard: Callable[[int], int] = field(default_factory=RoundRobinShards)
 
     def handle(self, message: Message, now: datetime) -> Result:
         """Record one usage message exactly once (see module doc)."""
