@@ -188,6 +188,9 @@ class Settings(BaseSettings):
     """Counter shards per customer-month; each sustains about 1 write/s in production, so this
     bounds one customer-month's sustained events/s (docs/usage.md). Only shards that were
     written exist; a customer with a few events a month has a few."""
+    usage_group_commit: bool = Field(True, validation_alias="BLUEPRINT_USAGE_GROUP_COMMIT")
+    """Events of one customer-month in flight together in one instance share one commit (one
+    shard increment); false: one commit per event."""
     usage_fold_buckets: int = Field(
         16, ge=1, le=1024, validation_alias="BLUEPRINT_USAGE_FOLD_BUCKETS"
     )

@@ -66,7 +66,8 @@ class _ContendedApi:
 
         def attempt() -> Any:
             if not self._buckets.take(paths):
-                raise Aborted("too much contention on these datastore entities. please try again.")
+                message = "too much contention on these datastore entities. please try again."
+                raise Aborted(message)  # type: ignore[no-untyped-call]
             return self._api.commit(request=request, metadata=metadata, timeout=timeout)
 
         return retry(attempt)() if retry is not None else attempt()

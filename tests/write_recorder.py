@@ -57,8 +57,8 @@ class WriteRecorder:
     @property
     def address(self) -> str:
         """HOST:PORT for `--functions_emulator`."""
-        host, port = self._server.server_address[:2]
-        return f"{host}:{port}"
+        port = self._server.server_address[1]
+        return f"127.0.0.1:{port}"
 
     def register(self, emulator_url: str, project: str) -> None:
         """Register the two wildcard triggers on the emulator."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -161,49 +161,35 @@ class FirestoreUsageRepository:
         store), built as raw protobufs: the client's generic builders cost about half the
         function's client CPU per event. The shard write needs no read and no precondition.
         """
+        return self.commit_batch([(record_id, record)], counter)
+
+    def commit_batch(
+        self, records: Sequence[tuple[str, Mapping[str, Any]]], counter: ShardIncrement
+    ) -> bool:
+        """ONE commit: create every record and merge-Increment one shard by `counter`."""
         pb = _protobufs()
         client = self.client
         # Private client attributes, used exactly as WriteBatch.commit uses them (pinned client;
         # test_raw_commit_stores_what_the_client_stores guards the equivalence).
         database = client._database_string
         documents = f"{database}/documents/"
+        tracking = f"{documents}{self._settings.usage_tracking_collection}/"
         try:
-            record_write = pb.Write(
-                update=pb.Document(
-                    name=f"{documents}{self._settings.usage_tracking_collection}/{record_id}",
-                    fields={key: _value(pb, value) for key, value in record.items()},
-                ),
-                update_transforms=[pb.RECORDED_AT],
-                current_document=pb.MUST_NOT_EXIST,
-            )
-            increments = [
-                *(
-                    pb.FieldTransform(field_path=name, increment=pb.Value(integer_value=amount))
-                    for name, amount in counter.ints.items()
-                ),
-                *(
-                    pb.FieldTransform(field_path=name, increment=pb.Value(double_value=amount))
-                    for name, amount in counter.floats.items()
-                ),
+            writes = [
+                pb.Write(
+                    update=pb.Document(
+                        name=f"{tracking}{record_id}",
+                        fields={key: _value(pb, value) for key, value in record.items()},
+                    ),
+                    update_transforms=[pb.RECORDED_AT],
+                    current_document=pb.MUST_NOT_EXIST,
+                )
+                for record_id, record in records
             ]
-            increments.sort(key=lambda t: t.field_path)  # as the client orders them
-            shard_write = pb.Write(
-                update=pb.Document(
-                    name=f"{documents}{self.shard_path(counter)}",
-                    fields={
-                        "customer_id": pb.Value(string_value=counter.customer_id),
-                        "fold_bucket": pb.Value(integer_value=counter.fold_bucket),
-                        "month": pb.Value(string_value=counter.month),
-                    },
-                ),
-                update_mask=pb.SHARD_MASK,
-                update_transforms=[*increments, pb.UPDATED_AT],
-            )
+            writes.append(self._shard_write(pb, documents, counter))
         except (TypeError, ValueError, OverflowError) as exc:  # a value protobuf cannot hold
             raise UnstorableRecordError(str(exc)) from exc
-        request = pb.commit_request(
-            pb.CommitRequest(database=database, writes=[record_write, shard_write])
-        )
+        request = pb.commit_request(pb.CommitRequest(database=database, writes=writes))
         try:
             client._firestore_api.commit(
                 request=request, metadata=client._rpc_metadata, **self._call()
@@ -214,8 +200,34 @@ class FirestoreUsageRepository:
                 return False
             if name == "INVALID_ARGUMENT":
                 raise UnstorableRecordError(str(exc)) from exc
-            raise classify(exc, f"usage commit of {record_id}") from exc
+            first = records[0][0] if records else "?"
+            raise classify(exc, f"usage commit of {first} ({len(records)} records)") from exc
         return True
+
+    def _shard_write(self, pb: _Protobufs, documents: str, counter: ShardIncrement) -> Any:
+        increments = [
+            *(
+                pb.FieldTransform(field_path=name, increment=pb.Value(integer_value=amount))
+                for name, amount in counter.ints.items()
+            ),
+            *(
+                pb.FieldTransform(field_path=name, increment=pb.Value(double_value=amount))
+                for name, amount in counter.floats.items()
+            ),
+        ]
+        increments.sort(key=lambda t: t.field_path)  # as the client orders them
+        return pb.Write(
+            update=pb.Document(
+                name=f"{documents}{self.shard_path(counter)}",
+                fields={
+                    "customer_id": pb.Value(string_value=counter.customer_id),
+                    "fold_bucket": pb.Value(integer_value=counter.fold_bucket),
+                    "month": pb.Value(string_value=counter.month),
+                },
+            ),
+            update_mask=pb.SHARD_MASK,
+            update_transforms=[*increments, pb.UPDATED_AT],
+        )
 
     def store_rejection(self, doc_id: str, data: Mapping[str, Any]) -> bool:
         """Create `usage_rejections/{doc_id}` once."""

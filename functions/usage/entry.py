@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from functions.edge.pubsub import decode_message
+from functions.usage.batching import GroupCommitter
 from functions.usage.cache import CustomerCache
 from functions.usage.ports import Limits, LogNames, Result
 from functions.usage.service import UsageService
@@ -25,8 +26,9 @@ def build_service(settings: Settings, client: Any | None = None) -> UsageService
     from functions.usage.adapters import FirestoreUsageRepository  # noqa: PLC0415 - cold start
 
     ttl = settings.usage_customer_cache_seconds
+    repository = FirestoreUsageRepository(settings, client)
     return UsageService(
-        FirestoreUsageRepository(settings, client),
+        repository,
         limits=Limits(
             max_body_bytes=settings.usage_max_body_bytes,
             max_future=timedelta(seconds=settings.usage_max_future_seconds),
@@ -34,6 +36,7 @@ def build_service(settings: Settings, client: Any | None = None) -> UsageService
         customer_cache=CustomerCache(ttl) if ttl > 0 else None,
         shards=settings.usage_counter_shards,
         fold_buckets=settings.usage_fold_buckets,
+        committer=GroupCommitter(repository) if settings.usage_group_commit else None,
         log_names=LogNames(
             customers=settings.customers_collection,
             usage_tracking=settings.usage_tracking_collection,

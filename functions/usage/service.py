@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from functions.edge.pubsub import Message
+from functions.usage.batching import GroupCommitter
 from functions.usage.cache import CustomerCache
 from functions.usage.intake import prepare
 from functions.usage.ports import (
@@ -69,6 +70,8 @@ class UsageService:
     """The fold's dirty buckets (`settings.usage_fold_buckets`)."""
     log_names: LogNames = field(default_factory=LogNames)
     choose_shard: Callable[[int], int] = field(default_factory=RoundRobinShards)
+    committer: GroupCommitter | None = None
+    """Group commit of a customer-month's events in flight together; None: one per event."""
 
     def handle(self, message: Message, now: datetime) -> Result:
         """Record one usage message exactly once (see module doc)."""
@@ -93,7 +96,8 @@ class UsageService:
         record = build_record(event, cost, message.message_id)
         counter = shard_increment(event, cost, self.choose_shard(self.shards), self.fold_buckets)
         try:
-            created = self.repository.commit_usage(prepared.record_id, record, counter)
+            commit = self.committer.commit if self.committer else self.repository.commit_usage
+            created = commit(prepared.record_id, record, counter)
         except UnstorableRecordError as exc:
             refused = FieldError("(record)", str(exc)[:300], "data Firestore accepts")
             return self._reject(message, Rejection("unstorable", (refused,)), event)
