@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -179,6 +180,9 @@ class FakeRepository:
         self.commits = 0
         self.fail_commits = 0
         """Raise a transient error on this many next commits (before writing)."""
+        self.commit_delay = 0.0
+        """Seconds each commit takes (lets concurrent events queue up behind it)."""
+        self.batch_sizes: list[int] = []
 
     def put_customer(self, customer_id: str, **fields: Any) -> None:
         with self.lock:
@@ -193,13 +197,21 @@ class FakeRepository:
     def commit_usage(
         self, record_id: str, record: Mapping[str, Any], counter: ShardIncrement
     ) -> bool:
+        return self.commit_batch([(record_id, record)], counter)
+
+    def commit_batch(
+        self, records: Sequence[tuple[str, Mapping[str, Any]]], counter: ShardIncrement
+    ) -> bool:
+        if self.commit_delay:
+            time.sleep(self.commit_delay)
         with self.lock:
             if self.fail_commits:
                 self.fail_commits -= 1
                 raise ConnectionError("fake: Firestore unreachable")
-            if record_id in self.records:
+            if any(record_id in self.records for record_id, _ in records):
                 return False
-            self.records[record_id] = {**record, "recorded_at": "SERVER_TIMESTAMP"}
+            for record_id, record in records:
+                self.records[record_id] = {**record, "recorded_at": "SERVER_TIMESTAMP"}
             key = (counter.customer_id, counter.month, counter.shard)
             shard = self.shards.setdefault(key, {})
             shard.update(
@@ -211,6 +223,7 @@ class FakeRepository:
             for name, amount in [*counter.ints.items(), *counter.floats.items()]:
                 shard[name] = shard.get(name, 0) + amount
             self.commits += 1
+            self.batch_sizes.append(len(records))
             return True
 
     def store_rejection(self, doc_id: str, data: Mapping[str, Any]) -> bool:

@@ -89,6 +89,15 @@ class WriteRecorder:
                 return
             time.sleep(0.2)
 
+    def wait_for(self, path: str, timeout: float = 30.0) -> None:
+        """Until a write of `path` was recorded."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if path in self.per_document():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"no write of {path} recorded within {timeout} s")
+
     def per_document(self) -> Counter[str]:
         with self._lock:
             return Counter(path for path, _ in self.writes)

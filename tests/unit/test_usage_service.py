@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -14,9 +15,10 @@ from typing import Any
 import pytest
 
 from functions.usage import entry
+from functions.usage.batching import GroupCommitter, merged
 from functions.usage.cache import CustomerCache
 from functions.usage.intake import prepare
-from functions.usage.ports import Limits, Outcome, PricingCustomer, Rejection
+from functions.usage.ports import Limits, Outcome, PricingCustomer, Rejection, ShardIncrement
 from functions.usage.records import REJECTION_PAYLOAD_LIMIT
 from functions.usage.service import UsageService
 from shared.counters import fold_bucket
@@ -517,3 +519,83 @@ def test_the_usage_path_publishes_nothing_and_writes_no_customer(repo: FakeRepos
     before = json.dumps(repo.customers, sort_keys=True)
     UsageService(repo).handle(message(scene(1, monthly_scene_quota=None), "m-1"), NOW)
     assert json.dumps(repo.customers, sort_keys=True) == before
+
+
+# -- group commit ------------------------------------------------------------------------------
+
+
+def _threads(work: Any, items: list[Any], n: int) -> None:
+    threads = [threading.Thread(target=work, args=(items[i::n],)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def test_group_commit_shares_commits_and_counts_exactly() -> None:
+    repo = FakeRepository()
+    repo.put_customer("c", bundle_tier="pro")
+    repo.commit_delay = 0.005  # a commit in flight long enough for others to queue behind it
+    committer = GroupCommitter(repo)
+    service = UsageService(repo, committer=committer)
+    results: list[Any] = []
+
+    def work(chunk: list[Any]) -> None:
+        for m in chunk:
+            results.append(service.handle(m, NOW))
+
+    _threads(
+        work,
+        [message(scene(n, customer="c", episodes_generated=n), f"m{n}") for n in range(400)],
+        8,
+    )
+    assert all(r.outcome is Outcome.RECORDED for r in results)
+    assert len(repo.records) == 400
+    totals = repo.totals("c", "2025-01")
+    assert (totals["records"], totals["scenes_generated"]) == (400, 400)
+    assert totals["episodes_generated"] == sum(range(400))
+    assert repo.commits < 200, repo.commits  # events shared commits
+    assert max(repo.batch_sizes) > 1
+    assert committer.stats.fallbacks == 0
+
+
+def test_a_duplicate_in_a_batch_falls_back_to_one_commit_per_event() -> None:
+    repo = FakeRepository()
+    repo.put_customer("c", bundle_tier="pro")
+    repo.commit_delay = 0.005
+    service = UsageService(repo, committer=GroupCommitter(repo))
+    first = [message(scene(n, customer="c"), f"m{n}") for n in range(100)]
+    for m in first[::2]:
+        service.handle(m, NOW)  # half of them recorded before: their redeliveries are duplicates
+    results: list[Any] = []
+
+    def work(chunk: list[Any]) -> None:
+        for m in chunk:
+            results.append(service.handle(m, NOW))
+
+    _threads(work, first, 8)
+    outcomes = Counter(r.outcome for r in results)
+    assert outcomes == {Outcome.RECORDED: 50, Outcome.DUPLICATE: 50}
+    assert repo.totals("c", "2025-01")["records"] == 100
+
+
+def test_a_failing_group_commit_lets_each_event_answer_for_itself() -> None:
+    repo = FakeRepository()
+    repo.put_customer("c", bundle_tier="pro")
+    committer = GroupCommitter(repo)
+    # A single event: the transient error reaches its caller (Pub/Sub redelivers it).
+    repo.fail_commits = 1
+    with pytest.raises(ConnectionError):
+        UsageService(repo, committer=committer).handle(message(scene(1, customer="c")), NOW)
+    assert repo.records == {}
+    assert committer._queues == {}  # nothing left holding the customer-month
+    assert UsageService(repo, committer=committer).handle(message(scene(1, customer="c")), NOW)
+    assert len(repo.records) == 1
+
+
+def test_merged_increment_sums_every_field() -> None:
+    a = ShardIncrement("c", "2025-01", 3, 1, {"records": 1, "cost_cents": 5}, {"storage_gb": 0.5})
+    b = ShardIncrement("c", "2025-01", 9, 1, {"records": 1, "cost_cents": 7}, {"storage_gb": 1.0})
+    assert merged([a, b]) == ShardIncrement(
+        "c", "2025-01", 3, 1, {"records": 2, "cost_cents": 12}, {"storage_gb": 1.5}
+    )
