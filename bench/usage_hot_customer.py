@@ -21,6 +21,7 @@ import statistics
 import sys
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 from devstack.emulators import start_emulators
 from functions.edge.pubsub import Message
+from functions.usage.adapters import FirestoreUsageRepository
+from functions.usage.batching import LANES as DEFAULT_LANES
+from functions.usage.batching import GroupCommitter
 from functions.usage.entry import build_service
 from functions.usage.service import UsageService
 from shared import logs
@@ -44,6 +48,7 @@ EVENTS = int(os.environ.get("BENCH_EVENTS", "1200"))
 WARMUP = 300
 ROUNDS = 2
 SPREAD = [f"spread_{i:03d}" for i in range(100)]
+LANES = int(os.environ.get("BENCH_LANES", str(DEFAULT_LANES)))
 
 
 def deliver(service: UsageService, messages: list[Message]) -> tuple[float, int]:
@@ -77,43 +82,53 @@ def deliver(service: UsageService, messages: list[Message]) -> tuple[float, int]
     return len(messages) / (time.perf_counter() - start), redelivered
 
 
-def run(client: Any, env: dict[str, str], group_commit: bool) -> dict[str, Any]:
-    buckets = TokenBuckets(rate=1.0, burst=3.0)
-    settings = load_settings({**env, "BLUEPRINT_USAGE_GROUP_COMMIT": str(group_commit).lower()})
-    service = build_service(settings, ContendedClient(client, buckets))
-    tag = "g" if group_commit else "n"
+class Setup:
+    """One configuration of the service (with or without group commit) and its buckets."""
 
-    def messages(run: str, spread: bool, count: int) -> list[Message]:
+    def __init__(self, client: Any, env: dict[str, str], group_commit: bool) -> None:
+        self.buckets = TokenBuckets(rate=1.0, burst=3.0)
+        flag = str(group_commit).lower()
+        settings = load_settings({**env, "BLUEPRINT_USAGE_GROUP_COMMIT": flag})
+        service = build_service(settings, ContendedClient(client, self.buckets))
+        if service.committer is not None:
+            assert isinstance(service.repository, FirestoreUsageRepository)
+            service = replace(service, committer=GroupCommitter(service.repository, lanes=LANES))
+        self.service = service
+        self.tag = "g" if group_commit else "n"
+        self.hot: list[float] = []
+        self.spread: list[float] = []
+        self.redelivered = 0
+
+    def messages(self, run: str, spread: bool, count: int) -> list[Message]:
         out = []
         for n in range(count):
             cid = SPREAD[n % len(SPREAD)] if spread else "hot"
-            data = json.dumps(event_body(n, cid, f"{tag}{run}")).encode()
-            out.append(Message(f"{tag}{run}-{n}", data))
+            data = json.dumps(event_body(n, cid, f"{self.tag}{run}")).encode()
+            out.append(Message(f"{self.tag}{run}-{n}", data))
         return out
 
-    deliver(service, messages("warm-h", False, WARMUP))
-    deliver(service, messages("warm-s", True, WARMUP))
-    hot_rates, spread_rates, redelivered = [], [], 0
-    for r in range(ROUNDS):
-        rate, again = deliver(service, messages(f"s{r}", True, EVENTS))
-        spread_rates.append(rate)
-        redelivered += again
-        rate, again = deliver(service, messages(f"h{r}", False, EVENTS))
-        hot_rates.append(rate)
-        redelivered += again
-    hot, spread = statistics.mean(hot_rates), statistics.mean(spread_rates)
-    stats = service.committer.stats if service.committer else None
-    return {
-        "hot_events_per_s": round(hot, 1),
-        "spread_100_customers_events_per_s": round(spread, 1),
-        "ratio": round(hot / spread, 2),
-        "redeliveries": redelivered,
-        "aborted_commits": buckets.aborted,
-        "admitted_commits": buckets.admitted,
-        "records_per_batch_commit": round(stats.records / max(1, stats.commits), 2)
-        if stats
-        else None,
-    }
+    def round(self, r: int) -> None:
+        rate, again = deliver(self.service, self.messages(f"s{r}", True, EVENTS))
+        self.spread.append(rate)
+        self.redelivered += again
+        rate, again = deliver(self.service, self.messages(f"h{r}", False, EVENTS))
+        self.hot.append(rate)
+        self.redelivered += again
+
+    def result(self) -> dict[str, Any]:
+        hot, spread = statistics.mean(self.hot), statistics.mean(self.spread)
+        stats = self.service.committer.stats if self.service.committer else None
+        return {
+            "hot_events_per_s": round(hot, 1),
+            "spread_100_customers_events_per_s": round(spread, 1),
+            "ratio": round(hot / spread, 2),
+            "redeliveries": self.redelivered,
+            "aborted_commits": self.buckets.aborted,
+            "admitted_commits": self.buckets.admitted,
+            "records_per_batch_commit": round(stats.records / max(1, stats.commits), 2)
+            if stats
+            else None,
+        }
 
 
 def main() -> None:
@@ -125,8 +140,15 @@ def main() -> None:
         emulators.export()
         client = firestore.Client(project=PROJECT)
         seed_customers(client, ["hot", *SPREAD])
-        grouped = run(client, emulators.env, group_commit=True)
-        single = run(client, emulators.env, group_commit=False)
+        grouped_setup = Setup(client, emulators.env, group_commit=True)
+        single_setup = Setup(client, emulators.env, group_commit=False)
+        for setup in (grouped_setup, single_setup):  # warm up both (JIT, caches, channels)
+            deliver(setup.service, setup.messages("warm-h", False, WARMUP))
+            deliver(setup.service, setup.messages("warm-s", True, WARMUP))
+        for r in range(ROUNDS):  # alternate, so both see the same machine load
+            grouped_setup.round(r)
+            single_setup.round(r)
+        grouped, single = grouped_setup.result(), single_setup.result()
         settings = load_settings(emulators.env)
         print(
             json.dumps(
@@ -136,6 +158,7 @@ def main() -> None:
                     "events_per_round": EVENTS,
                     "rounds": ROUNDS,
                     "counter_shards": settings.usage_counter_shards,
+                    "group_commit_lanes": LANES,
                     "simulated_limit": "1 write/s per document, burst 3",
                     **grouped,
                     "target_min_ratio": 0.8,

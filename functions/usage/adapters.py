@@ -15,9 +15,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from functions.usage.ports import CustomerDocument, ShardIncrement, UnstorableRecordError
+from functions.usage.ports import (
+    ContentionError,
+    CustomerDocument,
+    ShardIncrement,
+    UnstorableRecordError,
+)
 from shared import clients, logs, names
-from shared.errors import classify, status_name
+from shared.errors import classify, is_transient, status_name
 from shared.settings import Settings
 
 _SHARD_META: Final = ("customer_id", "fold_bucket", "month")
@@ -108,6 +113,10 @@ def _value(pb: _Protobufs, value: Any) -> Any:
     raise TypeError(f"cannot store a {kind.__name__} in a usage record: {value!r:.80}")
 
 
+def _retry_commit(exc: BaseException) -> bool:
+    return is_transient(exc) and status_name(exc) != "ABORTED"
+
+
 class FirestoreUsageRepository:
     """`UsageRepository` over google-cloud-firestore."""
 
@@ -116,6 +125,8 @@ class FirestoreUsageRepository:
         self._client = client
         self._timeout = settings.firestore_timeout_seconds
         self._retry = clients.bounded_retry(self._timeout)
+        # The usage commit does not retry ABORTED on the same shard: the service picks another.
+        self._commit_retry = self._retry.with_predicate(_retry_commit)
 
     @property
     def client(self) -> Any:
@@ -192,7 +203,10 @@ class FirestoreUsageRepository:
         request = pb.commit_request(pb.CommitRequest(database=database, writes=writes))
         try:
             client._firestore_api.commit(
-                request=request, metadata=client._rpc_metadata, **self._call()
+                request=request,
+                metadata=client._rpc_metadata,
+                retry=self._commit_retry,
+                timeout=self._timeout,
             )
         except Exception as exc:
             name = status_name(exc)
@@ -200,6 +214,8 @@ class FirestoreUsageRepository:
                 return False
             if name == "INVALID_ARGUMENT":
                 raise UnstorableRecordError(str(exc)) from exc
+            if name == "ABORTED":
+                raise ContentionError(f"usage commit: {exc}") from exc
             first = records[0][0] if records else "?"
             raise classify(exc, f"usage commit of {first} ({len(records)} records)") from exc
         return True

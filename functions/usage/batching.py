@@ -23,6 +23,9 @@ from functions.usage.ports import ShardIncrement, UsageRepository
 
 MAX_BATCH: Final = 50
 """Records per commit at most (a commit carries at most 10 MiB; a record at most ~70 KB)."""
+LANES: Final = 2
+"""Commits of one customer-month in flight at once per instance (each on its own shard); more
+lanes, smaller batches: one lane serialises a hot customer-month behind one commit."""
 
 
 class BatchRepository(UsageRepository, Protocol):
@@ -78,12 +81,16 @@ class BatchStats:
 class GroupCommitter:
     """Per-instance group commit by customer-month; thread-safe."""
 
-    def __init__(self, repository: BatchRepository, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, repository: BatchRepository, max_batch: int = MAX_BATCH, lanes: int = LANES
+    ) -> None:
         self._repository = repository
         self._max = max_batch
+        self._lanes = lanes
         self._lock = threading.Lock()
         self._queues: dict[tuple[str, str], list[_Entry]] = {}
         """Customer-months with a commit in flight -> the events waiting for the next one."""
+        self._in_flight: dict[tuple[str, str], int] = {}
         self.stats = BatchStats()
 
     def commit(self, record_id: str, record: Mapping[str, Any], counter: ShardIncrement) -> bool:
@@ -91,12 +98,13 @@ class GroupCommitter:
         key = (counter.customer_id, counter.month)
         entry = _Entry(record_id, record, counter)
         with self._lock:
-            queue = self._queues.get(key)
-            if queue is None:
-                self._queues[key] = []  # a commit of this customer-month is now in flight
+            flying = self._in_flight.get(key, 0)
+            if flying < self._lanes:
+                self._in_flight[key] = flying + 1  # one more commit of it in flight
+                self._queues.setdefault(key, [])
                 entry.state, entry.batch = "lead", [entry]
             else:
-                queue.append(entry)
+                self._queues[key].append(entry)
         if entry.state != "lead":
             entry.wake.wait()
         if entry.state == "lead":
@@ -144,7 +152,10 @@ class GroupCommitter:
         with self._lock:
             queue = self._queues[key]
             if not queue:
-                del self._queues[key]
+                self._in_flight[key] -= 1
+                if not self._in_flight[key]:
+                    del self._in_flight[key]
+                    del self._queues[key]
                 return
             batch, self._queues[key] = queue[: self._max], queue[self._max :]
         leader = batch[0]

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any, Final, Protocol
 
 from shared import names
-from shared.errors import FieldError, PermanentError
+from shared.errors import FieldError, PermanentError, TransientError
 from shared.models import BundleTier, UsageEvent
 
 MAX_REASON_ERRORS: Final = 20
@@ -20,6 +20,12 @@ MAX_REASON_ERRORS: Final = 20
 
 class UnstorableRecordError(PermanentError):
     """Firestore refused the record itself (InvalidArgument): reject the message for good."""
+
+
+class ContentionError(TransientError):
+    """Firestore answered ABORTED ("too much contention") for a commit: nothing was written.
+
+    The service tries another shard at once; a delivery that keeps meeting it is redelivered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +112,8 @@ class UsageRepository(Protocol):
         """ONE atomic commit: create the record (+ recorded_at) and increment one shard.
 
         True when committed; False when the record already exists (nothing was written, the
-        shard untouched). Raises UnstorableRecordError when Firestore refuses the data.
+        shard untouched). Raises UnstorableRecordError when Firestore refuses the data, and
+        ContentionError on ABORTED (not retried on the same shard).
         """
         ...
 

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Final
 
 from functions.edge.pubsub import Message
 from functions.usage.batching import GroupCommitter
 from functions.usage.cache import CustomerCache
 from functions.usage.intake import prepare
 from functions.usage.ports import (
+    ContentionError,
     Limits,
     LogNames,
     Outcome,
@@ -35,6 +38,11 @@ from shared.errors import FieldError
 from shared.ids import message_doc_id
 from shared.models import UsageEvent
 from shared.pricing import RateCard, estimate_cost
+
+CONTENTION_ATTEMPTS: Final = 8
+"""Shards a commit tries when Firestore answers ABORTED (contention) before it gives up."""
+CONTENTION_PAUSE: Final = 0.01
+"""Seconds of jitter per attempt between contention retries (at most ~0.3 s in all)."""
 
 
 class RoundRobinShards:
@@ -70,6 +78,7 @@ class UsageService:
     """The fold's dirty buckets (`settings.usage_fold_buckets`)."""
     log_names: LogNames = field(default_factory=LogNames)
     choose_shard: Callable[[int], int] = field(default_factory=RoundRobinShards)
+    pause: Callable[[float], None] = time.sleep
     committer: GroupCommitter | None = None
     """Group commit of a customer-month's events in flight together; None: one per event."""
 
@@ -94,13 +103,23 @@ class UsageService:
                 action=event.action,
             )
         record = build_record(event, cost, message.message_id)
-        counter = shard_increment(event, cost, self.choose_shard(self.shards), self.fold_buckets)
-        try:
-            commit = self.committer.commit if self.committer else self.repository.commit_usage
-            created = commit(prepared.record_id, record, counter)
-        except UnstorableRecordError as exc:
-            refused = FieldError("(record)", str(exc)[:300], "data Firestore accepts")
-            return self._reject(message, Rejection("unstorable", (refused,)), event)
+        commit = self.committer.commit if self.committer else self.repository.commit_usage
+        for attempt in range(1, CONTENTION_ATTEMPTS + 1):
+            shard = self.choose_shard(self.shards)
+            counter = shard_increment(event, cost, shard, self.fold_buckets)
+            try:
+                created = commit(prepared.record_id, record, counter)
+            except ContentionError:
+                if attempt == CONTENTION_ATTEMPTS:
+                    raise  # transient: Pub/Sub redelivers
+                # Nothing was written: another shard, after a short jittered pause so that
+                # contending requests do not retry in lockstep.
+                self.pause(random.uniform(0, CONTENTION_PAUSE * attempt))
+                continue
+            except UnstorableRecordError as exc:
+                refused = FieldError("(record)", str(exc)[:300], "data Firestore accepts")
+                return self._reject(message, Rejection("unstorable", (refused,)), event)
+            break
         if not created:
             logs.info(
                 "usage event already recorded (redelivery): nothing counted again",

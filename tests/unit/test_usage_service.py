@@ -18,7 +18,14 @@ from functions.usage import entry
 from functions.usage.batching import GroupCommitter, merged
 from functions.usage.cache import CustomerCache
 from functions.usage.intake import prepare
-from functions.usage.ports import Limits, Outcome, PricingCustomer, Rejection, ShardIncrement
+from functions.usage.ports import (
+    ContentionError,
+    Limits,
+    Outcome,
+    PricingCustomer,
+    Rejection,
+    ShardIncrement,
+)
 from functions.usage.records import REJECTION_PAYLOAD_LIMIT
 from functions.usage.service import UsageService
 from shared.counters import fold_bucket
@@ -589,6 +596,7 @@ def test_a_failing_group_commit_lets_each_event_answer_for_itself() -> None:
         UsageService(repo, committer=committer).handle(message(scene(1, customer="c")), NOW)
     assert repo.records == {}
     assert committer._queues == {}  # nothing left holding the customer-month
+    assert committer._in_flight == {}
     assert UsageService(repo, committer=committer).handle(message(scene(1, customer="c")), NOW)
     assert len(repo.records) == 1
 
@@ -599,3 +607,29 @@ def test_merged_increment_sums_every_field() -> None:
     assert merged([a, b]) == ShardIncrement(
         "c", "2025-01", 3, 1, {"records": 2, "cost_cents": 12}, {"storage_gb": 1.5}
     )
+
+
+def test_contention_tries_another_shard_then_redelivers() -> None:
+    class Contended(FakeRepository):
+        hot_shards = frozenset({0, 1})
+
+        def commit_batch(self, records: Any, counter: ShardIncrement) -> bool:
+            if counter.shard in self.hot_shards:
+                raise ContentionError("ABORTED: too much contention")
+            return super().commit_batch(records, counter)
+
+    repo = Contended()
+    repo.put_customer("c", bundle_tier="pro")
+    picks = iter([0, 1, 5])
+    pauses: list[float] = []
+    service = UsageService(repo, choose_shard=lambda n: next(picks), pause=pauses.append)
+    result = service.handle(message(scene(1, customer="c")), NOW)
+    assert result.outcome is Outcome.RECORDED
+    assert result.counter is not None
+    assert result.counter.shard == 5
+    assert len(pauses) == 2
+    # Every shard contended: after CONTENTION_ATTEMPTS the delivery fails transiently.
+    always = UsageService(repo, choose_shard=lambda n: 0, pause=pauses.append)
+    with pytest.raises(ContentionError):
+        always.handle(message(scene(2, customer="c"), "m-2"), NOW)
+    assert len(repo.records) == 1
