@@ -47,7 +47,7 @@ class Env:
                 "BLUEPRINT_USAGE_TRACKING_COLLECTION": f"{self.prefix}_usage",
                 "BLUEPRINT_USAGE_REJECTIONS_COLLECTION": f"{self.prefix}_rejections",
                 "BLUEPRINT_USAGE_COUNTERS_COLLECTION": f"{self.prefix}_counters",
-                "BLUEPRINT_FIRESTORE_TIMEOUT_SECONDS": "5",
+                "BLUEPRINT_FIRESTORE_TIMEOUT_SECONDS": "15",  # a loaded 2-core machine
                 **settings,
             }
         )
