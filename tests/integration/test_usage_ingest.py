@@ -358,3 +358,39 @@ def test_malformed_messages_stored_once_never_counted(env: Env) -> None:
         assert data["message_id"] == f"bad-{name}"
         assert data["payload_bytes"] == len(body)
         assert isinstance(data["rejected_at"], datetime)
+
+
+def test_32_threads_one_service_concurrent_duplicates_exact(env: Env) -> None:
+    """Thread safety of one service instance (cache, group commit, shard picker) on the real
+    emulator: 32 threads, 4 customers x 2 months, every message delivered twice at once."""
+    customers = ["t0", "t1", "t2", "t3"]
+    for cid in customers:
+        env.put_customer(cid, bundle_tier="pro")
+    bodies = [
+        event_body(
+            event_id=f"t{n}",
+            customer_id=customers[n % 4],
+            action="scene_generated",
+            timestamp="2024-12-31T23:59:59Z" if n % 3 else "2025-01-01T00:00:00Z",
+            episodes_generated=1,
+            compute_minutes=None,
+            storage_gb=None,
+            details=None,
+        )
+        for n in range(1600)
+    ]
+    messages = []
+    for n, body in enumerate(bodies):
+        messages += [msg(body, f"tm{n}"), msg(body, f"tm{n}")]  # back to back: concurrent
+    results, _ = deliver_all(lambda m: env.service.handle(m, NOW), messages, workers=32)
+
+    outcomes = Counter(r.outcome for r in results)
+    assert outcomes == {Outcome.RECORDED: 1600, Outcome.DUPLICATE: 1600}
+    assert env.count("usage_tracking") == 1600
+    for cid in customers:
+        for month in ("2024-12", "2025-01"):
+            want = sum(1 for b in bodies if b["customer_id"] == cid and b["timestamp"][:7] == month)
+            got = env.shards(cid, month)
+            assert (got["records"], got["scenes_generated"]) == (want, want), (cid, month)
+    assert env.service.committer is not None
+    assert env.service.committer._queues == {}
