@@ -1,7 +1,7 @@
 """The usage service: one message -> one record + one counter-shard increment, exactly once.
 
 `prepare` (pure) -> the customer (per-instance cache, 1 read cold) -> price -> ONE commit:
-`create(usage_tracking/{id})` + Increment of one random shard of the customer's month counter
+`create(usage_tracking/{id})` + Increment of one shard of the customer's month counter
 (`shared.counters` layout). `AlreadyExists` = recorded before: nothing counted (exactly once
 under redelivery). Nothing under `customers/` is written here; the fold sums the shards into the
 month summary and the customer document, and publishes quota alerts (docs/counters.md).
@@ -65,7 +65,8 @@ class RoundRobinShards:
 
 @dataclass(frozen=True, slots=True)
 class UsageService:
-    """The usage service's collaborators and knobs (no mutable state besides the cache)."""
+    """The usage service's collaborators and knobs. Immutable; its stateful parts (customer
+    cache, shard picker, group committer) are thread-safe: one service serves every thread."""
 
     repository: UsageRepository
     limits: Limits = field(default_factory=Limits)
