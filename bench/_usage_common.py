@@ -14,9 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from functions.usage import build_record, plan_counters  # noqa: E402
+from functions.usage.ports import ShardIncrement  # noqa: E402
+from functions.usage.records import build_record, shard_increment  # noqa: E402
+from shared.counters import counter_doc_id  # noqa: E402
 from shared.ids import usage_record_id  # noqa: E402
-from shared.models import BundleTier, Customer, UsageEvent  # noqa: E402
+from shared.models import BundleTier, UsageEvent  # noqa: E402
 from shared.pricing import estimate_cost  # noqa: E402
 
 T = TypeVar("T")
@@ -59,46 +61,53 @@ class BareWrite:
     writes only, not the function's validation and pricing)."""
 
     record_id: str
-    customer_id: str
     record: dict[str, Any]
-    increments: dict[tuple[str, ...], int]
-    dotted: dict[str, int]
-    """The increments by dotted field path (what WriteBatch.update takes)."""
+    counter: ShardIncrement
 
 
-def bare_write(body: dict[str, Any], now: Any) -> BareWrite:
-    """The writes the function makes for `body`."""
-    from google.cloud.firestore_v1.field_path import FieldPath  # noqa: PLC0415
-
+def bare_write(body: dict[str, Any], shard: int, shards: int = 128, buckets: int = 16) -> BareWrite:
+    """The writes the function makes for `body` (its record and its shard increment)."""
     event = UsageEvent.model_validate(body)
-    customer = Customer(schema_version=1, bundle_tier=BundleTier.PRO, monthly_scene_quota=-1)
-    record = build_record(event, estimate_cost(event, BundleTier.PRO), "bare")
-    increments = plan_counters(event, customer, now).increments
-    dotted = {FieldPath(*p).to_api_repr(): v for p, v in sorted(increments.items())}
-    return BareWrite(usage_record_id(event), event.customer_id, record, increments, dotted)
+    cost = estimate_cost(event, BundleTier.PRO)
+    record = build_record(event, cost, "bare")
+    return BareWrite(
+        usage_record_id(event), record, shard_increment(event, cost, shard % shards, buckets)
+    )
 
 
 def bare_commit(client: Any, write: BareWrite) -> None:
-    """The same writes the function makes, by a bare client: one batch, create + Increment."""
+    """The same writes by a bare client: one batch, create + merge set with Increments."""
     from google.cloud.firestore_v1 import SERVER_TIMESTAMP, Increment  # noqa: PLC0415
 
+    c = write.counter
     batch = client.batch()
     batch.create(
         client.collection("usage_tracking").document(write.record_id),
         {**write.record, "recorded_at": SERVER_TIMESTAMP},
     )
-    batch.update(
-        client.collection("customers").document(write.customer_id),
-        {path: Increment(v) for path, v in write.dotted.items()},
+    shard = (
+        client.collection("usage_counters")
+        .document(counter_doc_id(c.customer_id, c.month))
+        .collection("shards")
+        .document(str(c.shard))
+    )
+    batch.set(
+        shard,
+        {
+            "customer_id": c.customer_id,
+            "month": c.month,
+            "fold_bucket": c.fold_bucket,
+            **{k: Increment(v) for k, v in {**c.ints, **c.floats}.items()},
+            "updated_at": SERVER_TIMESTAMP,
+        },
+        merge=True,
     )
     batch.commit(timeout=30)
 
 
 def raw_commit(repository: Any, write: BareWrite) -> None:
     """The same writes with the function's own commit encoding (`commit_usage`), no function."""
-    repository.commit_usage(
-        write.record_id, write.record, write.customer_id, write.increments, None
-    )
+    repository.commit_usage(write.record_id, write.record, write.counter)
 
 
 def run_concurrently(items: Sequence[T], work: Callable[[T], None], workers: int) -> float:

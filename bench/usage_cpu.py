@@ -18,14 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from functions.usage import (
-    Limits,
-    Prepared,
-    build_record,
-    decode_pubsub,
-    plan_counters,
-    prepare,
-)
+from functions.edge.pubsub import decode_envelope
+from functions.usage.intake import prepare
+from functions.usage.ports import Limits, Prepared
+from functions.usage.records import build_record, shard_increment
 from shared.models import BundleTier, Customer, UsageEvent
 from shared.pricing import estimate_cost
 
@@ -59,7 +55,7 @@ CUSTOMER = Customer(schema_version=1, bundle_tier=BundleTier.PRO, monthly_scene_
 
 def handler_once() -> None:
     """Decode + validate + price."""
-    message = decode_pubsub(ENVELOPE, "1234567890")
+    message = decode_envelope(ENVELOPE, "1234567890")
     prepared = prepare(message, NOW, LIMITS)
     assert isinstance(prepared, Prepared)
     estimate_cost(prepared.event, CUSTOMER.bundle_tier)
@@ -67,11 +63,11 @@ def handler_once() -> None:
 
 def full_once() -> None:
     """Everything the handler computes without I/O."""
-    message = decode_pubsub(ENVELOPE, "1234567890")
+    message = decode_envelope(ENVELOPE, "1234567890")
     prepared = prepare(message, NOW, LIMITS)
     assert isinstance(prepared, Prepared)
     cost = estimate_cost(prepared.event, CUSTOMER.bundle_tier)
-    plan_counters(prepared.event, CUSTOMER, NOW)
+    shard_increment(prepared.event, cost, 7, 16)
     build_record(prepared.event, cost, message.message_id)
 
 

@@ -102,6 +102,7 @@ def deploy_args(spec: FunctionSpec, settings: Settings) -> list[str]:
         "--service-account=${_SERVICE_ACCOUNT}",
         *(["--retry"] if spec.retry else []),
         f"--memory={spec.memory}",
+        *([f"--cpu={spec.cpu}"] if spec.cpu is not None else []),
         f"--timeout={spec.timeout_seconds}s",
         f"--max-instances={spec.max_instances}",
         f"--concurrency={spec.concurrency}",

@@ -40,10 +40,10 @@ def on_feature_flags_written(event: CloudEvent) -> None:
 
 @functions_framework.cloud_event
 def on_usage_event(event: CloudEvent) -> None:
-    """Pub/Sub `usage-events` message published: record it once, count it, alert on quota."""
-    from functions import usage  # noqa: PLC0415
+    """Pub/Sub `usage-events` message published: record it once, count it in a shard."""
+    from functions.usage import entry  # noqa: PLC0415 - each function loads only its own package
 
-    usage.handle_cloud_event(event)
+    entry.handle_cloud_event(event)
 
 
 @functions_framework.cloud_event

@@ -44,9 +44,13 @@ class FunctionSpec:
     retry: bool = True
     """Retry on failure: a raised exception makes the platform redeliver the event."""
     memory: str = "256Mi"
+    cpu: str | None = None
+    """vCPUs per instance (`--cpu`); None: the platform's default for the memory (below 1 vCPU,
+    which forces concurrency 1). Concurrency > 1 needs at least "1"."""
     timeout_seconds: int = 60
     max_instances: int = 100
     concurrency: int = 1
+    """Requests one instance serves at once (functions-framework threads)."""
     description: str = ""
 
     def topic(self, settings: Settings) -> str | None:
@@ -95,9 +99,10 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
         trigger=TriggerKind.PUBSUB,
         event_type=PUBSUB_PUBLISHED,
         topic_setting="usage_events_topic",
-        memory="512Mi",
-        concurrency=1,
-        description="Record each usage event exactly once with its cost; keep counters and quota.",
+        memory="1Gi",
+        cpu="1",
+        concurrency=8,
+        description="Record each usage event exactly once with its cost; count it in a shard.",
     ),
     FunctionSpec(
         name="reset-monthly-quotas",

@@ -1,8 +1,10 @@
 """Deterministic, valid Firestore document ids for usage records.
 
 From the producer's `event_id` when present, else from (customer_id, scene_id, action, timestamp)
-as schema.md says. A readable prefix helps people; a hash of the exact key keeps distinct keys
-distinct even when the prefix had to be sanitised or cut.
+as schema.md says. The id starts with a hash of the exact key, so ids do not increase with
+time (a collection whose ids increase monotonically tops out near 500 writes/s in production);
+the readable part after it helps people, and the hash keeps distinct keys distinct even when
+the readable part had to be sanitised or cut.
 """
 
 from __future__ import annotations
@@ -36,10 +38,10 @@ def usage_record_id(event: UsageEvent) -> str:
     """The `usage_tracking` document id of an event: same event, same id, always valid."""
     if event.event_id is not None:
         digest = _hash("event", event.customer_id, event.event_id)
-        return f"{_readable(event.customer_id, event.event_id)}_{digest}"
+        return f"{digest}_{_readable(event.customer_id, event.event_id)}"
     ts = canonical_timestamp(event.timestamp)
     digest = _hash("tuple", event.customer_id, event.scene_id, event.action, ts)
-    return f"{_readable(event.customer_id, event.scene_id, event.action, ts)}_{digest}"
+    return f"{digest}_{_readable(event.customer_id, event.scene_id, event.action, ts)}"
 
 
 def message_doc_id(message_id: str) -> str:

@@ -178,13 +178,19 @@ class Settings(BaseSettings):
     )
     """How far in the future a usage timestamp may lie (clock skew) before it is rejected."""
     usage_customer_cache_seconds: float = Field(
-        1.0, ge=0, le=60, validation_alias="BLUEPRINT_USAGE_CUSTOMER_CACHE_SECONDS"
+        60.0, ge=0, le=600, validation_alias="BLUEPRINT_USAGE_CUSTOMER_CACHE_SECONDS"
     )
-    """How long the usage function reuses a customer read (tier, quota); 0 reads every event."""
+    """How long the usage function reuses a customer read (existence, pricing tier) per
+    instance; a tier change prices within this long; 0 reads every event."""
     usage_counter_shards: int = Field(
-        16, ge=1, le=256, validation_alias="BLUEPRINT_USAGE_COUNTER_SHARDS"
+        128, ge=1, le=256, validation_alias="BLUEPRINT_USAGE_COUNTER_SHARDS"
     )
-    """Counter shards per customer-month; each sustains about 1 write/s in production."""
+    """Counter shards per customer-month; each sustains about 1 write/s in production, so this
+    bounds one customer-month's sustained events/s (docs/usage.md). Only shards that were
+    written exist; a customer with a few events a month has a few."""
+    usage_group_commit: bool = Field(True, validation_alias="BLUEPRINT_USAGE_GROUP_COMMIT")
+    """Events of one customer-month in flight together in one instance share one commit (one
+    shard increment); false: one commit per event."""
     usage_fold_buckets: int = Field(
         16, ge=1, le=1024, validation_alias="BLUEPRINT_USAGE_FOLD_BUCKETS"
     )

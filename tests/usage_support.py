@@ -1,24 +1,20 @@
-"""Helpers for the usage tests: fakes of the two Protocols, message builders, malformed bodies."""
+"""Helpers for the usage tests: a fake repository, message builders, malformed bodies, shard sums."""
 
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import threading
-from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from cloudevents.http import CloudEvent
 
-from functions.usage import (
-    AlertMarker,
-    CommitConflictError,
-    CustomerDocument,
-    FieldPath,
-    PubSubMessage,
-)
+from functions.edge.pubsub import Message
+from functions.usage.ports import CustomerDocument, ShardIncrement
+from shared.counters import SHARD_FLOAT_FIELDS, SHARD_INT_FIELDS, counter_doc_id
 from shared.pricing import to_decimal
 
 NOW = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
@@ -42,7 +38,7 @@ def event_body(**over: Any) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
 
-def message(body: Any, message_id: str = "m-1", **attributes: str) -> PubSubMessage:
+def message(body: Any, message_id: str = "m-1", **attributes: str) -> Message:
     """A decoded Pub/Sub message carrying `body` (dict -> JSON, str/bytes as is)."""
     if isinstance(body, dict | list):
         data = json.dumps(body).encode()
@@ -50,7 +46,7 @@ def message(body: Any, message_id: str = "m-1", **attributes: str) -> PubSubMess
         data = body.encode()
     else:
         data = bytes(body)
-    return PubSubMessage(message_id, data, attributes, NOW.isoformat())
+    return Message(message_id, data, attributes, NOW.isoformat())
 
 
 def cloud_event(data: bytes, message_id: str = "m-1", **attributes: str) -> CloudEvent:
@@ -144,102 +140,91 @@ def expected_cost(body: Mapping[str, Any], rates: Mapping[str, str]) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# Fakes
+# Shard sums (what the fold will add up)
 
 
-def _set_path(doc: dict[str, Any], path: FieldPath, increment: int) -> int:
-    node = doc
-    for part in path[:-1]:
-        node = node.setdefault(part, {})
-    current = node.get(path[-1], 0)
-    node[path[-1]] = (current if isinstance(current, int) else 0) + increment
-    return int(node[path[-1]])
+def sum_shards(
+    client: Any, customer_id: str, month: str, collection: str = "usage_counters"
+) -> dict[str, Any]:
+    """The customer-month's counters summed over its shards (every int and float field)."""
+    shards = (
+        client.collection(collection)
+        .document(counter_doc_id(customer_id, month))
+        .collection("shards")
+    )
+    totals: dict[str, Any] = dict.fromkeys(SHARD_INT_FIELDS, 0)
+    totals.update(dict.fromkeys(SHARD_FLOAT_FIELDS, 0.0))
+    totals["shards"] = 0
+    for snap in shards.stream(timeout=30):
+        data = snap.to_dict() or {}
+        totals["shards"] += 1
+        for name in (*SHARD_INT_FIELDS, *SHARD_FLOAT_FIELDS):
+            totals[name] += data.get(name, 0)
+    return totals
+
+
+# --------------------------------------------------------------------------------------------
+# Fake
 
 
 class FakeRepository:
-    """In-memory UsageRepository with Firestore's create-once and precondition semantics."""
+    """In-memory UsageRepository with Firestore's create-once semantics."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.customers: dict[str, dict[str, Any]] = {}
-        self.versions: dict[str, Any] = {}
-        """Update-time tokens: ints, or datetimes (as Firestore's) once a test wrote with a time."""
-        self.clock: datetime | None = None
-        """Time of the next writes to a customer whose token is a datetime (else +1 us)."""
         self.records: dict[str, dict[str, Any]] = {}
+        self.shards: dict[tuple[str, str, int], dict[str, Any]] = {}
         self.rejections: dict[str, dict[str, Any]] = {}
-        self.markers: dict[str, dict[str, Any]] = {}
-        self.marker_versions: dict[str, int] = {}
+        self.reads = 0
         self.commits = 0
-        self.conflicts = 0
         self.fail_commits = 0
         """Raise a transient error on this many next commits (before writing)."""
-        self.on_read: Any = None
-        """Called after each customer read (a test can change the customer in between)."""
+        self.commit_delay = 0.0
+        """Seconds each commit takes (lets concurrent events queue up behind it)."""
+        self.batch_sizes: list[int] = []
 
-    def _bump(self, customer_id: str, at: datetime | None = None) -> None:
-        """A write: the customer's update-time token changes (to `at` when given)."""
-        previous = self.versions.get(customer_id, 0)
-        if at is not None:
-            self.versions[customer_id] = at
-        elif isinstance(previous, datetime):
-            tick = previous + timedelta(microseconds=1)
-            self.versions[customer_id] = max(tick, self.clock) if self.clock else tick
-        else:
-            self.versions[customer_id] = previous + 1
-
-    def put_customer(
-        self, customer_id: str, *, written_at: datetime | None = None, **fields: Any
-    ) -> None:
-        """Write a customer; `written_at` makes its update time a datetime (Firestore's)."""
+    def put_customer(self, customer_id: str, **fields: Any) -> None:
         with self.lock:
             self.customers[customer_id] = {"schema_version": 1, **fields}
-            self._bump(customer_id, written_at)
 
     def get_customer(self, customer_id: str) -> CustomerDocument | None:
         with self.lock:
+            self.reads += 1
             doc = self.customers.get(customer_id)
-            snap = (
-                None
-                if doc is None
-                else CustomerDocument(copy.deepcopy(doc), self.versions[customer_id])
-            )
-        if self.on_read is not None:
-            self.on_read(customer_id)
-        return snap
+            return None if doc is None else CustomerDocument(dict(doc))
 
     def commit_usage(
-        self,
-        record_id: str,
-        record: Mapping[str, Any],
-        customer_id: str,
-        increments: Mapping[FieldPath, int],
-        precondition: Any | None,
-        *,
-        sets: Mapping[str, Any] | None = None,
-    ) -> dict[FieldPath, int] | None:
+        self, record_id: str, record: Mapping[str, Any], counter: ShardIncrement
+    ) -> bool:
+        return self.commit_batch([(record_id, record)], counter)
+
+    def commit_batch(
+        self, records: Sequence[tuple[str, Mapping[str, Any]]], counter: ShardIncrement
+    ) -> bool:
+        if self.commit_delay:
+            time.sleep(self.commit_delay)
         with self.lock:
             if self.fail_commits:
                 self.fail_commits -= 1
                 raise ConnectionError("fake: Firestore unreachable")
-            if record_id in self.records:
-                return None
-            if (increments or sets) and customer_id not in self.customers:
-                self.conflicts += 1
-                raise CommitConflictError("customer gone")
-            if precondition is not None and self.versions.get(customer_id) != precondition:
-                self.conflicts += 1
-                raise CommitConflictError("customer changed")
-            self.records[record_id] = {**record, "recorded_at": "SERVER_TIMESTAMP"}
-            out = {}
-            if increments or sets:
-                doc = self.customers[customer_id]
-                doc.update(sets or {})
-                for path in sorted(increments):
-                    out[path] = _set_path(doc, path, increments[path])
-                self._bump(customer_id)
+            if any(record_id in self.records for record_id, _ in records):
+                return False
+            for record_id, record in records:
+                self.records[record_id] = {**record, "recorded_at": "SERVER_TIMESTAMP"}
+            key = (counter.customer_id, counter.month, counter.shard)
+            shard = self.shards.setdefault(key, {})
+            shard.update(
+                customer_id=counter.customer_id,
+                month=counter.month,
+                fold_bucket=counter.fold_bucket,
+                updated_at="SERVER_TIMESTAMP",
+            )
+            for name, amount in [*counter.ints.items(), *counter.floats.items()]:
+                shard[name] = shard.get(name, 0) + amount
             self.commits += 1
-            return out
+            self.batch_sizes.append(len(records))
+            return True
 
     def store_rejection(self, doc_id: str, data: Mapping[str, Any]) -> bool:
         with self.lock:
@@ -248,46 +233,12 @@ class FakeRepository:
             self.rejections[doc_id] = dict(data)
             return True
 
-    def create_alert_marker(self, alert_id: str, data: Mapping[str, Any]) -> bool:
+    def totals(self, customer_id: str, month: str) -> dict[str, Any]:
+        """The customer-month's counters summed over its shards."""
+        out: dict[str, Any] = {}
         with self.lock:
-            if alert_id in self.markers:
-                return False
-            self.markers[alert_id] = dict(data)
-            self.marker_versions[alert_id] = 1
-            return True
-
-    def get_alert_marker(self, alert_id: str) -> AlertMarker | None:
-        with self.lock:
-            if alert_id not in self.markers:
-                return None
-            return AlertMarker(dict(self.markers[alert_id]), self.marker_versions[alert_id])
-
-    def take_over_alert_marker(self, alert_id: str, changes: Mapping[str, Any], token: Any) -> bool:
-        with self.lock:
-            if self.marker_versions.get(alert_id) != token:
-                return False
-            self.markers[alert_id].update(changes)
-            self.marker_versions[alert_id] += 1
-            return True
-
-    def mark_alert_published(self, alert_id: str, changes: Mapping[str, Any]) -> None:
-        with self.lock:
-            self.markers[alert_id].update(changes)
-            self.marker_versions[alert_id] += 1
-
-
-class FakePublisher:
-    """In-memory AlertPublisher; `fail_next` makes the next publishes raise (a crash)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.sent: list[tuple[dict[str, Any], dict[str, str]]] = []
-        self.fail_next = 0
-
-    def publish_alert(self, data: bytes, attributes: Mapping[str, str]) -> str:
-        with self.lock:
-            if self.fail_next:
-                self.fail_next -= 1
-                raise ConnectionError("fake: Pub/Sub unreachable")
-            self.sent.append((json.loads(data), dict(attributes)))
-            return f"alert-{len(self.sent)}"
+            for (cid, m, _), shard in self.shards.items():
+                if (cid, m) == (customer_id, month):
+                    for name in (*SHARD_INT_FIELDS, *SHARD_FLOAT_FIELDS):
+                        out[name] = out.get(name, 0) + shard.get(name, 0)
+        return out

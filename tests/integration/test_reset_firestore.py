@@ -212,60 +212,17 @@ def commit_scene(client: Any, customers: str, records: str, customer_id: str, ev
         return "guarded" if plan.guard else "plain"
 
 
-def _usage_service(request: pytest.FixtureRequest, client: Any, prefix: str) -> Any:
-    """The usage function's own service (functions/usage.py) on this test's collections."""
-    from functions.usage import PubSubMessage, UsageService
-    from functions.usage_firestore import FirestoreUsageRepository, PubSubAlertPublisher
-    from shared.settings import load_settings
-
-    emulators = request.getfixturevalue("emulators")
-    pubsub = request.getfixturevalue("pubsub")
-    settings = load_settings(
-        {
-            **emulators.env,
-            "BLUEPRINT_CUSTOMERS_COLLECTION": f"{prefix}_customers",
-            "BLUEPRINT_USAGE_TRACKING_COLLECTION": f"{prefix}_usage",
-            "BLUEPRINT_USAGE_REJECTIONS_COLLECTION": f"{prefix}_rejections",
-            "BLUEPRINT_QUOTA_ALERTS_COLLECTION": f"{prefix}_alerts",
-            "BLUEPRINT_QUOTA_ALERTS_TOPIC": pubsub.create_topic(pubsub.unique("alerts")),
-        }
-    )
-    service = UsageService(
-        FirestoreUsageRepository(settings, client), PubSubAlertPublisher(settings, pubsub.publisher)
-    )
-
-    def commit(event: dict[str, Any]) -> str:
-        body = {
-            "schema_version": 1,
-            "event_id": event["id"],
-            "customer_id": event["c"],
-            "scene_id": "s1",
-            "action": "scene_generated",
-            "timestamp": event["timestamp"].isoformat(),
-        }
-        result = service.handle(PubSubMessage(event["id"], json.dumps(body).encode()), NOW)
-        assert result.outcome == "recorded", result
-        return "recorded"
-
-    return commit
-
-
-@pytest.mark.parametrize("usage", ["usage_service", "counters_md_shape"])
-def test_usage_committed_during_the_reset_counts_in_its_own_month(
-    firestore_client: Any, request: pytest.FixtureRequest, usage: str
-) -> None:
+def test_usage_committed_during_the_reset_counts_in_its_own_month(firestore_client: Any) -> None:
     """Usage commits, dated both sides of the boundary, race a running reset; none is lost.
 
-    `usage_service` drives functions/usage.py itself; `counters_md_shape` is the bare WriteBatch
-    of docs/counters.md (the two must agree)."""
-    prefix = f"reset_it_race_{usage}"
+    The commits are the bare WriteBatch of the customer-document counters the reset reads
+    (the usage function itself now counts in month shards and writes no customer document:
+    functions/usage; the fold mirrors the counts onto the customer)."""
+    prefix = "reset_it_race_counters_md_shape"
     customers, audits, records = f"{prefix}_customers", f"{prefix}_audits", f"{prefix}_usage"
-    if usage == "usage_service":
-        commit = _usage_service(request, firestore_client, prefix)
-    else:
 
-        def commit(event: dict[str, Any]) -> str:
-            return commit_scene(firestore_client, customers, records, event["c"], event)
+    def commit(event: dict[str, Any]) -> str:
+        return commit_scene(firestore_client, customers, records, event["c"], event)
 
     n = 60
     seed(firestore_client, customers, {f"c{i:03d}": stale(i) for i in range(n)})

@@ -1,4 +1,5 @@
-"""`on_usage_event` through the local suite: real publisher -> Pub/Sub push -> function -> record.
+"""`on_usage_event` through the local suite: real publisher -> Pub/Sub push -> function -> record
+and counter shards.
 
 And the outage drill: Firestore paused (SIGSTOP of the emulator's process group) while events
 flow, then resumed; Pub/Sub redelivers what the function did not acknowledge, and every event
@@ -7,7 +8,6 @@ ends up recorded exactly once.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from datetime import UTC, datetime
@@ -16,6 +16,8 @@ from typing import Any
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.publisher import publish_usage_event
+from shared.times import month_of
+from tests.usage_support import sum_shards
 
 
 def _records(suite: Any, customer_id: str) -> list[dict[str, Any]]:
@@ -57,11 +59,15 @@ def _publish(suite: Any, customer_id: str, n: int) -> str:
     )
 
 
+def _shards(suite: Any, customer_id: str) -> dict[str, Any]:
+    month = month_of(datetime.now(UTC))
+    return sum_shards(suite.firestore, customer_id, month, suite.settings.usage_counters_collection)
+
+
 def test_published_event_is_pushed_to_the_function_and_recorded(local_suite: Any) -> None:
     suite = local_suite
     cid = f"ls_{uuid.uuid4().hex[:8]}"
     _customer(suite, cid, monthly_scene_quota=2)
-    alerts = suite.subscribe(suite.settings.quota_alerts_topic)
     message_ids = {_publish(suite, cid, n) for n in range(3)}
 
     records = _wait_records(suite, cid, 3, timeout=60)
@@ -72,13 +78,11 @@ def test_published_event_is_pushed_to_the_function_and_recorded(local_suite: Any
         assert record["billable"] is True
         assert record["pricing_tier"] == "pro"
         assert isinstance(record["recorded_at"], datetime)
-    doc = suite.firestore.collection(suite.settings.customers_collection).document(cid).get()
-    assert doc.get("total_scenes_generated") == 3
-    assert doc.get("total_episodes_generated") == 15
-    got = [json.loads(m.data) for m in suite.pubsub.pull(alerts, count=2, deadline=20)]
-    got += [json.loads(m.data) for m in suite.pubsub.drain(alerts, quiet=1.0)]
-    mine = sorted(a["threshold_percent"] for a in got if a["customer_id"] == cid)
-    assert mine == [80, 100]  # quota 2: the 2nd scene reaches both, once each
+    # Counted in the month's shards (the fold mirrors them onto the customer document).
+    totals = _shards(suite, cid)
+    assert (totals["records"], totals["scenes_generated"]) == (3, 3)
+    assert totals["episodes_generated"] == 15
+    assert totals["cost_cents"] == 3 * 329
 
 
 def test_firestore_paused_while_events_flow_every_event_recorded_once(local_suite: Any) -> None:
@@ -105,9 +109,9 @@ def test_firestore_paused_while_events_flow_every_event_recorded_once(local_suit
     assert sorted(r["event_id"] for r in records) == sorted(f"{cid}-{n}" for n in range(total))
     time.sleep(2)  # late redeliveries must not add anything
     assert len(_records(suite, cid)) == total
-    doc = suite.firestore.collection(suite.settings.customers_collection).document(cid).get()
-    assert doc.get("total_scenes_generated") == total
-    assert doc.get("total_episodes_generated") == 5 * total
+    totals = _shards(suite, cid)
+    assert (totals["records"], totals["scenes_generated"]) == (total, total)
+    assert totals["episodes_generated"] == 5 * total
     failed = [
         i for i in suite.invocations(since=mark, function="on-usage-event") if i["status"] >= 500
     ]

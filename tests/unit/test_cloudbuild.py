@@ -63,6 +63,7 @@ def mismatches(spec: FunctionSpec, got: dict[str, list[str]]) -> list[str]:
     expect("--service-account", ["${_SERVICE_ACCOUNT}"])
     expect("--retry", [""] if spec.retry else [])
     expect("--concurrency", [str(spec.concurrency)])
+    expect("--cpu", [spec.cpu] if spec.cpu is not None else [])
     expect("--trigger-service-account", ["${_SERVICE_ACCOUNT}"])
     expect("--runtime", [cloudbuild.RUNTIME])
     env = runtime_env(got)
@@ -153,6 +154,7 @@ def _first_deploy(config: dict[str, Any], name: str | None = None) -> list[str]:
         ("location", "--trigger-location"),
         ("trigger_sa", "--trigger-service-account"),
         ("concurrency", "--concurrency"),
+        ("cpu", "--cpu"),
         ("project_env", "GOOGLE_CLOUD_PROJECT"),
         ("script", "deploys a function from a script"),
     ],
@@ -196,6 +198,8 @@ def test_check_catches(mutation: str, expected: str) -> None:
         replace(usage, "--trigger-service-account", None)
     elif mutation == "concurrency":
         replace(usage, "--concurrency", "--concurrency=80")
+    elif mutation == "cpu":
+        replace(usage, "--cpu", None)
     elif mutation == "project_env":
         replace(usage, "--set-env-vars", "--set-env-vars=BLUEPRINT_REGION=${_REGION}")
     elif mutation == "script":

@@ -132,11 +132,21 @@ def test_record_id_is_stable_and_valid() -> None:
     assert a == usage_record_id(event())
     assert (
         a
-        == "lab_001_scene_kitchen_v2_episodes_generated_20250110T143000.000000Z_41ba4594037b6cd9e48576c9"
+        == "41ba4594037b6cd9e48576c9_lab_001_scene_kitchen_v2_episodes_generated_20250110T143000.000000Z"
     )
     # Same instant written another way: same id.
     assert usage_record_id(event(timestamp="2025-01-10T15:30:00+01:00")) == a
     assert usage_record_id(event(timestamp="2025-01-10T14:30:01Z")) != a
+
+
+def test_record_ids_do_not_increase_with_time() -> None:
+    # A collection whose ids increase monotonically tops out near 500 writes/s in production:
+    # ids of consecutive events (time-ordered event ids, too) must not sort in time order.
+    by_time = [usage_record_id(event(timestamp=f"2025-01-10T14:30:{s:02d}Z")) for s in range(60)]
+    by_event_id = [usage_record_id(event(event_id=f"job-{n:06d}")) for n in range(60)]
+    for ids in (by_time, by_event_id):
+        assert ids != sorted(ids)
+        assert len({i[:2] for i in ids}) > 20  # leading characters spread like a hash
 
 
 def test_record_id_from_event_id_ignores_other_fields() -> None:

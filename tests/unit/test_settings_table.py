@@ -98,3 +98,13 @@ def test_function_table_triggers_match_decisions() -> None:
 def test_renamed_collection_moves_the_trigger_pattern() -> None:
     settings = load_settings({"BLUEPRINT_SCENES_COLLECTION": "scenes_v2"})
     assert by_name("on-scene-written").document_pattern(settings) == "scenes_v2/{sceneId}"
+
+
+def test_concurrency_above_one_has_at_least_one_vcpu() -> None:
+    # Cloud Run functions force concurrency 1 below 1 vCPU (production.md): a table entry
+    # asking for more without the CPU would silently serve one request at a time.
+    for spec in FUNCTIONS:
+        if spec.concurrency > 1:
+            assert spec.cpu is not None, spec.name
+            assert float(spec.cpu) >= 1, spec.name
+    assert by_name("on-usage-event").concurrency > 1

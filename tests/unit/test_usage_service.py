@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,27 +14,29 @@ from typing import Any
 
 import pytest
 
-from functions import usage
-from functions.usage import (
-    REJECTION_PAYLOAD_LIMIT,
-    CustomerCache,
+from functions.usage import entry
+from functions.usage.batching import GroupCommitter, merged
+from functions.usage.cache import CustomerCache
+from functions.usage.intake import prepare
+from functions.usage.ports import (
+    ContentionError,
     Limits,
     Outcome,
-    UsageService,
-    decode_pubsub,
-    prepare,
-    read_customer,
+    PricingCustomer,
+    Rejection,
+    ShardIncrement,
 )
+from functions.usage.records import REJECTION_PAYLOAD_LIMIT
+from functions.usage.service import UsageService
 from ops.jsonschema import SCHEMA_FILE, render
-from shared import quota
-from shared.errors import TransientError
+from shared.counters import fold_bucket
+from shared.errors import PermanentError
 from shared.ids import message_doc_id, usage_record_id
-from shared.models import BundleTier, Customer, UsageEvent, UsageRecord, validate
+from shared.models import BundleTier, UsageEvent, UsageRecord, validate
 from shared.pricing import default_rate_card
 from shared.types import MAX_EVENT_COUNT
 from tests.usage_support import (
     NOW,
-    FakePublisher,
     FakeRepository,
     cloud_event,
     event_body,
@@ -51,13 +54,8 @@ def repo() -> FakeRepository:
 
 
 @pytest.fixture
-def pub() -> FakePublisher:
-    return FakePublisher()
-
-
-@pytest.fixture
-def service(repo: FakeRepository, pub: FakePublisher) -> UsageService:
-    return UsageService(repo, pub)
+def service(repo: FakeRepository) -> UsageService:
+    return UsageService(repo)
 
 
 @pytest.fixture
@@ -89,7 +87,19 @@ def scene(n: int, customer: str = "lab_001", **over: Any) -> dict[str, Any]:
     return event_body(**{**fields, **over})
 
 
-# -- records and cost ----------------------------------------------------------------------
+SCHEMA_MD_RECORD_FIELDS = {
+    "schema_version",
+    "customer_id",
+    "scene_id",
+    "action",
+    "timestamp",
+    "details",
+    "episodes_generated",
+    "compute_minutes",
+    "storage_gb",
+    "billable",
+    "estimated_cost",
+}
 
 
 def test_schema_example_is_recorded_once_with_cost_15_50(
@@ -109,13 +119,26 @@ def test_schema_example_is_recorded_once_with_cost_15_50(
     # Every schema.md field plus the bookkeeping ones, and it is a valid UsageRecord.
     stored = {k: v for k, v in record.items() if k != "recorded_at"}
     validate(UsageRecord, stored)
-    assert repo.customers["lab_001"]["total_episodes_generated"] == 100
+    # Counted in one shard of January (the event's month), never on the customer document.
+    assert repo.totals("lab_001", "2025-01") == {
+        "records": 1,
+        "scenes_generated": 0,
+        "episodes_generated": 100,
+        "cost_cents": 1550,
+        "compute_minutes": 45.5,
+        "storage_gb": 2.3,
+    }
+    assert repo.customers["lab_001"] == {
+        "schema_version": 1,
+        "bundle_tier": "pro",
+        "monthly_scene_quota": 10,
+    }
 
 
 @pytest.mark.parametrize("tier", list(BundleTier))
 def test_each_tier_prices_with_its_own_rates(tier: BundleTier, repo: FakeRepository) -> None:
     repo.put_customer("c_tier", bundle_tier=tier.value)
-    service = UsageService(repo, FakePublisher())
+    service = UsageService(repo)
     body = event_body(customer_id="c_tier", compute_minutes=12.25, storage_gb=0.7)
     result = service.handle(message(body), NOW)
     record = repo.records[result.record_id or ""]
@@ -142,7 +165,8 @@ def test_redelivery_writes_nothing_and_counts_nothing(
     assert again.outcome is Outcome.DUPLICATE
     assert other_message_same_event.outcome is Outcome.DUPLICATE
     assert len(repo.records) == 1
-    assert repo.customers["lab_001"]["total_scenes_generated"] == 1
+    assert repo.totals("lab_001", "2025-01")["scenes_generated"] == 1
+    assert repo.totals("lab_001", "2025-01")["records"] == 1
 
 
 def test_without_event_id_the_record_id_comes_from_the_tuple(
@@ -152,30 +176,6 @@ def test_without_event_id_the_record_id_comes_from_the_tuple(
     service.handle(message(body, "m-1"), NOW)
     service.handle(message(body, "m-2"), NOW)
     assert list(repo.records) == [usage_record_id(UsageEvent.model_validate(body))]
-
-
-def test_scene_counts_this_month_by_month_and_total(
-    service: UsageService, repo: FakeRepository
-) -> None:
-    result = service.handle(message(scene(1, episodes_generated=7)), NOW)
-    doc = repo.customers["lab_001"]
-    assert doc["scenes_generated_this_month"] == 1
-    assert doc["scene_counts_by_month"] == {"2025-01": 1}
-    assert doc["total_scenes_generated"] == 1
-    assert doc["total_episodes_generated"] == 7
-    assert result.counters[("scenes_generated_this_month",)] == 1
-
-
-def test_event_of_a_month_whose_reset_is_pending_counts_only_by_month(
-    service: UsageService, repo: FakeRepository
-) -> None:
-    repo.put_customer(
-        "lab_001", bundle_tier="pro", quota_period="2024-12", scenes_generated_this_month=40
-    )
-    service.handle(message(scene(1)), NOW)
-    doc = repo.customers["lab_001"]
-    assert doc["scenes_generated_this_month"] == 40
-    assert doc["scene_counts_by_month"] == {"2025-01": 1}
 
 
 def test_unknown_action_is_recorded_unbillable_with_a_warning(
@@ -193,22 +193,10 @@ def test_partly_invalid_customer_still_records_priced_as_standard(
     repo: FakeRepository, log_lines: list[logging.LogRecord]
 ) -> None:
     repo.put_customer("odd", bundle_tier="platinum", total_scenes_generated=3)
-    result = UsageService(repo, FakePublisher()).handle(message(event_body(customer_id="odd")), NOW)
+    result = UsageService(repo).handle(message(event_body(customer_id="odd")), NOW)
     assert repo.records[result.record_id or ""]["pricing_tier"] == "standard"
     errors = [r for r in log_lines if r.levelno == logging.ERROR]
     assert any("bundle_tier" in r.getMessage() and "platinum" in r.getMessage() for r in errors)
-
-
-def test_read_customer_keeps_valid_fields() -> None:
-    customer, errors = read_customer(
-        {"schema_version": 1, "bundle_tier": "pro", "monthly_scene_quota": "lots", "x": 1}
-    )
-    assert customer.bundle_tier is BundleTier.PRO
-    assert customer.monthly_scene_quota is None
-    assert {e.field for e in errors} == {"monthly_scene_quota", "x"}
-
-
-# -- rejections ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("name", "body"), sorted(malformed_bodies().items()))
@@ -221,6 +209,7 @@ def test_malformed_message_is_stored_once_and_never_counted(
     assert first.outcome is Outcome.REJECTED, name
     assert second.outcome is Outcome.REJECTED_BEFORE
     assert repo.records == {}
+    assert repo.shards == {}
     assert json.dumps(repo.customers, sort_keys=True) == before
     doc = repo.rejections[message_doc_id(f"m-{name}")]
     assert doc["message_id"] == f"m-{name}"
@@ -311,16 +300,11 @@ def test_future_timestamp_limit() -> None:
     limits = Limits(max_future=timedelta(seconds=300))
     soon = (NOW + timedelta(seconds=299)).isoformat()
     late = (NOW + timedelta(seconds=301)).isoformat()
-    assert not isinstance(
-        prepare(message(event_body(timestamp=soon)), NOW, limits), usage.Rejection
-    )
+    assert not isinstance(prepare(message(event_body(timestamp=soon)), NOW, limits), Rejection)
     rejected = prepare(message(event_body(timestamp=late)), NOW, limits)
-    assert isinstance(rejected, usage.Rejection)
+    assert isinstance(rejected, Rejection)
     assert rejected.kind == "future_timestamp"
     assert rejected.errors[0].field == "timestamp"
-
-
-# -- transient failures --------------------------------------------------------------------
 
 
 def test_transient_commit_failure_raises_and_redelivery_records(
@@ -330,138 +314,17 @@ def test_transient_commit_failure_raises_and_redelivery_records(
     with pytest.raises(ConnectionError):
         service.handle(message(scene(1)), NOW)
     assert repo.records == {}
+    assert repo.shards == {}
     assert service.handle(message(scene(1)), NOW).outcome is Outcome.RECORDED
-    assert repo.customers["lab_001"]["total_scenes_generated"] == 1
-
-
-def test_guarded_commit_retries_when_the_reset_moves_the_period(repo: FakeRepository) -> None:
-    # 23:55 on Jan 31: a reset may run between our read and our commit.
-    now = datetime(2025, 1, 31, 23, 55, tzinfo=UTC)
-    repo.put_customer("lab_001", bundle_tier="pro", quota_period="2025-01")
-    moved = threading.Event()
-
-    def reset_once(customer_id: str) -> None:
-        if not moved.is_set():
-            moved.set()
-            with repo.lock:
-                repo.customers[customer_id]["quota_period"] = "2025-02"
-                repo.versions[customer_id] += 1
-
-    repo.on_read = reset_once
-    body = scene(1, timestamp="2025-01-31T23:54:00Z")
-    UsageService(repo, FakePublisher()).handle(message(body), now)
-    assert repo.conflicts == 1
-    doc = repo.customers["lab_001"]
-    # Second read saw period 2025-02: the January event counts only in January's count.
-    assert doc["scene_counts_by_month"] == {"2025-01": 1}
-    assert "scenes_generated_this_month" not in doc
-
-
-def test_plan_guards_an_event_whose_month_reset_is_pending() -> None:
-    customer = Customer(schema_version=1, bundle_tier=BundleTier.PRO, quota_period="2025-01")
-    plan = quota.plan_scene_count(customer, datetime(2025, 2, 1, 0, 1, tzinfo=UTC), NOW)
-    assert plan.guard
-    assert not plan.increment_this_month
-    past = quota.plan_scene_count(
-        Customer(schema_version=1, bundle_tier=BundleTier.PRO, quota_period="2025-02"),
-        datetime(2025, 1, 20, tzinfo=UTC),
-        NOW,
-    )
-    assert not past.guard
-
-
-# -- quota alerts --------------------------------------------------------------------------
-
-
-def test_alerts_at_80_and_100_percent_once_each_and_over_quota_still_recorded(
-    service: UsageService, repo: FakeRepository, pub: FakePublisher
-) -> None:
-    for n in range(1, 13):
-        service.handle(message(scene(n), f"m-{n}"), NOW)
-        service.handle(message(scene(n), f"m-{n}"), NOW)  # redelivery
-    assert len(repo.records) == 12
-    assert repo.customers["lab_001"]["scenes_generated_this_month"] == 12
-    sent = sorted((p["threshold_percent"], p["scenes_generated"]) for p, _ in pub.sent)
-    assert sent == [(80, 8), (100, 10)]
-    assert {a["alert_id"] for _, a in pub.sent} == {"lab_001_2025-01_80", "lab_001_2025-01_100"}
-    assert all(m["state"] == "published" for m in repo.markers.values())
-
-
-def test_crash_between_commit_and_publish_still_alerts_once_on_redelivery(
-    service: UsageService, repo: FakeRepository, pub: FakePublisher
-) -> None:
-    for n in range(1, 8):
-        service.handle(message(scene(n), f"m-{n}"), NOW)
-    pub.fail_next = 1
-    with pytest.raises(ConnectionError):
-        service.handle(message(scene(8), "m-8"), NOW)  # crosses 80 %, publish fails
-    assert repo.customers["lab_001"]["scenes_generated_this_month"] == 8
-    # Redelivered at once: the first attempt's claim is fresh, so come back later.
-    with pytest.raises(TransientError):
-        service.handle(message(scene(8), "m-8"), NOW + timedelta(seconds=1))
-    later = service.handle(message(scene(8), "m-8"), NOW + timedelta(seconds=61))
-    assert later.outcome is Outcome.DUPLICATE
-    assert later.alerts == ("lab_001_2025-01_80",)
-    service.handle(message(scene(8), "m-8"), NOW + timedelta(seconds=120))
-    assert [p["threshold_percent"] for p, _ in pub.sent] == [80]
-    assert repo.customers["lab_001"]["scenes_generated_this_month"] == 8
-
-
-def test_crash_before_the_marker_is_created_alerts_on_redelivery(
-    service: UsageService, repo: FakeRepository, pub: FakePublisher
-) -> None:
-    for n in range(1, 8):
-        service.handle(message(scene(n), f"m-{n}"), NOW)
-    original = repo.create_alert_marker
-
-    def crash(alert_id: str, data: Any) -> bool:
-        raise ConnectionError("fake: died before the marker")
-
-    repo.create_alert_marker = crash  # type: ignore[method-assign]
-    with pytest.raises(ConnectionError):
-        service.handle(message(scene(8), "m-8"), NOW)
-    repo.create_alert_marker = original  # type: ignore[method-assign]
-    assert service.handle(message(scene(8), "m-8"), NOW).alerts == ("lab_001_2025-01_80",)
-    assert len(pub.sent) == 1
-
-
-def test_unlimited_quota_never_alerts(repo: FakeRepository, pub: FakePublisher) -> None:
-    repo.put_customer("big", bundle_tier="foundation", monthly_scene_quota=-1)
-    service = UsageService(repo, pub)
-    for n in range(5):
-        service.handle(message(scene(n, "big"), f"m-{n}"), NOW)
-    assert pub.sent == []
-    assert repo.customers["big"]["total_scenes_generated"] == 5
-
-
-def test_concurrent_workers_alert_once_per_threshold(
-    repo: FakeRepository, pub: FakePublisher
-) -> None:
-    repo.put_customer("hot", bundle_tier="pro", monthly_scene_quota=50)
-    service = UsageService(repo, pub)
-    bodies = [scene(n, "hot") for n in range(200)]
-
-    def work(k: int) -> None:
-        for i in range(k, len(bodies), 8):
-            service.handle(message(bodies[i], f"m-{i}"), NOW)
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert repo.customers["hot"]["scenes_generated_this_month"] == 200
-    assert sorted(p["threshold_percent"] for p, _ in pub.sent) == [80, 100]
-
-
-# -- the edge ------------------------------------------------------------------------------
+    assert repo.totals("lab_001", "2025-01")["scenes_generated"] == 1
 
 
 def test_handle_cloud_event_decodes_and_records(
     service: UsageService, repo: FakeRepository
 ) -> None:
     data = json.dumps(event_body()).encode()
-    result = usage.handle_cloud_event(cloud_event(data, "777", origin="test"), service, NOW)
+    result = entry.handle_cloud_event(cloud_event(data, "777", origin="test"), service, NOW)
+    assert result is not None
     assert result.outcome is Outcome.RECORDED
     assert repo.records[result.record_id or ""]["message_id"] == "777"
 
@@ -471,29 +334,14 @@ def test_handle_cloud_event_reraises_transient_failures(
 ) -> None:
     repo.fail_commits = 1
     with pytest.raises(ConnectionError):
-        usage.handle_cloud_event(cloud_event(json.dumps(event_body()).encode()), service, NOW)
-
-
-def test_decode_pubsub_variants() -> None:
-    msg = decode_pubsub(cloud_event(b'{"a": 1}', "9", k="v").data, "9")
-    assert (msg.message_id, msg.data, dict(msg.attributes)) == ("9", b'{"a": 1}', {"k": "v"})
-    assert msg.publish_time == "2025-01-15T12:00:00.000Z"
-    snake = decode_pubsub(
-        {"message": {"data": base64.b64encode(b"x").decode(), "message_id": "s1"}}, "ce"
-    )
-    assert snake.message_id == "s1"
-    bad = decode_pubsub({"message": {"data": "!!not base64!!", "messageId": "b1"}}, "ce")
-    assert bad.problem is not None
-    assert bad.problem.field == "message.data"
-    no_message = decode_pubsub(b"not json at all", "ce-9")
-    assert no_message.problem is not None
-    assert no_message.message_id == "ce-9"
+        entry.handle_cloud_event(cloud_event(json.dumps(event_body()).encode()), service, NOW)
 
 
 def test_bad_envelope_is_rejected(service: UsageService, repo: FakeRepository) -> None:
     event = cloud_event(b"{}", "env-1")
     event.data["message"]["data"] = "%%%"
-    result = usage.handle_cloud_event(event, service, NOW)
+    result = entry.handle_cloud_event(event, service, NOW)
+    assert result is not None
     assert result.outcome is Outcome.REJECTED
     assert repo.rejections[message_doc_id("env-1")]["kind"] == "bad_envelope"
 
@@ -511,128 +359,16 @@ def test_record_cost_decimal_matches_float_exactly(
 
 
 def test_record_ids_are_pinned() -> None:
-    # Ids are keys of stored billing records: they must never change between versions.
+    # Ids are keys of stored billing records: they must not change between versions (they
+    # changed once, to lead with the hash: docs/usage.md says what that means for redelivery).
     by_tuple = UsageEvent.model_validate(event_body(event_id=None, details=None))
     by_event_id = UsageEvent.model_validate(
         event_body(event_id="job 42/ü..x", scene_id="s", action="scene_generated")
     )
     assert usage_record_id(by_tuple) == (
-        "lab_001_scene_kitchen_v2_episodes_generated_20250110T143000.000000Z_41ba4594037b6cd9e48576c9"
+        "41ba4594037b6cd9e48576c9_lab_001_scene_kitchen_v2_episodes_generated_20250110T143000.000000Z"
     )
-    assert usage_record_id(by_event_id) == "lab_001_job-42-..x_bf12637aed701cce1a49248e"
-
-
-def test_customer_cache_saves_reads_but_guarded_commits_read_fresh(repo: FakeRepository) -> None:
-    reads: list[str] = []
-    repo.on_read = reads.append
-    service = UsageService(
-        repo, FakePublisher(), customer_cache=CustomerCache(timedelta(seconds=1))
-    )
-    for n in range(5):
-        service.handle(message(scene(n), f"m-{n}"), NOW + timedelta(milliseconds=100 * n))
-    assert len(reads) == 1
-    service.handle(message(scene(9), "m-9"), NOW + timedelta(seconds=2))  # entry expired
-    assert len(reads) == 2
-    # 23:55 on the last day: the plan is guarded, so the cached read is not good enough.
-    late = datetime(2025, 1, 31, 23, 55, tzinfo=UTC)
-    service.handle(message(scene(20, timestamp="2025-01-31T23:54:00Z"), "m-20"), late)
-    service.handle(message(scene(21, timestamp="2025-01-31T23:54:00Z"), "m-21"), late)
-    # The first read at 23:55 is fresh anyway (the entry expired); the second finds a cached
-    # entry but its commit is guarded, so it reads again instead of trusting it.
-    assert len(reads) == 4
-    assert repo.customers["lab_001"]["scenes_generated_this_month"] == 8
-
-
-# -- legacy documents and thresholds reached without an event crossing them -----------------
-
-
-def legacy_customer(repo: FakeRepository, scenes: int, quota_: int = 100) -> None:
-    """schema.md's example customer: only its fields, counter = scenes so far this month."""
-    repo.put_customer(
-        "lab_001",
-        bundle_tier="pro",
-        organization_name="AI Research Lab",
-        email="contact@ailab.edu",
-        monthly_scene_quota=quota_,
-        scenes_generated_this_month=scenes,
-        support_tier="priority",
-        contract_start=datetime(2025, 1, 1, tzinfo=UTC),
-        contract_end=datetime(2026, 1, 1, tzinfo=UTC),
-        feature_overrides={"tactile_sensors": True},
-        created_at=datetime(2024, 1, 15, 10, 30, tzinfo=UTC),
-        updated_at=datetime(2025, 1, 10, 14, 22, tzinfo=UTC),
-        quota_reset_at=datetime(2025, 1, 1, 0, 0, 5, tzinfo=UTC),
-    )
-
-
-def test_legacy_document_counts_from_its_seed(
-    service: UsageService, repo: FakeRepository, pub: FakePublisher
-) -> None:
-    legacy_customer(repo, scenes=45)
-    for n in range(1, 56):
-        service.handle(message(scene(n), f"m-{n}"), NOW)
-    assert repo.customers["lab_001"]["scenes_generated_this_month"] == 100
-    assert repo.customers["lab_001"]["total_scenes_generated"] == 55
-    sent = [(p["threshold_percent"], p["scenes_generated"]) for p, _ in pub.sent]
-    assert sent == [(80, 80), (100, 100)]
-
-
-def test_threshold_passed_before_the_suite_alerts_once_without_a_redelivery(
-    service: UsageService, repo: FakeRepository, pub: FakePublisher
-) -> None:
-    # The seed is already past 80 %: the first event of the month says so, once; it must not
-    # depend on whether Pub/Sub happened to redeliver something.
-    legacy_customer(repo, scenes=85)
-    for n in range(1, 4):
-        service.handle(message(scene(n), f"m-{n}"), NOW)
-    service.handle(message(scene(1), "m-1"), NOW)  # a redelivery publishes nothing more
-    assert [(p["threshold_percent"], p["scenes_generated"]) for p, _ in pub.sent] == [(80, 86)]
-    assert pub.sent[0][0]["threshold_scenes"] == 80
-
-
-def test_quota_lowered_mid_month_alerts_on_the_next_event(
-    service: UsageService, repo: FakeRepository, pub: FakePublisher
-) -> None:
-    for n in range(1, 6):
-        service.handle(message(scene(n), f"m-{n}"), NOW)
-    assert pub.sent == []  # 5 of 10
-    with repo.lock:
-        repo.customers["lab_001"]["monthly_scene_quota"] = 4
-    service.handle(message(scene(6), "m-6"), NOW)
-    service.handle(message(scene(7), "m-7"), NOW)
-    assert sorted(p["threshold_percent"] for p, _ in pub.sent) == [80, 100]
-
-
-def test_first_delivery_leaves_an_alert_claimed_by_another_message_to_it(
-    service: UsageService, repo: FakeRepository, pub: FakePublisher
-) -> None:
-    # Another message claimed the 80 % alert a moment ago and is publishing it: this event
-    # (also past 80 %) is recorded and acknowledged; the claimer's own delivery, or its
-    # redelivery, publishes. No failed delivery, no second alert.
-    for n in range(1, 8):
-        service.handle(message(scene(n), f"m-{n}"), NOW)
-    repo.create_alert_marker(
-        "lab_001_2025-01_80", {"state": "pending", "claimed_by": "m-other", "claimed_at": NOW}
-    )
-    result = service.handle(message(scene(8), "m-8"), NOW + timedelta(seconds=1))
-    assert result.outcome is Outcome.RECORDED
-    assert result.alerts == ()
-    assert pub.sent == []
-
-
-SCHEMA_MD_RECORD_FIELDS = {
-    "schema_version",
-    "customer_id",
-    "scene_id",
-    "action",
-    "timestamp",
-    "details",
-    "episodes_generated",
-    "compute_minutes",
-    "storage_gb",
-    "billable",
-    "estimated_cost",
-}
+    assert usage_record_id(by_event_id) == "bf12637aed701cce1a49248e_lab_001_job-42-..x"
 
 
 def test_every_record_carries_every_schema_md_field(
@@ -667,116 +403,240 @@ def october_legacy(repo: FakeRepository, scenes: int = 95) -> None:
     repo.clock = NOVEMBER_START  # the usage commits happen in November
 
 
-def test_new_month_event_on_a_legacy_document_does_not_add_to_last_months_count(
-    repo: FakeRepository, pub: FakePublisher
-) -> None:
-    october_legacy(repo)
-    service = UsageService(repo, pub)
-    first = scene(1, timestamp="2026-11-01T00:00:30Z")
-    assert service.handle(message(first, "m-1"), NOVEMBER_START).outcome is Outcome.RECORDED
-    doc = repo.customers["lab_001"]
-    assert doc["quota_period"] == "2026-10"  # recorded in the same commit
-    assert doc["scene_counts_by_month"] == {"2026-11": 1}
-    assert doc["scenes_generated_this_month"] == 95
-    assert pub.sent == []
-    # The commit moved the update time into November; the document now says its period.
-    later = NOVEMBER_START + timedelta(seconds=5)
-    service.handle(message(scene(2, timestamp="2026-11-01T00:00:44Z"), "m-2"), later)
-    assert repo.customers["lab_001"]["scene_counts_by_month"] == {"2026-11": 2}
-    assert repo.customers["lab_001"]["scenes_generated_this_month"] == 95
-    assert pub.sent == []
-    # The reset for November derives the counter from November's events; counting goes on.
-    customer = read_customer(repo.customers["lab_001"])[0]
-    plan = quota.plan_reset(customer, "2026-11", last_write=repo.versions["lab_001"])
-    assert plan == quota.ResetPlan(2)
-    repo.put_customer(
-        "lab_001",
-        written_at=later,
-        **{
-            **repo.customers["lab_001"],
-            "scenes_generated_this_month": 2,
-            "quota_period": "2026-11",
-        },
-    )
-    for n in range(3, 81):
-        service.handle(message(scene(n, timestamp="2026-11-01T00:00:45Z"), f"m-{n}"), later)
-    assert [(p["threshold_percent"], p["scenes_generated"]) for p, _ in pub.sent] == [(80, 80)]
-    assert pub.sent[0][0]["month"] == "2026-11"
-
-
-def test_legacy_document_written_this_month_counts_on_from_its_seed(
-    repo: FakeRepository, pub: FakePublisher
-) -> None:
-    repo.put_customer(
-        "lab_001",
-        written_at=datetime(2026, 11, 10, 8, tzinfo=UTC),
-        bundle_tier="pro",
-        monthly_scene_quota=100,
-        scenes_generated_this_month=45,
-    )
-    now = datetime(2026, 11, 12, 9, tzinfo=UTC)
-    repo.clock = now
-    service = UsageService(repo, pub, customer_cache=CustomerCache(timedelta(seconds=60)))
-    for n in range(1, 36):
-        service.handle(message(scene(n, timestamp="2026-11-12T08:00:00Z"), f"m-{n}"), now)
-    doc = repo.customers["lab_001"]
-    assert (doc["quota_period"], doc["scenes_generated_this_month"]) == ("2026-11", 80)
-    assert [(p["threshold_percent"], p["scenes_generated"]) for p, _ in pub.sent] == [(80, 80)]
-    assert repo.conflicts == 0
-
-
-def test_episodes_only_event_on_a_legacy_document_records_its_period_too(
-    repo: FakeRepository, pub: FakePublisher
-) -> None:
-    # Any usage commit moves the update time: the first one (here an episodes event) must say
-    # which month the counter holds, or a later November scene would count on October's 95.
-    october_legacy(repo)
-    service = UsageService(repo, pub)
-    episodes = event_body(event_id="ep-1", timestamp="2026-11-01T00:00:10Z")
-    service.handle(message(episodes, "m-ep"), NOVEMBER_START)
-    assert repo.customers["lab_001"]["quota_period"] == "2026-10"
-    service.handle(message(scene(1, timestamp="2026-11-01T00:00:30Z"), "m-1"), NOVEMBER_START)
-    assert repo.customers["lab_001"]["scenes_generated_this_month"] == 95
-    assert pub.sent == []
-
-
-def test_two_events_adopting_the_period_at_once_commit_it_once(
-    repo: FakeRepository, pub: FakePublisher
-) -> None:
-    october_legacy(repo)
-    service = UsageService(repo, pub)
-    other = threading.Event()
-
-    def concurrent_event(customer_id: str) -> None:
-        # Another delivery adopts the period between this one's read and commit.
-        if not other.is_set():
-            other.set()
-            service.handle(
-                message(scene(2, timestamp="2026-11-01T00:00:31Z"), "m-2"), NOVEMBER_START
-            )
-
-    repo.on_read = concurrent_event
-    service.handle(message(scene(1, timestamp="2026-11-01T00:00:30Z"), "m-1"), NOVEMBER_START)
-    doc = repo.customers["lab_001"]
-    assert repo.conflicts == 1  # the first read's guarded commit failed and was planned again
-    assert doc["quota_period"] == "2026-10"
-    assert (doc["scene_counts_by_month"], doc["scenes_generated_this_month"]) == (
-        {"2026-11": 2},
-        95,
-    )
-
-
 def test_log_lines_name_the_configured_collections(monkeypatch: pytest.MonkeyPatch) -> None:
-    from functions import usage
     from shared.settings import get_settings
 
     monkeypatch.setenv("BLUEPRINT_USAGE_REJECTIONS_COLLECTION", "usage_rejections_v2")
     monkeypatch.setenv("BLUEPRINT_CUSTOMERS_COLLECTION", "customers_v2")
     get_settings.cache_clear()
     try:
-        service = usage.default_service()
+        service = entry.build_service(get_settings())
     finally:
         get_settings.cache_clear()
     assert service.log_names.usage_rejections == "usage_rejections_v2"
     assert service.log_names.customers == "customers_v2"
     assert service.log_names.usage_tracking == "usage_tracking"
+
+
+# -- counter shards ----------------------------------------------------------------------------
+
+
+def test_scene_counts_in_one_random_shard_of_its_own_month(repo: FakeRepository) -> None:
+    picks = iter([3, 11, 3])
+    service = UsageService(repo, shards=16, fold_buckets=8, choose_shard=lambda n: next(picks))
+    service.handle(message(scene(1, episodes_generated=7), "m-1"), NOW)
+    december = scene(2, timestamp="2024-12-31T23:59:59.999Z")
+    service.handle(message(december, "m-2"), NOW)
+    service.handle(message(event_body(event_id="e3"), "m-3"), NOW)
+    assert set(repo.shards) == {("lab_001", "2025-01", 3), ("lab_001", "2024-12", 11)}
+    jan = repo.shards[("lab_001", "2025-01", 3)]
+    assert jan["records"] == 2
+    assert jan["scenes_generated"] == 1
+    assert jan["episodes_generated"] == 107
+    assert jan["cost_cents"] == 5 + 1550  # 7 episodes x 0.007 = 0.05, then 15.50
+    assert jan["fold_bucket"] == fold_bucket("lab_001", "2025-01", 8)
+    assert repo.shards[("lab_001", "2024-12", 11)]["scenes_generated"] == 1
+
+
+def test_random_shard_stays_in_range() -> None:
+    repo = FakeRepository()
+    repo.put_customer("c", bundle_tier="pro")
+    service = UsageService(repo, shards=4)
+    for n in range(200):
+        service.handle(message(scene(n, customer="c"), f"m-{n}"), NOW)
+    assert {k for _, _, k in repo.shards} == {0, 1, 2, 3}
+    assert sum(s["records"] for s in repo.shards.values()) == 200
+
+
+def test_customer_cache_reads_once_per_ttl_and_never_caches_an_unknown_customer() -> None:
+    clock = [100.0]
+    repo = FakeRepository()
+    repo.put_customer("c", bundle_tier="pro")
+    service = UsageService(repo, customer_cache=CustomerCache(60, clock=lambda: clock[0]))
+    for n in range(5):
+        service.handle(message(scene(n, customer="c"), f"m-{n}"), NOW)
+    assert repo.reads == 1
+    clock[0] += 61
+    service.handle(message(scene(9, customer="c"), "m-9"), NOW)
+    assert repo.reads == 2
+    # A customer created a moment after its first event was refused is found on the next one.
+    assert service.handle(message(scene(1, customer="new"), "n-1"), NOW).outcome == "rejected"
+    repo.put_customer("new", bundle_tier="enterprise")
+    recorded = service.handle(message(scene(2, customer="new"), "n-2"), NOW)
+    assert recorded.outcome is Outcome.RECORDED
+    assert repo.records[recorded.record_id or ""]["pricing_tier"] == "enterprise"
+
+
+def test_customer_cache_is_bounded_and_thread_safe() -> None:
+    cache = CustomerCache(60, max_entries=50)
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        try:
+            for n in range(500):
+                cache.put(PricingCustomer(f"c{t}-{n}", BundleTier.PRO))
+                cache.get(f"c{t}-{n - 1}")
+                if n % 7 == 0:
+                    cache.invalidate(f"c{t}-{n}")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(cache._entries) <= 50
+
+
+def test_eight_threads_record_every_event_once(repo: FakeRepository) -> None:
+    service = UsageService(repo, customer_cache=CustomerCache(60))
+    messages = [message(scene(n), f"m-{n}") for n in range(400)] * 2
+
+    def work(chunk: list[Any]) -> None:
+        for m in chunk:
+            service.handle(m, NOW)
+
+    threads = [threading.Thread(target=work, args=(messages[i::8],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(repo.records) == 400
+    assert repo.totals("lab_001", "2025-01")["scenes_generated"] == 400
+    assert repo.reads == 1
+
+
+def test_a_permanent_error_escaping_the_service_is_acknowledged(
+    repo: FakeRepository, log_lines: list[logging.LogRecord]
+) -> None:
+    class Refusing(FakeRepository):
+        def commit_usage(self, *args: Any, **kwargs: Any) -> bool:
+            raise PermanentError("usage commit: PermissionDenied: 403")
+
+    refusing = Refusing()
+    refusing.put_customer("lab_001", bundle_tier="pro")
+    event = cloud_event(json.dumps(event_body()).encode(), "p-1")
+    assert entry.handle_cloud_event(event, UsageService(refusing), NOW) is None
+    assert any("not retryable" in r.getMessage() for r in log_lines)
+
+
+def test_the_usage_path_publishes_nothing_and_writes_no_customer(repo: FakeRepository) -> None:
+    # Quota alerts and the customer's counters belong to the fold now (docs/counters.md).
+    from functions.usage import adapters
+
+    with open(adapters.__file__, encoding="utf-8") as handle:
+        source = handle.read()
+    assert "publish" not in source
+    assert "customers_collection" in source  # read only
+    before = json.dumps(repo.customers, sort_keys=True)
+    UsageService(repo).handle(message(scene(1, monthly_scene_quota=None), "m-1"), NOW)
+    assert json.dumps(repo.customers, sort_keys=True) == before
+
+
+# -- group commit ------------------------------------------------------------------------------
+
+
+def _threads(work: Any, items: list[Any], n: int) -> None:
+    threads = [threading.Thread(target=work, args=(items[i::n],)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def test_group_commit_shares_commits_and_counts_exactly() -> None:
+    repo = FakeRepository()
+    repo.put_customer("c", bundle_tier="pro")
+    repo.commit_delay = 0.005  # a commit in flight long enough for others to queue behind it
+    committer = GroupCommitter(repo)
+    service = UsageService(repo, committer=committer)
+    results: list[Any] = []
+
+    def work(chunk: list[Any]) -> None:
+        for m in chunk:
+            results.append(service.handle(m, NOW))
+
+    _threads(
+        work,
+        [message(scene(n, customer="c", episodes_generated=n), f"m{n}") for n in range(400)],
+        8,
+    )
+    assert all(r.outcome is Outcome.RECORDED for r in results)
+    assert len(repo.records) == 400
+    totals = repo.totals("c", "2025-01")
+    assert (totals["records"], totals["scenes_generated"]) == (400, 400)
+    assert totals["episodes_generated"] == sum(range(400))
+    assert repo.commits < 200, repo.commits  # events shared commits
+    assert max(repo.batch_sizes) > 1
+    assert committer.stats.fallbacks == 0
+
+
+def test_a_duplicate_in_a_batch_falls_back_to_one_commit_per_event() -> None:
+    repo = FakeRepository()
+    repo.put_customer("c", bundle_tier="pro")
+    repo.commit_delay = 0.005
+    service = UsageService(repo, committer=GroupCommitter(repo))
+    first = [message(scene(n, customer="c"), f"m{n}") for n in range(100)]
+    for m in first[::2]:
+        service.handle(m, NOW)  # half of them recorded before: their redeliveries are duplicates
+    results: list[Any] = []
+
+    def work(chunk: list[Any]) -> None:
+        for m in chunk:
+            results.append(service.handle(m, NOW))
+
+    _threads(work, first, 8)
+    outcomes = Counter(r.outcome for r in results)
+    assert outcomes == {Outcome.RECORDED: 50, Outcome.DUPLICATE: 50}
+    assert repo.totals("c", "2025-01")["records"] == 100
+
+
+def test_a_failing_group_commit_lets_each_event_answer_for_itself() -> None:
+    repo = FakeRepository()
+    repo.put_customer("c", bundle_tier="pro")
+    committer = GroupCommitter(repo)
+    # A single event: the transient error reaches its caller (Pub/Sub redelivers it).
+    repo.fail_commits = 1
+    with pytest.raises(ConnectionError):
+        UsageService(repo, committer=committer).handle(message(scene(1, customer="c")), NOW)
+    assert repo.records == {}
+    assert committer._queues == {}  # nothing left holding the customer-month
+    assert committer._in_flight == {}
+    assert UsageService(repo, committer=committer).handle(message(scene(1, customer="c")), NOW)
+    assert len(repo.records) == 1
+
+
+def test_merged_increment_sums_every_field() -> None:
+    a = ShardIncrement("c", "2025-01", 3, 1, {"records": 1, "cost_cents": 5}, {"storage_gb": 0.5})
+    b = ShardIncrement("c", "2025-01", 9, 1, {"records": 1, "cost_cents": 7}, {"storage_gb": 1.0})
+    assert merged([a, b]) == ShardIncrement(
+        "c", "2025-01", 3, 1, {"records": 2, "cost_cents": 12}, {"storage_gb": 1.5}
+    )
+
+
+def test_contention_tries_another_shard_then_redelivers() -> None:
+    class Contended(FakeRepository):
+        hot_shards = frozenset({0, 1})
+
+        def commit_batch(self, records: Any, counter: ShardIncrement) -> bool:
+            if counter.shard in self.hot_shards:
+                raise ContentionError("ABORTED: too much contention")
+            return super().commit_batch(records, counter)
+
+    repo = Contended()
+    repo.put_customer("c", bundle_tier="pro")
+    picks = iter([0, 1, 5])
+    pauses: list[float] = []
+    service = UsageService(repo, choose_shard=lambda n: next(picks), pause=pauses.append)
+    result = service.handle(message(scene(1, customer="c")), NOW)
+    assert result.outcome is Outcome.RECORDED
+    assert result.counter is not None
+    assert result.counter.shard == 5
+    assert len(pauses) == 2
+    # Every shard contended: after CONTENTION_ATTEMPTS the delivery fails transiently.
+    always = UsageService(repo, choose_shard=lambda n: 0, pause=pauses.append)
+    with pytest.raises(ContentionError):
+        always.handle(message(scene(2, customer="c"), "m-2"), NOW)
+    assert len(repo.records) == 1

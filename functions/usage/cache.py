@@ -1,0 +1,67 @@
+"""Per-instance cache of the customers usage events name (existence and pricing tier).
+
+Thread-safe (the function serves several requests at once). Only customers that exist are
+kept, for at most `ttl`: an unknown customer is read again on its next event, so a customer
+created a moment ago is never refused for longer than it takes to read it. A tier change
+reaches the prices within `ttl` at the latest (`invalidate` drops an entry at once).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Final
+
+from functions.usage.ports import PricingCustomer
+
+MAX_ENTRIES: Final = 10_000
+"""Bound on the entries kept; past it the cache starts over (each entry is a few hundred bytes)."""
+
+
+class CustomerCache:
+    """Customers read in the last `ttl_seconds`, per process."""
+
+    def __init__(
+        self,
+        ttl_seconds: float,
+        *,
+        max_entries: int = MAX_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl_seconds
+        self._max = max_entries
+        self._clock = clock
+        self._entries: dict[str, tuple[float, PricingCustomer]] = {}
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, customer_id: str) -> PricingCustomer | None:
+        """A customer read less than `ttl` ago, else None (read it)."""
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get(customer_id)
+            if entry is not None and now < entry[0]:
+                self.hits += 1
+                return entry[1]
+            self.misses += 1
+            return None
+
+    def put(self, customer: PricingCustomer) -> None:
+        """Remember a customer just read."""
+        expires = self._clock() + self.ttl
+        with self._lock:
+            if len(self._entries) >= self._max and customer.customer_id not in self._entries:
+                self._entries.clear()
+            self._entries[customer.customer_id] = (expires, customer)
+
+    def invalidate(self, customer_id: str) -> None:
+        """Forget one customer (it changed or vanished)."""
+        with self._lock:
+            self._entries.pop(customer_id, None)
+
+    def clear(self) -> None:
+        """Forget every customer."""
+        with self._lock:
+            self._entries.clear()

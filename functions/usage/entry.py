@@ -1,0 +1,76 @@
+"""Entry of `on-usage-event`: decode the Pub/Sub message -> one service call -> log the result.
+
+Permanent problems are answered inside the service (stored in `usage_rejections`,
+acknowledged); a PermanentError that escapes it is logged and acknowledged too (a retry cannot
+help, and a 500 would redeliver it forever); anything else raises so Pub/Sub redelivers.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from functions.edge.pubsub import decode_message
+from functions.usage.batching import GroupCommitter
+from functions.usage.cache import CustomerCache
+from functions.usage.ports import Limits, LogNames, Result
+from functions.usage.service import UsageService
+from shared import logs
+from shared.errors import PermanentError
+from shared.settings import Settings, get_settings
+
+
+def build_service(settings: Settings, client: Any | None = None) -> UsageService:
+    """The service over the real Firestore adapter, configured from `settings`."""
+    from functions.usage.adapters import FirestoreUsageRepository  # noqa: PLC0415 - cold start
+
+    ttl = settings.usage_customer_cache_seconds
+    repository = FirestoreUsageRepository(settings, client)
+    return UsageService(
+        repository,
+        limits=Limits(
+            max_body_bytes=settings.usage_max_body_bytes,
+            max_future=timedelta(seconds=settings.usage_max_future_seconds),
+        ),
+        customer_cache=CustomerCache(ttl) if ttl > 0 else None,
+        shards=settings.usage_counter_shards,
+        fold_buckets=settings.usage_fold_buckets,
+        committer=GroupCommitter(repository) if settings.usage_group_commit else None,
+        log_names=LogNames(
+            customers=settings.customers_collection,
+            usage_tracking=settings.usage_tracking_collection,
+            usage_rejections=settings.usage_rejections_collection,
+            usage_counters=settings.usage_counters_collection,
+        ),
+    )
+
+
+@functools.cache
+def default_service() -> UsageService:
+    """The deployed service, built on first use (thread-safe enough: a race builds two equal
+    services and one is kept; each holds only the shared client and its own cache)."""
+    return build_service(get_settings())
+
+
+def handle_cloud_event(
+    event: Any, service: UsageService | None = None, now: datetime | None = None
+) -> Result | None:
+    """Decode, handle, log; raise what Pub/Sub should redeliver."""
+    message = decode_message(event)
+    try:
+        return (service or default_service()).handle(message, now or datetime.now(UTC))
+    except PermanentError as exc:
+        logs.error(
+            f"usage message not processed and not retryable (acknowledged): {exc}",
+            decision="failed-permanently",
+            message_id=message.message_id,
+        )
+        return None
+    except Exception as exc:
+        logs.warning(
+            f"usage message not processed, Pub/Sub will redeliver: {type(exc).__name__}: {exc}",
+            decision="retry",
+            message_id=message.message_id,
+        )
+        raise

@@ -1,0 +1,142 @@
+"""What the usage service exchanges with its adapters: dataclasses and the repository Protocol.
+
+Adapters and the service both import this module; neither imports the other.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Final, Protocol
+
+from shared import names
+from shared.errors import FieldError, PermanentError, TransientError
+from shared.models import BundleTier, UsageEvent
+
+MAX_REASON_ERRORS: Final = 20
+
+
+class UnstorableRecordError(PermanentError):
+    """Firestore refused the record itself (InvalidArgument): reject the message for good."""
+
+
+class ContentionError(TransientError):
+    """Firestore answered ABORTED ("too much contention") for a commit: nothing was written.
+
+    The service tries another shard at once; a delivery that keeps meeting it is redelivered."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Input limits (from settings)."""
+
+    max_body_bytes: int = 65536
+    max_future: timedelta = timedelta(seconds=300)
+
+
+@dataclass(frozen=True, slots=True)
+class LogNames:
+    """Collection names the log lines report (the configured ones, not the defaults)."""
+
+    customers: str = names.CUSTOMERS
+    usage_tracking: str = names.USAGE_TRACKING
+    usage_rejections: str = names.USAGE_REJECTIONS
+    usage_counters: str = names.USAGE_COUNTERS
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a message is refused for good."""
+
+    kind: str
+    errors: tuple[FieldError, ...]
+
+    @property
+    def reason(self) -> str:
+        """One line naming each bad field and value."""
+        shown = "; ".join(str(e) for e in self.errors[:MAX_REASON_ERRORS])
+        more = len(self.errors) - MAX_REASON_ERRORS
+        return f"{self.kind}: {shown}" + (f" (+{more} more)" if more > 0 else "")
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A valid usage event and its record id."""
+
+    event: UsageEvent
+    record_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerDocument:
+    """A customer document as read (the service only needs its data)."""
+
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PricingCustomer:
+    """What an event needs from its customer: that it exists, and the tier that prices it."""
+
+    customer_id: str
+    tier: BundleTier
+
+
+@dataclass(frozen=True, slots=True)
+class ShardIncrement:
+    """One event's (or one batch's) increment of one counter shard (`shared.counters` layout)."""
+
+    customer_id: str
+    month: str
+    shard: int
+    fold_bucket: int
+    ints: Mapping[str, int]
+    """`SHARD_INT_FIELDS` -> increment."""
+    floats: Mapping[str, float]
+    """`SHARD_FLOAT_FIELDS` -> increment."""
+
+
+class UsageRepository(Protocol):
+    """Firestore as the usage service needs it. Errors other than the ones named here come
+    out classified (`shared.errors.classify`): TransientError or PermanentError."""
+
+    def get_customer(self, customer_id: str) -> CustomerDocument | None:
+        """The customer document, or None when it does not exist."""
+        ...
+
+    def commit_usage(
+        self, record_id: str, record: Mapping[str, Any], counter: ShardIncrement
+    ) -> bool:
+        """ONE atomic commit: create the record (+ recorded_at) and increment one shard.
+
+        True when committed; False when the record already exists (nothing was written, the
+        shard untouched). Raises UnstorableRecordError when Firestore refuses the data, and
+        ContentionError on ABORTED (not retried on the same shard).
+        """
+        ...
+
+    def store_rejection(self, doc_id: str, data: Mapping[str, Any]) -> bool:
+        """Create `usage_rejections/{doc_id}` (+ rejected_at); False if it already existed."""
+        ...
+
+
+class Outcome(enum.StrEnum):
+    """What handling one message did."""
+
+    RECORDED = "recorded"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+    REJECTED_BEFORE = "rejected_before"
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """Outcome of one message, for callers and tests."""
+
+    outcome: Outcome
+    record_id: str | None = None
+    rejection: Rejection | None = None
+    counter: ShardIncrement | None = None
+    """The shard increment committed (RECORDED only)."""

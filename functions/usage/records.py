@@ -1,0 +1,141 @@
+"""The documents one usage event writes (pure): its record, its shard increment, a rejection."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, Final
+
+from functions.edge.pubsub import Message
+from functions.usage.ports import MAX_REASON_ERRORS, PricingCustomer, Rejection, ShardIncrement
+from shared.counters import fold_bucket
+from shared.errors import FieldError, InvalidDocumentError
+from shared.firestore_values import plain_value
+from shared.models import BundleTier, Customer, UsageEvent, validate
+from shared.pricing import CostEstimate
+from shared.times import month_of
+
+SCENE_GENERATED: Final = "scene_generated"
+REJECTION_PAYLOAD_LIMIT: Final = 16_384
+"""Bytes of a rejected payload kept in its rejection document (the original size is stored too)."""
+_CENT: Final = Decimal(100)
+
+
+def read_customer(
+    customer_id: str, data: Mapping[str, Any]
+) -> tuple[PricingCustomer, list[FieldError]]:
+    """What pricing needs from a stored customer document, keeping what is valid.
+
+    Usage of a customer whose document is partly invalid is still recorded (it happened): an
+    invalid tier prices as `standard`, and the bad fields are reported.
+    """
+    plain = plain_value(data)
+    try:
+        customer = validate(Customer, plain, kind="customer")
+        return PricingCustomer(customer_id, customer.bundle_tier), []
+    except InvalidDocumentError as exc:
+        errors = list(exc.errors)
+    try:
+        tier = BundleTier(plain.get("bundle_tier", BundleTier.STANDARD.value))
+    except (ValueError, TypeError):
+        tier = BundleTier.STANDARD
+    return PricingCustomer(customer_id, tier), errors
+
+
+def cost_cents(cost: CostEstimate) -> int:
+    """The record's estimated cost in integer cents (it is already rounded to cents)."""
+    return int(cost.amount * _CENT)
+
+
+def build_record(event: UsageEvent, cost: CostEstimate, message_id: str) -> dict[str, Any]:
+    """The `usage_tracking` document (without `recorded_at`, which the server stamps)."""
+    record: dict[str, Any] = {
+        "schema_version": 1,
+        "customer_id": event.customer_id,
+        "scene_id": event.scene_id,
+        "action": event.action,
+        "timestamp": event.timestamp,
+        "billable": cost.billable,
+        "estimated_cost": float(cost.amount),
+        "rate_card_version": cost.rate_card_version,
+        "pricing_tier": cost.tier.value,
+        "message_id": message_id,
+    }
+    # schema.md's fields are always there (null where the event had nothing: not applicable,
+    # not 0), so every record has the same shape; event_id only when the producer sent one.
+    record["episodes_generated"] = event.episodes_generated
+    record["compute_minutes"] = event.compute_minutes
+    record["storage_gb"] = event.storage_gb
+    record["details"] = event.details
+    if event.event_id is not None:
+        record["event_id"] = event.event_id
+    return record
+
+
+def shard_increment(
+    event: UsageEvent, cost: CostEstimate, shard: int, buckets: int
+) -> ShardIncrement:
+    """The counter-shard increment of one event, in the month of the event's own timestamp."""
+    month = month_of(event.timestamp)
+    return ShardIncrement(
+        customer_id=event.customer_id,
+        month=month,
+        shard=shard,
+        fold_bucket=fold_bucket(event.customer_id, month, buckets),
+        ints={
+            "records": 1,
+            "scenes_generated": 1 if event.action == SCENE_GENERATED else 0,
+            "episodes_generated": event.episodes_generated or 0,
+            "cost_cents": cost_cents(cost),
+        },
+        floats={
+            "compute_minutes": float(event.compute_minutes or 0.0),
+            "storage_gb": float(event.storage_gb or 0.0),
+        },
+    )
+
+
+def rejection_document(message: Message, rejection: Rejection) -> dict[str, Any]:
+    """The `usage_rejections` document (without `rejected_at`, which the server stamps)."""
+    raw = message.data
+    try:
+        text: str | None = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    truncated = len(raw) > REJECTION_PAYLOAD_LIMIT
+    if text is not None:
+        # Cut on a character boundary: drop a partial trailing UTF-8 sequence, never garble.
+        payload = raw[:REJECTION_PAYLOAD_LIMIT].decode("utf-8", errors="ignore")
+        encoding = "utf-8"
+    else:
+        payload = base64.b64encode(raw[:REJECTION_PAYLOAD_LIMIT]).decode("ascii")
+        encoding = "base64"
+    doc: dict[str, Any] = {
+        "schema_version": 1,
+        "message_id": message.message_id,
+        "kind": rejection.kind,
+        "reason": rejection.reason,
+        "errors": [e.as_dict() for e in rejection.errors[:MAX_REASON_ERRORS]],
+        "payload": payload,
+        "payload_encoding": encoding,
+        "payload_bytes": len(raw),
+        "payload_truncated": truncated,
+        "attributes": dict(message.attributes),
+    }
+    publish_time = message.publish_time
+    if publish_time is not None:
+        doc["publish_time"] = publish_time
+    # Where the body parses far enough, say whose it is (people search by customer).
+    if text is not None and not truncated:
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            for key in ("customer_id", "event_id"):
+                value = parsed.get(key)
+                if isinstance(value, str) and len(value) <= 1500:
+                    doc[key] = value
+    return doc
