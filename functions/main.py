@@ -1,4 +1,4 @@
-"""Entry points of the five deployed functions (see `functions.table`).
+"""Entry points of the six deployed functions (see `functions.table`).
 
 Each is a `functions_framework.cloud_event` function. Import stays cheap: handlers create their
 clients on first use, never here (this import is the cold start).
@@ -44,3 +44,11 @@ def reset_monthly_quotas(event: CloudEvent) -> None:
     from functions import reset  # noqa: PLC0415 - each function loads only its own module
 
     reset.handle_schedule_event(event, by_name("reset-monthly-quotas").timeout_seconds)
+
+
+@functions_framework.cloud_event
+def fold_usage_counters(event: CloudEvent) -> None:
+    """Pub/Sub `usage-fold-schedule` message published (Cloud Scheduler, every minute)."""
+    from functions.fold import entry  # noqa: PLC0415 - each function loads only its own module
+
+    entry.handle_cloud_event(event, by_name("fold-usage-counters").timeout_seconds)

@@ -1,0 +1,1 @@
+"""The counter fold: shards of each changed customer-month -> month summary -> customer fields, quota alerts."""
