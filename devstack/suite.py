@@ -6,7 +6,10 @@ Firestore emulator delivers trigger events to, registers one `eventarcTrigger` p
 function of `functions.table`, creates every topic and the push subscriptions of the Pub/Sub
 functions (the usage one with the dead-letter policy production has), loads rules and
 (optionally) the example documents. `python -m devstack run` and the `local_suite` pytest
-fixture both use it, so end-to-end tests exercise exactly what `make run` runs.
+fixture both use it, so end-to-end tests exercise exactly what `make run` runs. There is no
+Cloud Scheduler emulator: the suite plays the every-minute `usage-fold` job itself, publishing on
+the fold schedule topic every `fold_interval` seconds (`BLUEPRINT_LOCAL_FOLD_INTERVAL_SECONDS`,
+default 2; 0 = only when asked, `fire_fold()`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import dataclasses
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -70,6 +74,8 @@ class LocalSuite:
     owns_emulators: bool
     pubsub: PubSubHelper
     _firestore: Any = None
+    _fold_stop: threading.Event = dataclasses.field(default_factory=threading.Event)
+    _fold_thread: threading.Thread | None = None
 
     # --- addresses ---------------------------------------------------------------------------
     @property
@@ -171,6 +177,24 @@ class LocalSuite:
         body = json.dumps(payload or {"job": names.QUOTA_RESET_JOB})
         return self.publish(self.settings.quota_reset_schedule_topic, body)
 
+    def fire_fold(self) -> str:
+        """Publish on the fold schedule topic, as the Cloud Scheduler job `usage-fold` does."""
+        body = json.dumps({"job": names.USAGE_FOLD_JOB})
+        return self.publish(self.settings.usage_fold_schedule_topic, body)
+
+    def play_fold_schedule(self, interval: float) -> None:
+        """Fire the fold every `interval` seconds in a daemon thread until `stop()`."""
+        if interval <= 0 or self._fold_thread is not None:
+            return
+
+        def loop() -> None:
+            while not self._fold_stop.wait(interval):
+                with contextlib.suppress(Exception):  # a stopping emulator: next tick or stop
+                    self.fire_fold()
+
+        self._fold_thread = threading.Thread(target=loop, name="fold-schedule", daemon=True)
+        self._fold_thread.start()
+
     def subscribe(self, topic: str) -> str:
         """A fresh pull subscription on `topic` (see `pubsub.pull`)."""
         return self.pubsub.create_subscription(topic, ordering=True)
@@ -203,6 +227,9 @@ class LocalSuite:
 
     def stop(self) -> None:
         """Stop the functions host and (if this suite started them) the emulators."""
+        self._fold_stop.set()
+        if self._fold_thread is not None:
+            self._fold_thread.join(timeout=10)
         self.pubsub.close()
         if self._firestore is not None:
             with contextlib.suppress(Exception):
@@ -241,13 +268,16 @@ def start_local_suite(
     load_examples: bool = False,
     echo: bool = False,
     log_dir: Path | None = None,
+    fold_interval: float | None = None,
 ) -> LocalSuite:
     """Start the whole suite and return it ready (functions registered, topics created).
 
     `emulators`: reuse a pair started with `functions_emulator=HOST:PORT` (the host binds that
     port; triggers and data live in `project`, so other projects on that pair see no trigger).
     Otherwise a pair is started and owned by the suite. `echo`: the host prints one line per
-    invocation to its log (`python -m devstack run` prints them itself).
+    invocation to its log (`python -m devstack run` prints them itself). `fold_interval`:
+    seconds between fold schedule ticks (None: the settings' `local_fold_interval_seconds`;
+    0: none, tests fire folds with `fire_fold()`).
     """
     owns = emulators is None
     if emulators is None:
@@ -305,6 +335,9 @@ def start_local_suite(
             create_topics_and_subscriptions(suite)
         if load_examples:
             suite.load_examples()
+        suite.play_fold_schedule(
+            settings.local_fold_interval_seconds if fold_interval is None else fold_interval
+        )
     except OSError as exc:
         suite.stop()
         raise EmulatorError(
