@@ -1,1 +1,1 @@
-"""The counter fold: shards of each changed customer-month -> month summary -> customer fields, quota alerts."""
+"""The counter fold: changed shards -> month summaries -> customer fields and quota alerts."""

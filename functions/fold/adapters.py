@@ -17,7 +17,12 @@ from functions.fold.ports import (
 )
 from shared import names, queries
 from shared.clients import bounded_retry, firestore_client, publisher_client
-from shared.counters import SHARD_FLOAT_FIELDS, SHARD_INT_FIELDS, counter_doc_id, split_counter_doc_id
+from shared.counters import (
+    SHARD_FLOAT_FIELDS,
+    SHARD_INT_FIELDS,
+    counter_doc_id,
+    split_counter_doc_id,
+)
 from shared.errors import classify, is_transient
 from shared.firestore_values import server_timestamp
 from shared.settings import Settings

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from functions.fold.ports import Commit, CustomerState, CustomerWrite, Shard, Snapshot, SummaryWrite
@@ -99,7 +99,9 @@ def shard_entry(shard: Shard) -> dict[str, Any]:
         entry[name] = _int(shard.values.get(name)) or 0
     for name in SHARD_FLOAT_FIELDS:
         value = shard.values.get(name)
-        entry[name] = float(value) if isinstance(value, int | float) and math.isfinite(value) else 0.0
+        entry[name] = (
+            float(value) if isinstance(value, int | float) and math.isfinite(value) else 0.0
+        )
     entry["updated_at"] = shard.updated_at
     return entry
 
@@ -136,7 +138,7 @@ def alert_id(customer_id: str, month: str, percent: int) -> str:
     return f"{customer_id}_{month}_{percent}"
 
 
-def alert_payload(
+def alert_payload(  # noqa: PLR0917 - the payload's own fields, in its order
     customer_id: str,
     month: str,
     percent: int,
@@ -162,7 +164,8 @@ def alert_payload(
     }
 
 
-PAYLOAD_FIELDS: Final = tuple(alert_payload("c", "2000-01", 80, 1, 1, "m", datetime.min).keys())
+PAYLOAD_FIELDS: Final = tuple(alert_payload("c", "2000-01", 80, 1, 1, "m", datetime.now(UTC)))
+"""The fields of an alert message (a marker holds them too, so a later fold can send it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +240,9 @@ def plan_customer(
             if p not in known_alerts
         ]
         for percent in new_alerts:
-            payload = alert_payload(customer_id, month, percent, facts and facts.quota, count, run_id, now)
+            payload = alert_payload(
+                customer_id, month, percent, facts.quota if facts else None, count, run_id, now
+            )
             alerts.append(payload)
             markers.append(
                 (
@@ -268,8 +273,10 @@ def plan_customer(
             "as_of": as_of,
             "folded_at": server_time,
         }
-        write = None if stored is not None and _same(old, data) else SummaryWrite(
-            month, data, None if stored is None else stored.update_time
+        write = (
+            None
+            if stored is not None and _same(old, data)
+            else SummaryWrite(month, data, None if stored is None else stored.update_time)
         )
         folds.append(MonthFold(month, sums, seed, write))
     customer_write = None
@@ -288,7 +295,7 @@ def plan_customer(
     return CustomerPlan(commit, tuple(folds), tuple(alerts), facts)
 
 
-def _customer_fields(
+def _customer_fields(  # noqa: PLR0917 - private helper of plan_customer
     facts: CustomerFacts,
     folds: Sequence[MonthFold],
     state: CustomerState,

@@ -245,7 +245,9 @@ def publish_alert(
             customer=payload["customer_id"],
         )
         try:
-            repo.update_marker(alert, {"claimed_by": None, "claimed_at": None, "last_error": str(exc)[:300]})
+            repo.update_marker(
+                alert, {"claimed_by": None, "claimed_at": None, "last_error": str(exc)[:300]}
+            )
         except Exception as release:  # the lease frees it later anyway
             logs.warning(f"releasing quota alert {alert} failed: {release}", document=alert)
         return False

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -69,13 +69,13 @@ class Alerts:
         return self.received
 
 
-class RunDied(BaseException):  # noqa: N818 - not an error the fold may catch: the run dies
+class RunDied(BaseException):
     """The instance running the fold is gone (no except clause of the fold catches it)."""
 
 
 @pytest.fixture
-def alerts(settings: Settings, pubsub: PubSubHelper) -> Iterator[Alerts]:
-    yield Alerts(settings, pubsub)
+def alerts(settings: Settings, pubsub: PubSubHelper) -> Alerts:
+    return Alerts(settings, pubsub)
 
 
 def fold(
