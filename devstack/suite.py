@@ -6,10 +6,8 @@ Firestore emulator delivers trigger events to, registers one `eventarcTrigger` p
 function of `functions.table`, creates every topic and the push subscriptions of the Pub/Sub
 functions (the usage one with the dead-letter policy production has), loads rules and
 (optionally) the example documents. `python -m devstack run` and the `local_suite` pytest
-fixture both use it, so end-to-end tests exercise exactly what `make run` runs. There is no
-Cloud Scheduler emulator: the suite plays the every-minute `usage-fold` job itself, publishing on
-the fold schedule topic every `fold_interval` seconds (`BLUEPRINT_LOCAL_FOLD_INTERVAL_SECONDS`,
-default 2; 0 = only when asked, `fire_fold()`).
+fixture both use it, so end-to-end tests exercise exactly what `make run` runs. It also plays
+the `usage-fold` Scheduler job (`devstack.schedule`, every `local_fold_interval_seconds`).
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ import dataclasses
 import json
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,9 +33,10 @@ from devstack.emulators import (
     start_group,
 )
 from devstack.pubsub import PubSubHelper
+from devstack.schedule import Ticker
 from functions.table import FIRESTORE_WRITTEN, FUNCTIONS, FunctionSpec, TriggerKind
 from shared import names
-from shared.settings import Settings, get_settings, load_settings
+from shared.settings import Settings, load_settings
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 RULES_FILE: Final = ROOT / "firestore.rules"
@@ -57,11 +55,6 @@ def push_subscription_name(spec: FunctionSpec) -> str:
     return f"{spec.name}-push"
 
 
-def topic_ids(settings: Settings) -> list[str]:
-    """Every topic the suite uses."""
-    return settings.all_topics()
-
-
 @dataclasses.dataclass
 class LocalSuite:
     """A running local suite. Use `stop()` (or `with`) to end it; the emulators too if owned."""
@@ -74,8 +67,7 @@ class LocalSuite:
     owns_emulators: bool
     pubsub: PubSubHelper
     _firestore: Any = None
-    _fold_stop: threading.Event = dataclasses.field(default_factory=threading.Event)
-    _fold_thread: threading.Thread | None = None
+    _fold_ticker: Ticker | None = None
 
     # --- addresses ---------------------------------------------------------------------------
     @property
@@ -182,19 +174,6 @@ class LocalSuite:
         body = json.dumps({"job": names.USAGE_FOLD_JOB})
         return self.publish(self.settings.usage_fold_schedule_topic, body)
 
-    def play_fold_schedule(self, interval: float) -> None:
-        """Fire the fold every `interval` seconds in a daemon thread until `stop()`."""
-        if interval <= 0 or self._fold_thread is not None:
-            return
-
-        def loop() -> None:
-            while not self._fold_stop.wait(interval):
-                with contextlib.suppress(Exception):  # a stopping emulator: next tick or stop
-                    self.fire_fold()
-
-        self._fold_thread = threading.Thread(target=loop, name="fold-schedule", daemon=True)
-        self._fold_thread.start()
-
     def subscribe(self, topic: str) -> str:
         """A fresh pull subscription on `topic` (see `pubsub.pull`)."""
         return self.pubsub.create_subscription(topic, ordering=True)
@@ -202,7 +181,7 @@ class LocalSuite:
     # --- data --------------------------------------------------------------------------------
     def load_examples(self) -> dict[str, list[str]]:
         """Write schema.md's examples, validated through the models; paths by collection."""
-        from shared.examples import example_models  # noqa: PLC0415
+        from ops.examples import example_models  # noqa: PLC0415
         from shared.firestore_values import to_firestore  # noqa: PLC0415
 
         collections = {
@@ -227,9 +206,8 @@ class LocalSuite:
 
     def stop(self) -> None:
         """Stop the functions host and (if this suite started them) the emulators."""
-        self._fold_stop.set()
-        if self._fold_thread is not None:
-            self._fold_thread.join(timeout=10)
+        if self._fold_ticker is not None:
+            self._fold_ticker.stop()
         self.pubsub.close()
         if self._firestore is not None:
             with contextlib.suppress(Exception):
@@ -276,8 +254,7 @@ def start_local_suite(
     port; triggers and data live in `project`, so other projects on that pair see no trigger).
     Otherwise a pair is started and owned by the suite. `echo`: the host prints one line per
     invocation to its log (`python -m devstack run` prints them itself). `fold_interval`:
-    seconds between fold schedule ticks (None: the settings' `local_fold_interval_seconds`;
-    0: none, tests fire folds with `fire_fold()`).
+    seconds between fold ticks (None: the settings'; 0: none, call `fire_fold()`).
     """
     owns = emulators is None
     if emulators is None:
@@ -335,9 +312,9 @@ def start_local_suite(
             create_topics_and_subscriptions(suite)
         if load_examples:
             suite.load_examples()
-        suite.play_fold_schedule(
-            settings.local_fold_interval_seconds if fold_interval is None else fold_interval
-        )
+        interval = settings.local_fold_interval_seconds if fold_interval is None else fold_interval
+        if interval > 0:
+            suite._fold_ticker = Ticker(suite.fire_fold, interval, "fold-schedule").start()
     except OSError as exc:
         suite.stop()
         raise EmulatorError(
@@ -396,7 +373,7 @@ def register_triggers(suite: LocalSuite) -> list[str]:
 def create_topics_and_subscriptions(suite: LocalSuite) -> None:
     """Every topic; a push subscription per Pub/Sub function; the dead-letter pull subscription."""
     settings = suite.settings
-    for topic in topic_ids(settings):
+    for topic in settings.all_topics():
         suite.pubsub.create_topic(topic)
     suite.pubsub.create_subscription(
         settings.usage_events_dead_letter_topic, DEAD_LETTER_SUBSCRIPTION
@@ -419,8 +396,3 @@ def create_topics_and_subscriptions(suite: LocalSuite) -> None:
             dead_letter_topic=dead_letter,
             max_delivery_attempts=DEAD_LETTER_MAX_ATTEMPTS,
         )
-
-
-def default_project() -> str:
-    """The project `make run` uses (GOOGLE_CLOUD_PROJECT, else demo-blueprint)."""
-    return get_settings().project_id

@@ -14,34 +14,21 @@
     )
 
 A bad event raises InvalidDocumentError (naming field and value) here, not in the function.
-The Pub/Sub client is created on first use; pass `client=` to reuse your own.
+The Pub/Sub client is the process's one publisher (`shared.clients.publisher_client`, created on
+first use); pass `client=` to reuse your own.
 """
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 from typing import Any
 
 from pydantic import JsonValue
 
 from shared import names
+from shared.clients import publisher_client
 from shared.models import UsageEvent, validate
 from shared.settings import Settings, get_settings
-
-_client: Any = None
-_lock = threading.Lock()
-
-
-def _default_client() -> Any:
-    global _client  # noqa: PLW0603 - one lazily created client per process
-    if _client is None:
-        with _lock:
-            if _client is None:
-                from google.cloud.pubsub_v1 import PublisherClient  # noqa: PLC0415 - lazy
-
-                _client = PublisherClient()
-    return _client
 
 
 def usage_event_bytes(event: UsageEvent) -> bytes:
@@ -62,7 +49,7 @@ def publish_event(
     attributes = {"schema_version": str(event.schema_version), "customer_id": event.customer_id}
     if event.event_id is not None:
         attributes["event_id"] = event.event_id
-    future = (client or _default_client()).publish(topic, usage_event_bytes(event), **attributes)
+    future = (client or publisher_client()).publish(topic, usage_event_bytes(event), **attributes)
     return str(future.result(timeout=timeout))
 
 

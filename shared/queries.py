@@ -5,7 +5,7 @@ the shape(s) of the query it returns (`QueryShape`: collection, equality fields,
 fields), `composite_indexes()` derives the composite indexes those shapes need, and
 `tests/unit/test_queries_indexes.py` proves that the declared shapes are the queries really
 built, that every composite shape has its index in `firestore.indexes.json` and that the file
-holds no index nobody uses (`python -m devstack.deploy indexes` prints the file).
+holds no index nobody uses (`python -m deploy indexes` prints the file).
 
 Builders take a Firestore client and return a `Query`; the collection name comes from the
 settings (`shared.settings`). Time ranges are half-open: `start <= timestamp < end`, UTC-aware.

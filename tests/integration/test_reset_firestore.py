@@ -421,7 +421,7 @@ def test_operators_cli_dry_run_then_reset_with_a_progress_bar(
 
     import tqdm
 
-    from shared.cli import main as cli
+    from ops.cli import main as cli
 
     real_bar = tqdm.tqdm  # shown on a terminal only; pytest's stderr is not one
     monkeypatch.setattr(tqdm, "tqdm", lambda *a, **k: real_bar(*a, **{**k, "disable": False}))

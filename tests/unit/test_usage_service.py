@@ -24,10 +24,10 @@ from functions.usage import (
     prepare,
     read_customer,
 )
+from ops.jsonschema import SCHEMA_FILE, render
 from shared import quota
 from shared.errors import TransientError
 from shared.ids import message_doc_id, usage_record_id
-from shared.jsonschema import SCHEMA_FILE, render
 from shared.models import BundleTier, Customer, UsageEvent, UsageRecord, validate
 from shared.pricing import default_rate_card
 from tests.usage_support import (

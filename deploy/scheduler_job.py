@@ -1,6 +1,6 @@
 """The Cloud Scheduler jobs as code: create if missing, update if it drifted.
 
-`python -m devstack.scheduler_job ensure --project P --region R [--dry-run]` (cloudbuild.yaml runs
+`python -m deploy.scheduler_job ensure --project P --region R [--dry-run]` (cloudbuild.yaml runs
 it on every deploy) ensures both jobs and prints one JSON line per job:
 - `monthly-quota-reset` publishes on `quota-reset-schedule` at `0 0 1 * *` UTC; the function
   takes the month to reset from the message's publish time;
@@ -178,7 +178,7 @@ def _client() -> SchedulerClient:
 
 def main(argv: list[str] | None = None, client: SchedulerClient | None = None) -> int:
     """Command line: `ensure --project P --region R [--dry-run]`; one JSON line per job."""
-    parser = argparse.ArgumentParser(prog="python -m devstack.scheduler_job", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m deploy.scheduler_job", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     cmd = sub.add_parser("ensure", help="create or update the scheduler jobs")
     cmd.add_argument("--project", default=None, help="project id (default: settings)")

@@ -1,4 +1,4 @@
-"""Export the usage event's JSON Schema for producers: `python -m shared.jsonschema`."""
+"""Export the usage event's JSON Schema for producers: `python -m ops.jsonschema`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""schema.md's example documents, kept in the package as data (`shared/data/examples/`)."""
+"""schema.md's example documents, kept in the package as data (`ops/data/examples/`)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ EXAMPLE_FILES: Final[dict[str, tuple[str, type[BaseModel]]]] = {
 def raw_examples(collection: str) -> dict[str, dict[str, Any]]:
     """The example documents of a collection as parsed JSON, by document id."""
     filename, _ = EXAMPLE_FILES[collection]
-    text = resources.files("shared").joinpath(f"data/examples/{filename}").read_text("utf-8")
+    text = resources.files("ops").joinpath(f"data/examples/{filename}").read_text("utf-8")
     data: dict[str, dict[str, Any]] = json.loads(text)
     return data
 

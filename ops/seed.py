@@ -1,4 +1,4 @@
-"""`blueprint seed-demo`: load schema.md's example documents (`shared/examples.py`) into Firestore.
+"""`blueprint seed-demo`: load schema.md's example documents (`ops/examples.py`) into Firestore.
 
 Configuration documents go through the migration's compare-then-write plan, the usage record is
 created when absent: running it twice writes nothing the second time.
@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import names
-from shared.examples import raw_examples
-from shared.migration import (
+from ops.examples import raw_examples
+from ops.migration import (
     CUSTOMERS,
     FEATURE_FLAGS,
     SCENES,
@@ -19,6 +18,7 @@ from shared.migration import (
     plan_writes,
     validate_export,
 )
+from shared import names
 from shared.models import UsageRecord
 from shared.settings import get_settings
 
@@ -27,7 +27,7 @@ def seed_demo(client: Any, *, dry_run: bool = False) -> str:
     """Write the examples; return a one-paragraph summary."""
     settings = get_settings()
     records = [
-        Record(collection, doc_id, dict(doc), f"shared/data/examples/{collection}.json")
+        Record(collection, doc_id, dict(doc), f"ops/data/examples/{collection}.json")
         for collection in (CUSTOMERS, SCENES, FEATURE_FLAGS)
         for doc_id, doc in raw_examples(collection).items()
     ]

@@ -1,6 +1,6 @@
 """Let firebase-tools run the machine's Google Cloud CLI emulators instead of downloading its own.
 
-    python -m devstack.firebase_jars build/firebase-emulators
+    python -m deploy.firebase_jars build/firebase-emulators
 
 prints the two variables to export before `firebase emulators:exec` (docs/deploy.md):
 
@@ -68,7 +68,7 @@ def write_launcher_jar(target: Path, emulator_jar: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devstack.firebase_jars", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m deploy.firebase_jars", description=__doc__)
     parser.add_argument("dir", type=Path, help="where to write the launcher jar")
     args = parser.parse_args(argv)
     root = sdk_root()
