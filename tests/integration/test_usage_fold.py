@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -391,3 +392,38 @@ def test_shards_of_an_unknown_customer_are_summed_but_touch_no_customer(
     assert (counts.summaries_written, counts.customers_written) == (1, 0)
     assert doc(db, "usage_counters", f"ghost_{NOV}")["scenes_total"] == 3
     assert not db.collection("customers").document("ghost").get().exists
+
+
+def test_the_local_suite_folds_on_its_schedule_topic_and_the_trigger_ignores_the_write(
+    local_suite: Any,
+) -> None:
+    db = local_suite.firestore
+    cid = f"e2e_fold_{uuid.uuid4().hex[:8]}"
+    customer(db, cid, quota_period=NOV, monthly_scene_quota=-1)
+    for k in range(3):
+        write_shard(db, cid, NOV, k, scenes=2, episodes=5)
+    since = local_suite.mark()
+    local_suite.fire_fold()
+    ran = local_suite.wait_for(
+        lambda items: any(
+            i["function"] == "fold-usage-counters" and i["status"] < 300 for i in items
+        ),
+        since,
+        timeout=60,
+    )
+    assert any(i["decision"] == "folded" for i in ran if i["function"] == "fold-usage-counters")
+    cust = doc(db, "customers", cid)
+    assert (cust["scenes_generated_this_month"], cust["total_episodes_generated"]) == (6, 15)
+    triggered = local_suite.wait_for(
+        lambda items: any(
+            i["function"] == "on-customer-written" and i["document"].endswith(cid)
+            for i in items
+        ),
+        since,
+    )
+    decisions = {
+        i["decision"]
+        for i in triggered
+        if i["function"] == "on-customer-written" and i["document"].endswith(cid)
+    }
+    assert "ignored-counters" in decisions  # counters are not configuration: no invalidation
