@@ -247,6 +247,7 @@ def start_local_suite(
     echo: bool = False,
     log_dir: Path | None = None,
     fold_interval: float | None = None,
+    host_module: str = "devstack.functions_host",  # a benchmark's instrumented host
 ) -> LocalSuite:
     """Start the whole suite and return it ready (functions registered, topics created).
 
@@ -280,7 +281,7 @@ def start_local_suite(
     cmd = [
         sys.executable,
         "-m",
-        "devstack.functions_host",
+        host_module,
         "--host",
         host_addr,
         "--port",
