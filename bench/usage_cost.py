@@ -85,7 +85,7 @@ def invocation_usd(name: str) -> float:
 
 
 def counters(port: int) -> Counter[str]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as resp:  # noqa: S310
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as resp:
         return Counter(json.loads(resp.read()))
 
 
