@@ -416,8 +416,7 @@ def test_the_local_suite_folds_on_its_schedule_topic_and_the_trigger_ignores_the
     assert (cust["scenes_generated_this_month"], cust["total_episodes_generated"]) == (6, 15)
     triggered = local_suite.wait_for(
         lambda items: any(
-            i["function"] == "on-customer-written" and i["document"].endswith(cid)
-            for i in items
+            i["function"] == "on-customer-written" and i["document"].endswith(cid) for i in items
         ),
         since,
     )
