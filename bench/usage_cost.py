@@ -200,6 +200,7 @@ def scenario(suite: LocalSuite, port: int, events: int, n_customers: int) -> dic
             "log_lines": round((lines + sum(calls.values())) / events, 3),
         },
         "fold_runs": calls[fold],
+        "fold_duration_ms": [i["duration_ms"] for i in items if i["function"] == fold],
         "writes_per_document_max": max(written.values(), default=0),
         "customer_document_writes": sum(written[d] for d in customer_docs),
         "usd_per_million_events": per_million,
