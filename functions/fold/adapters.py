@@ -221,6 +221,12 @@ class FirestoreFoldRepository:
             data["published_at"] = server_timestamp()
         ref.update(data, **self._call())
 
+    def existing_markers(self, alert_ids: Sequence[str]) -> set[str]:
+        """Which alert markers exist, one get_all."""
+        alerts = self.client.collection(self._settings.quota_alerts_collection)
+        refs = [alerts.document(a) for a in alert_ids]
+        return {s.id for s in self.client.get_all(refs, **self._call()) if s.exists}
+
 
 class PubSubAlertPublisher:
     """`AlertPublisher` over google-cloud-pubsub, on `settings.quota_alerts_topic`."""

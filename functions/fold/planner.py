@@ -208,9 +208,11 @@ def plan_customer(
     now: datetime,
     run_id: str,
     server_time: Any,
+    existing_markers: frozenset[str] = frozenset(),
 ) -> CustomerPlan:
     """Plan one customer's fold from what was read (pure; `server_time` is the sentinel the
-    adapter turns into the commit time).
+    adapter turns into the commit time). `existing_markers`: alert ids found to exist already
+    (e.g. created by the usage function before the fold): listed, never created again.
 
     `seen` holds, per changed month, the shards read this fold: those the scan found and, for
     a month without a summary yet, every shard of the month.
@@ -240,6 +242,8 @@ def plan_customer(
             if p not in known_alerts
         ]
         for percent in new_alerts:
+            if alert_id(customer_id, month, percent) in existing_markers:
+                continue  # its own state says whether it still has to go out (the sweep)
             payload = alert_payload(
                 customer_id, month, percent, facts.quota if facts else None, count, run_id, now
             )

@@ -171,6 +171,10 @@ class FoldRepository(Protocol):
         """Update a marker (published, or released after a failed publish)."""
         ...
 
+    def existing_markers(self, alert_ids: Sequence[str]) -> set[str]:
+        """Which of these alert markers exist (one round trip)."""
+        ...
+
 
 class AlertPublisher(Protocol):
     """The `quota-alerts` topic."""

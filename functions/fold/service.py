@@ -190,6 +190,7 @@ def fold_customer(
     """Fold one customer's changed months: read, plan, one guarded commit, then its alerts."""
     months = sorted({*seen, month_of(now)})
     listed: dict[str, list[Shard]] = {}
+    existing: frozenset[str] = frozenset()
     for _ in range(MAX_ATTEMPTS):
         state = repo.read_state(customer_id, months)
         for month in seen:
@@ -199,7 +200,13 @@ def fold_customer(
                 listed[month] = repo.list_shards(customer_id, month)
         shards = {m: [*listed.get(m, ()), *seen[m]] for m in seen}
         plan = planner.plan_customer(
-            customer_id, state, shards, now=now, run_id=run_id, server_time=server_time
+            customer_id,
+            state,
+            shards,
+            now=now,
+            run_id=run_id,
+            server_time=server_time,
+            existing_markers=existing,
         )
         if plan.commit.empty:
             return plan
@@ -207,6 +214,8 @@ def fold_customer(
             repo.commit(plan.commit)
         except CommitConflictError:
             counts.add("conflicts")
+            if plan.commit.markers:  # a marker may exist already (created before the fold)
+                existing |= repo.existing_markers([a for a, _ in plan.commit.markers])
             continue
         counts.add("summaries_written", len(plan.commit.summaries))
         counts.add("customers_written", plan.commit.customer is not None)

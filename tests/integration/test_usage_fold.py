@@ -426,3 +426,17 @@ def test_the_local_suite_folds_on_its_schedule_topic_and_the_trigger_ignores_the
         if i["function"] == "on-customer-written" and i["document"].endswith(cid)
     }
     assert "ignored-counters" in decisions  # counters are not configuration: no invalidation
+
+
+def test_a_marker_the_pre_fold_usage_function_created_is_not_sent_again(
+    repo: FirestoreFoldRepository, alerts: Alerts, firestore_client: Any
+) -> None:
+    db = firestore_client
+    customer(db, "pre", quota_period=NOV, monthly_scene_quota=10)
+    db.collection("quota_alerts").document(f"pre_{NOV}_80").set({"state": "published"})
+    write_shard(db, "pre", NOV, 0, scenes=9)
+    counts = fold(repo, alerts)
+    assert (counts.failed_customers, counts.alerts_published) == (0, 0)
+    assert doc(db, "usage_counters", f"pre_{NOV}")["alerts"] == [80]
+    assert doc(db, "customers", "pre")["scenes_generated_this_month"] == 9
+    assert alerts.drain() == []

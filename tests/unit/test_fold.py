@@ -150,6 +150,9 @@ class FakeRepo:
         path = f"alerts/{alert_id}"
         self.put(path, {**self.data(path), **changes})
 
+    def existing_markers(self, alert_ids: Sequence[str]) -> set[str]:
+        return {a for a in alert_ids if f"alerts/{a}" in self.docs}
+
 
 class FakePublisher:
     def __init__(self) -> None:
@@ -361,6 +364,17 @@ def test_a_failed_publish_is_released_and_the_next_fold_sends_it_once() -> None:
     assert fold(repo, pub, run_id="r2").alerts_published == 1
     assert fold(repo, pub, run_id="r3").alerts_published == 0
     assert [a["alert_id"] for a in pub.sent] == [f"q_{NOV}_80"]
+
+
+def test_a_marker_created_before_the_fold_is_listed_not_created_again() -> None:
+    repo, pub = FakeRepo(), FakePublisher()
+    repo.put("customers/o", {"quota_period": NOV, "monthly_scene_quota": 10})
+    repo.put(f"alerts/o_{NOV}_80", {"state": "published"})  # the pre-fold usage function sent it
+    repo.add(shard("o", NOV, 0, 1, scenes=9))
+    counts = fold(repo, pub)
+    assert (counts.failed_customers, counts.conflicts, counts.alerts_published) == (0, 1, 0)
+    assert repo.data(f"summaries/o_{NOV}")["alerts"] == [80]
+    assert pub.sent == []
 
 
 # ---- the old design's stranded claim -------------------------------------------------------
