@@ -115,12 +115,6 @@ class FirestoreFoldRepository:
                 return
             after = snaps[-1]
 
-    def list_shards(self, customer_id: str, month: str) -> list[Shard]:
-        """Every shard of one customer-month (its `shards` subcollection)."""
-        parent = self._counters().document(counter_doc_id(customer_id, month))
-        snaps = parent.collection(names.USAGE_COUNTER_SHARDS).stream(**self._call())
-        return [s for s in (_shard(snap) for snap in snaps) if s is not None]
-
     def read_state(self, customer_id: str, months: Sequence[str]) -> CustomerState:
         """The customer and the month summaries, one get_all."""
         customer_ref = self.client.collection(self._settings.customers_collection).document(

@@ -214,8 +214,7 @@ def plan_customer(
     adapter turns into the commit time). `existing_markers`: alert ids found to exist already
     (e.g. created by the usage function before the fold): listed, never created again.
 
-    `seen` holds, per changed month, the shards read this fold: those the scan found and, for
-    a month without a summary yet, every shard of the month.
+    `seen` holds, per changed month, the shards the scan found this fold.
     """
     facts = customer_facts(state.customer, now) if state.customer is not None else None
     current = month_of(now)

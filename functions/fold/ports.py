@@ -143,10 +143,6 @@ class FoldRepository(Protocol):
         """Pages of the shards of `bucket` with `updated_at > since`, oldest first."""
         ...
 
-    def list_shards(self, customer_id: str, month: str) -> list[Shard]:
-        """Every shard of one customer-month."""
-        ...
-
     def read_state(self, customer_id: str, months: Sequence[str]) -> CustomerState:
         """The customer document and the summaries of `months` (one round trip)."""
         ...

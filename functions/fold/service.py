@@ -189,16 +189,12 @@ def fold_customer(
 ) -> planner.CustomerPlan:
     """Fold one customer's changed months: read, plan, one guarded commit, then its alerts."""
     months = sorted({*seen, month_of(now)})
-    listed: dict[str, list[Shard]] = {}
     existing: frozenset[str] = frozenset()
     for _ in range(MAX_ATTEMPTS):
+        # No need to list a new month's shards: every shard folded once is in its summary, so
+        # a month without one has no shard at or before the watermark; the scan saw them all.
         state = repo.read_state(customer_id, months)
-        for month in seen:
-            # A month without a summary: read all its shards once (the scan may have seen only
-            # those written since the watermark, e.g. after a lost state document).
-            if state.summaries.get(month) is None and month not in listed:
-                listed[month] = repo.list_shards(customer_id, month)
-        shards = {m: [*listed.get(m, ()), *seen[m]] for m in seen}
+        shards = {m: list(seen[m]) for m in seen}
         plan = planner.plan_customer(
             customer_id,
             state,

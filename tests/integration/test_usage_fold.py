@@ -402,6 +402,7 @@ def test_the_local_suite_folds_on_its_schedule_topic_and_the_trigger_ignores_the
     customer(db, cid, quota_period=NOV, monthly_scene_quota=-1)
     for k in range(3):
         write_shard(db, cid, NOV, k, scenes=2, episodes=5)
+    local_suite.wait_quiet(local_suite.mark())  # the customer's own create trigger
     since = local_suite.mark()
     local_suite.fire_fold()
     ran = local_suite.wait_for(

@@ -88,9 +88,6 @@ class FakeRepo:
         for i in range(0, len(found), page_size):
             yield found[i : i + page_size]
 
-    def list_shards(self, customer_id: str, month: str) -> list[Shard]:
-        return [s for (c, m, _), s in self.shards.items() if (c, m) == (customer_id, month)]
-
     def read_state(self, customer_id: str, months: Sequence[str]) -> CustomerState:
         return CustomerState(
             self._snap(f"customers/{customer_id}"),
