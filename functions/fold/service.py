@@ -34,7 +34,7 @@ from functions.fold.ports import (
     Watermark,
 )
 from shared import logs
-from shared.errors import TransientError
+from shared.errors import TransientError, is_permanent
 from shared.firestore_values import plain_value
 from shared.times import month_of
 
@@ -130,6 +130,16 @@ def run_fold(
         except Exception as exc:  # one customer's failure must not stop the others
             counts.add("failed_customers")
             counts.failures.append(f"{customer_id}: {type(exc).__name__}: {exc}"[:300])
+            if is_permanent(exc):
+                # A retry cannot fix it (Firestore refused the data): recorded in the log for a
+                # person, and not allowed to hold its bucket's watermark back for ever.
+                logs.error(
+                    f"fold of customer {customer_id} refused for good, skipped: {exc}",
+                    customer=customer_id,
+                    run_id=run_id,
+                    decision="fold-refused",
+                )
+                return customer_id, True
             logs.error(
                 f"fold of customer {customer_id} failed; the next fold retries it: {exc}",
                 customer=customer_id,

@@ -28,6 +28,7 @@ from functions.fold.ports import (
 )
 from functions.fold.service import FoldConfig, claimable, run_fold
 from shared.counters import fold_bucket
+from shared.errors import PermanentError
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 T0 = datetime(2026, 11, 20, 11, 0, tzinfo=UTC)
@@ -304,6 +305,21 @@ def test_a_failing_customer_holds_its_buckets_watermark_and_is_folded_next_time(
     assert repo.data("customers/c")["total_scenes_generated"] == 2
     assert second.failed_customers == 0
     assert fold(repo, pub, run_id="r3").customers == 0  # everything folded: nothing to scan
+
+
+def test_a_permanently_refused_customer_is_logged_and_does_not_hold_the_watermark() -> None:
+    repo, pub = FakeRepo(), FakePublisher()
+    repo.put("customers/bad", {"quota_period": NOV})
+    repo.add(shard("bad", NOV, 0, 1, scenes=1))
+
+    def refuse(commit: Commit) -> None:
+        raise PermanentError("fold commit of customer bad: InvalidArgument: too big")
+
+    repo.commit = refuse  # type: ignore[method-assign]
+    counts = fold(repo, pub)
+    assert counts.failed_customers == 1
+    bucket = fold_bucket("bad", NOV, 4)
+    assert repo.data(f"state/{bucket}")["watermark"] == shard("bad", NOV, 0, 1).updated_at
 
 
 def test_a_conflict_is_read_again_and_planned_again() -> None:
