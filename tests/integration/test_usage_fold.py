@@ -441,3 +441,51 @@ def test_a_marker_the_pre_fold_usage_function_created_is_not_sent_again(
     assert doc(db, "usage_counters", f"pre_{NOV}")["alerts"] == [80]
     assert doc(db, "customers", "pre")["scenes_generated_this_month"] == 9
     assert alerts.drain() == []
+
+
+def test_folds_overlapping_with_new_increments_end_exact(
+    repo: FirestoreFoldRepository, alerts: Alerts, firestore_client: Any
+) -> None:
+    db = firestore_client
+    ids = [f"live_{i}" for i in range(6)]
+    for cid in ids:
+        customer(db, cid, total_scenes_generated=1)
+        write_shard(db, cid, NOV, 0, scenes=1)
+    written = dict.fromkeys(ids, 1)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        n = 0
+        while not stop.is_set() and n < 60:
+            cid = ids[n % len(ids)]
+            write_shard(db, cid, NOV, n % 5, scenes=1, episodes=2)
+            written[cid] += 1
+            n += 1
+
+    def folds(prefix: str) -> None:
+        try:
+            for k in range(3):
+                fold(repo, alerts, run_id=f"{prefix}-{k}", workers=3)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer)] + [
+        threading.Thread(target=folds, args=(p,)) for p in ("a", "b")
+    ]
+    for t in threads:
+        t.start()
+    for t in threads[1:]:
+        t.join()
+    stop.set()
+    threads[0].join()
+    assert errors == []
+    fold(repo, alerts, run_id="last", overlap=timedelta(hours=1))
+    for cid, scenes in written.items():
+        assert doc(db, "usage_counters", f"{cid}_{NOV}")["scenes_total"] == scenes
+        cust = doc(db, "customers", cid)
+        assert (cust["scenes_generated_this_month"], cust["total_scenes_generated"]) == (
+            scenes,
+            1 + scenes,
+        )
+        assert cust["total_episodes_generated"] == 2 * (scenes - 1)
