@@ -38,7 +38,7 @@ def add_parser(sub: Any) -> None:
 
 def cmd_config(args: argparse.Namespace, client_factory: ClientFactory, out: TextIO) -> int:
     """Show what CustomerConfigService answers for a customer or a scene."""
-    from shared.config_adapters import FirestoreConfigReader  # noqa: PLC0415
+    from shared.config.adapters import FirestoreConfigReader  # noqa: PLC0415
     from shared.config_service import CustomerConfigService  # noqa: PLC0415
 
     service = CustomerConfigService(FirestoreConfigReader(client=client_factory()), live=False)

@@ -26,7 +26,7 @@ def add_parser(sub: Any) -> None:
 
 def check_period(period: str, now: datetime) -> str:
     """A month to reset: YYYY-MM, not after the current month."""
-    from shared.types import MONTH_RE, month_of  # noqa: PLC0415
+    from shared.times import MONTH_RE, month_of  # noqa: PLC0415
 
     if not MONTH_RE.match(period):
         raise CliError(f"--month {period!r}: expected YYYY-MM, for example 2025-01", EXIT_USAGE)
