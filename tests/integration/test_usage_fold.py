@@ -22,7 +22,7 @@ from functions.fold.ports import FoldCounts
 from functions.fold.service import FoldConfig, run_fold
 from shared.firestore_values import server_timestamp
 from shared.settings import Settings, load_settings
-from shared.times import month_of, month_start, next_month
+from shared.times import month_of, month_start, next_month, previous_month
 from tests.usage_support import write_shard
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -489,3 +489,24 @@ def test_folds_overlapping_with_new_increments_end_exact(
             1 + scenes,
         )
         assert cust["total_episodes_generated"] == 2 * (scenes - 1)
+
+
+def test_the_monthly_reset_rolls_over_to_the_folds_month_count(
+    repo: FirestoreFoldRepository, alerts: Alerts, firestore_client: Any
+) -> None:
+    from functions.reset import FirestoreResetRepository, run_reset
+
+    db = firestore_client
+    before = previous_month(NOV)
+    customer(db, "roll", quota_period=before, scenes_generated_this_month=40)
+    for k in range(3):
+        write_shard(db, "roll", NOV, k, scenes=2)  # this month's first scenes, folded before...
+    fold(repo, alerts, now=month_start(NOV) - timedelta(seconds=30))  # ...the fold's month moved
+    assert doc(db, "customers", "roll")["quota_period"] == before
+    resets = FirestoreResetRepository(db, "customers", "quota_resets")
+    summary = run_reset(resets, NOV, NOW)
+    assert summary.reset >= 1
+    cust = doc(db, "customers", "roll")
+    assert (cust["quota_period"], cust["scenes_generated_this_month"]) == (NOV, 6)
+    again = run_reset(resets, NOV, NOW)
+    assert again.reset == 0  # exactly once
