@@ -35,7 +35,7 @@ APT_PACKAGES: Final = ("python3-venv", "make")
 USAGE_DEAD_LETTER_HOLD_SUBSCRIPTION: Final = "usage-events-dead-letter-hold"
 """Pull subscription on the dead-letter topic that keeps dead letters for a person (7 days)."""
 SCHEDULER_COMMAND: Final = ".venv/bin/python -m deploy.scheduler_job ensure"
-"""Creates or updates the monthly reset job (idempotent)."""
+"""Creates or updates both Scheduler jobs, monthly reset and every-minute fold (idempotent)."""
 
 RUNTIME_ENV: Final = {
     "GOOGLE_CLOUD_PROJECT": "$PROJECT_ID",

@@ -118,6 +118,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for key, value in suite.env.items():
             print(f"export {key}={value}")
         print("# fire the monthly reset: python -m devstack fire-reset")
+        interval = suite.settings.local_fold_interval_seconds
+        print(f"# usage fold: every {interval:g} s (BLUEPRINT_LOCAL_FOLD_INTERVAL_SECONDS)")
         print("# Ctrl-C stops everything.")
         print(
             f"{'# time':<12}  {'function':<26} {'document':<36} {'decision':<22} {'duration':>11}"

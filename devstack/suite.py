@@ -6,7 +6,8 @@ Firestore emulator delivers trigger events to, registers one `eventarcTrigger` p
 function of `functions.table`, creates every topic and the push subscriptions of the Pub/Sub
 functions (the usage one with the dead-letter policy production has), loads rules and
 (optionally) the example documents. `python -m devstack run` and the `local_suite` pytest
-fixture both use it, so end-to-end tests exercise exactly what `make run` runs.
+fixture both use it, so end-to-end tests exercise exactly what `make run` runs. It also plays
+the `usage-fold` Scheduler job (`devstack.schedule`, every `local_fold_interval_seconds`).
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ from devstack.emulators import (
     start_group,
 )
 from devstack.pubsub import PubSubHelper
+from devstack.schedule import Ticker
 from functions.table import FIRESTORE_WRITTEN, FUNCTIONS, FunctionSpec, TriggerKind
 from shared import names
-from shared.settings import Settings, get_settings, load_settings
+from shared.settings import Settings, load_settings
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 RULES_FILE: Final = ROOT / "firestore.rules"
@@ -53,11 +55,6 @@ def push_subscription_name(spec: FunctionSpec) -> str:
     return f"{spec.name}-push"
 
 
-def topic_ids(settings: Settings) -> list[str]:
-    """Every topic the suite uses."""
-    return settings.all_topics()
-
-
 @dataclasses.dataclass
 class LocalSuite:
     """A running local suite. Use `stop()` (or `with`) to end it; the emulators too if owned."""
@@ -70,6 +67,7 @@ class LocalSuite:
     owns_emulators: bool
     pubsub: PubSubHelper
     _firestore: Any = None
+    _fold_ticker: Ticker | None = None
 
     # --- addresses ---------------------------------------------------------------------------
     @property
@@ -171,6 +169,11 @@ class LocalSuite:
         body = json.dumps(payload or {"job": names.QUOTA_RESET_JOB})
         return self.publish(self.settings.quota_reset_schedule_topic, body)
 
+    def fire_fold(self) -> str:
+        """Publish on the fold schedule topic, as the Cloud Scheduler job `usage-fold` does."""
+        body = json.dumps({"job": names.USAGE_FOLD_JOB})
+        return self.publish(self.settings.usage_fold_schedule_topic, body)
+
     def subscribe(self, topic: str) -> str:
         """A fresh pull subscription on `topic` (see `pubsub.pull`)."""
         return self.pubsub.create_subscription(topic, ordering=True)
@@ -203,6 +206,8 @@ class LocalSuite:
 
     def stop(self) -> None:
         """Stop the functions host and (if this suite started them) the emulators."""
+        if self._fold_ticker is not None:
+            self._fold_ticker.stop()
         self.pubsub.close()
         if self._firestore is not None:
             with contextlib.suppress(Exception):
@@ -241,13 +246,16 @@ def start_local_suite(
     load_examples: bool = False,
     echo: bool = False,
     log_dir: Path | None = None,
+    fold_interval: float | None = None,
+    host_module: str = "devstack.functions_host",  # a benchmark's instrumented host
 ) -> LocalSuite:
     """Start the whole suite and return it ready (functions registered, topics created).
 
     `emulators`: reuse a pair started with `functions_emulator=HOST:PORT` (the host binds that
     port; triggers and data live in `project`, so other projects on that pair see no trigger).
     Otherwise a pair is started and owned by the suite. `echo`: the host prints one line per
-    invocation to its log (`python -m devstack run` prints them itself).
+    invocation to its log (`python -m devstack run` prints them itself). `fold_interval`:
+    seconds between fold ticks (None: the settings'; 0: none, call `fire_fold()`).
     """
     owns = emulators is None
     if emulators is None:
@@ -273,7 +281,7 @@ def start_local_suite(
     cmd = [
         sys.executable,
         "-m",
-        "devstack.functions_host",
+        host_module,
         "--host",
         host_addr,
         "--port",
@@ -305,6 +313,9 @@ def start_local_suite(
             create_topics_and_subscriptions(suite)
         if load_examples:
             suite.load_examples()
+        interval = settings.local_fold_interval_seconds if fold_interval is None else fold_interval
+        if interval > 0:
+            suite._fold_ticker = Ticker(suite.fire_fold, interval, "fold-schedule").start()
     except OSError as exc:
         suite.stop()
         raise EmulatorError(
@@ -363,7 +374,7 @@ def register_triggers(suite: LocalSuite) -> list[str]:
 def create_topics_and_subscriptions(suite: LocalSuite) -> None:
     """Every topic; a push subscription per Pub/Sub function; the dead-letter pull subscription."""
     settings = suite.settings
-    for topic in topic_ids(settings):
+    for topic in settings.all_topics():
         suite.pubsub.create_topic(topic)
     suite.pubsub.create_subscription(
         settings.usage_events_dead_letter_topic, DEAD_LETTER_SUBSCRIPTION
@@ -386,8 +397,3 @@ def create_topics_and_subscriptions(suite: LocalSuite) -> None:
             dead_letter_topic=dead_letter,
             max_delivery_attempts=DEAD_LETTER_MAX_ATTEMPTS,
         )
-
-
-def default_project() -> str:
-    """The project `make run` uses (GOOGLE_CLOUD_PROJECT, else demo-blueprint)."""
-    return get_settings().project_id

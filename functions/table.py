@@ -1,4 +1,4 @@
-"""The function table: the single declarative list of the five deployed functions.
+"""The function table: the single declarative list of the six deployed functions.
 
 Deploy steps (`cloudbuild.yaml`), the local suite's trigger registration and the docs are
 generated from or checked against this list; nothing else repeats it. Importing this module is
@@ -114,6 +114,22 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
         timeout_seconds=540,
         max_instances=1,
         description="Reset monthly scene quotas once per customer per month (scheduled).",
+    ),
+    FunctionSpec(
+        name="fold-usage-counters",
+        entry_point="fold_usage_counters",
+        trigger=TriggerKind.PUBSUB,
+        event_type=PUBSUB_PUBLISHED,
+        topic_setting="usage_fold_schedule_topic",
+        # No redelivery: the schedule ticks every minute and the next fold is the retry (a
+        # redelivered tick would only run a second, overlapping fold).
+        retry=False,
+        memory="512Mi",
+        timeout_seconds=300,
+        # One fold at a time in normal operation; overlapping folds stay correct (guarded sets).
+        max_instances=1,
+        concurrency=1,
+        description="Fold usage counter shards into month summaries, customer fields, alerts.",
     ),
 )
 

@@ -49,6 +49,8 @@ class QueryShape:
     """Fields compared with `==`, in the order the builder applies them."""
     order: tuple[tuple[str, Direction], ...] = ()
     """Fields the query orders on (a range filter's field included), in order."""
+    group: bool = False
+    """A collection-group query (every collection with this id, at any depth)."""
 
     def composite_index(self) -> CompositeIndex | None:
         """The composite index this query needs, or None if single-field indexes serve it.
@@ -62,7 +64,7 @@ class QueryShape:
         if not order or (not self.equality and len(order) == 1):
             return None
         fields = tuple((f, Direction.ASCENDING) for f in self.equality) + order
-        return CompositeIndex(self.collection, fields)
+        return CompositeIndex(self.collection, fields, self.group)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +73,13 @@ class CompositeIndex:
 
     collection: str
     fields: tuple[tuple[str, Direction], ...]
+    group: bool = False
 
     def as_json(self) -> dict[str, Any]:
         """The entry as firebase-tools writes it."""
         return {
             "collectionGroup": self.collection,
-            "queryScope": "COLLECTION",
+            "queryScope": "COLLECTION_GROUP" if self.group else "COLLECTION",
             "fields": [{"fieldPath": f, "order": str(d)} for f, d in self.fields],
         }
 
@@ -270,3 +273,56 @@ def customers_reset_for_period(
     writes `quota_period` on each customer it resets (count them with `.count()`)."""
     month_bounds(period)  # validates the format
     return _equal(_customers(client, settings, collection), "quota_period", period)
+
+
+# ---- usage counters (the fold) ---------------------------------------------------------------
+
+CHANGED_SHARDS = QueryShape(
+    names.USAGE_COUNTER_SHARDS,
+    equality=("fold_bucket",),
+    order=(("updated_at", _ASC),),
+    group=True,
+)
+
+
+@declares(CHANGED_SHARDS)
+def changed_shards(
+    client: Client,
+    bucket: int,
+    since: dt.datetime,
+    *,
+    limit: int,
+    after: Any = None,
+    settings: Settings | None = None,
+) -> Query:
+    """The fold's scan of one dirty bucket: counter shards (collection group `shards`) of
+    bucket `bucket` with `updated_at > since`, oldest first, `limit` per page, after the
+    snapshot `after`. The index's prefix is the bucket, so its sequential last field is spread
+    over `usage_fold_buckets` prefixes (production.md: about 500 writes/s per prefix)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415 (cheap import)
+
+    del settings  # the subcollection id is fixed (`shared.names.USAGE_COUNTER_SHARDS`)
+    if limit < 1:
+        raise ValueError(f"limit={limit}: expected a positive number")
+    query: Query = (
+        client.collection_group(names.USAGE_COUNTER_SHARDS)
+        .where(filter=FieldFilter("fold_bucket", "==", bucket))
+        .where(filter=FieldFilter("updated_at", ">", _aware("since", since)))
+        .order_by("updated_at", direction=Direction.ASCENDING.value)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.start_after(after)
+    return query
+
+
+PENDING_ALERTS = QueryShape(names.QUOTA_ALERTS, equality=("state",))
+
+
+@declares(PENDING_ALERTS)
+def pending_alerts(client: Client, *, limit: int, settings: Settings | None = None) -> Query:
+    """Quota alert markers still `pending` (a publish failed, or its claimer died): the fold
+    finishes them. Equality on one field: the automatic index serves it."""
+    settings = settings or get_settings()
+    query = _equal(client.collection(settings.quota_alerts_collection), "state", "pending")
+    return query.limit(limit)

@@ -195,6 +195,31 @@ class Settings(BaseSettings):
         16, ge=1, le=1024, validation_alias="BLUEPRINT_USAGE_FOLD_BUCKETS"
     )
     """Dirty buckets the fold scans (a stable hash of customer-month spreads the shards)."""
+    usage_fold_overlap_seconds: float = Field(
+        5.0, ge=0, le=3600, validation_alias="BLUEPRINT_USAGE_FOLD_OVERLAP_SECONDS"
+    )
+    """The fold rescans this much before each bucket's watermark (clock skew, late visibility);
+    folding twice is harmless (the fold sets, never increments)."""
+    usage_fold_page_size: int = Field(
+        500, ge=1, le=10_000, validation_alias="BLUEPRINT_USAGE_FOLD_PAGE_SIZE"
+    )
+    """Shards per page of the fold's scan of one bucket."""
+    usage_fold_max_shards: int = Field(
+        100_000, ge=1, validation_alias="BLUEPRINT_USAGE_FOLD_MAX_SHARDS"
+    )
+    """Changed shards one fold takes at most (memory bound); the rest waits for the next fold."""
+    usage_fold_workers: int = Field(8, ge=1, le=64, validation_alias="BLUEPRINT_USAGE_FOLD_WORKERS")
+    """Threads of one fold (bucket scans, then customers) in parallel."""
+    usage_fold_alert_lease_seconds: float = Field(
+        120.0, gt=0, le=86_400, validation_alias="BLUEPRINT_USAGE_FOLD_ALERT_LEASE_SECONDS"
+    )
+    """A pending quota alert claimed longer ago than this is taken over by a later fold (its
+    claimer is presumed dead)."""
+    local_fold_interval_seconds: float = Field(
+        2.0, ge=0, le=3600, validation_alias="BLUEPRINT_LOCAL_FOLD_INTERVAL_SECONDS"
+    )
+    """Local suite only: how often it publishes on the fold schedule topic, playing Cloud
+    Scheduler (0: never; production's job runs every minute)."""
     config_cache_ttl_seconds: float = Field(
         300.0, ge=0, validation_alias="BLUEPRINT_CONFIG_CACHE_TTL_SECONDS"
     )

@@ -260,3 +260,12 @@ def test_topics_dead_letter_scheduler_and_firestore_steps() -> None:
     assert "gcloud functions describe on-usage-event" in dead_letter
     assert "deploy.scheduler_job ensure" in steps["scheduler-job"]["args"][1]
     assert "--only=firestore" in steps["firestore-rules-indexes"]["args"]
+
+
+def test_the_fold_is_deployed_on_its_schedule_topic_with_its_job() -> None:
+    steps = {s["id"]: s for s in load()["steps"]}
+    fold = steps["deploy-fold-usage-counters"]["args"]
+    assert f"--trigger-topic={SETTINGS.usage_fold_schedule_topic}" in fold
+    assert "--retry" not in fold  # the next minute's tick is the retry
+    assert f"topics create {SETTINGS.usage_fold_schedule_topic}" in steps["topics"]["args"][1]
+    assert "deploy.scheduler_job ensure" in steps["scheduler-job"]["args"][1]

@@ -38,6 +38,8 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
     ],
     "customers_by_id": [{}, {"after_id": "c9"}, {"after_id": "c9", "limit": 100}],
     "customers_reset_for_period": [{"period": "2025-01"}],
+    "changed_shards": [{"bucket": 3, "since": JAN, "limit": 500}],
+    "pending_alerts": [{"limit": 200}],
 }
 
 
@@ -60,7 +62,7 @@ def shape_of(query: Any) -> tuple[QueryShape, set[str]]:
     equality = tuple(f.field.field_path for f in filters if f.op.name == "EQUAL")
     ranged = {f.field.field_path for f in filters if f.op.name != "EQUAL"}
     order = tuple((o.field.field_path, Direction(o.direction.name)) for o in proto.order_by)
-    return QueryShape(source.collection_id, equality, order), ranged
+    return QueryShape(source.collection_id, equality, order, source.all_descendants), ranged
 
 
 def built_shapes(client: Any) -> dict[str, set[QueryShape]]:
@@ -86,7 +88,8 @@ def serves(index: dict[str, Any], shape: QueryShape) -> bool:
     n_eq = len(shape.equality)
     return (
         index["collectionGroup"] == shape.collection
-        and index.get("queryScope", "COLLECTION") == "COLLECTION"
+        and index.get("queryScope", "COLLECTION")
+        == ("COLLECTION_GROUP" if shape.group else "COLLECTION")
         and len(fields) == n_eq + len(order)
         and {f for f, _ in fields[:n_eq]} == set(shape.equality)
         and fields[n_eq:] == order
