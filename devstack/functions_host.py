@@ -8,6 +8,11 @@
   (`--functions_emulator`): it base64-decodes the body, fixes `ce-source` and forwards a binary
   CloudEvent over HTTP to `/<trigger-id>/` (trigger id = function name), answering with the
   function's status.
+- A Pub/Sub push to a Pub/Sub function is turned into the binary CloudEvent Eventarc sends in
+  production (`push_to_cloud_event`: data = the whole `MessagePublishedData`, subscription
+  included), whatever the body holds, so the function itself classifies a malformed envelope.
+  functions-framework's own conversion would drop `subscription` and answer 400/500 itself
+  for a body that is not a well-formed push envelope (redelivered forever).
 - `/_devstack/invocations?since=N` lists what ran (function, document, decision, duration,
   status); one readable line per invocation also goes to stdout.
 
@@ -21,9 +26,11 @@ import argparse
 import base64
 import binascii
 import contextlib
+import hashlib
 import io
 import json
 import logging
+import re
 import sys
 import threading
 import time
@@ -37,8 +44,10 @@ from typing import Any
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from functions.table import FUNCTIONS, TriggerKind
+from functions.table import FUNCTIONS, PUBSUB_PUBLISHED, TriggerKind
 from shared import logs
+from shared import times as shared_times
+from shared.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN_SOURCE = ROOT / "functions" / "main.py"
@@ -123,14 +132,9 @@ def _document_of(environ: dict[str, Any]) -> str:
         document = subject.removeprefix("documents/")
     if document:
         return str(document)
-    # A Pub/Sub push envelope: peek at the body (already buffered by the caller).
-    body = environ["wsgi.input"].getvalue()
-    try:
-        message = json.loads(body).get("message", {})
-    except (ValueError, AttributeError):
-        return ""
+    # A Pub/Sub push: the CloudEvent id is the message id (see push_to_cloud_event).
     topic = str(environ.get("PATH_INFO", "")).rsplit("/", 1)[-1]
-    return f"{topic} msg {message.get('messageId') or message.get('message_id') or '?'}"
+    return f"{topic} msg {environ.get('HTTP_CE_ID') or '?'}"
 
 
 def record_invocations(name: str, app: WsgiApp, log: InvocationLog) -> WsgiApp:
@@ -176,6 +180,83 @@ def record_invocations(name: str, app: WsgiApp, log: InvocationLog) -> WsgiApp:
         return result
 
     return wrapped
+
+
+_PUSH_TOPIC_RE = re.compile(r"projects/[^/]+/topics/[^/]+")
+
+
+def push_to_cloud_event(environ: dict[str, Any], project: str) -> None:
+    """Turn a Pub/Sub push request (any body) into a binary-mode CloudEvent, in place.
+
+    As Eventarc does in production: id = `message.messageId`, source = the topic (from the push
+    URL), type = messagePublished, time = `message.publishTime`, data = the envelope as it came.
+    A body that is not a usable envelope still becomes an event (id derived from the bytes, so
+    a redelivery has the same id): the function decides what it is, never this host.
+    """
+    if environ.get("HTTP_CE_SPECVERSION") or "cloudevents" in str(environ.get("CONTENT_TYPE")):
+        return  # already a CloudEvent (a replay, or a test posting one)
+    body: bytes = environ["wsgi.input"].getvalue()
+    envelope: Any = None
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        pass
+    except RecursionError:
+        # The CloudEvents SDK would crash parsing it (500 before the function runs): send the
+        # same text as a JSON string, which the function's decoder receives as that text.
+        text = json.dumps(body.decode("utf-8", errors="replace")).encode()
+        environ["wsgi.input"] = io.BytesIO(text)
+        environ["CONTENT_LENGTH"] = str(len(text))
+    message = envelope.get("message") if isinstance(envelope, dict) else None
+    message = message if isinstance(message, dict) else {}
+    message_id = message.get("messageId") or message.get("message_id")
+    if not isinstance(message_id, str) or not message_id:
+        message_id = "push-" + hashlib.sha256(body).hexdigest()[:24]
+    published = message.get("publishTime") or message.get("publish_time")
+    if not isinstance(published, str) or shared_times.parse_rfc3339(published) is None:
+        published = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    match = _PUSH_TOPIC_RE.search(str(environ.get("PATH_INFO", "")))
+    topic = match.group(0) if match else f"projects/{project}/topics/unknown"
+    environ.update(
+        {
+            "HTTP_CE_SPECVERSION": "1.0",
+            "HTTP_CE_ID": message_id,
+            "HTTP_CE_SOURCE": f"//pubsub.googleapis.com/{topic}",
+            "HTTP_CE_TYPE": PUBSUB_PUBLISHED,
+            "HTTP_CE_TIME": published,
+            "CONTENT_TYPE": "application/json",
+        }
+    )
+
+
+def pubsub_push(project: str, app: WsgiApp) -> WsgiApp:
+    """Wrap a Pub/Sub function's app: push requests arrive as Eventarc's CloudEvents."""
+
+    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        push_to_cloud_event(environ, project)
+        return app(environ, start_response)
+
+    return wrapped
+
+
+def since_of(value: str | None) -> int | Response:
+    """The `since` query parameter, or a 400 saying what was expected."""
+    text = "0" if value is None else value
+    if not text.isdigit():
+        return Response(
+            f"since={value!r}: expected a non-negative integer (an invocation sequence number, "
+            "e.g. the value of `mark()`)\n",
+            status=400,
+            mimetype="text/plain",
+        )
+    return int(text)
 
 
 class Relay:
@@ -261,16 +342,20 @@ def fix_source(source: str, project: str) -> str:
     return fixed
 
 
-def build_app(base_url: str, log: InvocationLog) -> WsgiApp:
+def build_app(base_url: str, log: InvocationLog, project: str | None = None) -> WsgiApp:
     """The dispatcher: relay, one functions-framework app per function, the invocation API."""
     import functions_framework  # noqa: PLC0415 -- heavy, only in this process
 
+    project = project or get_settings().project_id
     apps: dict[str, WsgiApp] = {}
     for spec in FUNCTIONS:
         app = functions_framework.create_app(  # type: ignore[no-untyped-call]
             spec.entry_point, str(MAIN_SOURCE), "cloudevent"
         )
-        apps[spec.name] = record_invocations(spec.name, app, log)
+        recorded = record_invocations(spec.name, app, log)
+        if spec.trigger is TriggerKind.PUBSUB:
+            recorded = pubsub_push(project, recorded)
+        apps[spec.name] = recorded
     relay = Relay(base_url, {s.name for s in FUNCTIONS if s.trigger is TriggerKind.FIRESTORE}, log)
 
     def replay(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -290,6 +375,13 @@ def build_app(base_url: str, log: InvocationLog) -> WsgiApp:
         answer = json.dumps(mine[-1] if mine else {}).encode()
         return Response(answer, mimetype="application/json")(environ, start_response)
 
+    def invocations(since: str | None) -> Response:
+        """GET /_devstack/invocations?since=N: what ran, as JSON (400 for a bad N)."""
+        seq = since_of(since)
+        if isinstance(seq, Response):
+            return seq
+        return Response(json.dumps(log.since(seq)).encode(), mimetype="application/json")
+
     def dispatch(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = str(environ.get("PATH_INFO", ""))
         if path.startswith(RELAY_PREFIX):
@@ -297,10 +389,7 @@ def build_app(base_url: str, log: InvocationLog) -> WsgiApp:
         if path.startswith("/_devstack/replay/"):
             return replay(environ, start_response)
         if path.startswith("/_devstack/invocations"):
-            request = Request(environ)
-            seq = int(request.args.get("since", "0"))
-            body = json.dumps(log.since(seq)).encode()
-            return Response(body, mimetype="application/json")(environ, start_response)
+            return invocations(Request(environ).args.get("since"))(environ, start_response)
         if path in ("/", "/_devstack/ready"):
             return Response(b"ok")(environ, start_response)
         name, _, rest = path.lstrip("/").partition("/")

@@ -4,7 +4,7 @@
 functions host (`devstack.functions_host`, one process, its own process group) on the port the
 Firestore emulator delivers trigger events to, registers one `eventarcTrigger` per Firestore
 function of `functions.table`, creates every topic and the push subscriptions of the Pub/Sub
-functions (the usage one with the dead-letter policy production has), loads rules and
+functions (each with its delivery policy from the table, backoff scaled), loads rules and
 (optionally) the example documents. `python -m devstack run` and the `local_suite` pytest
 fixture both use it, so end-to-end tests exercise exactly what `make run` runs.
 """
@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -32,25 +33,43 @@ from devstack.emulators import (
     start_group,
 )
 from devstack.pubsub import PubSubHelper
-from functions.table import FIRESTORE_WRITTEN, FUNCTIONS, FunctionSpec, TriggerKind
+from functions.table import FIRESTORE_WRITTEN, FUNCTIONS, DeliveryPolicy, FunctionSpec, TriggerKind
 from shared import names
 from shared.settings import Settings, get_settings, load_settings
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 RULES_FILE: Final = ROOT / "firestore.rules"
-DEAD_LETTER_MAX_ATTEMPTS: Final = 5
-"""Delivery attempts before a usage message moves to the dead-letter topic (as deployed)."""
+LOCAL_BACKOFF_SCALE: Final = 100.0
+"""The local suite divides each subscription's retry backoff by this (production's 10-600 s
+becomes 0.1-6 s); attempts and dead-letter topics are production's. See docs/local-suite.md
+for what the emulator does with it."""
 PUSH_ACK_DEADLINE: Final = 60
 SETUP_TIMEOUT: Final = 60.0
 """Seconds one setup call to an emulator may take: on a loaded machine the first request
 after start has taken more than 5 s."""
 DEAD_LETTER_SUBSCRIPTION: Final = "usage-events-dead-letter-pull"
-"""Pull subscription on the dead-letter topic, so dead letters are kept and can be inspected."""
+"""Pull subscription on the usage dead-letter topic, so dead letters are kept for inspection
+(each dead-letter topic gets one: `<topic>-pull`)."""
 
 
 def push_subscription_name(spec: FunctionSpec) -> str:
     """Name of the push subscription that feeds a Pub/Sub-triggered function."""
     return f"{spec.name}-push"
+
+
+def local_delivery(spec: FunctionSpec) -> DeliveryPolicy:
+    """The table's delivery policy of a Pub/Sub function, backoff scaled for the local suite."""
+    if spec.delivery is None:
+        raise EmulatorError(
+            f"{spec.name}: a Pub/Sub function needs `delivery=` in functions/table.py "
+            "(every subscription has a retry and dead-letter policy)"
+        )
+    return spec.delivery.scaled(LOCAL_BACKOFF_SCALE)
+
+
+def dead_letter_pull_subscription(topic: str) -> str:
+    """The pull subscription that keeps a dead-letter topic's messages for inspection."""
+    return f"{topic}-pull"
 
 
 def topic_ids(settings: Settings) -> list[str]:
@@ -70,6 +89,8 @@ class LocalSuite:
     owns_emulators: bool
     pubsub: PubSubHelper
     _firestore: Any = None
+    host_cmd: list[str] = dataclasses.field(default_factory=list)
+    host_env: dict[str, str] = dataclasses.field(default_factory=dict)
 
     # --- addresses ---------------------------------------------------------------------------
     @property
@@ -196,6 +217,20 @@ class LocalSuite:
         return written
 
     # --- life cycle --------------------------------------------------------------------------
+    def kill_host(self) -> None:
+        """SIGKILL the functions host's whole group, as a crash would (outage drills)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.host.pgid, signal.SIGKILL)
+        self.host.stop()  # reaps it and its watchdog
+
+    def start_host(self) -> None:
+        """Start the functions host again on the same port (its invocation log starts empty)."""
+        popen = start_group("functions host", self.host_cmd, self.host.log_path, self.host_env)
+        self.host = Emulator(
+            "functions host", self.host.host, self.host.port, popen, self.host.log_path
+        )
+        _wait_host(self.host)
+
     def crashed(self) -> list[Emulator]:
         """Parts (emulators, functions host) whose leading process has exited."""
         parts = [self.emulators.firestore, self.emulators.pubsub, self.host]
@@ -284,7 +319,7 @@ def start_local_suite(
     try:
         popen = start_group("functions host", cmd, log_path, suite_env)
         host = Emulator("functions host", host_addr, int(port_text), popen, log_path)
-        host.wait_ready(lambda: http("GET", host.url + "/_devstack/ready", timeout=2)[0] == 200, 60)
+        _wait_host(host)
     except BaseException:
         if owns:
             emulators.stop()
@@ -296,6 +331,8 @@ def start_local_suite(
         settings=settings,
         owns_emulators=owns,
         pubsub=PubSubHelper(project),
+        host_cmd=cmd,
+        host_env=suite_env,
     )
     try:
         if not owns and rules_path is not None and rules_path.exists():
@@ -314,6 +351,10 @@ def start_local_suite(
         suite.stop()
         raise
     return suite
+
+
+def _wait_host(host: Emulator) -> None:
+    host.wait_ready(lambda: http("GET", host.url + "/_devstack/ready", timeout=2)[0] == 200, 60)
 
 
 def load_rules(emulators: Emulators, project: str, rules_path: Path) -> None:
@@ -361,22 +402,21 @@ def register_triggers(suite: LocalSuite) -> list[str]:
 
 
 def create_topics_and_subscriptions(suite: LocalSuite) -> None:
-    """Every topic; a push subscription per Pub/Sub function; the dead-letter pull subscription."""
+    """Every topic; a push subscription per Pub/Sub function with its delivery policy (backoff
+    scaled, `local_delivery`); a pull subscription keeping each dead-letter topic's messages."""
     settings = suite.settings
     for topic in topic_ids(settings):
         suite.pubsub.create_topic(topic)
-    suite.pubsub.create_subscription(
-        settings.usage_events_dead_letter_topic, DEAD_LETTER_SUBSCRIPTION
-    )
     for spec in FUNCTIONS:
         fn_topic = spec.topic(settings)
         if spec.trigger is not TriggerKind.PUBSUB or fn_topic is None:
             continue
-        dead_letter = (
-            settings.usage_events_dead_letter_topic
-            if fn_topic == settings.usage_events_topic
-            else None
-        )
+        policy = local_delivery(spec)
+        dead_letter = policy.dead_letter_topic(settings)
+        if dead_letter is not None:
+            suite.pubsub.create_subscription(
+                dead_letter, dead_letter_pull_subscription(dead_letter)
+            )
         suite.pubsub.create_subscription(
             fn_topic,
             push_subscription_name(spec),
@@ -384,7 +424,8 @@ def create_topics_and_subscriptions(suite: LocalSuite) -> None:
             # Topic path in the URL so the CloudEvent's source names the topic, as in production.
             push_endpoint=f"{suite.function_url(spec.name)}/projects/{suite.project}/topics/{fn_topic}",
             dead_letter_topic=dead_letter,
-            max_delivery_attempts=DEAD_LETTER_MAX_ATTEMPTS,
+            max_delivery_attempts=policy.max_delivery_attempts,
+            backoff=(policy.min_backoff_seconds, policy.max_backoff_seconds),
         )
 
 

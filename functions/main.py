@@ -44,3 +44,11 @@ def reset_monthly_quotas(event: CloudEvent) -> None:
     from functions import reset  # noqa: PLC0415 - each function loads only its own module
 
     reset.handle_schedule_event(event, by_name("reset-monthly-quotas").timeout_seconds)
+
+
+@functions_framework.cloud_event
+def record_dead_letters(event: CloudEvent) -> None:
+    """Pub/Sub dead-letter topics: store each message Pub/Sub gave up on (usage_rejections)."""
+    from functions.deadletter import entry  # noqa: PLC0415 - each function loads only its own module
+
+    entry.handle_cloud_event(event)
