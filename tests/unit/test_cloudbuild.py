@@ -221,11 +221,16 @@ def test_pipeline_steps_run_in_a_safe_order() -> None:
         return seen
 
     for step_id in steps:
-        if step_id.startswith("deploy-") or step_id in {
-            "topics",
-            "scheduler-job",
-            "firestore-rules-indexes",
-        } or step_id.startswith("delivery-"):
+        if (
+            step_id.startswith("deploy-")
+            or step_id
+            in {
+                "topics",
+                "scheduler-job",
+                "firestore-rules-indexes",
+            }
+            or step_id.startswith("delivery-")
+        ):
             assert {"lint-types", "tests", "install"} <= ancestors(step_id), step_id
         if step_id.startswith("deploy-"):
             assert {"package", "topics"} <= ancestors(step_id), step_id
