@@ -36,6 +36,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +45,8 @@ from typing import Any
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from functions.table import FUNCTIONS, PUBSUB_PUBLISHED, TriggerKind
+from devstack.suite import local_delivery
+from functions.table import FUNCTIONS, PUBSUB_PUBLISHED, DeliveryPolicy, TriggerKind
 from shared import logs
 from shared import times as shared_times
 from shared.settings import get_settings
@@ -229,8 +231,47 @@ def push_to_cloud_event(environ: dict[str, Any], project: str) -> None:
     )
 
 
-def pubsub_push(project: str, app: WsgiApp) -> WsgiApp:
-    """Wrap a Pub/Sub function's app: push requests arrive as Eventarc's CloudEvents."""
+class Backoff:
+    """Pub/Sub's retry backoff, played by the host for one function's subscription.
+
+    The emulator's own retry policy strands messages after a burst of failures, so the suite
+    sets none and the host holds each failed answer for the policy's (scaled) backoff of that
+    message's attempt, counted here (the push envelope carries no delivery attempt). While the
+    host is down the emulator's plain retry, about once a second, applies.
+    """
+
+    def __init__(
+        self,
+        policy: DeliveryPolicy,
+        sleep: Callable[[float], None] = time.sleep,
+        keep: int = 10_000,
+    ) -> None:
+        self.policy = policy
+        self._sleep = sleep
+        self._keep = keep
+        self._failures: OrderedDict[str, int] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def failed(self, message_id: str) -> float:
+        """Count a failed attempt and wait its backoff; returns the seconds waited."""
+        with self._lock:
+            attempt = self._failures.pop(message_id, 0) + 1
+            self._failures[message_id] = attempt
+            while len(self._failures) > self._keep:
+                self._failures.popitem(last=False)
+        delay = self.policy.backoff(attempt)
+        self._sleep(delay)
+        return delay
+
+    def succeeded(self, message_id: str) -> None:
+        """Forget a message once acknowledged."""
+        with self._lock:
+            self._failures.pop(message_id, None)
+
+
+def pubsub_push(project: str, app: WsgiApp, backoff: Backoff | None = None) -> WsgiApp:
+    """Wrap a Pub/Sub function's app: push requests arrive as Eventarc's CloudEvents, and a
+    failed answer is held for the backoff (see `Backoff`)."""
 
     def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         try:
@@ -241,7 +282,20 @@ def pubsub_push(project: str, app: WsgiApp) -> WsgiApp:
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         push_to_cloud_event(environ, project)
-        return app(environ, start_response)
+        status: list[int] = [500]
+
+        def capture(line: str, headers: Any, exc_info: Any = None) -> Any:
+            status[0] = int(line.split(" ", 1)[0])
+            return start_response(line, headers, exc_info)
+
+        result = list(app(environ, capture))
+        if backoff is not None:
+            message_id = str(environ.get("HTTP_CE_ID", ""))
+            if status[0] >= 300:
+                backoff.failed(message_id)
+            else:
+                backoff.succeeded(message_id)
+        return result
 
     return wrapped
 
@@ -354,7 +408,7 @@ def build_app(base_url: str, log: InvocationLog, project: str | None = None) -> 
         )
         recorded = record_invocations(spec.name, app, log)
         if spec.trigger is TriggerKind.PUBSUB:
-            recorded = pubsub_push(project, recorded)
+            recorded = pubsub_push(project, recorded, Backoff(local_delivery(spec)))
         apps[spec.name] = recorded
     relay = Relay(base_url, {s.name for s in FUNCTIONS if s.trigger is TriggerKind.FIRESTORE}, log)
 

@@ -53,6 +53,11 @@ class DeliveryPolicy:
         setting = self.dead_letter_topic_setting
         return None if setting is None else str(getattr(settings, setting))
 
+    def backoff(self, attempt: int) -> float:
+        """Seconds before redelivering after failed attempt `attempt` (1 = the first): doubling
+        from the minimum, capped at the maximum (Pub/Sub documents the bounds, not the curve)."""
+        return min(self.max_backoff_seconds, self.min_backoff_seconds * 2.0 ** max(0, attempt - 1))
+
     def scaled(self, factor: float) -> DeliveryPolicy:
         """The same policy with its backoff divided by `factor` (the local suite's clock)."""
         return dataclasses.replace(

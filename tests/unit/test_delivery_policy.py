@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import json
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from devstack import suite
+from devstack.functions_host import Backoff, pubsub_push
 from functions.table import (
     FUNCTIONS,
     USAGE_DELIVERY,
@@ -78,14 +81,41 @@ def test_the_local_suite_subscribes_with_the_tables_policy_backoff_scaled() -> N
         got = pushes[suite.push_subscription_name(spec)]
         assert got["dead_letter_topic"] == spec.delivery.dead_letter_topic(SETTINGS)
         assert got["max_delivery_attempts"] == spec.delivery.max_delivery_attempts
-        factor = suite.LOCAL_BACKOFF_SCALE
-        assert got["backoff"] == (
-            spec.delivery.min_backoff_seconds / factor,
-            spec.delivery.max_backoff_seconds / factor,
-        )
+        # The emulator's retry policy strands messages: the host plays the backoff instead.
+        assert got["backoff"] is None
     # Usage and the reset both dead-letter (the issue: the reset's subscription had none).
     assert pushes["reset-monthly-quotas-push"]["dead_letter_topic"] == "schedules-dead-letter"
     assert pushes["on-usage-event-push"]["max_delivery_attempts"] == 10
     # Each dead-letter topic keeps its messages for inspection.
     pulls = {s["name"] for s in pubsub.subscriptions if not s.get("push_endpoint")}
     assert {"usage-events-dead-letter-pull", "schedules-dead-letter-pull"} <= pulls
+
+
+def test_backoff_doubles_from_the_minimum_to_the_maximum_and_scales() -> None:
+    assert [USAGE_DELIVERY.backoff(n) for n in range(1, 8)] == [10, 20, 40, 80, 160, 320, 600]
+    local = suite.local_delivery(by_name("on-usage-event"))
+    assert local.max_delivery_attempts == USAGE_DELIVERY.max_delivery_attempts
+    assert local.min_backoff_seconds == USAGE_DELIVERY.min_backoff_seconds / 100
+    assert local.backoff(7) == 6.0
+
+
+def test_the_host_holds_a_failed_answer_for_the_scaled_backoff() -> None:
+    slept: list[float] = []
+    backoff = Backoff(suite.local_delivery(by_name("on-usage-event")), sleep=slept.append)
+    statuses = iter(["500 INTERNAL SERVER ERROR"] * 3 + ["204 NO CONTENT", "500 ERR"])
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response(next(statuses), [])
+        return [b""]
+
+    wrapped = pubsub_push("demo-x", app, backoff)
+    body = json.dumps({"message": {"data": "", "messageId": "m1"}, "subscription": "s"}).encode()
+    for _ in range(5):
+        environ = {
+            "wsgi.input": io.BytesIO(body),
+            "CONTENT_LENGTH": str(len(body)),
+            "PATH_INFO": "/projects/demo-x/topics/usage-events",
+        }
+        wrapped(environ, lambda *a: None)
+    # Attempts 1-3 failed: 0.1, 0.2, 0.4 s; acknowledged; a new failure starts again at 0.1 s.
+    assert slept == [0.1, 0.2, 0.4, 0.1]
