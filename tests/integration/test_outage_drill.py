@@ -1,8 +1,9 @@
 """Issue 11's outage drill: the functions host killed for 8 s during a burst of 800 usage events.
 
 With production's delivery policy (10 attempts, backoff scaled by LOCAL_BACKOFF_SCALE for the
-emulator) every event ends up either recorded in `usage_tracking` or, if Pub/Sub gave up on it,
-stored as a `dead_letter` rejection (a replay delivers those later): none lost, none twice.
+emulator) every event ends up recorded in `usage_tracking` or, if Pub/Sub gave up on it,
+stored as a `dead_letter` rejection (a replay delivers those later), or both (recorded, answer
+lost, then dead-lettered): none lost, no record and no dead letter twice.
 """
 
 from __future__ import annotations
@@ -103,7 +104,10 @@ def test_functions_host_killed_for_8_s_during_800_events(local_suite: Any) -> No
     dead_ids = [d["event_id"] for d in dead]
     assert len(record_ids) == len(set(record_ids)), "an event was recorded twice"
     assert len(dead_ids) == len(set(dead_ids)), "a dead letter was stored twice"
-    assert not set(record_ids) & set(dead_ids), "an event is both recorded and dead-lettered"
+    # Both is legitimate: committed just before the kill, its answer lost, then every later
+    # attempt failed. A replay finds the record (same record id) and counts nothing again.
+    both = set(record_ids) & set(dead_ids)
+    print(json.dumps({"recorded_and_dead_lettered": len(both)}))
     assert set(record_ids) | set(dead_ids) == wanted, "events lost"
     assert len(rejections) == len(dead)  # nothing else went wrong with these valid events
     for doc in dead:
