@@ -26,17 +26,14 @@ import argparse
 import base64
 import binascii
 import contextlib
-import hashlib
 import io
 import json
 import logging
-import re
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,10 +42,9 @@ from typing import Any
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from devstack.suite import local_delivery
-from functions.table import FUNCTIONS, PUBSUB_PUBLISHED, DeliveryPolicy, TriggerKind
+from devstack.push import Backoff, local_delivery, pubsub_push
+from functions.table import FUNCTIONS, TriggerKind
 from shared import logs
-from shared import times as shared_times
 from shared.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,122 +175,6 @@ def record_invocations(name: str, app: WsgiApp, log: InvocationLog) -> WsgiApp:
                 },
                 (str(environ.get("PATH_INFO", "/")), headers, body),
             )
-        return result
-
-    return wrapped
-
-
-_PUSH_TOPIC_RE = re.compile(r"projects/[^/]+/topics/[^/]+")
-
-
-def push_to_cloud_event(environ: dict[str, Any], project: str) -> None:
-    """Turn a Pub/Sub push request (any body) into a binary-mode CloudEvent, in place.
-
-    As Eventarc does in production: id = `message.messageId`, source = the topic (from the push
-    URL), type = messagePublished, time = `message.publishTime`, data = the envelope as it came.
-    A body that is not a usable envelope still becomes an event (id derived from the bytes, so
-    a redelivery has the same id): the function decides what it is, never this host.
-    """
-    if environ.get("HTTP_CE_SPECVERSION") or "cloudevents" in str(environ.get("CONTENT_TYPE")):
-        return  # already a CloudEvent (a replay, or a test posting one)
-    body: bytes = environ["wsgi.input"].getvalue()
-    envelope: Any = None
-    try:
-        envelope = json.loads(body)
-    except ValueError:
-        pass
-    except RecursionError:
-        # The CloudEvents SDK would crash parsing it (500 before the function runs): send the
-        # same text as a JSON string, which the function's decoder receives as that text.
-        text = json.dumps(body.decode("utf-8", errors="replace")).encode()
-        environ["wsgi.input"] = io.BytesIO(text)
-        environ["CONTENT_LENGTH"] = str(len(text))
-    message = envelope.get("message") if isinstance(envelope, dict) else None
-    message = message if isinstance(message, dict) else {}
-    message_id = message.get("messageId") or message.get("message_id")
-    if not isinstance(message_id, str) or not message_id:
-        message_id = "push-" + hashlib.sha256(body).hexdigest()[:24]
-    published = message.get("publishTime") or message.get("publish_time")
-    if not isinstance(published, str) or shared_times.parse_rfc3339(published) is None:
-        published = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    match = _PUSH_TOPIC_RE.search(str(environ.get("PATH_INFO", "")))
-    topic = match.group(0) if match else f"projects/{project}/topics/unknown"
-    environ.update(
-        {
-            "HTTP_CE_SPECVERSION": "1.0",
-            "HTTP_CE_ID": message_id,
-            "HTTP_CE_SOURCE": f"//pubsub.googleapis.com/{topic}",
-            "HTTP_CE_TYPE": PUBSUB_PUBLISHED,
-            "HTTP_CE_TIME": published,
-            "CONTENT_TYPE": "application/json",
-        }
-    )
-
-
-class Backoff:
-    """Pub/Sub's retry backoff, played by the host for one function's subscription.
-
-    The emulator's own retry policy strands messages after a burst of failures, so the suite
-    sets none and the host holds each failed answer for the policy's (scaled) backoff of that
-    message's attempt, counted here (the push envelope carries no delivery attempt). While the
-    host is down the emulator's plain retry, about once a second, applies.
-    """
-
-    def __init__(
-        self,
-        policy: DeliveryPolicy,
-        sleep: Callable[[float], None] = time.sleep,
-        keep: int = 10_000,
-    ) -> None:
-        self.policy = policy
-        self._sleep = sleep
-        self._keep = keep
-        self._failures: OrderedDict[str, int] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def failed(self, message_id: str) -> float:
-        """Count a failed attempt and wait its backoff; returns the seconds waited."""
-        with self._lock:
-            attempt = self._failures.pop(message_id, 0) + 1
-            self._failures[message_id] = attempt
-            while len(self._failures) > self._keep:
-                self._failures.popitem(last=False)
-        delay = self.policy.backoff(attempt)
-        self._sleep(delay)
-        return delay
-
-    def succeeded(self, message_id: str) -> None:
-        """Forget a message once acknowledged."""
-        with self._lock:
-            self._failures.pop(message_id, None)
-
-
-def pubsub_push(project: str, app: WsgiApp, backoff: Backoff | None = None) -> WsgiApp:
-    """Wrap a Pub/Sub function's app: push requests arrive as Eventarc's CloudEvents, and a
-    failed answer is held for the backoff (see `Backoff`)."""
-
-    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        body = environ["wsgi.input"].read(length) if length else b""
-        environ["wsgi.input"] = io.BytesIO(body)
-        environ["CONTENT_LENGTH"] = str(len(body))
-        push_to_cloud_event(environ, project)
-        status: list[int] = [500]
-
-        def capture(line: str, headers: Any, exc_info: Any = None) -> Any:
-            status[0] = int(line.split(" ", 1)[0])
-            return start_response(line, headers, exc_info)
-
-        result = list(app(environ, capture))
-        if backoff is not None:
-            message_id = str(environ.get("HTTP_CE_ID", ""))
-            if status[0] >= 300:
-                backoff.failed(message_id)
-            else:
-                backoff.succeeded(message_id)
         return result
 
     return wrapped

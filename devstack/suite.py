@@ -33,43 +33,20 @@ from devstack.emulators import (
     start_group,
 )
 from devstack.pubsub import PubSubHelper
-from functions.table import FIRESTORE_WRITTEN, FUNCTIONS, DeliveryPolicy, FunctionSpec, TriggerKind
+from devstack.push import (  # noqa: F401 -- the names were defined here before; kept importable
+    DEAD_LETTER_SUBSCRIPTION,
+    create_topics_and_subscriptions,
+    push_subscription_name,
+)
+from functions.table import FIRESTORE_WRITTEN, FUNCTIONS, TriggerKind
 from shared import names
 from shared.settings import Settings, get_settings, load_settings
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 RULES_FILE: Final = ROOT / "firestore.rules"
-LOCAL_BACKOFF_SCALE: Final = 100.0
-"""The local suite divides each subscription's retry backoff by this (production's 10-600 s
-becomes 0.1-6 s); attempts and dead-letter topics are production's. The functions host applies
-it (the emulator's own retry policy strands messages: docs/local-suite.md)."""
-PUSH_ACK_DEADLINE: Final = 60
 SETUP_TIMEOUT: Final = 60.0
 """Seconds one setup call to an emulator may take: on a loaded machine the first request
 after start has taken more than 5 s."""
-DEAD_LETTER_SUBSCRIPTION: Final = "usage-events-dead-letter-pull"
-"""Pull subscription on the usage dead-letter topic, so dead letters are kept for inspection
-(each dead-letter topic gets one: `<topic>-pull`)."""
-
-
-def push_subscription_name(spec: FunctionSpec) -> str:
-    """Name of the push subscription that feeds a Pub/Sub-triggered function."""
-    return f"{spec.name}-push"
-
-
-def local_delivery(spec: FunctionSpec) -> DeliveryPolicy:
-    """The table's delivery policy of a Pub/Sub function, backoff scaled for the local suite."""
-    if spec.delivery is None:
-        raise EmulatorError(
-            f"{spec.name}: a Pub/Sub function needs `delivery=` in functions/table.py "
-            "(every subscription has a retry and dead-letter policy)"
-        )
-    return spec.delivery.scaled(LOCAL_BACKOFF_SCALE)
-
-
-def dead_letter_pull_subscription(topic: str) -> str:
-    """The pull subscription that keeps a dead-letter topic's messages for inspection."""
-    return f"{topic}-pull"
 
 
 def topic_ids(settings: Settings) -> list[str]:
@@ -199,7 +176,7 @@ class LocalSuite:
     # --- data --------------------------------------------------------------------------------
     def load_examples(self) -> dict[str, list[str]]:
         """Write schema.md's examples, validated through the models; paths by collection."""
-        from shared.examples import example_models  # noqa: PLC0415
+        from ops.examples import example_models  # noqa: PLC0415
         from shared.firestore_values import to_firestore  # noqa: PLC0415
 
         collections = {
@@ -399,38 +376,6 @@ def register_triggers(suite: LocalSuite) -> list[str]:
         register_trigger(suite, spec.name, pattern, spec.event_type)
         registered.append(spec.name)
     return registered
-
-
-def create_topics_and_subscriptions(suite: LocalSuite) -> None:
-    """Every topic; a push subscription per Pub/Sub function with its delivery policy (backoff
-    scaled, `local_delivery`); a pull subscription keeping each dead-letter topic's messages."""
-    settings = suite.settings
-    for topic in topic_ids(settings):
-        suite.pubsub.create_topic(topic)
-    for spec in FUNCTIONS:
-        fn_topic = spec.topic(settings)
-        if spec.trigger is not TriggerKind.PUBSUB or fn_topic is None:
-            continue
-        policy = local_delivery(spec)
-        dead_letter = policy.dead_letter_topic(settings)
-        if dead_letter is not None:
-            suite.pubsub.create_subscription(
-                dead_letter, dead_letter_pull_subscription(dead_letter)
-            )
-        suite.pubsub.create_subscription(
-            fn_topic,
-            push_subscription_name(spec),
-            ack_deadline_seconds=PUSH_ACK_DEADLINE,
-            # Topic path in the URL so the CloudEvent's source names the topic, as in production.
-            push_endpoint=f"{suite.function_url(spec.name)}/projects/{suite.project}/topics/{fn_topic}",
-            dead_letter_topic=dead_letter,
-            max_delivery_attempts=policy.max_delivery_attempts,
-            # No retry policy on the emulator: with one, a burst of failed pushes leaves some
-            # messages never redelivered nor dead-lettered (measured: 147-402 of 800 stranded
-            # after the endpoint was down 8 s). The host holds a failed answer for the scaled
-            # backoff instead (`functions_host.Backoff`).
-            backoff=None,
-        )
 
 
 def default_project() -> str:

@@ -11,7 +11,7 @@ from typing import Any
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from devstack.emulators import free_port, http
-from devstack.suite import LOCAL_BACKOFF_SCALE, push_subscription_name
+from devstack.push import LOCAL_BACKOFF_SCALE, push_subscription_name
 from functions.table import FUNCTIONS, TriggerKind
 from shared import names
 

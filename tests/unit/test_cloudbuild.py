@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from devstack import deploy
+from deploy import cloudbuild
 from functions.table import FUNCTIONS, FunctionSpec, TriggerKind
 from shared.settings import load_settings
 
@@ -64,7 +64,7 @@ def mismatches(spec: FunctionSpec, got: dict[str, list[str]]) -> list[str]:
     expect("--retry", [""] if spec.retry else [])
     expect("--concurrency", [str(spec.concurrency)])
     expect("--trigger-service-account", ["${_SERVICE_ACCOUNT}"])
-    expect("--runtime", [deploy.RUNTIME])
+    expect("--runtime", [cloudbuild.RUNTIME])
     env = runtime_env(got)
     if env.get("GOOGLE_CLOUD_PROJECT") != "$PROJECT_ID":
         problems.append(
@@ -120,8 +120,8 @@ def check(config: dict[str, Any]) -> list[str]:
 
 
 def test_committed_file_is_the_generated_one() -> None:
-    assert CLOUDBUILD.read_text() == deploy.cloudbuild_yaml(), (
-        "cloudbuild.yaml is stale: run `python -m devstack.deploy cloudbuild > cloudbuild.yaml`"
+    assert CLOUDBUILD.read_text() == cloudbuild.cloudbuild_yaml(), (
+        "cloudbuild.yaml is stale: run `python -m deploy cloudbuild > cloudbuild.yaml`"
     )
 
 
@@ -235,7 +235,7 @@ def test_pipeline_steps_run_in_a_safe_order() -> None:
         if step_id.startswith("deploy-"):
             assert {"package", "topics"} <= ancestors(step_id), step_id
     assert "--source=build/functions-src" in _first_deploy(load())
-    assert steps["package"]["args"] == ["-m", "devstack.package", "build/functions-src"]
+    assert steps["package"]["args"] == ["-m", "deploy.package", "build/functions-src"]
 
 
 def test_substitutions_and_project() -> None:
@@ -252,14 +252,14 @@ def test_substitutions_and_project() -> None:
 def test_topics_dead_letter_scheduler_and_firestore_steps() -> None:
     steps = {s["id"]: s for s in load()["steps"]}
     topics_script = steps["topics"]["args"][1]
-    for topic in deploy.topics(SETTINGS):
+    for topic in cloudbuild.topics(SETTINGS):
         assert f"gcloud pubsub topics create {topic}" in topics_script
     dead_letter = steps["delivery-on-usage-event"]["args"][1]
     assert f"--dead-letter-topic={SETTINGS.usage_events_dead_letter_topic}" in dead_letter
     assert "gcloud functions describe on-usage-event" in dead_letter
-    for dead in deploy.dead_letter_topics(SETTINGS):
-        assert f"{deploy.hold_subscription(dead)} --topic={dead}" in topics_script
-    assert "devstack.scheduler_job ensure" in steps["scheduler-job"]["args"][1]
+    for dead in cloudbuild.dead_letter_topics(SETTINGS):
+        assert f"{cloudbuild.hold_subscription(dead)} --topic={dead}" in topics_script
+    assert "deploy.scheduler_job ensure" in steps["scheduler-job"]["args"][1]
     assert "--only=firestore" in steps["firestore-rules-indexes"]["args"]
 
 
@@ -272,8 +272,8 @@ def test_every_pubsub_function_gets_the_tables_delivery_policy() -> None:
     }
     for spec in pubsub:
         assert spec.delivery is not None, spec.name
-        script = steps[deploy.delivery_step_id(spec)]["args"][1]
-        assert steps[deploy.delivery_step_id(spec)]["waitFor"] == [f"deploy-{spec.name}"]
+        script = steps[cloudbuild.delivery_step_id(spec)]["args"][1]
+        assert steps[cloudbuild.delivery_step_id(spec)]["waitFor"] == [f"deploy-{spec.name}"]
         assert f"--min-retry-delay={spec.delivery.min_backoff_seconds:g}s" in script
         assert f"--max-retry-delay={spec.delivery.max_backoff_seconds:g}s" in script
         dead = spec.delivery.dead_letter_topic(SETTINGS)

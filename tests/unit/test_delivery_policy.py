@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from devstack import suite
-from devstack.functions_host import Backoff, pubsub_push
+from devstack import push as suite
+from devstack.push import Backoff, pubsub_push
 from functions.table import (
     FUNCTIONS,
     USAGE_DELIVERY,

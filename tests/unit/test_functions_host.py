@@ -12,12 +12,8 @@ from typing import Any
 import pytest
 from werkzeug.test import Client
 
-from devstack.functions_host import (
-    InvocationLog,
-    _DecisionHandler,
-    build_app,
-    push_to_cloud_event,
-)
+from devstack.functions_host import InvocationLog, _DecisionHandler, build_app
+from devstack.push import push_to_cloud_event
 from functions.deadletter import entry
 from functions.deadletter.service import DeadLetterService
 from shared import logs
