@@ -4,7 +4,7 @@
 functions host (`devstack.functions_host`, one process, its own process group) on the port the
 Firestore emulator delivers trigger events to, registers one `eventarcTrigger` per Firestore
 function of `functions.table`, creates every topic and the push subscriptions of the Pub/Sub
-functions (the usage one with the dead-letter policy production has), loads rules and
+functions (each with its delivery policy from the table, backoff scaled), loads rules and
 (optionally) the example documents. `python -m devstack run` and the `local_suite` pytest
 fixture both use it, so end-to-end tests exercise exactly what `make run` runs. It also plays
 the `usage-fold` Scheduler job (`devstack.schedule`, every `local_fold_interval_seconds`).
@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -33,26 +34,21 @@ from devstack.emulators import (
     start_group,
 )
 from devstack.pubsub import PubSubHelper
+from devstack.push import (  # noqa: F401 -- the names were defined here before; kept importable
+    DEAD_LETTER_SUBSCRIPTION,
+    create_topics_and_subscriptions,
+    push_subscription_name,
+)
 from devstack.schedule import Ticker
-from functions.table import FIRESTORE_WRITTEN, FUNCTIONS, FunctionSpec, TriggerKind
+from functions.table import FIRESTORE_WRITTEN, FUNCTIONS, TriggerKind
 from shared import names
 from shared.settings import Settings, load_settings
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 RULES_FILE: Final = ROOT / "firestore.rules"
-DEAD_LETTER_MAX_ATTEMPTS: Final = 5
-"""Delivery attempts before a usage message moves to the dead-letter topic (as deployed)."""
-PUSH_ACK_DEADLINE: Final = 60
 SETUP_TIMEOUT: Final = 60.0
 """Seconds one setup call to an emulator may take: on a loaded machine the first request
 after start has taken more than 5 s."""
-DEAD_LETTER_SUBSCRIPTION: Final = "usage-events-dead-letter-pull"
-"""Pull subscription on the dead-letter topic, so dead letters are kept and can be inspected."""
-
-
-def push_subscription_name(spec: FunctionSpec) -> str:
-    """Name of the push subscription that feeds a Pub/Sub-triggered function."""
-    return f"{spec.name}-push"
 
 
 @dataclasses.dataclass
@@ -68,6 +64,8 @@ class LocalSuite:
     pubsub: PubSubHelper
     _firestore: Any = None
     _fold_ticker: Ticker | None = None
+    host_cmd: list[str] = dataclasses.field(default_factory=list)
+    host_env: dict[str, str] = dataclasses.field(default_factory=dict)
 
     # --- addresses ---------------------------------------------------------------------------
     @property
@@ -199,6 +197,20 @@ class LocalSuite:
         return written
 
     # --- life cycle --------------------------------------------------------------------------
+    def kill_host(self) -> None:
+        """SIGKILL the functions host's whole group, as a crash would (outage drills)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.host.pgid, signal.SIGKILL)
+        self.host.stop()  # reaps it and its watchdog
+
+    def start_host(self) -> None:
+        """Start the functions host again on the same port (its invocation log starts empty)."""
+        popen = start_group("functions host", self.host_cmd, self.host.log_path, self.host_env)
+        self.host = Emulator(
+            "functions host", self.host.host, self.host.port, popen, self.host.log_path
+        )
+        _wait_host(self.host)
+
     def crashed(self) -> list[Emulator]:
         """Parts (emulators, functions host) whose leading process has exited."""
         parts = [self.emulators.firestore, self.emulators.pubsub, self.host]
@@ -292,7 +304,7 @@ def start_local_suite(
     try:
         popen = start_group("functions host", cmd, log_path, suite_env)
         host = Emulator("functions host", host_addr, int(port_text), popen, log_path)
-        host.wait_ready(lambda: http("GET", host.url + "/_devstack/ready", timeout=2)[0] == 200, 60)
+        _wait_host(host)
     except BaseException:
         if owns:
             emulators.stop()
@@ -304,6 +316,8 @@ def start_local_suite(
         settings=settings,
         owns_emulators=owns,
         pubsub=PubSubHelper(project),
+        host_cmd=cmd,
+        host_env=suite_env,
     )
     try:
         if not owns and rules_path is not None and rules_path.exists():
@@ -325,6 +339,10 @@ def start_local_suite(
         suite.stop()
         raise
     return suite
+
+
+def _wait_host(host: Emulator) -> None:
+    host.wait_ready(lambda: http("GET", host.url + "/_devstack/ready", timeout=2)[0] == 200, 60)
 
 
 def load_rules(emulators: Emulators, project: str, rules_path: Path) -> None:
@@ -369,31 +387,3 @@ def register_triggers(suite: LocalSuite) -> list[str]:
         register_trigger(suite, spec.name, pattern, spec.event_type)
         registered.append(spec.name)
     return registered
-
-
-def create_topics_and_subscriptions(suite: LocalSuite) -> None:
-    """Every topic; a push subscription per Pub/Sub function; the dead-letter pull subscription."""
-    settings = suite.settings
-    for topic in settings.all_topics():
-        suite.pubsub.create_topic(topic)
-    suite.pubsub.create_subscription(
-        settings.usage_events_dead_letter_topic, DEAD_LETTER_SUBSCRIPTION
-    )
-    for spec in FUNCTIONS:
-        fn_topic = spec.topic(settings)
-        if spec.trigger is not TriggerKind.PUBSUB or fn_topic is None:
-            continue
-        dead_letter = (
-            settings.usage_events_dead_letter_topic
-            if fn_topic == settings.usage_events_topic
-            else None
-        )
-        suite.pubsub.create_subscription(
-            fn_topic,
-            push_subscription_name(spec),
-            ack_deadline_seconds=PUSH_ACK_DEADLINE,
-            # Topic path in the URL so the CloudEvent's source names the topic, as in production.
-            push_endpoint=f"{suite.function_url(spec.name)}/projects/{suite.project}/topics/{fn_topic}",
-            dead_letter_topic=dead_letter,
-            max_delivery_attempts=DEAD_LETTER_MAX_ATTEMPTS,
-        )

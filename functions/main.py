@@ -62,3 +62,11 @@ def fold_usage_counters(event: CloudEvent) -> None:
     from functions.table import by_name  # noqa: PLC0415
 
     handle_cloud_event(event, by_name("fold-usage-counters").timeout_seconds)
+
+
+@functions_framework.cloud_event
+def record_dead_letters(event: CloudEvent) -> None:
+    """Pub/Sub dead-letter topics: store each message Pub/Sub gave up on (usage_rejections)."""
+    from functions.deadletter.entry import handle_cloud_event  # noqa: PLC0415
+
+    handle_cloud_event(event)

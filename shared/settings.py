@@ -160,6 +160,11 @@ class Settings(BaseSettings):
         validation_alias="BLUEPRINT_USAGE_EVENTS_DEAD_LETTER_TOPIC",
     )
     """Dead-letter topic for usage deliveries that kept failing."""
+    schedules_dead_letter_topic: TopicId = Field(
+        names.SCHEDULES_DEAD_LETTER_TOPIC,
+        validation_alias="BLUEPRINT_SCHEDULES_DEAD_LETTER_TOPIC",
+    )
+    """Dead-letter topic for scheduled-job deliveries (reset, fold) that kept failing."""
     usage_fold_schedule_topic: TopicId = Field(
         names.USAGE_FOLD_SCHEDULE_TOPIC, validation_alias="BLUEPRINT_USAGE_FOLD_SCHEDULE_TOPIC"
     )
@@ -275,6 +280,7 @@ class Settings(BaseSettings):
             self.quota_reset_schedule_topic,
             self.usage_events_dead_letter_topic,
             self.usage_fold_schedule_topic,
+            self.schedules_dead_letter_topic,
         ]
 
 
