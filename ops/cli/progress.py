@@ -44,6 +44,10 @@ class Bar:
             TextColumn("{task.fields[note]}"),
             console=Console(stderr=True, force_terminal=True),
             transient=False,
+            # No swapping of sys.stdout/sys.stderr while the bar runs: a log handler created
+            # meanwhile would keep the swapped-in proxy after the bar is gone.
+            redirect_stdout=False,
+            redirect_stderr=False,
         )
         self._task = self._progress.add_task(description, total=total, note="")
         self._progress.start()

@@ -218,6 +218,10 @@ def test_emulator_not_running_is_one_clear_line_not_a_hang(argv: list[str]) -> N
     assert done.returncode == 1, done.stderr
     line = one_error_line(done.stderr)
     assert f"Firestore emulator at {host} is not reachable" in line
+    # Both ways to start the emulators, and how to use a real project instead.
+    assert "`make emulators`" in line
+    assert "`make run`" in line
+    assert "unset every *_EMULATOR_HOST and set GOOGLE_CLOUD_PROJECT with credentials" in line
 
 
 def test_emulator_that_never_answers_is_one_clear_line() -> None:
@@ -279,7 +283,9 @@ def test_more_user_mistakes_are_one_line_before_any_request(
 
 def test_usage_errors_do_not_repeat_the_program_name(capsys: pytest.CaptureFixture[str]) -> None:
     _, _, err = run(["migrate"], capsys)
-    assert one_error_line(err) == "blueprint: error: migrate: Missing argument 'paths'. (see --help)"
+    assert (
+        one_error_line(err) == "blueprint: error: migrate: Missing argument 'paths'. (see --help)"
+    )
 
 
 def _fake_fetch(records: list[tuple[str, dict[str, Any]]], customer: dict[str, Any] | None) -> Any:
