@@ -201,21 +201,27 @@ class LocalSuite:
         parts = [self.emulators.firestore, self.emulators.pubsub, self.host]
         return [part for part in parts if part.popen.poll() is not None]
 
-    def stop(self) -> None:
-        """Stop the functions host and (if this suite started them) the emulators."""
+    def stop(self, keep_logs: bool = False) -> Path | None:
+        """Stop the functions host and (if this suite started them) the emulators.
+
+        Returns the log directory when it is kept: asked for (`keep_logs`), or a part had
+        exited on its own; a clean stop removes the suite's temporary log directory.
+        """
+        keep = keep_logs or bool(self.crashed())
         self.pubsub.close()
         if self._firestore is not None:
             with contextlib.suppress(Exception):
                 self._firestore.close()
         self.host.stop()
         if self.owns_emulators:
-            self.emulators.stop()
+            return self.emulators.stop(keep_logs=keep)
+        return None
 
     def __enter__(self) -> LocalSuite:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        self.stop(keep_logs=kind is not None)
 
 
 @contextlib.contextmanager
@@ -287,7 +293,7 @@ def start_local_suite(
         host.wait_ready(lambda: http("GET", host.url + "/_devstack/ready", timeout=2)[0] == 200, 60)
     except BaseException:
         if owns:
-            emulators.stop()
+            emulators.stop(keep_logs=True)  # the error quotes the host's log in there
         raise
     suite = LocalSuite(
         emulators=emulators,
@@ -306,12 +312,12 @@ def start_local_suite(
         if load_examples:
             suite.load_examples()
     except OSError as exc:
-        suite.stop()
+        suite.stop(keep_logs=True)
         raise EmulatorError(
-            f"setting up the local suite failed: {exc!r} (logs in {emulators.log_dir})"
+            f"setting up the local suite failed: {exc!r} (logs kept in {emulators.log_dir})"
         ) from exc
     except BaseException:
-        suite.stop()
+        suite.stop(keep_logs=True)
         raise
     return suite
 
