@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ops.cli.common import EXIT_USAGE, CliError, check_month, not_future, run_of
 from ops.cli import progress as bars
+from ops.cli.common import EXIT_USAGE, CliError, check_month, not_future, run_of
 
 if TYPE_CHECKING:
     from functions.reset import ResetSummary
