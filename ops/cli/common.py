@@ -41,7 +41,11 @@ class Run:
         """A rich console on this run's stdout (no colour codes when it is not a terminal)."""
         from rich.console import Console  # noqa: PLC0415
 
-        return Console(file=self.out, highlight=False, soft_wrap=False)
+        console = Console(file=self.out, highlight=False, soft_wrap=False)
+        if not console.is_terminal:
+            # A pipe or a file has no width: never cut a table to rich's default 80 columns.
+            console.width = 200
+        return console
 
     def print(self, text: str = "") -> None:
         """One line (or block) of plain text on stdout."""

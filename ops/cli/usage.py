@@ -84,16 +84,20 @@ def report(
 
 def render(report: UsageReport, console: Console) -> None:
     """The report as a rich table with its header and quota lines."""
+    from rich import box  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
     from ops.usage_report import rows  # noqa: PLC0415
 
     header, *body = rows(report)
     table = Table(
-        title=f"Usage of {report.customer_id} in {report.month} (UTC)", title_justify="left"
+        title=f"Usage of {report.customer_id} in {report.month} (UTC)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
     )
     for index, name in enumerate(header):
-        table.add_column(name, justify="left" if index == 0 else "right", no_wrap=True)
+        # fold, never an ellipsis: an amount cut short would be a wrong amount.
+        table.add_column(name, justify="left" if index == 0 else "right", overflow="fold")
     for index, row in enumerate(body):
         table.add_row(
             *row, end_section=index == len(body) - 2, style="bold" if row[0] == "TOTAL" else None

@@ -349,3 +349,33 @@ def test_report_of_an_unknown_customer_without_records_is_an_error(
     assert code == 0, err
     assert "no customers/gone document" in out
     assert "2.00" in out
+
+
+def test_report_table_never_cuts_an_amount(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rich's default 80 columns cut cells with an ellipsis: a cut amount is a wrong amount."""
+    import ops.usage_report
+
+    records = [
+        (
+            "big",
+            _record(
+                "2025-01-02T00:00:00",
+                "episodes_generated_with_a_long_action_name",
+                123456.78,
+                compute_minutes=98765432.125,
+                storage_gb=12345.678,
+                episodes_generated=987654321,
+            ),
+        )
+    ]
+    customer = {"schema_version": 1, "bundle_tier": "pro"}
+    monkeypatch.setattr(ops.usage_report, "fetch_usage", _fake_fetch(records, customer))
+    code, out, err = run(
+        ["usage", "report", "--customer", "c1", "--month", "2025-01"], capsys, client_factory=object
+    )
+    assert code == 0, err
+    for text in ("episodes_generated_with_a_long_action_name", "98765432.125", "123456.78"):
+        assert text in out
+    assert "…" not in out
