@@ -25,9 +25,9 @@ from shared.errors import BlueprintError
 from shared.firestore_values import plain_value
 from shared.models import Customer, UsageRecord, document_errors
 from shared.pricing import round_cents, to_decimal
-from shared.quota import counter_period, is_unlimited, month_start, next_month_start
+from shared.quota import counter_period, is_unlimited
 from shared.settings import Settings, get_settings
-from shared.types import MONTH_RE
+from shared.times import MONTH_RE, month_start, next_month_start
 
 SCENE_GENERATED = "scene_generated"
 

@@ -40,7 +40,7 @@ def config_group() -> None:
 
 
 def _service(run: Run) -> CustomerConfigService:
-    from shared.config_adapters import FirestoreConfigReader  # noqa: PLC0415
+    from shared.config.adapters import FirestoreConfigReader  # noqa: PLC0415
     from shared.config_service import CustomerConfigService  # noqa: PLC0415
 
     return CustomerConfigService(FirestoreConfigReader(client=run.client_factory()), live=False)

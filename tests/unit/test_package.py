@@ -41,8 +41,14 @@ allowed = {sysconfig.get_path("stdlib"), sysconfig.get_path("platstdlib"),
            sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
 sys.path[:] = [src] + [p for p in sys.path if p in allowed or p.endswith(".zip")
                        or p.endswith("lib-dynload")]
+import importlib, pkgutil
 import main
 from functions_framework import create_app
+# main imports each function's package on its first event (a cheap cold start): import every
+# module of functions/ as those first events would, so a broken one shows here.
+import functions
+for module in pkgutil.walk_packages(functions.__path__, "functions."):
+    importlib.import_module(module.name)
 entry_points = {}
 for name in json.loads(sys.argv[2]):
     fn = getattr(main, name)

@@ -18,7 +18,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 
 from deploy import cloudbuild
-from shared import queries
+from shared import queries, times
 from shared.queries import DOCUMENT_ID, Direction, QueryShape
 from shared.settings import load_settings
 
@@ -146,14 +146,14 @@ def test_composite_classification(shape: QueryShape, composite: bool) -> None:
 
 
 def test_month_bounds() -> None:
-    assert queries.month_bounds("2025-01") == (JAN, FEB)
-    assert queries.month_bounds("2024-12") == (
+    assert times.month_bounds("2025-01") == (JAN, FEB)
+    assert times.month_bounds("2024-12") == (
         dt.datetime(2024, 12, 1, tzinfo=dt.UTC),
         dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
     )
     for bad in ("2025-13", "2025-1", "25-01", "2025-00", ""):
         with pytest.raises(ValueError, match="YYYY-MM"):
-            queries.month_bounds(bad)
+            times.month_bounds(bad)
 
 
 def test_bad_arguments_fail_with_the_value(client: Any) -> None:

@@ -37,7 +37,8 @@ def disagreements(pyproject: str, runtime: str, dev: str) -> list[str]:
     extras = project.get("optional-dependencies", {})
     declared_runtime = pins(project.get("dependencies", []), "pyproject dependencies")
     declared_extras = pins(
-        [r for name in ("ops", "dev") for r in extras.get(name, [])], "pyproject ops+dev extras"
+        [r for name in ("ops", "dev", "openfeature") for r in extras.get(name, [])],
+        "pyproject ops+dev extras",
     )
     problems = []
     if "-r requirements.txt" not in [line.strip() for line in dev.splitlines()]:

@@ -1,28 +1,33 @@
-"""Decode Firestore CloudEvents once, at the edge, into a typed `DocumentEvent`.
+"""Firestore `DocumentEventData` (protobuf or its JSON form) -> one `Change(before, after)`.
 
-Eventarc delivers a binary-mode CloudEvent whose body is a protobuf `DocumentEventData`
-(`application/protobuf`); a JSON body (the proto's JSON form) is accepted too. Nothing
-downstream sees bytes, protobuf or base64: values become plain Python (aware UTC datetimes,
-ints, floats, str, bytes, lists, dicts; references as their path strings; geo points as
-`{"latitude", "longitude"}`).
+Eventarc delivers a binary-mode CloudEvent whose `datacontenttype` says how the body is encoded:
+`application/protobuf` (what Eventarc and the local relay send) or `application/json` (the
+proto's JSON form). The decoder follows the declared type rather than guessing from the first
+bytes: a protobuf body can start with `\\n{` (field 1 of length 123). The Firestore emulator's
+base64 text body is decoded by the devstack relay before it reaches a function.
+
+Nothing downstream sees bytes, protobuf or base64: values become plain Python (aware UTC
+datetimes, ints, floats, str, bytes, lists, dicts; references as their path strings; geo points
+as `{"latitude", "longitude"}`).
 """
 
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, cast
+from datetime import datetime
+from typing import Any, Final, cast
 
 from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.events.cloud.firestore_v1.types import DocumentEventData
 from google.protobuf import json_format  # type: ignore[import-untyped]
 
 from shared.errors import FieldError, InvalidDocumentError
+from shared.times import parse_rfc3339
 
-_DOCUMENTS_MARKER = "/documents/"
+_DOCUMENTS_MARKER: Final = "/documents/"
+_KIND: Final = "DocumentEventData"
 
 
 class ChangeKind(enum.StrEnum):
@@ -34,13 +39,14 @@ class ChangeKind(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class DocumentEvent:
-    """One `google.cloud.firestore.document.v1.written` event, decoded."""
+class Change:
+    """One `google.cloud.firestore.document.v1.written` event: the document before and after."""
 
     event_id: str
     event_type: str
     source: str
     time: datetime | None
+    """The CloudEvent's `time` (UTC)."""
     document: str
     """Document path relative to the database, e.g. `customers/c1`."""
     before: dict[str, Any] | None
@@ -76,11 +82,10 @@ class DocumentEvent:
         return self.document.rsplit("/", 1)[-1]
 
 
-def decode_document_event(event: Any) -> DocumentEvent:
-    """Turn a CloudEvent (as functions-framework hands it over) into a DocumentEvent.
+def decode_document_event(event: Any) -> Change:
+    """A CloudEvent (as functions-framework hands it over) -> Change.
 
-    Raises InvalidDocumentError when the body is neither a DocumentEventData protobuf nor its
-    JSON form.
+    Raises InvalidDocumentError when the body is not a DocumentEventData in the declared form.
     """
     attrs = _attributes(event)
     data = event.data if hasattr(event, "data") else event.get_data()
@@ -88,13 +93,12 @@ def decode_document_event(event: Any) -> DocumentEvent:
     value = message.value if message.HasField("value") else None
     old = message.old_value if message.HasField("old_value") else None
     name = (value.name if value is not None else "") or (old.name if old is not None else "")
-    document = _relative_path(name) or _document_from_attributes(attrs)
-    return DocumentEvent(
+    return Change(
         event_id=str(attrs.get("id", "")),
         event_type=str(attrs.get("type", "")),
         source=str(attrs.get("source", "")),
-        time=_parse_time(attrs.get("time")),
-        document=document,
+        time=parse_rfc3339(attrs.get("time"), naive_is_utc=True),
+        document=_relative_path(name) or _document_from_attributes(attrs),
         before=None if old is None else fields_to_python(old.fields),
         after=None if value is None else fields_to_python(value.fields),
         update_mask=tuple(message.update_mask.field_paths),
@@ -104,45 +108,61 @@ def decode_document_event(event: Any) -> DocumentEvent:
 
 
 def parse_document_event_data(data: Any, content_type: str = "") -> Any:
-    """The raw protobuf DocumentEventData from bytes (protobuf), a JSON text or a parsed dict.
+    """The raw protobuf DocumentEventData of a body, read as its content type declares.
 
-    A body declared `application/protobuf` is protobuf. Otherwise bytes that look like JSON are
-    tried as JSON first and as protobuf after: a protobuf body can start with `\\n{` (field 1
-    of length 123), so "starts with a brace" alone does not make it JSON.
+    A mapping (functions-framework's CloudEvent parses any JSON body) or text is the JSON form.
+    Bytes are JSON when the type says JSON and protobuf when it says protobuf; bytes of no
+    declared type are protobuf (Eventarc's binary mode), then JSON if they are not protobuf.
     """
-    pb_class = DocumentEventData.pb()
-    message = pb_class()
     if data is None or data in (b"", ""):
-        return message
-    if not isinstance(data, Mapping | bytes | bytearray | memoryview | str):
-        raise InvalidDocumentError(
-            "DocumentEventData",
-            [FieldError("(body)", type(data).__name__, "bytes, a JSON text or a dict")],
-        )
+        return DocumentEventData.pb()()
+    if isinstance(data, Mapping):
+        return _read(data, _Form.DICT)
+    if isinstance(data, str):
+        return _read(data, _Form.JSON)
+    if not isinstance(data, bytes | bytearray | memoryview):
+        expected = "bytes, a JSON text or a dict"
+        raise InvalidDocumentError(_KIND, [FieldError("(body)", type(data).__name__, expected)])
+    raw = bytes(data)
+    declared = content_type.lower()
+    if "json" in declared:
+        form = _Form.JSON
+    elif "protobuf" in declared:
+        form = _Form.PROTOBUF
+    else:
+        try:
+            return _read(raw, _Form.PROTOBUF)
+        except InvalidDocumentError:
+            form = _Form.JSON
+    return _read(raw, form)
+
+
+class _Form(enum.Enum):
+    DICT = "dict"
+    JSON = "json"
+    PROTOBUF = "protobuf"
+
+
+def _read(data: Any, form: _Form) -> Any:
+    """One DocumentEventData read in `form`; a failure as InvalidDocumentError."""
+    message = DocumentEventData.pb()()
     try:
-        if isinstance(data, Mapping):
+        if form is _Form.PROTOBUF:
+            message.ParseFromString(data)
+        elif form is _Form.DICT:
             json_format.ParseDict(data, message, ignore_unknown_fields=True)
-        elif isinstance(data, bytes | bytearray | memoryview):
-            raw = bytes(data)
-            if "protobuf" not in content_type and raw.lstrip()[:1] == b"{":
-                try:
-                    json_format.Parse(raw.decode("utf-8"), message, ignore_unknown_fields=True)
-                except (json_format.ParseError, ValueError, UnicodeDecodeError):
-                    message = pb_class()
-                    message.ParseFromString(raw)
-            else:
-                message.ParseFromString(raw)
         else:
-            json_format.Parse(data, message, ignore_unknown_fields=True)
+            text = data if isinstance(data, str) else data.decode("utf-8")
+            json_format.Parse(text, message, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, UnicodeDecodeError) as exc:
+        expected = f"a DocumentEventData protobuf or JSON: {exc}"
         raise InvalidDocumentError(
-            "DocumentEventData",
-            [FieldError("(body)", _preview(data), f"a DocumentEventData protobuf or JSON: {exc}")],
+            _KIND, [FieldError("(body)", _preview(data), expected)]
         ) from None
     except Exception as exc:  # protobuf's DecodeError is not a ValueError
+        expected = f"a DocumentEventData protobuf: {exc}"
         raise InvalidDocumentError(
-            "DocumentEventData",
-            [FieldError("(body)", _preview(data), f"a DocumentEventData protobuf: {exc}")],
+            _KIND, [FieldError("(body)", _preview(data), expected)]
         ) from None
     return message
 
@@ -198,22 +218,6 @@ def _attributes(event: Any) -> dict[str, Any]:
     return {}
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC)
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC)
-    except ValueError:
-        return None
-
-
 def _preview(data: Any) -> str:
     text = data if isinstance(data, str) else repr(data)
     return text[:120]
-
-
-def to_json_body(message: Any) -> bytes:
-    """The JSON form of a DocumentEventData (what a JSON-mode sender puts in the body)."""
-    return json.dumps(json_format.MessageToDict(message)).encode()

@@ -1,6 +1,8 @@
 """I/O adapters of CustomerConfigService: Firestore batch reads, the invalidation stream.
 
-Google clients are imported and created on first use (import of this module stays cheap).
+They report facts (documents read, messages decoded, errors classified by `shared.errors`);
+the service decides what to answer. Clients come from `shared.clients`, created on first use,
+so import of this module stays cheap.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import re
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Final
 
 from shared import logs, names
-from shared.config_service import DocKey, FetchedDoc, Invalidation, parse_invalidation
-from shared.errors import TransientError
+from shared.clients import firestore_client, subscriber_client
+from shared.config.ports import DocKey, FetchedDoc, OnInvalidation, OnReset
+from shared.errors import classify, is_transient, status_name
+from shared.invalidation import parse_invalidation
 from shared.settings import Settings, get_settings
 
 
@@ -26,22 +30,20 @@ class FirestoreConfigReader:
     def __init__(self, settings: Settings | None = None, client: Any = None) -> None:
         self._settings = settings or get_settings()
         self._client = client
-        self._lock = threading.Lock()
 
     @property
     def client(self) -> Any:
-        """The Firestore client (created on first use)."""
-        with self._lock:
-            if self._client is None:
-                from google.cloud import firestore  # noqa: PLC0415 - lazy, cold start
-
-                self._client = firestore.Client(project=self._settings.project_id)
-            return self._client
+        """The Firestore client: the one given, else the process's (created on first use)."""
+        if self._client is None:
+            self._client = firestore_client(self._settings.project_id)
+        return self._client
 
     def get_documents(self, keys: Sequence[DocKey], timeout: float) -> dict[DocKey, FetchedDoc]:
-        """Read every key in one round trip, no retries, within `timeout` seconds."""
-        from google.api_core import exceptions as gexc  # noqa: PLC0415
+        """Read every key in one round trip, no retries, within `timeout` seconds.
 
+        Any failure is raised as `shared.errors.classify` sees it: TransientError when a retry
+        may succeed, PermanentError when it cannot.
+        """
         client = self.client
         refs = [client.collection(c).document(d) for c, d in keys]
         out: dict[DocKey, FetchedDoc] = {}
@@ -50,11 +52,15 @@ class FirestoreConfigReader:
                 key = (snap.reference.parent.id, snap.reference.id)
                 data = snap.to_dict() if snap.exists else None
                 out[key] = FetchedDoc(data, snap.update_time if snap.exists else None)
-        except (gexc.GoogleAPICallError, gexc.RetryError) as exc:
-            raise TransientError(f"Firestore read of {len(keys)} documents failed: {exc}") from exc
+        except Exception as exc:
+            raise classify(exc, f"Firestore read of {len(keys)} documents") from exc
         for key in keys:
             out.setdefault(key, FetchedDoc(None))
         return out
+
+
+MAX_REOPEN_DELAY: Final = 60.0
+"""Longest wait, in seconds, between two attempts to reopen a lost invalidation stream."""
 
 
 def _subscription_id(prefix: str) -> str:
@@ -85,8 +91,8 @@ class PubSubInvalidationFeed:
         self._future: Any = None
         self._closing = False
         self._lock = threading.Lock()
-        self._on_message: Callable[[Invalidation | None], None] | None = None
-        self._on_reset: Callable[[str], None] | None = None
+        self._on_message: OnInvalidation | None = None
+        self._on_reset: OnReset | None = None
         self.subscription: str | None = None
 
     @property
@@ -96,14 +102,10 @@ class PubSubInvalidationFeed:
             self._settings.project_id, self._settings.config_invalidations_topic
         )
 
-    def start(
-        self, on_message: Callable[[Invalidation | None], None], on_reset: Callable[[str], None]
-    ) -> None:
+    def start(self, on_message: OnInvalidation, on_reset: OnReset) -> None:
         """Create the subscription and open the stream."""
         if self._subscriber is None:
-            from google.cloud.pubsub_v1 import SubscriberClient  # noqa: PLC0415 - lazy
-
-            self._subscriber = SubscriberClient()
+            self._subscriber = subscriber_client()
         self._on_message, self._on_reset = on_message, on_reset
         self.subscription = names.subscription_path(
             self._settings.project_id, _subscription_id(self._prefix)
@@ -112,9 +114,7 @@ class PubSubInvalidationFeed:
         self._open()
 
     def _create_subscription(self) -> None:
-        from google.api_core import exceptions as gexc  # noqa: PLC0415
-
-        with contextlib.suppress(gexc.AlreadyExists):
+        try:
             self._subscriber.create_subscription(
                 request={
                     "name": self.subscription,
@@ -125,6 +125,9 @@ class PubSubInvalidationFeed:
                 },
                 timeout=30,
             )
+        except Exception as exc:
+            if status_name(exc) != "ALREADY_EXISTS":  # it exists: that is what we wanted
+                raise classify(exc, f"creating subscription {self.subscription}") from exc
 
     def _open(self) -> None:
         from google.cloud.pubsub_v1.subscriber import futures  # noqa: PLC0415
@@ -169,24 +172,33 @@ class PubSubInvalidationFeed:
             return
         exc = future.exception() if not future.cancelled() else None
         self._reset(f"stream stopped ({exc!r}); reopening")
-        timer = threading.Timer(self._delay, self._reopen)
+        self._reopen_later(self._delay)
+
+    def _reopen_later(self, delay: float) -> None:
+        timer = threading.Timer(delay, self._reopen, args=(delay,))
         timer.daemon = True
         timer.start()
 
-    def _reopen(self) -> None:
+    def _reopen(self, delay: float) -> None:
         if self._closing:
             return
         try:
             self._create_subscription()  # it may have been deleted (NotFound ended the stream)
             self._open()
         except Exception as exc:
-            logs.warning(f"invalidation stream reopen failed: {exc!r}", component="config_service")
-            timer = threading.Timer(max(self._delay, 1.0) * 2, self._reopen)
-            timer.daemon = True
-            timer.start()
+            # Backoff, bounded: a topic that is gone (permanent) is tried again rarely, not
+            # every second; the cache meanwhile relies on its TTL.
+            wait = min(max(delay, 1.0) * 2, MAX_REOPEN_DELAY)
+            kind = "will retry" if is_transient(exc) else "a retry may not help"
+            logs.warning(
+                f"invalidation stream reopen failed ({kind}): {exc!r}; next try in {wait:.0f} s",
+                component="config_service",
+            )
+            self._reopen_later(wait)
 
     def close(self) -> None:
-        """Cancel the stream, delete the subscription, close the client."""
+        """Cancel the stream and delete the subscription (the client is the process's shared
+        one and stays open)."""
         self._closing = True
         with self._lock:
             future = self._future
@@ -199,5 +211,3 @@ class PubSubInvalidationFeed:
                 self._subscriber.delete_subscription(
                     request={"subscription": self.subscription}, timeout=10
                 )
-            with contextlib.suppress(Exception):
-                self._subscriber.close()
