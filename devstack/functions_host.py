@@ -42,6 +42,7 @@ from typing import Any
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from devstack.decisions import decision_of
 from devstack.push import Backoff, local_delivery, pubsub_push
 from functions.table import FUNCTIONS, TriggerKind
 from shared import logs
@@ -117,9 +118,9 @@ class _DecisionHandler(logging.Handler):
         self.log = log
 
     def emit(self, record: logging.LogRecord) -> None:
-        decision = getattr(record, "fields", {}).get("decision")
+        decision = decision_of(record)
         if decision:
-            self.log.decision_logged(str(decision))
+            self.log.decision_logged(decision)
 
 
 def _document_of(environ: dict[str, Any]) -> str:

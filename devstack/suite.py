@@ -216,8 +216,13 @@ class LocalSuite:
         parts = [self.emulators.firestore, self.emulators.pubsub, self.host]
         return [part for part in parts if part.popen.poll() is not None]
 
-    def stop(self) -> None:
-        """Stop the functions host and (if this suite started them) the emulators."""
+    def stop(self, keep_logs: bool = False) -> Path | None:
+        """Stop the functions host and (if this suite started them) the emulators.
+
+        Returns the log directory when it is kept: asked for (`keep_logs`), or a part had
+        exited on its own; a clean stop removes the suite's temporary log directory.
+        """
+        keep = keep_logs or bool(self.crashed())
         if self._fold_ticker is not None:
             self._fold_ticker.stop()
         self.pubsub.close()
@@ -226,13 +231,14 @@ class LocalSuite:
                 self._firestore.close()
         self.host.stop()
         if self.owns_emulators:
-            self.emulators.stop()
+            return self.emulators.stop(keep_logs=keep)
+        return None
 
     def __enter__(self) -> LocalSuite:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        self.stop(keep_logs=kind is not None)
 
 
 @contextlib.contextmanager
@@ -307,7 +313,7 @@ def start_local_suite(
         _wait_host(host)
     except BaseException:
         if owns:
-            emulators.stop()
+            emulators.stop(keep_logs=True)  # the error quotes the host's log in there
         raise
     suite = LocalSuite(
         emulators=emulators,
@@ -331,12 +337,12 @@ def start_local_suite(
         if interval > 0:
             suite._fold_ticker = Ticker(suite.fire_fold, interval, "fold-schedule").start()
     except OSError as exc:
-        suite.stop()
+        suite.stop(keep_logs=True)
         raise EmulatorError(
-            f"setting up the local suite failed: {exc!r} (logs in {emulators.log_dir})"
+            f"setting up the local suite failed: {exc!r} (logs kept in {emulators.log_dir})"
         ) from exc
     except BaseException:
-        suite.stop()
+        suite.stop(keep_logs=True)
         raise
     return suite
 
