@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 
@@ -283,3 +283,183 @@ def customers_reset_for_period(
     writes `quota_period` on each customer it resets (count them with `.count()`)."""
     month_bounds(period)  # validates the format
     return _equal(_customers(client, settings, collection), "quota_period", period)
+
+
+# ---- paged listings (ops: `blueprint inspect`, `usage export`, `flags rollout`) -------------
+# Each orders on the document id last, so a page ends at a unique position: the cursor is the
+# ordered values of the page's last document and the next page starts after it.
+
+_DESC = Direction.DESCENDING
+
+
+def _paged(query: Any, after: Sequence[Any] | None, limit: int | None) -> Query:
+    """Start after the cursor values (one per ordered field, the document id last), limit."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit={limit}: expected a positive number or None")
+    if after is not None:
+        query = query.start_after(list(after))
+    if limit is not None:
+        query = query.limit(limit)
+    result: Query = query
+    return result
+
+
+def _by_id(query: Any, direction: Direction = _ASC) -> Any:
+    from google.cloud.firestore_v1.field_path import FieldPath  # noqa: PLC0415 (cheap import)
+
+    return query.order_by(FieldPath.document_id(), direction=direction.value)
+
+
+USAGE_IN_MONTH = QueryShape(names.USAGE_TRACKING, order=(("timestamp", _ASC), (DOCUMENT_ID, _ASC)))
+USAGE_BY_CUSTOMER_PAGED = QueryShape(
+    names.USAGE_TRACKING,
+    equality=("customer_id",),
+    order=(("timestamp", _ASC), (DOCUMENT_ID, _ASC)),
+)
+USAGE_BY_CUSTOMER_AND_ACTION_PAGED = QueryShape(
+    names.USAGE_TRACKING,
+    equality=("customer_id", "action"),
+    order=(("timestamp", _ASC), (DOCUMENT_ID, _ASC)),
+)
+
+
+@declares(USAGE_IN_MONTH, USAGE_BY_CUSTOMER_PAGED, USAGE_BY_CUSTOMER_AND_ACTION_PAGED)
+def usage_page(
+    client: Client,
+    month: str,
+    customer_id: str | None = None,
+    action: str | None = None,
+    *,
+    after: Sequence[Any] | None = None,
+    limit: int | None = None,
+    settings: Settings | None = None,
+) -> Query:
+    """Usage records of calendar month `YYYY-MM` (UTC), of one customer (and action) or of
+    every customer, oldest first; cursor values `(timestamp, document id)`. Across customers
+    the single-field index on `timestamp` serves it; per customer schema.md's composite."""
+    if action is not None and customer_id is None:
+        raise ValueError(f"action={action!r} needs a customer_id (no index serves it alone)")
+    settings = settings or get_settings()
+    start, end = month_bounds(month)
+    query: Any = client.collection(settings.usage_tracking_collection)
+    if customer_id is not None:
+        query = _equal(query, "customer_id", customer_id)
+    if action is not None:
+        query = _equal(query, "action", action)
+    return _paged(_by_id(_time_range(query, "timestamp", start, end)), after, limit)
+
+
+REJECTIONS = QueryShape(
+    names.USAGE_REJECTIONS, order=(("rejected_at", _DESC), (DOCUMENT_ID, _DESC))
+)
+REJECTIONS_BY_KIND = QueryShape(
+    names.USAGE_REJECTIONS,
+    equality=("kind",),
+    order=(("rejected_at", _DESC), (DOCUMENT_ID, _DESC)),
+)
+REJECTIONS_BY_CUSTOMER = QueryShape(
+    names.USAGE_REJECTIONS,
+    equality=("customer_id",),
+    order=(("rejected_at", _DESC), (DOCUMENT_ID, _DESC)),
+)
+REJECTIONS_BY_KIND_AND_CUSTOMER = QueryShape(
+    names.USAGE_REJECTIONS,
+    equality=("kind", "customer_id"),
+    order=(("rejected_at", _DESC), (DOCUMENT_ID, _DESC)),
+)
+
+
+@declares(REJECTIONS, REJECTIONS_BY_KIND, REJECTIONS_BY_CUSTOMER, REJECTIONS_BY_KIND_AND_CUSTOMER)
+def rejections_page(
+    client: Client,
+    kind: str | None = None,
+    customer_id: str | None = None,
+    since: dt.datetime | None = None,
+    *,
+    after: Sequence[Any] | None = None,
+    limit: int | None = None,
+    settings: Settings | None = None,
+) -> Query:
+    """`usage_rejections` (dead letters are kind `dead_letter`), newest first, optionally of one
+    kind and/or customer and with `rejected_at >= since`; cursor `(rejected_at, document id)`."""
+    from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415 (cheap import)
+
+    settings = settings or get_settings()
+    query: Any = client.collection(settings.usage_rejections_collection)
+    if kind is not None:
+        query = _equal(query, "kind", kind)
+    if customer_id is not None:
+        query = _equal(query, "customer_id", customer_id)
+    if since is not None:
+        query = query.where(filter=FieldFilter("rejected_at", ">=", _aware("since", since)))
+    query = query.order_by("rejected_at", direction=_DESC.value)
+    return _paged(_by_id(query, _DESC), after, limit)
+
+
+ALERTS_BY_ID = QueryShape(names.QUOTA_ALERTS, order=((DOCUMENT_ID, _ASC),))
+ALERTS_BY_CUSTOMER = QueryShape(
+    names.QUOTA_ALERTS, equality=("customer_id",), order=((DOCUMENT_ID, _ASC),)
+)
+ALERTS_BY_MONTH = QueryShape(names.QUOTA_ALERTS, equality=("month",), order=((DOCUMENT_ID, _ASC),))
+ALERTS_BY_CUSTOMER_AND_MONTH = QueryShape(
+    names.QUOTA_ALERTS, equality=("customer_id", "month"), order=((DOCUMENT_ID, _ASC),)
+)
+
+
+@declares(ALERTS_BY_ID, ALERTS_BY_CUSTOMER, ALERTS_BY_MONTH, ALERTS_BY_CUSTOMER_AND_MONTH)
+def alerts_page(
+    client: Client,
+    customer_id: str | None = None,
+    month: str | None = None,
+    *,
+    after: Sequence[Any] | None = None,
+    limit: int | None = None,
+    settings: Settings | None = None,
+) -> Query:
+    """`quota_alerts` markers by document id (`{customer}_{month}_{percent}`), optionally of one
+    customer and/or month: equality filters merge single-field indexes, no composite needed."""
+    settings = settings or get_settings()
+    query: Any = client.collection(settings.quota_alerts_collection)
+    if customer_id is not None:
+        query = _equal(query, "customer_id", customer_id)
+    if month is not None:
+        month_bounds(month)  # validates the format
+        query = _equal(query, "month", month)
+    return _paged(_by_id(query), after, limit)
+
+
+RESETS_NEWEST_FIRST = QueryShape(names.QUOTA_RESETS, order=((DOCUMENT_ID, _DESC),))
+
+
+@declares(RESETS_NEWEST_FIRST)
+def resets_page(
+    client: Client,
+    *,
+    after: Sequence[Any] | None = None,
+    limit: int | None = None,
+    settings: Settings | None = None,
+) -> Query:
+    """`quota_resets/{YYYY-MM}` audit documents, newest month first; cursor `(document id,)`."""
+    settings = settings or get_settings()
+    return _paged(_by_id(client.collection(settings.quota_resets_collection), _DESC), after, limit)
+
+
+ROLLED_OUT: Final = "rolled_out"
+"""Subcollection `feature_rollouts/{feature}/rolled_out/{customer}`: one marker per customer
+whose flag a gradual rollout turned on (what `--undo` reverts)."""
+ROLLED_OUT_BY_ID = QueryShape(ROLLED_OUT, order=((DOCUMENT_ID, _ASC),))
+
+
+@declares(ROLLED_OUT_BY_ID)
+def rolled_out_page(
+    client: Client,
+    feature: str,
+    *,
+    after: Sequence[Any] | None = None,
+    limit: int | None = None,
+    settings: Settings | None = None,
+) -> Query:
+    """The customers a rollout of `feature` turned on, by customer id; cursor `(id,)`."""
+    settings = settings or get_settings()
+    parent = client.collection(settings.feature_rollouts_collection).document(feature)
+    return _paged(_by_id(parent.collection(ROLLED_OUT)), after, limit)

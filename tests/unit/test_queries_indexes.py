@@ -38,6 +38,26 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
     ],
     "customers_by_id": [{}, {"after_id": "c9"}, {"after_id": "c9", "limit": 100}],
     "customers_reset_for_period": [{"period": "2025-01"}],
+    "usage_page": [
+        {"month": "2025-01"},
+        {"month": "2025-01", "customer_id": "c1", "after": [JAN, "r1"], "limit": 10},
+        {"month": "2025-01", "customer_id": "c1", "action": "scene_generated"},
+    ],
+    "rejections_page": [
+        {},
+        {"since": JAN, "after": [FEB, "x"], "limit": 5},
+        {"kind": "dead_letter"},
+        {"customer_id": "c1", "since": JAN},
+        {"kind": "invalid_event", "customer_id": "c1"},
+    ],
+    "alerts_page": [
+        {"after": ["c1_2025-01_80"], "limit": 3},
+        {"customer_id": "c1"},
+        {"month": "2025-01"},
+        {"customer_id": "c1", "month": "2025-01"},
+    ],
+    "resets_page": [{}, {"after": ["2025-01"], "limit": 2}],
+    "rolled_out_page": [{"feature": "tactile"}, {"feature": "tactile", "after": ["c1"]}],
 }
 
 
@@ -195,7 +215,9 @@ QUERY_METHODS = frozenset(
 """Query-building calls of the Firestore client: only shared/queries.py may make them."""
 
 
-def stray_queries(roots: tuple[str, ...] = ("functions", "shared", "devstack")) -> list[str]:
+def stray_queries(
+    roots: tuple[str, ...] = ("functions", "shared", "devstack", "ops"),
+) -> list[str]:
     """Every place outside shared/queries.py that builds a filtered, ordered or paged query."""
     found = []
     for root in roots:
