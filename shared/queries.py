@@ -428,7 +428,9 @@ def alerts_page(
     return _paged(_by_id(query), after, limit)
 
 
-RESETS_NEWEST_FIRST = QueryShape(names.QUOTA_RESETS, order=((DOCUMENT_ID, _DESC),))
+RESETS_NEWEST_FIRST = QueryShape(
+    names.QUOTA_RESETS, order=(("period", _DESC), (DOCUMENT_ID, _DESC))
+)
 
 
 @declares(RESETS_NEWEST_FIRST)
@@ -439,9 +441,13 @@ def resets_page(
     limit: int | None = None,
     settings: Settings | None = None,
 ) -> Query:
-    """`quota_resets/{YYYY-MM}` audit documents, newest month first; cursor `(document id,)`."""
+    """`quota_resets/{YYYY-MM}` audit documents, newest month first (on their `period` field:
+    Firestore scans document ids ascending only); cursor `(period, document id)`."""
     settings = settings or get_settings()
-    return _paged(_by_id(client.collection(settings.quota_resets_collection), _DESC), after, limit)
+    query = client.collection(settings.quota_resets_collection).order_by(
+        "period", direction=_DESC.value
+    )
+    return _paged(_by_id(query, _DESC), after, limit)
 
 
 ROLLED_OUT: Final = "rolled_out"

@@ -56,7 +56,7 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
         {"month": "2025-01"},
         {"customer_id": "c1", "month": "2025-01"},
     ],
-    "resets_page": [{}, {"after": ["2025-01"], "limit": 2}],
+    "resets_page": [{}, {"after": ["2025-01", "2025-01"], "limit": 2}],
     "rolled_out_page": [{"feature": "tactile"}, {"feature": "tactile", "after": ["c1"]}],
 }
 

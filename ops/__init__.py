@@ -1,0 +1,1 @@
+"""Operators' tools (not deployed): the `blueprint` CLI, migration, seed, report, JSON Schema."""
