@@ -189,10 +189,10 @@ def test_alerts_and_resets(firestore_client: Any) -> None:
     _write(
         firestore_client, "quota_resets", {m: {"period": m, "customers_reset": 3} for m in months}
     )
-    pages = _pages(lambda c: inspect.resets(firestore_client, page_size=5, cursor=c))
-    assert [len(p.items) for p in pages] == [5, 5, 3]
-    assert [i.period for p in pages for i in p.items] == sorted(months, reverse=True)
-    assert pages[0].items[0].customers_reset == 3
+    resets = _pages(lambda c: inspect.resets(firestore_client, page_size=5, cursor=c))
+    assert [len(p.items) for p in resets] == [5, 5, 3]
+    assert [i.period for p in resets for i in p.items] == sorted(months, reverse=True)
+    assert resets[0].items[0].customers_reset == 3
 
 
 def test_a_cursor_works_only_for_its_own_listing_and_filters(firestore_client: Any) -> None:
