@@ -270,6 +270,9 @@ class FeatureFlags(_Document):
     """DWM conditioning."""
     streaming_export: StrictBool | None = None
     """Streaming data export."""
+    rollouts: dict[Feature, Annotated[int, Strict(), Field(ge=1, le=100)]] | None = None
+    """Features a gradual rollout turned on in this document, each with the rollout's percent
+    then (audit in `feature_rollouts/{feature}`); flags set by hand are not listed."""
     created_at: UtcDatetime | None = None
     """Creation time (server-generated)."""
     updated_at: UtcDatetime | None = None
