@@ -319,6 +319,11 @@ def _turn_on(
     batch.set(store.marks.document(snap.id), marker)
 
 
+def _rollouts_key(rolled: dict[str, Any], feature: Feature) -> str:
+    """What to delete to forget the rollout's entry: the whole map when it is the last one."""
+    return "rollouts" if set(rolled) == {feature.value} else f"rollouts.{feature.value}"
+
+
 def _undo(
     store: _Store,
     audit: dict[str, Any] | None,
@@ -340,7 +345,13 @@ def _undo(
             data = snap.to_dict() if snap.exists else None
             rolled = (data or {}).get("rollouts") or {}
             if data is None or data.get(feature.value) is not True or feature.value not in rolled:
-                out.unchanged.append(cid)  # switched by hand since: theirs now
+                out.unchanged.append(cid)  # switched by hand since: the value is theirs now
+                if data is not None and feature.value in rolled:
+                    batch.update(
+                        snap.reference,
+                        {_rollouts_key(rolled, feature): DELETE_FIELD},
+                        option=_precondition(store, snap),
+                    )
             else:
                 out.done.append(cid)
                 previous = mark.get("previous")
@@ -350,9 +361,7 @@ def _undo(
                 else:
                     changes: dict[str, Any] = {
                         feature.value: DELETE_FIELD if previous is None else previous,
-                        "rollouts" if len(rolled) == 1 else f"rollouts.{feature.value}": (
-                            DELETE_FIELD
-                        ),
+                        _rollouts_key(rolled, feature): DELETE_FIELD,
                     }
                     batch.update(snap.reference, changes, option=_precondition(store, snap))
             batch.delete(store.marks.document(cid))
