@@ -219,9 +219,11 @@ def rollout(
     """Roll `feature` out to `percent` % of the customers (of `tier`), or undo its rollout
     (`undo`; `percent` and `tier` are then ignored). See the module docstring."""
     feat, level = _check(feature, tier)
-    if isinstance(page_size, bool) or not isinstance(page_size, int):
-        raise RolloutError(f"page_size={page_size!r}: expected 1 to {MAX_PAGE_SIZE}")
-    if not 1 <= page_size <= MAX_PAGE_SIZE:
+    if (
+        isinstance(page_size, bool)
+        or not isinstance(page_size, int)
+        or not 0 < page_size <= MAX_PAGE_SIZE
+    ):
         raise RolloutError(f"page_size={page_size!r}: expected 1 to {MAX_PAGE_SIZE}")
     store = _Store(client, feat, settings or get_settings())
     who, when = actor or _user(), now or datetime.now(UTC)
