@@ -77,7 +77,7 @@ def baseline(client: Any, month: str) -> int:
     while True:
         page = list(queries.usage_page(client, month, after=after, limit=PAGE_SIZE[0]).stream())
         for snap in page:
-            data = snap.to_dict()
+            data = snap.to_dict() or {}
             sums[data["customer_id"]] += data["estimated_cost"]
         if len(page) < PAGE_SIZE[0]:
             return len(sums)
@@ -126,7 +126,7 @@ def measure(sizes: list[int], rounds: int) -> dict[str, Any]:
             {"schema_version": 1, "bundle_tier": "pro", "monthly_scene_quota": 100},
         )
     batch.commit()
-    per_size = {}
+    per_size: dict[int, dict[str, Any]] = {}
     for index, size in enumerate(sizes, start=1):
         month = seed(client, index, size)
         _timed(unpaged, client, month)  # warm the emulator's query path
