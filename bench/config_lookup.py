@@ -22,7 +22,7 @@ from google.cloud import firestore
 from devstack.emulators import start_emulators
 from devstack.pubsub import PubSubHelper
 from shared import logs
-from shared.config_adapters import FirestoreConfigReader
+from shared.config.adapters import FirestoreConfigReader
 from shared.config_service import CustomerConfigService
 
 WARMUP = 300

@@ -108,7 +108,7 @@ def child_reset(collection: str, period: str) -> dict[str, Any]:
     started = time.perf_counter()
     # The benchmark's months lie ahead (2027 on): the run is as of the start of its month, as a
     # scheduled one would be (a month after `now` is refused).
-    from shared.quota import month_start  # noqa: PLC0415
+    from shared.times import month_start  # noqa: PLC0415
 
     summary = run_reset(repo, period, month_start(period))
     return {"seconds": time.perf_counter() - started, "written": summary.reset}

@@ -30,8 +30,9 @@ import psutil  # noqa: E402
 from cloudevents.http import from_http  # noqa: E402
 
 from devstack.suite import LocalSuite, register_trigger, start_local_suite  # noqa: E402
-from functions.config_triggers import ConfigKind, StampOutcome, handle_config_write  # noqa: E402
-from functions.events import decode_document_event  # noqa: E402
+from functions.config.ports import ConfigKind, StampOutcome  # noqa: E402
+from functions.config.service import handle_config_write  # noqa: E402
+from functions.edge.documents import decode_document_event  # noqa: E402
 
 EMPTY_TRIGGER = "empty-endpoint-bench"
 EMPTY_COLLECTION = "bench_empty"

@@ -1,1 +1,1 @@
-"""Local development stack: the emulator harness and the local suite (`python -m devstack`)."""
+"""Local development stack: emulator harness, local suite, functions host (`python -m devstack`)."""

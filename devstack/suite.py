@@ -178,7 +178,7 @@ class LocalSuite:
     # --- data --------------------------------------------------------------------------------
     def load_examples(self) -> dict[str, list[str]]:
         """Write schema.md's examples, validated through the models; paths by collection."""
-        from shared.examples import example_models  # noqa: PLC0415
+        from ops.examples import example_models  # noqa: PLC0415
         from shared.firestore_values import to_firestore  # noqa: PLC0415
 
         collections = {

@@ -1,7 +1,8 @@
 """Entry points of the five deployed functions (see `functions.table`).
 
-Each is a `functions_framework.cloud_event` function. Import stays cheap: handlers create their
-clients on first use, never here (this import is the cold start).
+Each is a `functions_framework.cloud_event` function: decode -> one service call -> log, in its
+package's `entry` module. Import stays cheap (it is the cold start): each function imports its
+own package on first call, and clients are created on first use, never here.
 """
 
 from __future__ import annotations
@@ -9,38 +10,46 @@ from __future__ import annotations
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from functions import usage
-from functions.config_triggers import ConfigKind, run_trigger
-from functions.table import by_name
-
 
 @functions_framework.cloud_event
 def on_customer_written(event: CloudEvent) -> None:
     """Firestore `customers/{customerId}` written."""
+    from functions.config.entry import run_trigger  # noqa: PLC0415
+    from functions.config.ports import ConfigKind  # noqa: PLC0415
+
     run_trigger("on-customer-written", ConfigKind.CUSTOMER, event)
 
 
 @functions_framework.cloud_event
 def on_scene_written(event: CloudEvent) -> None:
     """Firestore `scenes/{sceneId}` written."""
+    from functions.config.entry import run_trigger  # noqa: PLC0415
+    from functions.config.ports import ConfigKind  # noqa: PLC0415
+
     run_trigger("on-scene-written", ConfigKind.SCENE, event)
 
 
 @functions_framework.cloud_event
 def on_feature_flags_written(event: CloudEvent) -> None:
     """Firestore `feature_flags/{docId}` written."""
+    from functions.config.entry import run_trigger  # noqa: PLC0415
+    from functions.config.ports import ConfigKind  # noqa: PLC0415
+
     run_trigger("on-feature-flags-written", ConfigKind.FEATURE_FLAGS, event)
 
 
 @functions_framework.cloud_event
 def on_usage_event(event: CloudEvent) -> None:
     """Pub/Sub `usage-events` message published: record it once, count it, alert on quota."""
+    from functions import usage  # noqa: PLC0415
+
     usage.handle_cloud_event(event)
 
 
 @functions_framework.cloud_event
 def reset_monthly_quotas(event: CloudEvent) -> None:
     """Pub/Sub `quota-reset-schedule` message published (Cloud Scheduler, monthly)."""
-    from functions import reset  # noqa: PLC0415 - each function loads only its own module
+    from functions.reset.entry import handle_schedule_event  # noqa: PLC0415
+    from functions.table import by_name  # noqa: PLC0415
 
-    reset.handle_schedule_event(event, by_name("reset-monthly-quotas").timeout_seconds)
+    handle_schedule_event(event, by_name("reset-monthly-quotas").timeout_seconds)

@@ -35,7 +35,7 @@ from shared.ids import message_doc_id, usage_record_id
 from shared.models import BundleTier, Customer, UsageEvent, field_errors, validate
 from shared.pricing import CostEstimate, RateCard, estimate_cost
 from shared.settings import get_settings
-from shared.types import month_of
+from shared.times import month_of
 
 SCENE_GENERATED: Final = "scene_generated"
 TOTAL_SCENES: Final = ("total_scenes_generated",)

@@ -21,6 +21,11 @@ class TransientError(BlueprintError):
     """A dependency is unavailable or contended; raise so the platform redelivers the event."""
 
 
+class PublishError(TransientError):
+    """Pub/Sub did not accept a message in time (down, unreachable, overloaded); names the topic,
+    the project and the emulator host, so the one line says where it tried."""
+
+
 class InvalidDocumentError(PermanentError):
     """A document or event failed validation. `errors` lists (field path, value, expected)."""
 

@@ -61,3 +61,18 @@ def from_firestore(model: type[M], data: Mapping[str, Any] | None, *, kind: str 
     if data is None:
         raise ValueError(f"no data to read a {kind or model.__name__} from (document missing)")
     return validate(model, plain_value(data), kind=kind)
+
+
+def create_if_absent(ref: Any, data: Mapping[str, Any], *, timeout: float) -> bool:
+    """`ref.create(data)`: True when it created the document, False when it already existed.
+
+    AlreadyExists means "already done" (an idempotent write keyed by the event's own id, or a
+    document a first run made); every other error is the caller's to classify.
+    """
+    from google.api_core.exceptions import AlreadyExists  # noqa: PLC0415 - keep import lazy
+
+    try:
+        ref.create(dict(data), timeout=timeout)
+    except AlreadyExists:
+        return False
+    return True

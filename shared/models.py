@@ -30,6 +30,7 @@ from shared import names
 from shared.errors import FieldError, InvalidDocumentError
 from shared.types import (
     DocumentId,
+    EventCount,
     Month,
     NonNegFloat,
     NonNegInt,
@@ -303,8 +304,8 @@ class UsageEvent(_Document):
     """What happened: scene_generated, episodes_generated, upsell_applied, ..."""
     timestamp: UtcDatetime
     """When it happened (RFC 3339 with a time zone)."""
-    episodes_generated: NonNegInt | None = None
-    """Episodes generated, if applicable."""
+    episodes_generated: EventCount | None = None
+    """Episodes generated, if applicable (at most 10^12: the 64-bit counters add events up)."""
     compute_minutes: NonNegFloat | None = None
     """Compute time used, in minutes."""
     storage_gb: NonNegFloat | None = None
@@ -328,8 +329,8 @@ class UsageRecord(_Document):
     """When the action occurred."""
     details: dict[str, Any] | None = None
     """Additional context."""
-    episodes_generated: NonNegInt | None = None
-    """Number of episodes (if applicable)."""
+    episodes_generated: EventCount | None = None
+    """Number of episodes (if applicable; at most 10^12, as the event's)."""
     compute_minutes: NonNegFloat | None = None
     """Compute time used, in minutes."""
     storage_gb: NonNegFloat | None = None
@@ -349,16 +350,6 @@ class UsageRecord(_Document):
     recorded_at: UtcDatetime | None = None
     """When the record was written (server time)."""
 
-
-DocumentKind = Literal["customer", "scene", "feature_flags", "usage_record", "usage_event"]
-
-MODELS: dict[str, type[_Document]] = {
-    "customer": Customer,
-    "scene": Scene,
-    "feature_flags": FeatureFlags,
-    "usage_record": UsageRecord,
-    "usage_event": UsageEvent,
-}
 
 CONFIG_MODELS: dict[str, type[_Document]] = {
     names.CUSTOMERS: Customer,
@@ -430,7 +421,7 @@ def _plain(value: Any) -> Any:
 
 
 __all__ = [
-    "MODELS",
+    "CONFIG_MODELS",
     "SCHEMA_VERSION",
     "BundleTier",
     "Customer",

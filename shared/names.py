@@ -1,4 +1,4 @@
-"""Collection names, topic names, job names and document-path builders: the suite's public names.
+"""Collection, topic and job names, and Pub/Sub resource-name builders: the suite's public names.
 
 Other systems (producers, deploy scripts, dashboards) depend on these defaults; the settings
 object (`shared.settings.Settings`) can override each of them.
@@ -43,26 +43,6 @@ QUOTA_RESET_CRON: Final = "0 0 1 * *"
 QUOTA_RESET_TIME_ZONE: Final = "UTC"
 USAGE_FOLD_JOB: Final = "usage-fold"
 USAGE_FOLD_CRON: Final = "* * * * *"
-
-
-def customer_path(customer_id: str, collection: str = CUSTOMERS) -> str:
-    """Document path of a customer."""
-    return f"{collection}/{customer_id}"
-
-
-def scene_path(scene_id: str, collection: str = SCENES) -> str:
-    """Document path of a scene."""
-    return f"{collection}/{scene_id}"
-
-
-def feature_flags_path(doc_id: str, collection: str = FEATURE_FLAGS) -> str:
-    """Document path of a feature-flags document (a customer id or `_global`)."""
-    return f"{collection}/{doc_id}"
-
-
-def usage_record_path(record_id: str, collection: str = USAGE_TRACKING) -> str:
-    """Document path of a usage record."""
-    return f"{collection}/{record_id}"
 
 
 def topic_path(project: str, topic: str) -> str:

@@ -5,7 +5,7 @@ the shape(s) of the query it returns (`QueryShape`: collection, equality fields,
 fields), `composite_indexes()` derives the composite indexes those shapes need, and
 `tests/unit/test_queries_indexes.py` proves that the declared shapes are the queries really
 built, that every composite shape has its index in `firestore.indexes.json` and that the file
-holds no index nobody uses (`python -m devstack.deploy indexes` prints the file).
+holds no index nobody uses (`python -m deploy indexes` prints the file).
 
 Builders take a Firestore client and return a `Query`; the collection name comes from the
 settings (`shared.settings`). Time ranges are half-open: `start <= timestamp < end`, UTC-aware.
@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 
 from shared import names
 from shared.settings import Settings, get_settings
+from shared.times import month_bounds
 
 if TYPE_CHECKING:
     from google.cloud.firestore_v1.client import Client
@@ -122,19 +122,6 @@ def indexes_file() -> dict[str, Any]:
 
 
 # ---- helpers -------------------------------------------------------------------------------
-
-_MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-
-
-def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
-    """`YYYY-MM` -> [first instant of the month, first instant of the next month), UTC."""
-    match = _MONTH_RE.match(month)
-    if match is None:
-        raise ValueError(f"month={month!r}: expected YYYY-MM, for example 2025-01")
-    year, number = int(match.group(1)), int(match.group(2))
-    start = dt.datetime(year, number, 1, tzinfo=dt.UTC)
-    end = dt.datetime(year + number // 12, number % 12 + 1, 1, tzinfo=dt.UTC)
-    return start, end
 
 
 def _aware(name: str, value: dt.datetime) -> dt.datetime:

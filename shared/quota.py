@@ -11,14 +11,13 @@ the wrong month.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final, Literal
 
 from shared.models import Customer
-from shared.types import month_of
+from shared.times import month_of, next_month_start
 
 THRESHOLDS: Final[tuple[int, ...]] = (80, 100)
 """Percentages of the monthly quota that raise one alert each, once per month."""
@@ -77,20 +76,6 @@ def counter_period(customer: Customer) -> str | None:
     if customer.quota_reset_at is not None:
         return month_of(customer.quota_reset_at)
     return None
-
-
-@functools.lru_cache(maxsize=64)
-def next_month_start(month: str) -> datetime:
-    """First instant (UTC) of the month after `month` (YYYY-MM)."""
-    year, mon = int(month[:4]), int(month[5:7])
-    year, mon = (year + 1, 1) if mon == 12 else (year, mon + 1)
-    return datetime(year, mon, 1, tzinfo=UTC)
-
-
-def month_start(month: str) -> datetime:
-    """First instant (UTC) of `month` (YYYY-MM)."""
-    year, mon = (int(x) for x in month.split("-"))
-    return datetime(year, mon, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -220,6 +220,21 @@ class Settings(BaseSettings):
     java_cmd: str = Field("java", validation_alias="BLUEPRINT_JAVA")
     """Java launcher the emulators need (17 or newer)."""
 
+    def collection(self, logical: str) -> str:
+        """The configured name of the collection whose default (logical) name is `logical`.
+
+        `settings.collection(names.CUSTOMERS)` is `settings.customers_collection`: code that
+        keys documents by logical collection (the migration, the examples) maps them here once.
+        """
+        try:
+            setting = _COLLECTION_SETTINGS[logical]
+        except KeyError:
+            known = ", ".join(sorted(_COLLECTION_SETTINGS))
+            raise KeyError(
+                f"no collection setting for {logical!r}; expected one of {known}"
+            ) from None
+        return str(getattr(self, setting))
+
     def all_topics(self) -> list[str]:
         """Every topic the suite publishes to or listens on."""
         return [
@@ -230,6 +245,14 @@ class Settings(BaseSettings):
             self.usage_events_dead_letter_topic,
             self.usage_fold_schedule_topic,
         ]
+
+
+_COLLECTION_SETTINGS: dict[str, str] = {
+    str(field.default): name
+    for name, field in Settings.model_fields.items()
+    if name.endswith("_collection")
+}
+"""Logical collection name (`shared.names`, each setting's default) -> the setting naming it."""
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:

@@ -7,15 +7,31 @@ import re
 from datetime import UTC, datetime
 from typing import Final
 
-MONTH_RE: Final = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-"""A calendar month as `YYYY-MM`."""
+MONTH_RE: Final = re.compile(r"^(?!0000)([0-9]{4})-(0[1-9]|1[0-2])$")
+"""A calendar month as `YYYY-MM` (years 0001-9999, as datetime has them)."""
 
-_DATE_TIME_RE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
-"""RFC 3339 text starts with a full date and a time; a bare number or digit string does not."""
+_DATE_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_NUMBER_TEXT_RE: Final = re.compile(r"[+-]?[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?")
+
+_DATE_TIME_RE: Final = re.compile(
+    # Non-capturing groups: this runs once per usage event, and capturing doubles its cost.
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?"
+    r"(?:[Zz]|[+-][0-9]{2}:?[0-9]{2})?"
+)
+"""RFC 3339 date-time text (ASCII digits; seconds, a fraction or the offset may be left out, as
+the parsers this replaced allowed): a bare number or digit string is not one, nor is an offset
+of hours only or with seconds."""
+
+
+def _iso(text: str) -> str:
+    # datetime.fromisoformat (3.11) reads "Z" but not "z".
+    return text[:-1] + "Z" if text.endswith("z") else text
 
 
 def to_utc(value: datetime) -> datetime | None:
     """An aware datetime in UTC, or None when it is naive or falls outside datetime's range."""
+    if value.tzinfo is UTC:
+        return value
     if value.tzinfo is None or value.utcoffset() is None:
         return None
     try:
@@ -33,9 +49,9 @@ def parse_rfc3339(value: object, *, naive_is_utc: bool = False) -> datetime | No
     """
     if isinstance(value, datetime):
         parsed = value
-    elif isinstance(value, str) and _DATE_TIME_RE.match(value):
+    elif isinstance(value, str) and _DATE_TIME_RE.fullmatch(value):
         try:
-            parsed = datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(_iso(value))
         except ValueError:
             return None
     else:
@@ -43,6 +59,33 @@ def parse_rfc3339(value: object, *, naive_is_utc: bool = False) -> datetime | No
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC) if naive_is_utc else None
     return to_utc(parsed)
+
+
+def timestamp_problem(value: object, *, naive_is_utc: bool = False) -> str | None:
+    """Why `parse_rfc3339` refuses `value` ("expected ..., got ..."), None when it accepts it."""
+    if parse_rfc3339(value, naive_is_utc=naive_is_utc) is not None:
+        return None
+    got = "null"
+    if isinstance(value, str) and _DATE_TIME_RE.fullmatch(value):
+        try:
+            value = datetime.fromisoformat(_iso(value))
+        except ValueError:
+            value = None  # the text's shape is right, its date or time does not exist
+            got = "a date or time that does not exist"
+    if isinstance(value, datetime):
+        if value.utcoffset() is None:
+            return "expected a timezone-aware timestamp (UTC), got a naive one"
+        return "expected a timestamp within years 0001-9999 once converted to UTC"
+    if isinstance(value, bool | int | float):
+        got = "a number"
+    elif isinstance(value, str):
+        if _NUMBER_TEXT_RE.fullmatch(value.strip()):
+            got = "a digit string (a number is not a timestamp)"
+        else:
+            got = "a date without a time" if _DATE_RE.fullmatch(value) else "other text"
+    elif value is not None:
+        got = type(value).__name__
+    return f"expected an RFC 3339 datetime with a time zone (like 2025-01-10T14:30:00Z), got {got}"
 
 
 def parse_month(value: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from devstack.emulators import Emulators
-from shared.cli import main
+from ops.cli import main
 from shared.firestore_values import to_firestore
 from shared.ids import usage_record_id
 from shared.models import BundleTier, UsageEvent, UsageRecord

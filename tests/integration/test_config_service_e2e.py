@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from devstack.suite import LocalSuite
-from shared.config_adapters import FirestoreConfigReader, PubSubInvalidationFeed
+from shared.config.adapters import FirestoreConfigReader, PubSubInvalidationFeed
 from shared.config_service import CustomerConfigService
 from shared.features import Reason
 from shared.models import BundleTier, Feature

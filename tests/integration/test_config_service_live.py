@@ -20,7 +20,7 @@ from google.cloud import firestore
 
 from devstack.emulators import Emulators
 from devstack.pubsub import PubSubHelper
-from shared.config_adapters import FirestoreConfigReader
+from shared.config.adapters import FirestoreConfigReader
 from shared.config_service import CustomerConfigService
 from shared.features import Reason
 from shared.models import BundleTier, Feature

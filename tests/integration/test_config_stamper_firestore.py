@@ -9,13 +9,10 @@ from typing import Any
 
 from google.cloud import firestore
 
-from functions.config_triggers import (
-    ConfigKind,
-    Decision,
-    FirestoreStamper,
-    handle_config_write,
-)
-from functions.events import DocumentEvent
+from functions.config.adapters import FirestoreStamper
+from functions.config.ports import ConfigKind, Decision
+from functions.config.service import handle_config_write
+from functions.edge.documents import Change
 
 
 class Publisher:
@@ -28,7 +25,7 @@ class Publisher:
 
 
 def _event(path: str, before: dict[str, Any] | None, after: dict[str, Any], written: Any) -> Any:
-    return DocumentEvent(
+    return Change(
         event_id=f"evt-{uuid.uuid4().hex[:8]}",
         event_type="google.cloud.firestore.document.v1.written",
         source="//firestore.googleapis.com/projects/p/databases/(default)",

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from shared.examples import EXAMPLE_FILES, example_models
+from ops.examples import EXAMPLE_FILES, example_models
 from shared.firestore_values import from_firestore, to_firestore
 from shared.models import Customer, Scene
 

@@ -9,7 +9,7 @@ import pytest
 
 from ops import rollout as rollout_module
 from ops.rollout import RolloutError, bucket, rollout
-from shared.config_adapters import FirestoreConfigReader
+from shared.config.adapters import FirestoreConfigReader
 from shared.config_service import CustomerConfigService
 from shared.features import Reason
 from shared.models import BundleTier, Feature

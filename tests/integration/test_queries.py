@@ -11,7 +11,7 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 
-from shared import queries
+from shared import queries, times
 from shared.settings import load_settings
 
 pytestmark = pytest.mark.integration
@@ -79,7 +79,7 @@ def records(query: Any) -> list[str]:
 def test_usage_by_customer_is_half_open_and_ordered(
     client: Any, ids: dict[str, str], usage: list[str]
 ) -> None:
-    jan, feb = queries.month_bounds("2025-01")
+    jan, feb = times.month_bounds("2025-01")
     query = queries.usage_by_customer(client, ids["a"], jan, feb, settings=SETTINGS)
     assert records(query) == ["r1", "r2", "r3"]
 

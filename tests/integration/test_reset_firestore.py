@@ -19,10 +19,11 @@ from google.cloud import firestore
 from devstack.emulators import Emulators
 from functions import reset
 from functions.reset import FirestoreResetRepository, ResetIncompleteError, run_reset
+from functions.reset import adapters as reset_adapters
 from shared import quota
 from shared.firestore_values import from_firestore
 from shared.models import Customer
-from shared.types import month_of
+from shared.times import month_of, month_start
 
 P = "2026-12"
 PREV = "2026-11"
@@ -398,11 +399,11 @@ def test_entry_point_resets_the_month_a_manual_message_names(
         {"type": "google.cloud.pubsub.topic.v1.messagePublished", "source": "//pubsub", "id": "1"},
         {"message": message, "subscription": "projects/p/subscriptions/s"},
     )
-    reset.default_repository.cache_clear()
+    reset_adapters.DEFAULT_REPOSITORY.reset()
     try:
         main.reset_monthly_quotas(event)
     finally:
-        reset.default_repository.cache_clear()
+        reset_adapters.DEFAULT_REPOSITORY.reset()
     assert all(
         s.to_dict()["quota_period"] == P for s in firestore_client.collection("customers").stream()
     )
@@ -421,14 +422,14 @@ def test_operators_cli_dry_run_then_reset_with_a_progress_bar(
 
     import tqdm
 
-    from shared.cli import main as cli
+    from ops.cli import main as cli
 
     real_bar = tqdm.tqdm  # shown on a terminal only; pytest's stderr is not one
     monkeypatch.setattr(tqdm, "tqdm", lambda *a, **k: real_bar(*a, **{**k, "disable": False}))
 
     # The CLI refuses a future month: this test resets the real current month.
     current = month_of(datetime.now(UTC))
-    before = month_of(quota.month_start(current) - timedelta(days=1))
+    before = month_of(month_start(current) - timedelta(days=1))
     counted = {"quota_period": before, "scene_counts_by_month": {before: 1}}
     seed(firestore_client, "customers", {f"o{i:03d}": stale(i) | counted for i in range(700)})
     out = io.StringIO()
@@ -453,7 +454,7 @@ def test_a_manual_run_for_the_current_month_keeps_a_seeded_count_so_far(
     customers, audits = _prefix("legacy_now")
     now = datetime.now(UTC)
     current = month_of(now)
-    before = month_of(quota.month_start(current) - timedelta(days=1))
+    before = month_of(month_start(current) - timedelta(days=1))
     seed(
         firestore_client,
         customers,

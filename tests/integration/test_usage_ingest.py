@@ -31,10 +31,9 @@ from functions.usage import (
     UsageService,
 )
 from functions.usage_firestore import FirestoreUsageRepository, PubSubAlertPublisher
-from shared import quota
 from shared.ids import message_doc_id
 from shared.settings import Settings, load_settings
-from shared.types import month_of
+from shared.times import month_of, next_month_start
 from tests.usage_support import event_body, malformed_bodies
 
 NOW = datetime(2025, 1, 20, 12, 0, tzinfo=UTC)
@@ -365,7 +364,7 @@ def test_legacy_document_at_the_first_month_boundary_keeps_the_new_month_apart(e
     )
     written = env.col("customers").document("lab").get().update_time
     old = month_of(written)
-    start = quota.next_month_start(old)
+    start = next_month_start(old)
     new = month_of(start)
 
     def scene(n: int, at: datetime) -> PubSubMessage:

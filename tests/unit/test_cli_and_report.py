@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from google.api_core import exceptions as gexc
 
-from shared.cli import main
+from ops.cli import main
+from ops.usage_report import build_report, render_csv, render_table, write_chart
 from shared.settings import get_settings
-from shared.usage_report import build_report, render_csv, render_table, write_chart
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str], **kwargs: Any) -> tuple[int, str, str]:
@@ -85,15 +85,6 @@ def test_bad_environment_names_the_variable(
     assert "BLUEPRINT_CONFIG_READ_TIMEOUT_SECONDS='soon'" in one_error_line(err)
 
 
-def test_quota_reset_without_the_reset_module(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(sys.modules, "functions.reset", None)  # import fails
-    code, _, err = run(["quota", "reset", "--dry-run"], capsys)
-    assert code == 1
-    assert "functions.reset (the monthly reset issue)" in one_error_line(err)
-
-
 def test_quota_reset_dry_run_calls_the_reset_function(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -106,6 +97,9 @@ def test_quota_reset_dry_run_calls_the_reset_function(
     class Repository:
         def __init__(self, client: Any, customers: str, audits: str, timeout: float) -> None:
             self.args = (client, customers, audits)
+
+        def count_customers(self) -> int:  # the progress bar's total
+            return 4
 
     def run_reset(
         repo: Repository, period: str, now: datetime, *, dry_run: bool, progress: Any
@@ -171,7 +165,7 @@ def test_report_of_unknown_customer_and_unlimited_quota() -> None:
 
 
 def test_chart_refuses_a_non_png_name(tmp_path: Path) -> None:
-    from shared.usage_report import ReportError
+    from ops.usage_report import ReportError
 
     report = build_report("c1", "2025-01", [], None)
     with pytest.raises(ReportError, match=r"\.png"):
@@ -199,7 +193,7 @@ def _cli(env_over: dict[str, str], *argv: str) -> Any:
     env.update({"GOOGLE_CLOUD_PROJECT": "demo-cli-unreachable", **env_over})
     # A generous bound: before the fix the client retried for 300 s.
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", *argv],
+        [sys.executable, "-m", "ops.cli", *argv],
         env=env,
         capture_output=True,
         text=True,
@@ -271,12 +265,12 @@ def test_more_user_mistakes_are_one_line_before_any_request(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import shared.usage_report
+    import ops.usage_report
 
     def no_fetch(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("must fail before reading Firestore")
 
-    monkeypatch.setattr(shared.usage_report, "fetch_usage", no_fetch)
+    monkeypatch.setattr(ops.usage_report, "fetch_usage", no_fetch)
     got, out, err = run(argv, capsys, client_factory=unreachable)
     assert got == code
     assert needle in one_error_line(err)
@@ -300,7 +294,7 @@ def _fake_fetch(records: list[tuple[str, dict[str, Any]]], customer: dict[str, A
 def test_report_names_each_skipped_record_on_stderr(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import shared.usage_report
+    import ops.usage_report
 
     records = [
         ("ok", _record("2025-01-02T00:00:00", "scene_generated", 1.25)),
@@ -308,7 +302,7 @@ def test_report_names_each_skipped_record_on_stderr(
         ("bad-2", {**_record("2025-01-03T00:00:00", "x", 1.0), "estimated_cost": -3}),
     ]
     customer = {"schema_version": 1, "bundle_tier": "pro"}
-    monkeypatch.setattr(shared.usage_report, "fetch_usage", _fake_fetch(records, customer))
+    monkeypatch.setattr(ops.usage_report, "fetch_usage", _fake_fetch(records, customer))
     for extra in ([], ["--csv"]):
         code, out, err = run(
             ["usage", "report", "--customer", "c1", "--month", "2025-01", *extra],
@@ -327,9 +321,9 @@ def test_report_names_each_skipped_record_on_stderr(
 def test_report_of_an_unknown_customer_without_records_is_an_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import shared.usage_report
+    import ops.usage_report
 
-    monkeypatch.setattr(shared.usage_report, "fetch_usage", _fake_fetch([], None))
+    monkeypatch.setattr(ops.usage_report, "fetch_usage", _fake_fetch([], None))
     code, out, err = run(
         ["usage", "report", "--customer", "ghost", "--month", "2025-01"],
         capsys,
@@ -342,7 +336,7 @@ def test_report_of_an_unknown_customer_without_records_is_an_error(
     records = [
         ("r", {**_record("2025-01-02T00:00:00", "scene_generated", 2.0), "customer_id": "gone"})
     ]
-    monkeypatch.setattr(shared.usage_report, "fetch_usage", _fake_fetch(records, None))
+    monkeypatch.setattr(ops.usage_report, "fetch_usage", _fake_fetch(records, None))
     code, out, err = run(
         ["usage", "report", "--customer", "gone", "--month", "2025-01"],
         capsys,

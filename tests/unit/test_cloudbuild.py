@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from devstack import deploy
+from deploy import cloudbuild
 from functions.table import FUNCTIONS, FunctionSpec, TriggerKind
 from shared.settings import load_settings
 
@@ -64,7 +64,7 @@ def mismatches(spec: FunctionSpec, got: dict[str, list[str]]) -> list[str]:
     expect("--retry", [""] if spec.retry else [])
     expect("--concurrency", [str(spec.concurrency)])
     expect("--trigger-service-account", ["${_SERVICE_ACCOUNT}"])
-    expect("--runtime", [deploy.RUNTIME])
+    expect("--runtime", [cloudbuild.RUNTIME])
     env = runtime_env(got)
     if env.get("GOOGLE_CLOUD_PROJECT") != "$PROJECT_ID":
         problems.append(
@@ -120,8 +120,8 @@ def check(config: dict[str, Any]) -> list[str]:
 
 
 def test_committed_file_is_the_generated_one() -> None:
-    assert CLOUDBUILD.read_text() == deploy.cloudbuild_yaml(), (
-        "cloudbuild.yaml is stale: run `python -m devstack.deploy cloudbuild > cloudbuild.yaml`"
+    assert CLOUDBUILD.read_text() == cloudbuild.cloudbuild_yaml(), (
+        "cloudbuild.yaml is stale: run `python -m deploy cloudbuild > cloudbuild.yaml`"
     )
 
 
@@ -231,7 +231,7 @@ def test_pipeline_steps_run_in_a_safe_order() -> None:
         if step_id.startswith("deploy-"):
             assert {"package", "topics"} <= ancestors(step_id), step_id
     assert "--source=build/functions-src" in _first_deploy(load())
-    assert steps["package"]["args"] == ["-m", "devstack.package", "build/functions-src"]
+    assert steps["package"]["args"] == ["-m", "deploy.package", "build/functions-src"]
 
 
 def test_substitutions_and_project() -> None:
@@ -248,11 +248,11 @@ def test_substitutions_and_project() -> None:
 def test_topics_dead_letter_scheduler_and_firestore_steps() -> None:
     steps = {s["id"]: s for s in load()["steps"]}
     topics_script = steps["topics"]["args"][1]
-    for topic in deploy.topics(SETTINGS):
+    for topic in cloudbuild.topics(SETTINGS):
         assert f"gcloud pubsub topics create {topic}" in topics_script
     dead_letter = steps["usage-dead-letter"]["args"][1]
     assert f"--dead-letter-topic={SETTINGS.usage_events_dead_letter_topic}" in dead_letter
     assert "--max-delivery-attempts=${_MAX_DELIVERY_ATTEMPTS}" in dead_letter
     assert "gcloud functions describe on-usage-event" in dead_letter
-    assert "devstack.scheduler_job ensure" in steps["scheduler-job"]["args"][1]
+    assert "deploy.scheduler_job ensure" in steps["scheduler-job"]["args"][1]
     assert "--only=firestore" in steps["firestore-rules-indexes"]["args"]

@@ -314,7 +314,9 @@ def test_document_marked_invalid_by_trigger_is_not_trusted() -> None:
     service.start()
     assert feed.on_message is not None
     feed.on_message(
-        Invalidation("customers", "c1", valid=False, errors=("feature_overrides.tactile",))
+        Invalidation(
+            "customers", "c1", valid=False, errors=({"field": "feature_overrides.tactile"},)
+        )
     )
     config = service.get_customer_config("c1")
     assert config.features[Feature.TACTILE].reason is Reason.TIER_DEFAULT
@@ -418,8 +420,16 @@ def test_parse_invalidation_variants() -> None:
     ).encode()
     parsed = parse_invalidation(body, {})
     assert parsed == Invalidation(
-        "customers", "c1", "c1", "update", False, ("email",), "2025-01-01T00:00:00Z", "e1"
+        "customers",
+        "c1",
+        "c1",
+        "update",
+        False,
+        ({"field": "email", "value": "'x'", "expected": "an email"},),
+        update_time="2025-01-01T00:00:00Z",
+        event_id="e1",
     )
+    assert parsed.error_fields == ("email",)
     from_attrs = parse_invalidation(b"", {"document": "scenes/s9", "valid": "true"})
     assert from_attrs is not None
     assert (from_attrs.collection, from_attrs.document_id) == (

@@ -14,15 +14,10 @@ import functions_framework
 import pytest
 from cloudevents.http import from_http
 
-from functions import config_triggers
-from functions.config_triggers import (
-    ConfigKind,
-    Decision,
-    StampOutcome,
-    changed_fields,
-    handle_config_write,
-)
-from functions.events import ChangeKind, DocumentEvent, decode_document_event
+from functions.config import entry as config_entry
+from functions.config.ports import ConfigKind, Decision, Outcome, StampOutcome
+from functions.config.service import changed_fields, handle_config_write
+from functions.edge.documents import Change, ChangeKind, decode_document_event
 from shared import logs
 from shared.errors import InvalidDocumentError
 
@@ -73,7 +68,7 @@ def load(name: str) -> tuple[dict[str, str], bytes]:
     return headers, (EVENTS / f"{name}.body").read_bytes()
 
 
-def decoded(name: str) -> DocumentEvent:
+def decoded(name: str) -> Change:
     headers, body = load(name)
     # Exactly what functions-framework does with the request before calling the function.
     return decode_document_event(from_http(headers, body))
@@ -83,7 +78,7 @@ def run(
     name: str,
     kind: ConfigKind = ConfigKind.CUSTOMER,
     outcome: StampOutcome = StampOutcome.STAMPED,
-) -> tuple[config_triggers.Outcome, FakeStamper, FakePublisher]:
+) -> tuple[Outcome, FakeStamper, FakePublisher]:
     stamper, publisher = FakeStamper(outcome), FakePublisher()
     result = handle_config_write(kind, decoded(name), stamper, publisher)
     return result, stamper, publisher
@@ -275,8 +270,8 @@ def test_garbage_body_is_an_invalid_document_error() -> None:
 @pytest.fixture
 def fakes(monkeypatch: pytest.MonkeyPatch) -> tuple[FakeStamper, FakePublisher]:
     stamper, publisher = FakeStamper(), FakePublisher()
-    monkeypatch.setattr(config_triggers, "_STAMPER", stamper)
-    monkeypatch.setattr(config_triggers, "_PUBLISHER", publisher)
+    monkeypatch.setattr(config_entry, "_STAMPER", stamper)
+    monkeypatch.setattr(config_entry, "_PUBLISHER", publisher)
     return stamper, publisher
 
 
@@ -304,7 +299,7 @@ def test_entry_points_accept_binary_cloudevents(
 
 def _customer_update(before: dict[str, Any], after: dict[str, Any], mask: tuple[str, ...] = ()):
     base = decoded("customer_update")
-    return DocumentEvent(
+    return Change(
         event_id="evt-counters",
         event_type=base.event_type,
         source=base.source,
@@ -409,8 +404,8 @@ def test_protobuf_body_whose_length_byte_is_a_brace_is_still_protobuf() -> None:
     assert event.document == f"customers/{doc_id}"
     assert event.after is not None
     assert event.after["bundle_tier"] == "pro"
-    # Without a content type (the heuristic path) too.
-    from functions.events import parse_document_event_data
+    # Without a content type too (undeclared bytes are read as protobuf first).
+    from functions.edge.documents import parse_document_event_data
 
     assert parse_document_event_data(body).value.name.endswith(f"/customers/{doc_id}")
 
@@ -428,7 +423,7 @@ def test_entry_point_accepts_a_protobuf_body_starting_with_newline_brace(
 
 def _event(
     kind_doc: str, before: dict[str, Any], after: dict[str, Any], mask: tuple[str, ...] = ()
-) -> DocumentEvent:
+) -> Change:
     return dataclasses.replace(
         _customer_update(before, after, mask), document=kind_doc, event_id="evt-review"
     )
@@ -473,7 +468,7 @@ T3 = datetime(2025, 3, 1, 10, 0, 2, tzinfo=UTC)
 BASE = {"schema_version": 1, "bundle_tier": "pro", "organization_name": "Lab"}
 
 
-def _update(before: dict[str, Any], after: dict[str, Any], written: datetime) -> DocumentEvent:
+def _update(before: dict[str, Any], after: dict[str, Any], written: datetime) -> Change:
     return dataclasses.replace(
         _customer_update(before, after), after_update_time=written, event_id="evt-race"
     )
@@ -574,3 +569,62 @@ def test_long_ids_still_fit_pubsub_limits() -> None:
         k: len(v.encode()) for k, v in attrs.items()
     }
     assert attrs["document_id"].startswith("é" * 500)
+
+
+def test_many_field_errors_are_bounded_in_the_message_and_counted() -> None:
+    """The shared Invalidation model carries at most MAX_ERRORS errors and counts the rest."""
+    from shared.invalidation import MAX_ERRORS
+
+    flags = {"schema_version": 1, **{f"flag_{i:02d}": "yes" for i in range(MAX_ERRORS + 5)}}
+    event = dataclasses.replace(
+        _customer_update(None, flags), document="feature_flags/lab_001", before=None
+    )  # type: ignore[arg-type]
+    publisher = FakePublisher()
+    result = handle_config_write(ConfigKind.FEATURE_FLAGS, event, FakeStamper(), publisher)
+    assert result.decision is Decision.INVALID
+    assert len(result.errors) == MAX_ERRORS + 5  # the log line names them all
+    body, _, attrs = publisher.messages[0]
+    assert len(body["errors"]) == MAX_ERRORS
+    assert body["errors_omitted"] == 5
+    assert "errors_omitted" not in attrs  # attributes keep today's keys
+
+
+def test_entry_point_acknowledges_a_body_that_is_no_document_event(
+    fakes: tuple[FakeStamper, FakePublisher], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A permanent error is acknowledged (2xx) and logged at ERROR naming the body; a 500 would
+    have the platform redeliver the same garbage until the retry window ends."""
+    stamper, publisher = fakes
+    headers, _ = load("customer_create")
+    client = functions_framework.create_app("on_customer_written", str(MAIN), "cloudevent")
+    logger = logs.get_logger()
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.ERROR, logger=logs.LOGGER_NAME):
+            response = client.test_client().post(
+                "/", headers=headers, data=b"\xff\xfe not a protobuf"
+            )
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert (stamper.calls, publisher.messages) == ([], [])
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert "DocumentEventData" in errors[0]
+    assert headers["ce-id"] in errors[0]
+
+
+def test_entry_point_raises_for_a_transient_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pub/Sub down: the event must come again (the platform redelivers on a 500)."""
+    from shared.errors import TransientError
+
+    class DownPublisher(FakePublisher):
+        def publish(self, data: bytes, ordering_key: str, attributes: Mapping[str, str]) -> str:
+            raise TransientError("Pub/Sub: publishing to t: ServiceUnavailable")
+
+    monkeypatch.setattr(config_entry, "_STAMPER", FakeStamper())
+    monkeypatch.setattr(config_entry, "_PUBLISHER", DownPublisher())
+    headers, body = load("customer_create")
+    client = functions_framework.create_app("on_customer_written", str(MAIN), "cloudevent")
+    response = client.test_client().post("/", headers=headers, data=body)
+    assert response.status_code == 500

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack import deploy, firebase_jars
+from deploy import cloudbuild, firebase_jars
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,11 +35,11 @@ def test_firebase_json() -> None:
 
 
 def test_generated_files_ignore_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    before = deploy.cloudbuild_yaml(), deploy.indexes_json()
+    before = cloudbuild.cloudbuild_yaml(), cloudbuild.indexes_json()
     monkeypatch.setenv("BLUEPRINT_USAGE_EVENTS_TOPIC", "someone-elses-topic")
     monkeypatch.setenv("BLUEPRINT_CUSTOMERS_COLLECTION", "renamed")
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "someone-elses-project")
-    assert (deploy.cloudbuild_yaml(), deploy.indexes_json()) == before
+    assert (cloudbuild.cloudbuild_yaml(), cloudbuild.indexes_json()) == before
 
 
 def test_launcher_jar_manifest(tmp_path: Path) -> None:

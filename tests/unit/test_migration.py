@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.migration import (
+from ops.migration import (
     MigrationInputError,
     Write,
     load_export,

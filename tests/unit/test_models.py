@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from ops.examples import EXAMPLE_FILES, raw_examples
 from shared.errors import InvalidDocumentError
-from shared.examples import EXAMPLE_FILES, raw_examples
 from shared.models import (
     BundleTier,
     Customer,
@@ -175,10 +175,10 @@ def test_usage_event_json_rejects_nan_written_as_literal() -> None:
 
 
 def test_usage_event_schema_file_is_current() -> None:
-    from shared.jsonschema import SCHEMA_FILE, render
+    from ops.jsonschema import SCHEMA_FILE, render
 
     assert SCHEMA_FILE.read_text(encoding="utf-8") == render(), (
-        "schemas/usage_event.schema.json is stale: run `python -m shared.jsonschema`"
+        "schemas/usage_event.schema.json is stale: run `python -m ops.jsonschema`"
     )
     schema = json.loads(render())
     assert schema["additionalProperties"] is False

@@ -1,4 +1,5 @@
-"""The packaged functions source stands on its own: no path into tests/, devstack/ or the repo."""
+"""The packaged functions source stands on its own: no path into tests/, ops/, deploy/, devstack/
+or the repo."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from devstack import package
+from deploy import package
 from functions.table import FUNCTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,8 +41,14 @@ allowed = {sysconfig.get_path("stdlib"), sysconfig.get_path("platstdlib"),
            sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
 sys.path[:] = [src] + [p for p in sys.path if p in allowed or p.endswith(".zip")
                        or p.endswith("lib-dynload")]
+import importlib, pkgutil
 import main
 from functions_framework import create_app
+# main imports each function's package on its first event (a cheap cold start): import every
+# module of functions/ as those first events would, so a broken one shows here.
+import functions
+for module in pkgutil.walk_packages(functions.__path__, "functions."):
+    importlib.import_module(module.name)
 entry_points = {}
 for name in json.loads(sys.argv[2]):
     fn = getattr(main, name)
@@ -126,6 +133,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_layout(built: Path) -> None:
     top = sorted(p.name for p in built.iterdir())
     assert top == ["functions", "main.py", "requirements.txt", "shared"]
+    assert not {"ops", "deploy", "devstack", "tests"} & set(top)  # never uploaded
     assert not list(built.rglob("__pycache__"))
     assert (built / "requirements.txt").read_text() == (ROOT / "requirements.txt").read_text()
     for spec in FUNCTIONS:
@@ -145,7 +153,9 @@ def test_imports_cleanly_on_its_own(built: Path) -> None:
         assert not inside_repo or from_site, f"{file} was imported from the dev tree"
     loaded_ours = [f for f in report["files"] if f.startswith(str(built) + "/")]
     assert any(f.endswith("functions/main.py") for f in loaded_ours)
-    assert not any("/tests/" in f or "/devstack/" in f for f in report["files"])
+    for tree in ("tests", "ops", "deploy", "devstack"):
+        inside = str(ROOT / tree) + "/"
+        assert not any(f.startswith(inside) for f in report["files"]), f"{tree}/ was imported"
 
 
 def test_missing_package_is_detected(built: Path, tmp_path: Path) -> None:

@@ -17,8 +17,8 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 
-from devstack import deploy
-from shared import queries
+from deploy import cloudbuild
+from shared import queries, times
 from shared.queries import DOCUMENT_ID, Direction, QueryShape
 from shared.settings import load_settings
 
@@ -132,9 +132,8 @@ def test_every_composite_query_has_its_index_and_no_index_is_unused(client: Any)
 
 
 def test_committed_indexes_file_is_the_generated_one() -> None:
-    assert INDEXES.read_text() == deploy.indexes_json(), (
-        "firestore.indexes.json is stale: run "
-        "`python -m devstack.deploy indexes > firestore.indexes.json`"
+    assert INDEXES.read_text() == cloudbuild.indexes_json(), (
+        "firestore.indexes.json is stale: run `python -m deploy indexes > firestore.indexes.json`"
     )
 
 
@@ -167,14 +166,14 @@ def test_composite_classification(shape: QueryShape, composite: bool) -> None:
 
 
 def test_month_bounds() -> None:
-    assert queries.month_bounds("2025-01") == (JAN, FEB)
-    assert queries.month_bounds("2024-12") == (
+    assert times.month_bounds("2025-01") == (JAN, FEB)
+    assert times.month_bounds("2024-12") == (
         dt.datetime(2024, 12, 1, tzinfo=dt.UTC),
         dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
     )
     for bad in ("2025-13", "2025-1", "25-01", "2025-00", ""):
         with pytest.raises(ValueError, match="YYYY-MM"):
-            queries.month_bounds(bad)
+            times.month_bounds(bad)
 
 
 def test_bad_arguments_fail_with_the_value(client: Any) -> None:
@@ -216,7 +215,7 @@ QUERY_METHODS = frozenset(
 
 
 def stray_queries(
-    roots: tuple[str, ...] = ("functions", "shared", "devstack", "ops"),
+    roots: tuple[str, ...] = ("functions", "shared", "ops", "deploy", "devstack"),
 ) -> list[str]:
     """Every place outside shared/queries.py that builds a filtered, ordered or paged query."""
     found = []

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from cloudevents.http import CloudEvent
 
-from functions import reset
 from functions.reset import (
     AuditState,
     CustomerDoc,
@@ -21,6 +20,8 @@ from functions.reset import (
     decode_schedule_event,
     run_reset,
 )
+from functions.reset import entry as reset_entry
+from functions.reset import service as reset_service
 from shared import quota
 from shared.models import Customer
 
@@ -165,7 +166,7 @@ def test_deadline_stops_cleanly_and_the_next_delivery_continues_from_the_cursor(
     assert first.reset == 10
     assert first.cursor == "c0009"
     with pytest.raises(ResetIncompleteError, match="c0009"):
-        reset.raise_if_incomplete(first)
+        reset_service.raise_if_incomplete(first)
     assert repo.audit is not None
     assert repo.audit["cursor"] == "c0009"
     second = run_reset(repo, P, NOW, page_size=5)
@@ -211,7 +212,7 @@ def test_a_customer_reset_by_someone_else_meanwhile_is_skipped_not_written_twice
 def test_a_write_that_keeps_failing_stops_the_run_without_moving_the_cursor(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(reset.time, "sleep", lambda s: None)
+    monkeypatch.setattr(reset_service.time, "sleep", lambda s: None)
     repo = many(10)
     repo.fail_ids = {"c0007"}
     with pytest.raises(ResetIncompleteError):
@@ -370,7 +371,7 @@ def test_handler_acknowledges_a_refused_message_without_touching_firestore(
     def no_repo() -> None:
         raise AssertionError("must not reach Firestore")
 
-    monkeypatch.setattr(reset, "default_repository", no_repo)
+    monkeypatch.setattr(reset_entry, "default_repository", no_repo)
     main.reset_monthly_quotas(event({"data": b64({"period": "bad"})}))
 
 
@@ -380,11 +381,11 @@ def test_handler_raises_for_redelivery_when_the_run_is_incomplete(
     from functions import main
 
     repo = many(3)
-    monkeypatch.setattr(reset, "default_repository", lambda: repo)
-    monkeypatch.setattr(reset, "function_deadline", lambda timeout: -1.0)  # already past
+    monkeypatch.setattr(reset_entry, "default_repository", lambda: repo)
+    monkeypatch.setattr(reset_entry, "function_deadline", lambda timeout: -1.0)  # already past
     with pytest.raises(ResetIncompleteError):
         main.reset_monthly_quotas(event({"publishTime": "2026-12-01T00:00:00Z"}))
-    monkeypatch.setattr(reset, "function_deadline", lambda timeout: 1e18)
+    monkeypatch.setattr(reset_entry, "function_deadline", lambda timeout: 1e18)
     main.reset_monthly_quotas(event({"publishTime": "2026-12-01T00:00:00Z"}))
     assert all(d["quota_period"] == P for d, _ in repo.docs.values())
 
@@ -517,3 +518,29 @@ def test_a_future_month_is_refused() -> None:
         run_reset(many(1), "2027-01", NOW)
     with pytest.raises(ValueError, match="future"):
         run_reset(many(1), "2027-01", NOW, dry_run=True)
+
+
+def test_schedule_data_that_is_not_base64_is_refused_not_guessed() -> None:
+    """One strict Pub/Sub decoder (functions.edge.pubsub) for usage and reset alike: stray
+    characters in `data` make the envelope unusable (the lenient decode guessed the month)."""
+    msg = {"data": "not base64 at all!", "publishTime": "2026-12-01T00:00:00Z"}
+    with pytest.raises(ScheduleMessageError, match=r"message\.data"):
+        decode_schedule_event(event(msg))
+
+
+def test_handler_acknowledges_a_request_firestore_refuses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PermissionDenied and the like (PermanentError): logged and acknowledged, never a 500
+    that redelivers for days; the audit's cursor lets a manual run continue."""
+    from functions import main
+    from shared.errors import PermanentError
+
+    class Refusing(FakeRepo):
+        def write_resets(self, writes: Sequence[ResetWrite]) -> list[int]:
+            raise PermanentError("Firestore: resetting customers: PermissionDenied: 403")
+
+    repo = Refusing({"c1": stale(1)})
+    monkeypatch.setattr(reset_entry, "default_repository", lambda: repo)
+    main.reset_monthly_quotas(event({"publishTime": "2026-12-01T00:00:00Z"}))
+    assert repo.docs["c1"][0]["quota_period"] == "2026-11"

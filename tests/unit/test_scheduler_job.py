@@ -10,7 +10,7 @@ import pytest
 from google.api_core.exceptions import NotFound
 from google.cloud import scheduler_v1
 
-from devstack import scheduler_job
+from deploy import scheduler_job
 
 PROJECT = "demo-blueprint"
 REGION = "europe-west1"

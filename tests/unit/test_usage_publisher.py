@@ -92,3 +92,34 @@ def test_naive_timestamp_is_refused() -> None:
             client=FakeClient(),
             settings=SETTINGS,
         )
+
+
+def test_without_a_client_it_uses_the_process_publisher(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No client of its own: the one `shared.clients.publisher_client()`, created once."""
+    from google.cloud import pubsub_v1
+
+    from shared import clients
+
+    made: list[FakeClient] = []
+
+    def build(**kwargs: Any) -> FakeClient:
+        made.append(FakeClient())
+        return made[-1]
+
+    monkeypatch.setattr(pubsub_v1, "PublisherClient", build)
+    clients.reset_clients()
+    try:
+        for event_id in ("e-1", "e-2"):
+            publish_usage_event(
+                customer_id="lab_001",
+                scene_id="scene_kitchen_v2",
+                action="episodes_generated",
+                timestamp=datetime(2025, 1, 10, 14, 30, tzinfo=UTC),
+                event_id=event_id,
+                settings=SETTINGS,
+            )
+        assert len(made) == 1
+        assert clients.publisher_client() is made[0]
+        assert [attributes["event_id"] for _, _, attributes in made[0].sent] == ["e-1", "e-2"]
+    finally:
+        clients.reset_clients()

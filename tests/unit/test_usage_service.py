@@ -24,12 +24,13 @@ from functions.usage import (
     prepare,
     read_customer,
 )
+from ops.jsonschema import SCHEMA_FILE, render
 from shared import quota
 from shared.errors import TransientError
 from shared.ids import message_doc_id, usage_record_id
-from shared.jsonschema import SCHEMA_FILE, render
 from shared.models import BundleTier, Customer, UsageEvent, UsageRecord, validate
 from shared.pricing import default_rate_card
+from shared.types import MAX_EVENT_COUNT
 from tests.usage_support import (
     NOW,
     FakePublisher,
@@ -253,7 +254,13 @@ def test_counts_beyond_64_bits_are_rejected_naming_the_field(
     assert result.rejection is not None
     assert result.rejection.kind == "invalid_event"
     assert f"episodes_generated={2**63}" in result.rejection.reason
-    largest = service.handle(message(event_body(episodes_generated=2**63 - 1), "m-max"), NOW)
+    # One event may count at most MAX_EVENT_COUNT: the counters it adds to cannot saturate.
+    over = service.handle(
+        message(event_body(episodes_generated=MAX_EVENT_COUNT + 1), "m-over"), NOW
+    )
+    assert over.rejection is not None
+    assert f"episodes_generated={MAX_EVENT_COUNT + 1}: expected at most" in over.rejection.reason
+    largest = service.handle(message(event_body(episodes_generated=MAX_EVENT_COUNT), "m-max"), NOW)
     assert largest.outcome is Outcome.RECORDED
 
 

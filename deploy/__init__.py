@@ -1,0 +1,1 @@
+"""Deploy tools (not deployed): cloudbuild generator, packaging, scheduler job, firebase jars."""

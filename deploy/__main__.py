@@ -1,0 +1,7 @@
+"""`python -m deploy cloudbuild|indexes`: see `deploy.cloudbuild`."""
+
+import sys
+
+from deploy.cloudbuild import main
+
+sys.exit(main())

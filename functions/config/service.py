@@ -1,0 +1,210 @@
+"""The config-write rules over a decoded `Change`: what to stamp, what to announce.
+
+Rules (docs/config-triggers.md):
+- created_at / updated_at are server-managed. A change that touches only them is the function's
+  own stamp coming back (its echo): no write, no message. This is the loop guard; it compares old
+  and new values unless the event carries an update mask (production), then it trusts the mask.
+- A user-visible create or update of a valid document stamps `updated_at` (and `created_at` if
+  absent), writing only those fields, with the event's update time as precondition: a document
+  deleted or changed since is never resurrected or overwritten, and a redelivered event (whose
+  document has since been stamped) writes nothing.
+- On customers, a change confined to the counters and reset fields that the usage function and
+  the monthly reset write (`quota.BOOKKEEPING_FIELDS`) is billing state, not configuration: no
+  stamp, no message (otherwise every usage event would cost a trigger write and a message).
+- Invalid documents are never rewritten: an ERROR log names each field and value.
+- Every user-visible create, update or delete publishes one invalidation message.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final
+
+from pydantic import BaseModel
+
+from functions.config.ports import (
+    ConfigKind,
+    Decision,
+    InvalidationPublisher,
+    Outcome,
+    Stamper,
+    StampOutcome,
+)
+from functions.edge.documents import Change, ChangeKind
+from shared import logs
+from shared.errors import FieldError
+from shared.invalidation import Invalidation, bounded_errors
+from shared.models import Customer, FeatureFlags, Scene, document_errors
+from shared.quota import BOOKKEEPING_FIELDS
+
+CREATED_AT: Final = "created_at"
+UPDATED_AT: Final = "updated_at"
+_MISSING: Final = object()
+MANAGED_FIELDS: Final = frozenset({CREATED_AT, UPDATED_AT})
+"""Fields only the triggers write; a change confined to them is not user-visible."""
+MAX_RESTAMPS: Final = 3
+"""Stamp attempts on newer versions when the event's own version was overwritten unstamped."""
+
+MODEL_OF: Final[dict[ConfigKind, type[BaseModel]]] = {
+    ConfigKind.CUSTOMER: Customer,
+    ConfigKind.SCENE: Scene,
+    ConfigKind.FEATURE_FLAGS: FeatureFlags,
+}
+
+
+def changed_fields(event: Change) -> set[str]:
+    """Top-level fields the write changed: from the update mask when present, else by value."""
+    if event.update_mask:
+        return {_top_level(path) for path in event.update_mask}
+    before = event.before or {}
+    after = event.after or {}
+    return {
+        key
+        for key in before.keys() | after.keys()
+        if not same_value(before.get(key, _MISSING), after.get(key, _MISSING))
+    }
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Firestore value equality: the type counts (1, 1.0 and true differ) and NaN equals NaN
+    (else a NaN anywhere makes every echo of the stamp look like a user change: endless loop)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def customer_id_of(kind: ConfigKind, event: Change) -> str:
+    """Customer a config document belongs to (the ordering key of its invalidations)."""
+    if kind is ConfigKind.SCENE:
+        for data in (event.after, event.before):
+            if data is not None and isinstance(data.get("customer_id"), str):
+                return str(data["customer_id"])
+        return ""
+    return event.document_id
+
+
+def handle_config_write(
+    kind: ConfigKind,
+    event: Change,
+    stamper: Stamper,
+    publisher: InvalidationPublisher,
+) -> Outcome:
+    """Apply the config-write rules to one decoded event (see the module docstring)."""
+    change = event.kind
+    if change is None:
+        return Outcome(Decision.IGNORED_EMPTY)
+    errors: list[FieldError] = []
+    stamps: tuple[str, ...] = ()
+    decision = Decision.DELETED
+    if change is not ChangeKind.DELETE:
+        after = event.after or {}
+        if change is ChangeKind.UPDATE:
+            ignored = _ignored_update(kind, event)
+            if ignored is not None:
+                return Outcome(ignored)
+        errors = document_errors(MODEL_OF[kind], after)
+        if errors:
+            decision = Decision.INVALID
+            logs.invalid_document(
+                event.collection,
+                event.document_id,
+                errors,
+                event_id=event.event_id,
+                customer=customer_id_of(kind, event),
+            )
+        else:
+            decision, stamps = _stamp(kind, event, stamper)
+    invalidation = invalidation_of(kind, event, change, errors)
+    publisher.publish(invalidation.body(), invalidation.ordering_key, invalidation.attributes())
+    return Outcome(decision, stamps, invalidation, errors)
+
+
+def invalidation_of(
+    kind: ConfigKind, event: Change, change: ChangeKind, errors: list[FieldError]
+) -> Invalidation:
+    """The `config-invalidations` message announcing this change."""
+    kept, omitted = bounded_errors([e.as_dict() for e in errors])
+    return Invalidation(
+        collection=event.collection,
+        document_id=event.document_id,
+        customer_id=customer_id_of(kind, event),
+        change=change.value,
+        valid=not errors,
+        errors=tuple(kept),
+        errors_omitted=omitted,
+        event_id=event.event_id,
+        update_time=_update_time(event),
+    )
+
+
+def _ignored_update(kind: ConfigKind, event: Change) -> Decision | None:
+    """Why an update is not a user-visible config change (None: it is one)."""
+    changed = changed_fields(event)
+    if not changed:
+        return Decision.IGNORED_NO_CHANGE
+    # The stamp only sets timestamps: a write that removes one is a user's overwrite.
+    if _timestamps_removed(event):
+        return None
+    if changed <= MANAGED_FIELDS:
+        return Decision.IGNORED_ECHO
+    if kind is ConfigKind.CUSTOMER and changed <= MANAGED_FIELDS | BOOKKEEPING_FIELDS:
+        # Usage counters and the monthly reset: billing state, not configuration.
+        return Decision.IGNORED_BOOKKEEPING
+    return None
+
+
+def _stamp(kind: ConfigKind, event: Change, stamper: Stamper) -> tuple[Decision, tuple[str, ...]]:
+    """Stamp the event's version; if it changed since and no newer stamp covers this change
+    (the newer write was a counter update, which stamps nothing), stamp the newer version."""
+    data, version = event.after or {}, event.after_update_time
+    for _ in range(MAX_RESTAMPS):
+        fields = _stamp_fields(event.before, data)
+        result = stamper.stamp(event.document, fields, version)
+        if result is StampOutcome.STAMPED:
+            return Decision.STAMPED, tuple(fields)
+        if result is StampOutcome.GONE or event.after_update_time is None:
+            break
+        now = stamper.current(event.document)
+        if now is None:
+            result = StampOutcome.GONE
+            break
+        data, version = now
+        updated = data.get(UPDATED_AT)
+        covered = isinstance(updated, datetime) and updated >= event.after_update_time
+        if covered or document_errors(MODEL_OF[kind], data):
+            break  # stamped since (a redelivery), or a newer invalid version: never rewritten
+    return (Decision.GONE if result is StampOutcome.GONE else Decision.STALE), ()
+
+
+def _stamp_fields(
+    before: Mapping[str, Any] | None, after: Mapping[str, Any]
+) -> dict[str, datetime | None]:
+    """updated_at = server time; created_at too when absent, keeping an earlier one if any."""
+    if CREATED_AT in after:
+        return {UPDATED_AT: None}
+    earlier = (before or {}).get(CREATED_AT)
+    return {CREATED_AT: earlier if isinstance(earlier, datetime) else None, UPDATED_AT: None}
+
+
+def _timestamps_removed(event: Change) -> bool:
+    before, after = event.before or {}, event.after or {}
+    return any(name in before and name not in after for name in MANAGED_FIELDS)
+
+
+def _top_level(path: str) -> str:
+    head = path.split(".", 1)[0] if not path.startswith("`") else path[1:].split("`", 1)[0]
+    return head.strip("`")
+
+
+def _update_time(event: Change) -> str:
+    when = event.after_update_time if event.after is not None else event.time
+    when = when or event.before_update_time
+    return when.isoformat().replace("+00:00", "Z") if when else ""

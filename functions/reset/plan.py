@@ -1,0 +1,138 @@
+"""Pure decisions of the monthly reset: the period a schedule message asks for, one customer's
+reset (a write, a skip or an issue)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from functions.edge.pubsub import Message
+from functions.reset.ports import (
+    CustomerDoc,
+    ResetIssue,
+    ResetRequest,
+    ResetWrite,
+    ScheduleMessageError,
+)
+from shared import quota
+from shared.errors import FieldError
+from shared.firestore_values import plain_value
+from shared.models import Customer, document_errors, field_errors
+from shared.times import MONTH_RE, month_of
+from shared.types import Month, NonNegInt, UtcDatetime
+
+COUNT_NAMES = ("reset", "skipped", "unlimited", "invalid", "kept", "errors", "retried")
+"""The per-page counts, as the audit document and the summary name them."""
+
+
+def request_from_message(message: Message) -> ResetRequest:
+    """The reset a schedule message asks for: `{"period": "YYYY-MM"}` body, else publish time.
+
+    Never from the clock at delivery: a delayed or repeated delivery resets the month it was
+    scheduled for. Raises ScheduleMessageError for a message that names no usable period.
+    """
+    if message.problem is not None:
+        raise ScheduleMessageError(
+            f"unusable schedule message: {message.problem}; expected a MessagePublishedData "
+            "body with a message"
+        )
+    publish_time = message.publish_time or message.event_time
+    try:
+        body: Any = json.loads(message.data) if message.data else None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        body = None  # a Scheduler body that is not JSON still means "the scheduled month"
+    explicit = isinstance(body, Mapping) and body.get("period") is not None
+    if isinstance(body, Mapping) and explicit:
+        period = body["period"]
+        if not isinstance(period, str) or not MONTH_RE.match(period):
+            raise ScheduleMessageError(f"period={period!r}: expected a month as YYYY-MM")
+        if publish_time is not None and period > month_of(publish_time):
+            raise ScheduleMessageError(
+                f"period={period!r}: expected a month not after the publish time's "
+                f"({month_of(publish_time)}); a future month cannot be reset"
+            )
+    elif publish_time is not None:
+        period = month_of(publish_time)
+    else:
+        raise ScheduleMessageError(
+            "the message has neither a publish time nor a body with a period (YYYY-MM)"
+        )
+    message_id = message.message_id if message.message_id != "unknown" else None
+    return ResetRequest(period, message_id, publish_time, explicit)
+
+
+class _CounterFields(BaseModel):
+    """The fields the reset decides on; others are checked by the full model, not needed here."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    quota_period: Month | None = None
+    quota_reset_at: UtcDatetime | None = None
+    scene_counts_by_month: dict[Month, NonNegInt] | None = None
+
+
+@dataclass(slots=True)
+class Page:
+    """What one page of customers came to: its writes, counts and issues."""
+
+    writes: list[ResetWrite] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNT_NAMES, 0))
+    issues: list[ResetIssue] = field(default_factory=list)
+
+
+def _errors_text(errors: list[FieldError]) -> str:
+    return "; ".join(str(e) for e in errors)
+
+
+def plan_customer(
+    doc: CustomerDoc,
+    period: str,
+    page: Page,
+    *,
+    first_look: bool,
+    as_of: datetime | None = None,
+    keep: bool = False,
+) -> ResetWrite | None:
+    """Decide one customer: a write, or None (skipped or error, counted in `page`).
+
+    `first_look` counts what the summary reports about the document (invalid fields, no
+    limit, a kept count) once, not again on each retry of its write.
+    """
+    data = plain_value(doc.data)
+    try:
+        counters = _CounterFields.model_validate(data)
+    except ValidationError as exc:
+        page.counts["errors"] += 1
+        page.issues.append(ResetIssue(doc.id, "error", _errors_text(field_errors(exc))))
+        return None
+    seed = data.get(quota.THIS_MONTH_FIELD)
+    customer = Customer.model_construct(
+        **counters.model_dump(exclude_none=True),
+        scenes_generated_this_month=seed if type(seed) is int and seed >= 0 else None,
+    )
+    plan = quota.plan_reset(
+        customer,
+        period,
+        last_write=doc.update_time if isinstance(doc.update_time, datetime) else None,
+        as_of=as_of,
+        keep=keep,
+    )
+    if plan is None:
+        page.counts["skipped"] += 1
+        return None
+    if first_look:
+        problems = document_errors(Customer, data)
+        if problems:
+            page.counts["invalid"] += 1
+            page.issues.append(ResetIssue(doc.id, "invalid", _errors_text(problems)))
+        limit = data.get("monthly_scene_quota")
+        if limit is None or (type(limit) is int and quota.is_unlimited(limit)):
+            page.counts["unlimited"] += 1
+        if plan.kept:
+            page.counts["kept"] += 1
+    return ResetWrite(doc.id, plan.value, period, doc.update_time, kept=plan.kept)

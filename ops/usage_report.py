@@ -1,0 +1,251 @@
+"""`blueprint usage report`: a customer's usage in one calendar month (UTC), summed exactly.
+
+Amounts are summed as `Decimal` of the stored numbers as written (`shared.pricing.to_decimal`),
+so the cost total equals the sum of the records' `estimated_cost` to the cent. Quota used counts
+the month's `scene_generated` records (decisions.md: quotas count them per calendar month, UTC).
+
+The query is `usage_tracking where customer_id == C and month_start <= timestamp < next_month
+order by timestamp`: it needs the composite index (customer_id ASC, timestamp ASC) that
+schema.md lists.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from shared import queries
+from shared.errors import BlueprintError
+from shared.firestore_values import plain_value
+from shared.models import Customer, UsageRecord, document_errors
+from shared.pricing import round_cents, to_decimal
+from shared.quota import counter_period, is_unlimited
+from shared.settings import Settings, get_settings
+from shared.times import MONTH_RE, month_start, next_month_start
+
+SCENE_GENERATED = "scene_generated"
+
+
+class ReportError(BlueprintError):
+    """The report cannot be made as asked (bad month, chart library missing, ...)."""
+
+
+def parse_month(month: str) -> tuple[datetime, datetime]:
+    """[start, end) of a `YYYY-MM` month in UTC."""
+    if not MONTH_RE.match(month):
+        raise ReportError(f"--month {month!r}: expected YYYY-MM, for example 2025-01")
+    try:
+        return month_start(month), next_month_start(month)
+    except ValueError:  # 9999-12 has no next month in `datetime`
+        raise ReportError(f"--month {month!r}: expected a month before 9999-12") from None
+
+
+@dataclass
+class Totals:
+    """Sums over a set of usage records."""
+
+    label: str
+    records: int = 0
+    billable: int = 0
+    episodes: int = 0
+    compute_minutes: Decimal = Decimal(0)
+    storage_gb: Decimal = Decimal(0)
+    cost: Decimal = Decimal("0.00")
+
+    def add(self, record: UsageRecord) -> None:
+        """Count one record."""
+        self.records += 1
+        self.billable += 1 if record.billable else 0
+        self.episodes += record.episodes_generated or 0
+        self.compute_minutes += to_decimal(record.compute_minutes)
+        self.storage_gb += to_decimal(record.storage_gb)
+        self.cost += to_decimal(record.estimated_cost)
+
+
+@dataclass
+class UsageReport:
+    """A customer's usage in one month."""
+
+    customer_id: str
+    month: str
+    actions: dict[str, Totals] = field(default_factory=dict)
+    total: Totals = field(default_factory=lambda: Totals("TOTAL"))
+    daily_cost: dict[date, Decimal] = field(default_factory=dict)
+    scenes_generated: int = 0
+    quota: int | None = None
+    customer_exists: bool = False
+    counter: int | None = None
+    """The customer's own count for the month (scene_counts_by_month, else the period counter)."""
+    skipped: list[str] = field(default_factory=list)
+    """Records that failed validation (id: reason); not summed."""
+
+    @property
+    def quota_text(self) -> str:
+        """`37 of 100 scenes (37.0 %)` or `37 scenes (unlimited)`."""
+        if is_unlimited(self.quota):
+            return f"{self.scenes_generated} scenes (unlimited)"
+        assert self.quota is not None
+        pct = (
+            Decimal(self.scenes_generated * 100) / Decimal(self.quota) if self.quota else Decimal(0)
+        )
+        return f"{self.scenes_generated} of {self.quota} scenes ({pct.quantize(Decimal('0.1'))} %)"
+
+
+def build_report(
+    customer_id: str,
+    month: str,
+    records: Iterable[tuple[str, Mapping[str, Any]]],
+    customer: Mapping[str, Any] | None,
+) -> UsageReport:
+    """Sum (id, data) usage records of one customer and month. Pure."""
+    start, end = parse_month(month)
+    report = UsageReport(customer_id, month)
+    day = start.date()
+    while day < end.date():
+        report.daily_cost[day] = Decimal("0.00")
+        day += timedelta(days=1)
+    for doc_id, raw in records:
+        data = plain_value(raw)
+        errors = document_errors(UsageRecord, data)
+        if errors:
+            report.skipped.append(f"{doc_id}: " + "; ".join(str(e) for e in errors))
+            continue
+        record = UsageRecord.model_validate(data)
+        if record.customer_id != customer_id or not start <= record.timestamp < end:
+            continue
+        report.actions.setdefault(record.action, Totals(record.action)).add(record)
+        report.total.add(record)
+        report.daily_cost[record.timestamp.date()] += to_decimal(record.estimated_cost)
+        if record.action == SCENE_GENERATED:
+            report.scenes_generated += 1
+    if customer is not None:
+        report.customer_exists = True
+        errors = document_errors(Customer, plain_value(customer))
+        model = None if errors else Customer.model_validate(plain_value(customer))
+        if model is not None:
+            report.quota = model.monthly_scene_quota
+            by_month = (model.scene_counts_by_month or {}).get(month)
+            if by_month is not None:
+                report.counter = by_month
+            elif counter_period(model) == month:
+                report.counter = model.scenes_generated_this_month
+    report.actions = dict(sorted(report.actions.items()))
+    return report
+
+
+def _num(value: Decimal) -> str:
+    text = format(value.normalize(), "f")
+    return text if text != "-0" else "0"
+
+
+def rows(report: UsageReport) -> list[list[str]]:
+    """Header plus one row per action and a total row."""
+    out = [["action", "records", "episodes", "compute_minutes", "storage_gb", "cost_usd"]]
+    for totals in [*report.actions.values(), report.total]:
+        out.append(
+            [
+                totals.label,
+                str(totals.records),
+                str(totals.episodes),
+                _num(totals.compute_minutes),
+                _num(totals.storage_gb),
+                str(round_cents(totals.cost)),
+            ]
+        )
+    return out
+
+
+def render_table(report: UsageReport) -> str:
+    """The report as an aligned text table with a header and the quota line."""
+    table = rows(report)
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    lines = [f"Usage of {report.customer_id} in {report.month} (UTC)"]
+    if not report.customer_exists:
+        lines.append(f"note: no customers/{report.customer_id} document")
+    for index, row in enumerate(table):
+        cells = [
+            cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)
+        ]
+        lines.append("  ".join(cells).rstrip())
+        if index == 0 or index == len(table) - 2:
+            lines.append("  ".join("-" * w for w in widths))
+    lines.append(f"quota used: {report.quota_text}")
+    if report.counter is not None and report.counter != report.scenes_generated:
+        lines.append(f"note: the customer's counter for {report.month} says {report.counter}")
+    if report.skipped:
+        lines.append(f"skipped {len(report.skipped)} invalid records (see stderr)")
+    return "\n".join(lines)
+
+
+def render_csv(report: UsageReport) -> str:
+    """The per-action rows (and total) as CSV."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerows(rows(report))
+    return buffer.getvalue()
+
+
+def check_chart_path(path: str | Path) -> Path:
+    """The chart's file: a .png name in a directory that exists (checked before any query)."""
+    target = Path(path)
+    if target.suffix.lower() != ".png":
+        raise ReportError(f"--chart {str(path)!r}: expected a file name ending in .png")
+    if not target.parent.is_dir():
+        raise ReportError(f"--chart {str(path)!r}: directory {str(target.parent)!r} does not exist")
+    return target
+
+
+def write_chart(report: UsageReport, path: str | Path) -> Path:
+    """A PNG bar chart of the daily cost (needs matplotlib, imported here only)."""
+    target = check_chart_path(path)
+    try:
+        import matplotlib  # noqa: PLC0415 - optional, heavy: only for --chart
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot as plt  # noqa: PLC0415
+    except ImportError:
+        raise ReportError("--chart needs matplotlib: pip install -r requirements-dev.txt") from None
+    days = list(report.daily_cost)
+    values = [float(report.daily_cost[d]) for d in days]
+    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
+    try:
+        ax.bar([d.day for d in days], values, color="#3366cc")
+        ax.set_xlabel(f"day of {report.month} (UTC)")
+        ax.set_ylabel("cost (USD)")
+        ax.set_title(
+            f"Daily cost of {report.customer_id}, {report.month}: "
+            f"total {round_cents(report.total.cost)} USD"
+        )
+        ax.set_xticks([d.day for d in days])
+        ax.tick_params(axis="x", labelsize=7)
+        fig.tight_layout()
+        fig.savefig(target, format="png")
+    finally:
+        plt.close(fig)
+    return target
+
+
+def _usage_query(client: Any, customer_id: str, month: str, settings: Settings) -> Any:
+    """The report's query (customer_id ==, start <= timestamp < end, ordered by timestamp): built
+    by `shared.queries`, where its index is declared."""
+    return queries.usage_report(client, customer_id, month, settings=settings)
+
+
+def fetch_usage(
+    client: Any, customer_id: str, month: str, settings: Settings | None = None
+) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any] | None]:
+    """The month's usage records of a customer (one query) and the customer document."""
+    settings = settings or get_settings()
+    timeout = settings.firestore_timeout_seconds
+    query = _usage_query(client, customer_id, month, settings)
+    records = [(snap.id, snap.to_dict()) for snap in query.stream(timeout=timeout)]
+    customer = (
+        client.collection(settings.customers_collection).document(customer_id).get(timeout=timeout)
+    )
+    return records, customer.to_dict() if customer.exists else None

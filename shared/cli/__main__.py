@@ -1,5 +1,0 @@
-"""`python -m shared.cli`."""
-
-from shared.cli import entry
-
-entry()
