@@ -27,8 +27,7 @@ DEFAULT_PAGE_SIZE: Final = 50
 DEAD_LETTER: Final = "dead_letter"
 """`usage_rejections` kind of a message Pub/Sub gave up delivering (decisions.md)."""
 
-InspectError = ListingError
-"""A listing cannot be made as asked (a `ValueError`; `CursorError` for a foreign token)."""
+InspectError = ListingError  # a listing cannot be made as asked (a ValueError)
 
 
 @dataclass(frozen=True, slots=True)

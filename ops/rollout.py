@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from google.api_core import exceptions as gexc
-
+from ops.rollout_store import Outcome, RolloutError, Store, precondition
 from shared import names, queries
-from shared.errors import BlueprintError
 from shared.firestore_values import plain_value
 from shared.models import BundleTier, Feature, FeatureFlags, document_errors
 from shared.settings import Settings, get_settings
@@ -40,14 +38,8 @@ BUCKETS: Final = 100
 DEFAULT_PAGE_SIZE: Final = 200
 """Customers per page: at most two writes each (flag + marker), under Firestore's 500."""
 MAX_PAGE_SIZE: Final = 250
-ATTEMPTS: Final = 3
-"""Reads of a page when a concurrent edit fails its batch's preconditions."""
 HISTORY_LIMIT: Final = 100
 _STAMPS: Final = frozenset({"schema_version", "created_at", "updated_at"})
-
-
-class RolloutError(BlueprintError, ValueError):
-    """A rollout that cannot be done as asked (bad feature, percent, tier; narrowing)."""
 
 
 def bucket(feature: Feature | str, customer_id: str) -> int:
@@ -83,18 +75,6 @@ class RolloutResult:
     """Undo: customers whose flag was changed by hand since: kept as it is."""
     globally_off: bool = False
     """`feature_flags/_global` switches the feature off: it wins over every rollout."""
-
-
-@dataclass
-class _Outcome:
-    """What one page did (kept only once its batch committed, or on a dry run)."""
-
-    done: list[str] = field(default_factory=list)
-    """Rollout: turned on; undo: reverted."""
-    unchanged: list[str] = field(default_factory=list)
-    """Rollout: already on; undo: changed by hand since, left alone."""
-    invalid: list[str] = field(default_factory=list)
-    writes: int = 0
 
 
 def _sha(ids: Sequence[str]) -> str:
@@ -144,65 +124,6 @@ def _check_widens(feature: Feature, percent: int, tier: BundleTier | None, activ
         )
 
 
-class _Store:
-    """The documents a rollout reads and writes, under the settings' collection names."""
-
-    def __init__(self, client: Any, feature: Feature, settings: Settings) -> None:
-        self.client = client
-        self.feature = feature
-        self.settings = settings
-        self.timeout = settings.firestore_timeout_seconds
-        self.flags = client.collection(settings.feature_flags_collection)
-        self.audit = client.collection(settings.feature_rollouts_collection).document(feature)
-        self.marks = self.audit.collection(queries.ROLLED_OUT)
-
-    def flag_docs(self, ids: Sequence[str]) -> dict[str, Any]:
-        refs = [self.flags.document(i) for i in ids]
-        return {s.id: s for s in self.client.get_all(refs, timeout=self.timeout)}
-
-    def audit_data(self) -> dict[str, Any] | None:
-        snap = self.audit.get(timeout=self.timeout)
-        data: dict[str, Any] | None = plain_value(snap.to_dict() or {}) if snap.exists else None
-        return data
-
-    def globally_off(self) -> bool:
-        snap = self.flags.document(names.GLOBAL_FLAGS_DOC).get(timeout=self.timeout)
-        return bool(snap.exists and (snap.to_dict() or {}).get(self.feature.value) is False)
-
-    def pages(self, query_of: Any, size: int) -> Iterator[list[Any]]:
-        """Pages of a query ordered by document id (`query_of(after_id, limit)`)."""
-        after: str | None = None
-        while True:
-            page = list(query_of(after, size).stream(timeout=self.timeout))
-            if page:
-                yield page
-            if len(page) < size:
-                return
-            after = page[-1].id
-
-    def apply(self, ids: Sequence[str], plan: Any, *, dry_run: bool) -> _Outcome:
-        """Plan the page's writes from fresh reads (`plan(flag_snapshots, batch)`), commit; read
-        and plan again when a precondition fails (a flags document edited meanwhile)."""
-        for _ in range(ATTEMPTS):
-            batch = self.client.batch()
-            outcome: _Outcome = plan(self.flag_docs(ids), batch)
-            if dry_run or not outcome.writes:
-                return outcome
-            try:
-                batch.commit(timeout=self.timeout)
-            except (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound):
-                continue
-            return outcome
-        raise RolloutError(
-            f"feature_flags documents {ids[0]}..{ids[-1]} kept changing during the rollout of "
-            f"{self.feature.value} ({ATTEMPTS} attempts): run it again"
-        )
-
-
-def _precondition(store: _Store, snap: Any) -> Any:
-    return store.client.write_option(last_update_time=snap.update_time)
-
-
 def rollout(
     client: Any,
     feature: Feature | str,
@@ -225,7 +146,7 @@ def rollout(
         or not 0 < page_size <= MAX_PAGE_SIZE
     ):
         raise RolloutError(f"page_size={page_size!r}: expected 1 to {MAX_PAGE_SIZE}")
-    store = _Store(client, feat, settings or get_settings())
+    store = Store(client, feat, settings or get_settings())
     who, when = actor or _user(), now or datetime.now(UTC)
     audit = store.audit_data()
     if undo:
@@ -236,8 +157,8 @@ def rollout(
     if active is not None:
         _check_widens(feat, percent, level, active)
 
-    def plan(snaps: dict[str, Any], batch: Any) -> _Outcome:
-        out = _Outcome()
+    def plan(snaps: dict[str, Any], batch: Any) -> Outcome:
+        out = Outcome()
         for cid, snap in snaps.items():
             data = snap.to_dict() if snap.exists else None
             if data is not None and document_errors(FeatureFlags, plain_value(data)):
@@ -251,7 +172,7 @@ def rollout(
         return out
 
     scanned, selected = 0, []
-    total = _Outcome()
+    total = Outcome()
     for customers in store.pages(
         lambda after, n: queries.customers_by_id(client, after, limit=n, settings=store.settings),
         page_size,
@@ -290,7 +211,7 @@ def rollout(
 
 
 def _turn_on(
-    store: _Store,
+    store: Store,
     batch: Any,
     snap: Any,
     data: dict[str, Any] | None,
@@ -307,7 +228,7 @@ def _turn_on(
         )
     else:
         changes = {"schema_version": 1, feature: True, f"rollouts.{feature}": percent}
-        batch.update(snap.reference, changes, option=_precondition(store, snap))
+        batch.update(snap.reference, changes, option=precondition(store, snap))
     marker = {
         "customer_id": snap.id,
         "feature": feature,
@@ -327,7 +248,7 @@ def _rollouts_key(rolled: dict[str, Any], feature: Feature) -> str:
 
 
 def _undo(
-    store: _Store,
+    store: Store,
     audit: dict[str, Any] | None,
     *,
     dry_run: bool,
@@ -338,10 +259,10 @@ def _undo(
     feature = store.feature
     marks: dict[str, dict[str, Any]] = {}
 
-    def plan(snaps: dict[str, Any], batch: Any) -> _Outcome:
+    def plan(snaps: dict[str, Any], batch: Any) -> Outcome:
         from google.cloud.firestore_v1 import DELETE_FIELD  # noqa: PLC0415 - lazy
 
-        out = _Outcome()
+        out = Outcome()
         for cid, snap in snaps.items():
             mark = marks[cid]
             data = snap.to_dict() if snap.exists else None
@@ -352,26 +273,26 @@ def _undo(
                     batch.update(
                         snap.reference,
                         {_rollouts_key(rolled, feature): DELETE_FIELD},
-                        option=_precondition(store, snap),
+                        option=precondition(store, snap),
                     )
             else:
                 out.done.append(cid)
                 previous = mark.get("previous")
                 rest = set(data) - {feature.value, "rollouts"} - _STAMPS
                 if not mark.get("had_document", True) and not rest and len(rolled) == 1:
-                    batch.delete(snap.reference, option=_precondition(store, snap))
+                    batch.delete(snap.reference, option=precondition(store, snap))
                 else:
                     changes: dict[str, Any] = {
                         feature.value: DELETE_FIELD if previous is None else previous,
                         _rollouts_key(rolled, feature): DELETE_FIELD,
                     }
-                    batch.update(snap.reference, changes, option=_precondition(store, snap))
+                    batch.update(snap.reference, changes, option=precondition(store, snap))
             batch.delete(store.marks.document(cid))
             out.writes += 2
         return out
 
     scanned = 0
-    total = _Outcome()
+    total = Outcome()
     for page in store.pages(
         lambda after, n: queries.rolled_out_page(
             store.client,
@@ -408,7 +329,7 @@ def _undo(
 
 
 def _record(
-    store: _Store, result: RolloutResult, audit: dict[str, Any] | None, who: str, when: datetime
+    store: Store, result: RolloutResult, audit: dict[str, Any] | None, who: str, when: datetime
 ) -> None:
     """Write the audit document: the rollout's state now, and one more history entry."""
     from google.cloud.firestore_v1 import SERVER_TIMESTAMP  # noqa: PLC0415 - lazy

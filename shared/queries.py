@@ -5,7 +5,8 @@ the shape(s) of the query it returns (`QueryShape`: collection, equality fields,
 fields), `composite_indexes()` derives the composite indexes those shapes need, and
 `tests/unit/test_queries_indexes.py` proves that the declared shapes are the queries really
 built, that every composite shape has its index in `firestore.indexes.json` and that the file
-holds no index nobody uses (`python -m deploy indexes` prints the file).
+holds no index nobody uses (`python -m deploy indexes` prints the file). The shapes and the
+index derivation live in `shared.query_shapes` (re-exported here).
 
 Builders take a Firestore client and return a `Query`; the collection name comes from the
 settings (`shared.settings`). Time ranges are half-open: `start <= timestamp < end`, UTC-aware.
@@ -15,111 +16,27 @@ Importing this module does not import the Firestore client library.
 from __future__ import annotations
 
 import datetime as dt
-import enum
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final
 
 from shared import names
+from shared.query_shapes import (
+    BUILDERS,
+    DOCUMENT_ID,
+    CompositeIndex,
+    Direction,
+    QueryShape,
+    composite_indexes,
+    declares,
+    indexes_file,
+    shapes_of,
+)
 from shared.settings import Settings, get_settings
 from shared.times import month_bounds
 
 if TYPE_CHECKING:
     from google.cloud.firestore_v1.client import Client
     from google.cloud.firestore_v1.query import Query
-
-DOCUMENT_ID: Final = "__name__"
-"""Firestore's name for ordering or filtering on the document id."""
-
-
-class Direction(enum.StrEnum):
-    """Sort direction, spelled as in `firestore.indexes.json`."""
-
-    ASCENDING = "ASCENDING"
-    DESCENDING = "DESCENDING"
-
-
-@dataclass(frozen=True, slots=True)
-class QueryShape:
-    """What a query filters and orders on: enough to know which index serves it."""
-
-    collection: str
-    """Default collection id (the settings may rename it; the deployed indexes use this)."""
-    equality: tuple[str, ...] = ()
-    """Fields compared with `==`, in the order the builder applies them."""
-    order: tuple[tuple[str, Direction], ...] = ()
-    """Fields the query orders on (a range filter's field included), in order."""
-
-    def composite_index(self) -> CompositeIndex | None:
-        """The composite index this query needs, or None if single-field indexes serve it.
-
-        Single-field indexes (automatic) serve: equality filters only (index merging), or one
-        ordered / range field with no equality filter. Anything else needs a composite index
-        of the equality fields followed by the ordered fields. Ordering on the document id at
-        the end is implicit in every index.
-        """
-        order = tuple((f, d) for f, d in self.order if f != DOCUMENT_ID)
-        if not order or (not self.equality and len(order) == 1):
-            return None
-        fields = tuple((f, Direction.ASCENDING) for f in self.equality) + order
-        return CompositeIndex(self.collection, fields)
-
-
-@dataclass(frozen=True, slots=True)
-class CompositeIndex:
-    """One entry of `firestore.indexes.json` (collection scope)."""
-
-    collection: str
-    fields: tuple[tuple[str, Direction], ...]
-
-    def as_json(self) -> dict[str, Any]:
-        """The entry as firebase-tools writes it."""
-        return {
-            "collectionGroup": self.collection,
-            "queryScope": "COLLECTION",
-            "fields": [{"fieldPath": f, "order": str(d)} for f, d in self.fields],
-        }
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-BUILDERS: list[Callable[..., Any]] = []
-"""Every query builder of this module, in definition order."""
-
-
-def declares(*shapes: QueryShape) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Mark a function as a query builder returning queries of the given shapes."""
-
-    def register(builder: Callable[P, R]) -> Callable[P, R]:
-        builder.query_shapes = shapes  # type: ignore[attr-defined]
-        BUILDERS.append(builder)
-        return builder
-
-    return register
-
-
-def shapes_of(builder: Callable[..., Any]) -> tuple[QueryShape, ...]:
-    """The shapes a builder declared."""
-    shapes: tuple[QueryShape, ...] = builder.query_shapes  # type: ignore[attr-defined]
-    return shapes
-
-
-def composite_indexes() -> list[CompositeIndex]:
-    """Every composite index the builders need, without duplicates, in a stable order."""
-    found: dict[CompositeIndex, None] = {}
-    for builder in BUILDERS:
-        for shape in shapes_of(builder):
-            index = shape.composite_index()
-            if index is not None:
-                found[index] = None
-    return list(found)
-
-
-def indexes_file() -> dict[str, Any]:
-    """The content of `firestore.indexes.json`."""
-    return {"indexes": [i.as_json() for i in composite_indexes()], "fieldOverrides": []}
-
 
 # ---- helpers -------------------------------------------------------------------------------
 
@@ -297,20 +214,20 @@ def _by_id(query: Any, direction: Direction = _ASC) -> Any:
     return query.order_by(FieldPath.document_id(), direction=direction.value)
 
 
-USAGE_IN_MONTH = QueryShape(names.USAGE_TRACKING, order=(("timestamp", _ASC), (DOCUMENT_ID, _ASC)))
-USAGE_BY_CUSTOMER_PAGED = QueryShape(
+def _shapes(collection: str, order: Any, *equalities: tuple[str, ...]) -> tuple[QueryShape, ...]:
+    return tuple(QueryShape(collection, equality=e, order=order) for e in equalities)
+
+
+USAGE_PAGED = _shapes(
     names.USAGE_TRACKING,
-    equality=("customer_id",),
-    order=(("timestamp", _ASC), (DOCUMENT_ID, _ASC)),
-)
-USAGE_BY_CUSTOMER_AND_ACTION_PAGED = QueryShape(
-    names.USAGE_TRACKING,
-    equality=("customer_id", "action"),
-    order=(("timestamp", _ASC), (DOCUMENT_ID, _ASC)),
+    (("timestamp", _ASC), (DOCUMENT_ID, _ASC)),
+    (),
+    ("customer_id",),
+    ("customer_id", "action"),
 )
 
 
-@declares(USAGE_IN_MONTH, USAGE_BY_CUSTOMER_PAGED, USAGE_BY_CUSTOMER_AND_ACTION_PAGED)
+@declares(*USAGE_PAGED)
 def usage_page(
     client: Client,
     month: str,
@@ -336,27 +253,17 @@ def usage_page(
     return _paged(_by_id(_time_range(query, "timestamp", start, end)), after, limit)
 
 
-REJECTIONS = QueryShape(
-    names.USAGE_REJECTIONS, order=(("rejected_at", _DESC), (DOCUMENT_ID, _DESC))
-)
-REJECTIONS_BY_KIND = QueryShape(
+REJECTIONS_PAGED = _shapes(
     names.USAGE_REJECTIONS,
-    equality=("kind",),
-    order=(("rejected_at", _DESC), (DOCUMENT_ID, _DESC)),
-)
-REJECTIONS_BY_CUSTOMER = QueryShape(
-    names.USAGE_REJECTIONS,
-    equality=("customer_id",),
-    order=(("rejected_at", _DESC), (DOCUMENT_ID, _DESC)),
-)
-REJECTIONS_BY_KIND_AND_CUSTOMER = QueryShape(
-    names.USAGE_REJECTIONS,
-    equality=("kind", "customer_id"),
-    order=(("rejected_at", _DESC), (DOCUMENT_ID, _DESC)),
+    (("rejected_at", _DESC), (DOCUMENT_ID, _DESC)),
+    (),
+    ("kind",),
+    ("customer_id",),
+    ("kind", "customer_id"),
 )
 
 
-@declares(REJECTIONS, REJECTIONS_BY_KIND, REJECTIONS_BY_CUSTOMER, REJECTIONS_BY_KIND_AND_CUSTOMER)
+@declares(*REJECTIONS_PAGED)
 def rejections_page(
     client: Client,
     kind: str | None = None,
@@ -383,17 +290,17 @@ def rejections_page(
     return _paged(_by_id(query, _DESC), after, limit)
 
 
-ALERTS_BY_ID = QueryShape(names.QUOTA_ALERTS, order=((DOCUMENT_ID, _ASC),))
-ALERTS_BY_CUSTOMER = QueryShape(
-    names.QUOTA_ALERTS, equality=("customer_id",), order=((DOCUMENT_ID, _ASC),)
-)
-ALERTS_BY_MONTH = QueryShape(names.QUOTA_ALERTS, equality=("month",), order=((DOCUMENT_ID, _ASC),))
-ALERTS_BY_CUSTOMER_AND_MONTH = QueryShape(
-    names.QUOTA_ALERTS, equality=("customer_id", "month"), order=((DOCUMENT_ID, _ASC),)
+ALERTS_PAGED = _shapes(
+    names.QUOTA_ALERTS,
+    ((DOCUMENT_ID, _ASC),),
+    (),
+    ("customer_id",),
+    ("month",),
+    ("customer_id", "month"),
 )
 
 
-@declares(ALERTS_BY_ID, ALERTS_BY_CUSTOMER, ALERTS_BY_MONTH, ALERTS_BY_CUSTOMER_AND_MONTH)
+@declares(*ALERTS_PAGED)
 def alerts_page(
     client: Client,
     customer_id: str | None = None,
@@ -456,3 +363,16 @@ def rolled_out_page(
     settings = settings or get_settings()
     parent = client.collection(settings.feature_rollouts_collection).document(feature)
     return _paged(_by_id(parent.collection(ROLLED_OUT)), after, limit)
+
+
+__all__ = [
+    "BUILDERS",
+    "DOCUMENT_ID",
+    "CompositeIndex",
+    "Direction",
+    "QueryShape",
+    "composite_indexes",
+    "declares",
+    "indexes_file",
+    "shapes_of",
+]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ops import rollout as rollout_module
+from ops import rollout_store
 from ops.rollout import RolloutError, bucket, rollout
 from shared.config.adapters import FirestoreConfigReader
 from shared.config_service import CustomerConfigService
@@ -217,7 +217,7 @@ def test_a_concurrent_hand_edit_makes_the_page_read_again(
 ) -> None:
     special = _seed(firestore_client)
     target = special["off"]
-    real = rollout_module._Store.flag_docs
+    real = rollout_store.Store.flag_docs
     raced: list[str] = []
 
     def racing(self: Any, ids: Any) -> Any:
@@ -228,7 +228,7 @@ def test_a_concurrent_hand_edit_makes_the_page_read_again(
             firestore_client.collection("feature_flags").document(target).update({"tactile": True})
         return snaps
 
-    monkeypatch.setattr(rollout_module._Store, "flag_docs", racing)
+    monkeypatch.setattr(rollout_store.Store, "flag_docs", racing)
     result = rollout(firestore_client, "tactile", 10, now=NOW)
     assert raced  # the edit happened between the page's read and its commit
     assert target in result.already_on
