@@ -80,13 +80,34 @@ def error(message: str, **fields: Any) -> None:
     log_event(logging.ERROR, message, **fields)
 
 
+MAX_LOGGED_ERRORS: Final = 20
+"""Field errors one log line names; the rest are counted (a 120,000-error document must not
+make a 24 MB line)."""
+MAX_ERROR_TEXT: Final = 300
+"""Characters of one logged field error."""
+
+
 def invalid_document(collection: str, document: str, errors: list[Any], **fields: Any) -> None:
-    """ERROR naming every bad field and value of a document that is not rewritten."""
-    detail = "; ".join(str(e) for e in errors)
+    """ERROR naming the bad fields and values of a document that is not rewritten (the first
+    MAX_LOGGED_ERRORS of them, each cut, with the count of the rest)."""
+    shown = errors[:MAX_LOGGED_ERRORS]
+    omitted = len(errors) - len(shown)
+    detail = "; ".join(_cut(str(e)) for e in shown)
+    more = f" (and {omitted} more)" if omitted else ""
     error(
-        f"invalid document {collection}/{document}: {detail}",
+        f"invalid document {collection}/{document}: {detail}{more}",
         collection=collection,
         document=document,
-        errors=[e.as_dict() if hasattr(e, "as_dict") else str(e) for e in errors],
+        errors=[
+            {k: _cut(str(v)) for k, v in e.as_dict().items()}
+            if hasattr(e, "as_dict")
+            else _cut(str(e))
+            for e in shown
+        ],
+        errors_omitted=omitted or None,
         **fields,
     )
+
+
+def _cut(text: str, limit: int = MAX_ERROR_TEXT) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

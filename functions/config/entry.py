@@ -10,11 +10,13 @@ from functions.config.ports import ConfigKind, InvalidationPublisher, Outcome, S
 from functions.config.service import customer_id_of, handle_config_write
 from functions.edge.documents import decode_document_event
 from shared import logs
-from shared.errors import PermanentError
+from shared.errors import PermanentError, classify
 
 REFUSED: Final = "refused-permanent-error"
 """The log's decision for an event no retry can help (a body that is no DocumentEventData,
-a request Firestore or Pub/Sub refuses): acknowledged, logged at ERROR."""
+a wrong `ce-type`, a request Pub/Sub refuses): acknowledged, logged at ERROR."""
+MAX_LOGGED_REASON: Final = 2000
+"""Characters of the refusal's reason in the ERROR line."""
 
 _STAMPER: Stamper | None = None
 """Set by tests to a fake; None: the Firestore stamper."""
@@ -30,14 +32,29 @@ def run_trigger(function: str, kind: ConfigKind, cloud_event: Any) -> Outcome | 
         stamper = _STAMPER or adapters.STAMPER.get()
         publisher = _PUBLISHER or adapters.PUBLISHER.get()
         outcome = handle_config_write(kind, event, stamper, publisher)
-    except PermanentError as exc:
-        # A retry cannot help: answering 500 would only have the platform redeliver it forever.
-        event_id = cloud_event.get("id") if hasattr(cloud_event, "get") else None
+    except Exception as exc:
+        # The one classification: only what a retry can fix leaves as TransientError (the
+        # platform redelivers); a permanent error answered 500 would be redelivered forever.
+        classified = classify(exc, function)
+        if not isinstance(classified, PermanentError):
+            if classified is exc:
+                raise
+            raise classified from exc
+        get = getattr(cloud_event, "get", None)
+        event_id = get("id") if get is not None else None
+        # The body may be unreadable: the document comes from the event's own attributes.
+        subject = str((get("document") or get("subject") or "") if get is not None else "")
+        document = subject.removeprefix("documents/") or None
+        reason = str(classified)
+        if len(reason) > MAX_LOGGED_REASON:
+            reason = reason[: MAX_LOGGED_REASON - 3] + "..."
         logs.error(
-            f"{function}: event {event_id} acknowledged, not applied: {exc}",
+            f"{function}: event {event_id} ({document or 'no document named'}) acknowledged, "
+            f"not applied: {reason}",
             function=function,
             decision=REFUSED,
             event_id=event_id,
+            document=document,
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )
         return None

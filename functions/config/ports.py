@@ -65,6 +65,8 @@ class Decision(enum.StrEnum):
     DELETED = "deleted"
     GONE = "gone-not-stamped"
     STALE = "stale-not-stamped"
+    REFUSED_STAMP = "stamp-refused"
+    """Firestore refused the stamp for good (e.g. it would push the document past 1 MiB)."""
 
 
 @dataclass(slots=True)
@@ -75,3 +77,5 @@ class Outcome:
     stamped_fields: tuple[str, ...] = ()
     invalidation: Invalidation | None = None
     errors: list[FieldError] = field(default_factory=list)
+    refusal: str | None = None
+    """Why Firestore refused the stamp (decision `stamp-refused`)."""

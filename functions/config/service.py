@@ -12,6 +12,9 @@ Rules (docs/config-triggers.md):
   the monthly reset write (`quota.BOOKKEEPING_FIELDS`) is billing state, not configuration: no
   stamp, no message (otherwise every usage event would cost a trigger write and a message).
 - Invalid documents are never rewritten: an ERROR log names each field and value.
+- A stamp Firestore refuses for good (InvalidArgument: the two timestamps would push a document
+  near 1 MiB past the limit) is logged once at ERROR and said in the invalidation's `notes`; the
+  event is acknowledged (a redelivery would be refused the same way).
 - Every user-visible create, update or delete publishes one invalidation message.
 """
 
@@ -34,7 +37,7 @@ from functions.config.ports import (
 )
 from functions.edge.documents import Change, ChangeKind
 from shared import logs
-from shared.errors import FieldError
+from shared.errors import FieldError, PermanentError
 from shared.invalidation import Invalidation, bounded_errors
 from shared.models import Customer, FeatureFlags, Scene, document_errors
 from shared.quota import BOOKKEEPING_FIELDS
@@ -45,6 +48,9 @@ _MISSING: Final = object()
 MANAGED_FIELDS: Final = frozenset({CREATED_AT, UPDATED_AT})
 """Fields only the triggers write; a change confined to them is not user-visible."""
 MAX_RESTAMPS: Final = 3
+"""Stamp attempts on newer versions when the event's own version was overwritten unstamped."""
+MAX_REASON: Final = 500
+"""Characters of Firestore's refusal kept in the log line and the note."""
 """Stamp attempts on newer versions when the event's own version was overwritten unstamped."""
 
 MODEL_OF: Final[dict[ConfigKind, type[BaseModel]]] = {
@@ -104,6 +110,7 @@ def handle_config_write(
     errors: list[FieldError] = []
     stamps: tuple[str, ...] = ()
     decision = Decision.DELETED
+    refusal: str | None = None
     if change is not ChangeKind.DELETE:
         after = event.after or {}
         if change is ChangeKind.UPDATE:
@@ -121,14 +128,30 @@ def handle_config_write(
                 customer=customer_id_of(kind, event),
             )
         else:
-            decision, stamps = _stamp(kind, event, stamper)
-    invalidation = invalidation_of(kind, event, change, errors)
+            try:
+                decision, stamps = _stamp(kind, event, stamper)
+            except PermanentError as exc:
+                decision, refusal = Decision.REFUSED_STAMP, _cut(str(exc), MAX_REASON)
+                logs.error(
+                    f"stamp of {event.document} refused, not retried: {refusal}",
+                    collection=event.collection,
+                    document=event.document,
+                    event_id=event.event_id,
+                    customer=customer_id_of(kind, event) or None,
+                    reason=refusal,
+                )
+    notes = (f"stamp refused by Firestore: {refusal}",) if refusal else ()
+    invalidation = invalidation_of(kind, event, change, errors, notes)
     publisher.publish(invalidation.body(), invalidation.ordering_key, invalidation.attributes())
-    return Outcome(decision, stamps, invalidation, errors)
+    return Outcome(decision, stamps, invalidation, errors, refusal)
 
 
 def invalidation_of(
-    kind: ConfigKind, event: Change, change: ChangeKind, errors: list[FieldError]
+    kind: ConfigKind,
+    event: Change,
+    change: ChangeKind,
+    errors: list[FieldError],
+    notes: tuple[str, ...] = (),
 ) -> Invalidation:
     """The `config-invalidations` message announcing this change."""
     kept, omitted = bounded_errors([e.as_dict() for e in errors])
@@ -142,6 +165,7 @@ def invalidation_of(
         errors_omitted=omitted,
         event_id=event.event_id,
         update_time=_update_time(event),
+        notes=notes,
     )
 
 
@@ -197,6 +221,10 @@ def _stamp_fields(
 def _timestamps_removed(event: Change) -> bool:
     before, after = event.before or {}, event.after or {}
     return any(name in before and name not in after for name in MANAGED_FIELDS)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _top_level(path: str) -> str:

@@ -28,6 +28,12 @@ from shared.times import parse_rfc3339
 
 _DOCUMENTS_MARKER: Final = "/documents/"
 _KIND: Final = "DocumentEventData"
+FIRESTORE_EVENT_TYPES: Final = frozenset(
+    f"google.cloud.firestore.document.v1.{what}{auth}"
+    for what in ("written", "created", "updated", "deleted")
+    for auth in ("", ".withAuthContext")
+)
+"""CloudEvent types whose body is a DocumentEventData (Eventarc's Firestore triggers)."""
 
 
 class ChangeKind(enum.StrEnum):
@@ -88,6 +94,13 @@ def decode_document_event(event: Any) -> Change:
     Raises InvalidDocumentError when the body is not a DocumentEventData in the declared form.
     """
     attrs = _attributes(event)
+    event_type = str(attrs.get("type") or "")
+    if event_type not in FIRESTORE_EVENT_TYPES:
+        # Another event's body read as a document would be a guess, never a fact: refuse it.
+        expected = "a google.cloud.firestore.document.v1 event type (written, created, ...)"
+        raise InvalidDocumentError(
+            "CloudEvent", [FieldError("ce-type", event_type[:120] or None, expected)]
+        )
     data = event.data if hasattr(event, "data") else event.get_data()
     message = parse_document_event_data(data, str(attrs.get("datacontenttype") or ""))
     value = message.value if message.HasField("value") else None

@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
-from functions.reset.ports import AuditState, CustomerDoc, ResetWrite
+from functions.reset.ports import AuditState, CustomerDoc, Rejection, ResetWrite
 from shared import names, queries, quota
 from shared.clients import Lazy, bounded_retry, firestore_client
 from shared.counters import counter_doc_id, split_counter_doc_id
 from shared.errors import classify
 from shared.firestore_values import create_if_absent
 
+REJECTED_DOC: Final = "_rejected"
+"""`quota_resets/_rejected/messages/{id}`: refused schedule messages. The parent document is
+never written, so listing the monthly audits (`quota_resets/{YYYY-MM}`) does not see it."""
+REJECTED_MESSAGES: Final = "messages"
 DEFAULT_TIMEOUT_SECONDS: Final = 60.0
 """Per Firestore call (a 500-write commit on a busy database takes seconds)."""
 _OK: Final = 0
@@ -213,6 +217,18 @@ class FirestoreResetRepository:
             )
         except Exception as exc:
             raise classify(exc, f"Firestore: finishing the audit {ref.path}") from exc
+
+    def record_rejection(self, rejection: Rejection) -> bool:
+        """Create `quota_resets/_rejected/messages/{id}` (a redelivery finds it: False)."""
+        from google.cloud.firestore_v1 import SERVER_TIMESTAMP  # noqa: PLC0415 - lazy
+
+        ref = self._audits.document(REJECTED_DOC).collection(REJECTED_MESSAGES)
+        doc = ref.document(rejection.id)
+        data = {**rejection.as_dict(), "received_at": SERVER_TIMESTAMP}
+        try:
+            return create_if_absent(doc, data, timeout=self._timeout)
+        except Exception as exc:
+            raise classify(exc, f"Firestore: recording the refused message {doc.path}") from exc
 
 
 def _build_default() -> FirestoreResetRepository:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from functions.edge.pubsub import Message
+from functions.edge.pubsub import PUBSUB_PUBLISHED, Message
 from functions.reset.ports import (
     CustomerDoc,
     ResetIssue,
@@ -30,27 +30,26 @@ COUNT_NAMES = ("reset", "skipped", "unlimited", "invalid", "kept", "errors", "re
 """The per-page counts, as the audit document and the summary name them."""
 
 
-def request_from_message(message: Message) -> ResetRequest:
+PUBLISH_TIME_WINDOW: Final = timedelta(days=32)
+"""How far a publish time may lie from the clock: Pub/Sub keeps a message at most 31 days, so
+an older (or future) one was not set by Pub/Sub (e.g. year 1) and names no month to reset."""
+
+
+def request_from_message(message: Message, now: datetime | None = None) -> ResetRequest:
     """The reset a schedule message asks for: `{"period": "YYYY-MM"}` body, else publish time.
 
     Never from the clock at delivery: a delayed or repeated delivery resets the month it was
-    scheduled for. Raises ScheduleMessageError for a message that names no usable period.
+    scheduled for. Raises ScheduleMessageError for a message that names no usable period: an
+    unusable envelope, another event type, a body that is not a JSON object, a bad period, a
+    publish time outside `now` +- PUBLISH_TIME_WINDOW (when `now` is given).
     """
-    if message.problem is not None:
-        raise ScheduleMessageError(
-            f"unusable schedule message: {message.problem}; expected a MessagePublishedData "
-            "body with a message"
-        )
-    publish_time = message.publish_time or message.event_time
-    try:
-        body: Any = json.loads(message.data) if message.data else None
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        body = None  # a Scheduler body that is not JSON still means "the scheduled month"
-    explicit = isinstance(body, Mapping) and body.get("period") is not None
-    if isinstance(body, Mapping) and explicit:
+    publish_time = _publish_time(message, now)
+    body = _body(message)
+    explicit = body is not None and body.get("period") is not None
+    if body is not None and explicit:
         period = body["period"]
         if not isinstance(period, str) or not MONTH_RE.match(period):
-            raise ScheduleMessageError(f"period={period!r}: expected a month as YYYY-MM")
+            raise ScheduleMessageError(f"period={_preview(period)}: expected a month as YYYY-MM")
         if publish_time is not None and period > month_of(publish_time):
             raise ScheduleMessageError(
                 f"period={period!r}: expected a month not after the publish time's "
@@ -62,8 +61,77 @@ def request_from_message(message: Message) -> ResetRequest:
         raise ScheduleMessageError(
             "the message has neither a publish time nor a body with a period (YYYY-MM)"
         )
+    if now is not None and period > month_of(now):
+        raise ScheduleMessageError(
+            f"period={period!r}: expected a month not after the current one ({month_of(now)})"
+        )
     message_id = message.message_id if message.message_id != "unknown" else None
     return ResetRequest(period, message_id, publish_time, explicit)
+
+
+_NOT_JSON: Final = object()
+
+
+def _publish_time(message: Message, now: datetime | None) -> datetime | None:
+    """The usable publish time (else the event time); refuses an unusable envelope, another
+    event type and a publish time Pub/Sub cannot have set."""
+    if message.problem is not None:
+        raise ScheduleMessageError(
+            f"unusable schedule message: {message.problem}; expected a MessagePublishedData "
+            "body with a message"
+        )
+    if message.event_type != PUBSUB_PUBLISHED:
+        raise ScheduleMessageError(
+            f"ce-type={message.event_type[:120]!r}: expected {PUBSUB_PUBLISHED}"
+        )
+    if message.publish_time_text and message.publish_time is None:
+        raise ScheduleMessageError(
+            f"publishTime={_preview(message.publish_time_text)}: expected an RFC 3339 time "
+            "in years 0001-9999 (UTC)"
+        )
+    publish_time = message.publish_time or message.event_time
+    if publish_time is not None and now is not None and _far(publish_time, now):
+        raise ScheduleMessageError(
+            f"publishTime={publish_time.isoformat()!r}: expected a time within "
+            f"{PUBLISH_TIME_WINDOW.days} days of now ({now.isoformat()})"
+        )
+    return publish_time
+
+
+def _body(message: Message) -> Mapping[str, Any] | None:
+    """The message data as a JSON object (None when empty); refuses anything else."""
+    if not message.data:
+        return None
+    try:
+        body = json.loads(message.data)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        body = _NOT_JSON
+    if not isinstance(body, Mapping):
+        # The Scheduler sends {"job": ...}; anything else was not meant for this topic, and
+        # guessing a month from it would reset customers on a stray message.
+        raise ScheduleMessageError(
+            f"message data={_preview(message.data)}: expected a JSON object "
+            '({"job": "monthly-quota-reset"} or {"period": "YYYY-MM"})'
+        )
+    return body
+
+
+def _far(when: datetime, now: datetime) -> bool:
+    try:
+        return abs(now - when) > PUBLISH_TIME_WINDOW
+    except OverflowError:
+        return True
+
+
+def _preview(value: Any, limit: int = 80) -> str:
+    """A short repr for a refusal message (never the whole of a large body)."""
+    if isinstance(value, bytes):
+        value = value[:limit]
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = f"<{type(value).__name__} nested too deeply>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class _CounterFields(BaseModel):

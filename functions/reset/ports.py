@@ -92,6 +92,46 @@ class ResetRepository(Protocol):
         """Mark the pass finished, clear the cursor, set the exact `customers_reset`."""
 
 
+class RejectionRecorder(Protocol):
+    """Where a refused schedule message is recorded for a person (`quota_resets/_rejected`)."""
+
+    def record_rejection(self, rejection: Rejection) -> bool:
+        """Store it once (keyed by its id); False when a redelivery finds it already there."""
+
+
+class ScheduleRepository(ResetRepository, RejectionRecorder, Protocol):
+    """What the schedule entry point needs: the run's repository and the rejection record."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A schedule message refused for good: no period to reset, or none that may be reset."""
+
+    id: str
+    """Document id: the Pub/Sub message id, else the CloudEvent id, else a hash of the body."""
+    reason: str
+    message_id: str | None
+    event_id: str | None
+    event_type: str
+    publish_time: str | None
+    """The publish time as delivered (text, cut)."""
+    data_preview: str
+    """The first bytes of the message data, for a person to recognise it."""
+    data_bytes: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Form stored in Firestore (the adapter adds `received_at`)."""
+        return {
+            "reason": self.reason,
+            "message_id": self.message_id,
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "publish_time": self.publish_time,
+            "data_preview": self.data_preview,
+            "data_bytes": self.data_bytes,
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class ResetIssue:
     """A customer the run could not reset (`error`) or reset despite other bad fields."""

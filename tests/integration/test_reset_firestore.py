@@ -345,9 +345,13 @@ def test_unlimited_missing_and_invalid_documents_are_handled_and_reported(
 
 
 def test_entry_point_resets_the_month_a_manual_message_names(
-    firestore_client: Any, clean_firestore: Emulators
+    firestore_client: Any, clean_firestore: Emulators, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from functions import main  # the real entry point, settings from the emulator environment
+    from functions.reset import entry as reset_entry
+
+    # The publish time is judged against the clock (Pub/Sub keeps a message 31 days at most).
+    monkeypatch.setattr(reset_entry, "utc_now", lambda: datetime(2026, 12, 3, 9, 0, 1, tzinfo=UTC))
 
     seed(firestore_client, "customers", {f"m{i}": stale(i) for i in range(7)})
     body = base64.b64encode(json.dumps({"period": P}).encode()).decode()

@@ -63,7 +63,12 @@ def test_a_json_cloudevent_arrives_parsed_and_is_decoded() -> None:
 
 
 def test_event_time_is_parsed_as_rfc3339() -> None:
-    attrs = {"type": "t", "source": "s", "id": "e1", "time": "2025-02-01T12:00:00.5Z"}
+    attrs = {
+        "type": "google.cloud.firestore.document.v1.written",
+        "source": "s",
+        "id": "e1",
+        "time": "2025-02-01T12:00:00.5Z",
+    }
     change = decode_document_event(CloudEvent(attrs, None))
     assert change.time == datetime(2025, 2, 1, 12, 0, 0, 500000, tzinfo=UTC)
     assert change.kind is None

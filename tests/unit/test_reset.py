@@ -374,10 +374,19 @@ def test_explicit_period_wins_and_a_future_or_bad_one_is_refused() -> None:
         decode_schedule_event(event({"data": b64({"period": "12/2026"})}))
 
 
-def test_non_json_body_and_snake_case_fields_fall_back_to_the_publish_time() -> None:
-    msg = {"data": b64(b"\xff not json"), "publish_time": "2026-11-30T23:59:59Z"}
+def test_snake_case_fields_and_no_data_fall_back_to_the_publish_time() -> None:
+    msg = {"data": b64({"job": "x"}), "publish_time": "2026-11-30T23:59:59Z"}
     assert decode_schedule_event(event(msg)).period == "2026-11"
     assert decode_schedule_event(event({}, time="2026-12-01T00:00:00Z")).period == P
+
+
+def test_a_body_that_is_not_a_json_object_is_refused_not_taken_as_the_scheduled_month() -> None:
+    """Issue 11: a stray message on the topic must not reset customers (the Scheduler's body
+    is always `{"job": ...}`)."""
+    for data in (b"\xff not json", b"[" * 1000, b"[1]", b'"2026-12"', b"12"):
+        msg = {"data": b64(data), "publishTime": "2026-11-30T23:59:59Z"}
+        with pytest.raises(ScheduleMessageError, match="JSON object"):
+            decode_schedule_event(event(msg))
 
 
 def test_a_message_without_any_time_is_refused() -> None:
@@ -392,12 +401,18 @@ def test_handler_acknowledges_a_refused_message_without_touching_firestore(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from functions import main
+    from tests.limits_support import FakeScheduleRepo
 
-    def no_repo() -> None:
-        raise AssertionError("must not reach Firestore")
+    class NoRun(FakeScheduleRepo):
+        def scan(self, start_after: str | None) -> Iterator[CustomerDoc]:
+            raise AssertionError("must not read customers")
 
-    monkeypatch.setattr(reset_entry, "default_repository", no_repo)
+    repo = NoRun()
+    monkeypatch.setattr(reset_entry, "default_repository", lambda: repo)
     main.reset_monthly_quotas(event({"data": b64({"period": "bad"})}))
+    [rejection] = repo.rejections.values()
+    assert "period='bad'" in rejection.reason
+    assert repo.audits == {}
 
 
 def test_handler_raises_for_redelivery_when_the_run_is_incomplete(
@@ -407,6 +422,7 @@ def test_handler_raises_for_redelivery_when_the_run_is_incomplete(
 
     repo = many(3)
     monkeypatch.setattr(reset_entry, "default_repository", lambda: repo)
+    monkeypatch.setattr(reset_entry, "utc_now", lambda: NOW)
     monkeypatch.setattr(reset_entry, "function_deadline", lambda timeout: -1.0)  # already past
     with pytest.raises(ResetIncompleteError):
         main.reset_monthly_quotas(event({"publishTime": "2026-12-01T00:00:00Z"}))
@@ -567,5 +583,6 @@ def test_handler_acknowledges_a_request_firestore_refuses(
 
     repo = Refusing({"c1": stale(1)})
     monkeypatch.setattr(reset_entry, "default_repository", lambda: repo)
+    monkeypatch.setattr(reset_entry, "utc_now", lambda: NOW)
     main.reset_monthly_quotas(event({"publishTime": "2026-12-01T00:00:00Z"}))
     assert repo.docs["c1"][0]["quota_period"] == "2026-11"
