@@ -34,8 +34,15 @@ APT_PACKAGES: Final = ("python3-venv", "make")
 
 USAGE_DEAD_LETTER_HOLD_SUBSCRIPTION: Final = "usage-events-dead-letter-hold"
 """Pull subscription on the dead-letter topic that keeps dead letters for a person (7 days)."""
+
+
+def hold_subscription(dead_letter_topic: str) -> str:
+    """The pull subscription keeping a dead-letter topic's messages 7 days (replay, audit)."""
+    return f"{dead_letter_topic}-hold"
+
+
 SCHEDULER_COMMAND: Final = ".venv/bin/python -m deploy.scheduler_job ensure"
-"""Creates or updates the monthly reset job (idempotent)."""
+"""Creates or updates both Scheduler jobs, monthly reset and every-minute fold (idempotent)."""
 
 RUNTIME_ENV: Final = {
     "GOOGLE_CLOUD_PROJECT": "$PROJECT_ID",
@@ -50,7 +57,6 @@ SUBSTITUTIONS: Final = {
     "_REGION": "us-central1",
     "_FIRESTORE_LOCATION": "nam5",
     "_SERVICE_ACCOUNT": "blueprint-functions@${PROJECT_ID}.iam.gserviceaccount.com",
-    "_MAX_DELIVERY_ATTEMPTS": "10",
 }
 
 HEADER: Final = """\
@@ -117,6 +123,16 @@ def topics(settings: Settings) -> list[str]:
     return settings.all_topics()
 
 
+def dead_letter_topics(settings: Settings) -> list[str]:
+    """Every dead-letter topic of the table's delivery policies (each gets a hold subscription)."""
+    found: list[str] = []
+    for spec in FUNCTIONS:
+        topic = spec.delivery.dead_letter_topic(settings) if spec.delivery else None
+        if topic is not None and topic not in found:
+            found.append(topic)
+    return found
+
+
 def _topics_script(settings: Settings) -> str:
     lines = ["set -euo pipefail"]
     for topic in topics(settings):
@@ -124,42 +140,59 @@ def _topics_script(settings: Settings) -> str:
             f"gcloud pubsub topics describe {topic} >/dev/null 2>&1"
             f" || gcloud pubsub topics create {topic}"
         )
-    hold = USAGE_DEAD_LETTER_HOLD_SUBSCRIPTION
-    lines.append(
-        f"gcloud pubsub subscriptions describe {hold} >/dev/null 2>&1"
-        f" || gcloud pubsub subscriptions create {hold}"
-        f" --topic={settings.usage_events_dead_letter_topic} --message-retention-duration=7d"
-    )
+    for dead in dead_letter_topics(settings):
+        hold = hold_subscription(dead)
+        lines.append(
+            f"gcloud pubsub subscriptions describe {hold} >/dev/null 2>&1"
+            f" || gcloud pubsub subscriptions create {hold}"
+            f" --topic={dead} --message-retention-duration=7d"
+        )
     return "\n".join(lines) + "\n"
 
 
-def _dead_letter_script(spec: FunctionSpec, settings: Settings) -> str:
-    """Attach the dead-letter policy to the subscription Eventarc made for `spec`.
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+def _delivery_script(spec: FunctionSpec, settings: Settings) -> str:
+    """Set the table's delivery policy on the subscription Eventarc made for `spec`.
 
     Bash variables are written `$$name`: Cloud Build substitutes `$NAME` itself.
     """
-    dead = settings.usage_events_dead_letter_topic
-    return (
-        "\n".join(
-            [
-                "set -euo pipefail",
-                f"trigger=$$(gcloud functions describe {spec.name} --gen2 --region=${{_REGION}}"
-                " --format='value(eventTrigger.trigger)')",
-                'sub=$$(gcloud eventarc triggers describe "$${trigger##*/}" --location=${_REGION}'
-                " --format='value(transport.pubsub.subscription)')",
-                "number=$$(gcloud projects describe $PROJECT_ID --format='value(projectNumber)')",
-                'agent="serviceAccount:service-$${number}@gcp-sa-pubsub.iam.gserviceaccount.com"',
-                f'gcloud pubsub topics add-iam-policy-binding {dead} --member="$${{agent}}"'
-                " --role=roles/pubsub.publisher >/dev/null",
-                'gcloud pubsub subscriptions add-iam-policy-binding "$${sub}" --member="$${agent}"'
-                " --role=roles/pubsub.subscriber >/dev/null",
-                f'gcloud pubsub subscriptions update "$${{sub}}" --dead-letter-topic={dead}'
-                " --max-delivery-attempts=${_MAX_DELIVERY_ATTEMPTS}"
-                " --min-retry-delay=10s --max-retry-delay=600s",
-            ]
-        )
-        + "\n"
+    policy = spec.delivery
+    if policy is None:
+        raise ValueError(f"{spec.name}: a Pub/Sub function needs `delivery=` in the table")
+    dead = policy.dead_letter_topic(settings)
+    lines = [
+        "set -euo pipefail",
+        f"trigger=$$(gcloud functions describe {spec.name} --gen2 --region=${{_REGION}}"
+        " --format='value(eventTrigger.trigger)')",
+        'sub=$$(gcloud eventarc triggers describe "$${trigger##*/}" --location=${_REGION}'
+        " --format='value(transport.pubsub.subscription)')",
+    ]
+    update = (
+        'gcloud pubsub subscriptions update "$${sub}"'
+        f" --min-retry-delay={_seconds(policy.min_backoff_seconds)}"
+        f" --max-retry-delay={_seconds(policy.max_backoff_seconds)}"
     )
+    if dead is not None:
+        lines += [
+            "number=$$(gcloud projects describe $PROJECT_ID --format='value(projectNumber)')",
+            'agent="serviceAccount:service-$${number}@gcp-sa-pubsub.iam.gserviceaccount.com"',
+            f'gcloud pubsub topics add-iam-policy-binding {dead} --member="$${{agent}}"'
+            " --role=roles/pubsub.publisher >/dev/null",
+            'gcloud pubsub subscriptions add-iam-policy-binding "$${sub}" --member="$${agent}"'
+            " --role=roles/pubsub.subscriber >/dev/null",
+        ]
+        update += (
+            f" --dead-letter-topic={dead} --max-delivery-attempts={policy.max_delivery_attempts}"
+        )
+    return "\n".join([*lines, update]) + "\n"
+
+
+def delivery_step_id(spec: FunctionSpec) -> str:
+    """Id of the step that sets a Pub/Sub function's delivery policy."""
+    return f"delivery-{spec.name}"
 
 
 def cloudbuild(settings: Settings | None = None) -> dict[str, Any]:
@@ -212,15 +245,18 @@ def cloudbuild(settings: Settings | None = None) -> dict[str, Any]:
                 "waitFor": ["package", "topics"],
             }
         )
-    usage = next(s for s in FUNCTIONS if s.topic(settings) == settings.usage_events_topic)
+    for spec in FUNCTIONS:
+        if spec.trigger is TriggerKind.PUBSUB:
+            steps.append(
+                {
+                    "id": delivery_step_id(spec),
+                    "name": GCLOUD_IMAGE,
+                    "entrypoint": "bash",
+                    "args": ["-c", _delivery_script(spec, settings)],
+                    "waitFor": [f"deploy-{spec.name}"],
+                }
+            )
     steps += [
-        {
-            "id": "usage-dead-letter",
-            "name": GCLOUD_IMAGE,
-            "entrypoint": "bash",
-            "args": ["-c", _dead_letter_script(usage, settings)],
-            "waitFor": [f"deploy-{usage.name}"],
-        },
         {
             "id": "scheduler-job",
             "name": CI_IMAGE,

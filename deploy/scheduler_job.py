@@ -1,9 +1,12 @@
-"""The Cloud Scheduler job of the monthly reset, as code: create if missing, update if it drifted.
+"""The Cloud Scheduler jobs as code: create if missing, update if it drifted.
 
 `python -m deploy.scheduler_job ensure --project P --region R [--dry-run]` (cloudbuild.yaml runs
-it on every deploy). The job `monthly-quota-reset` publishes on `quota-reset-schedule` at
-`0 0 1 * *` UTC; the function takes the month to reset from the message's publish time. There is
-no Scheduler emulator: the tests check the requests this module sends to a fake client.
+it on every deploy) ensures both jobs and prints one JSON line per job:
+- `monthly-quota-reset` publishes on `quota-reset-schedule` at `0 0 1 * *` UTC; the function
+  takes the month to reset from the message's publish time;
+- `usage-fold` publishes on `usage-fold-schedule` every minute (`* * * * *` UTC); each message
+  runs one fold of the usage counter shards (docs/counters.md).
+There is no Scheduler emulator: the tests check the requests this module sends to a fake client.
 """
 
 from __future__ import annotations
@@ -24,6 +27,14 @@ JOB_DESCRIPTION: Final = (
 )
 JOB_BODY: Final = json.dumps({"job": names.QUOTA_RESET_JOB}, separators=(",", ":")).encode()
 """Message data (a Pub/Sub target needs a non-empty body). No period: the publish time is it."""
+
+FOLD_JOB_DESCRIPTION: Final = (
+    "Usage counter fold: publishes on the fold schedule topic every minute; the function "
+    "fold-usage-counters folds the changed counter shards into month totals and customers."
+)
+FOLD_JOB_BODY: Final = json.dumps({"job": names.USAGE_FOLD_JOB}, separators=(",", ":")).encode()
+FOLD_RETRY: Final = {"retry_count": 0}
+"""A missed minute is folded by the next one: no Scheduler retries."""
 
 RETRY: Final = {
     "retry_count": 5,
@@ -79,10 +90,29 @@ def job_name(project: str, region: str, job: str = names.QUOTA_RESET_JOB) -> str
     return f"projects/{project}/locations/{region}/jobs/{job}"
 
 
-def desired_job(project: str, region: str, topic: str | None = None) -> Any:
-    """The Job this project wants (topic defaults to the settings' schedule topic)."""
+def desired_job(
+    project: str, region: str, topic: str | None = None, job: str = names.QUOTA_RESET_JOB
+) -> Any:
+    """The Job this project wants (`job`: the reset's or the fold's; the topic defaults to the
+    settings' schedule topic of that job)."""
     from google.cloud import scheduler_v1  # noqa: PLC0415 - lazy: heavy import
 
+    if job == names.USAGE_FOLD_JOB:
+        return scheduler_v1.Job(
+            name=job_name(project, region, job),
+            description=FOLD_JOB_DESCRIPTION,
+            schedule=names.USAGE_FOLD_CRON,
+            time_zone=names.QUOTA_RESET_TIME_ZONE,
+            pubsub_target=scheduler_v1.PubsubTarget(
+                topic_name=names.topic_path(
+                    project, topic or get_settings().usage_fold_schedule_topic
+                ),
+                data=FOLD_JOB_BODY,
+            ),
+            retry_config=scheduler_v1.RetryConfig(**FOLD_RETRY),
+        )
+    if job != names.QUOTA_RESET_JOB:
+        raise ValueError(f"job={job!r}: expected one of {list(JOBS)}")
     topic = topic or get_settings().quota_reset_schedule_topic
     return scheduler_v1.Job(
         name=job_name(project, region),
@@ -96,19 +126,28 @@ def desired_job(project: str, region: str, topic: str | None = None) -> Any:
     )
 
 
+JOBS: Final = (names.QUOTA_RESET_JOB, names.USAGE_FOLD_JOB)
+"""Every job this module owns."""
+
+
 def drifted_fields(desired: Any, existing: Any) -> tuple[str, ...]:
     """The owned fields whose values differ (proto equality, so defaults compare equal)."""
     return tuple(f for f in COMPARED_FIELDS if getattr(desired, f) != getattr(existing, f))
 
 
 def ensure(
-    client: SchedulerClient, project: str, region: str, *, dry_run: bool = False
+    client: SchedulerClient,
+    project: str,
+    region: str,
+    *,
+    dry_run: bool = False,
+    job: str = names.QUOTA_RESET_JOB,
 ) -> EnsureResult:
     """Create the job if missing, update the drifted fields if it differs, else do nothing."""
     from google.api_core.exceptions import NotFound  # noqa: PLC0415 - lazy
     from google.cloud import scheduler_v1  # noqa: PLC0415
 
-    desired = desired_job(project, region)
+    desired = desired_job(project, region, job=job)
     try:
         existing = client.get_job(request=scheduler_v1.GetJobRequest(name=desired.name))
     except NotFound:
@@ -138,24 +177,27 @@ def _client() -> SchedulerClient:
 
 
 def main(argv: list[str] | None = None, client: SchedulerClient | None = None) -> int:
-    """Command line: `ensure --project P --region R [--dry-run]`; prints one JSON line."""
+    """Command line: `ensure --project P --region R [--dry-run]`; one JSON line per job."""
     parser = argparse.ArgumentParser(prog="python -m deploy.scheduler_job", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    cmd = sub.add_parser("ensure", help="create or update the monthly-quota-reset job")
+    cmd = sub.add_parser("ensure", help="create or update the scheduler jobs")
     cmd.add_argument("--project", default=None, help="project id (default: settings)")
     cmd.add_argument("--region", default=None, help="Scheduler location (default: settings)")
     cmd.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
     args = parser.parse_args(argv)
     settings = get_settings()
-    result = ensure(
-        client or _client(),
-        args.project or settings.project_id,
-        args.region or settings.region,
-        dry_run=args.dry_run,
-    )
-    print(json.dumps(result.as_dict()))
-    if result.paused:
-        print(f"warning: {result.job} is PAUSED; left paused", file=sys.stderr)
+    client = client or _client()
+    for job in JOBS:
+        result = ensure(
+            client,
+            args.project or settings.project_id,
+            args.region or settings.region,
+            dry_run=args.dry_run,
+            job=job,
+        )
+        print(json.dumps(result.as_dict()))
+        if result.paused:
+            print(f"warning: {result.job} is PAUSED; left paused", file=sys.stderr)
     return 0
 
 

@@ -58,6 +58,7 @@ def cmd_emulators(args: argparse.Namespace) -> int:
     project = args.project or get_settings().project_id
     pair = start_emulators(project, rules_path=args.rules)
     _catch_stop_signals()
+    clean = False
     try:
         print(f"# Firestore emulator: {pair.firestore.url}  (log {pair.firestore.log_path})")
         print(f"# Pub/Sub emulator:   {pair.pubsub.url}  (log {pair.pubsub.log_path})")
@@ -65,13 +66,21 @@ def cmd_emulators(args: argparse.Namespace) -> int:
         print("# In another shell:")
         for key, value in pair.env.items():
             print(f"export {key}={value}")
-        print("# Ctrl-C stops both emulators.", flush=True)
+        print("# Ctrl-C stops both emulators (their data is in memory: it goes with them).")
+        print("#", flush=True)
         _wait_for_interrupt()
+        clean = True
     finally:
         print("# stopping emulators ...", flush=True)
-        pair.stop()
-        print("# stopped.", flush=True)
+        print(_stopped(pair.stop(keep_logs=not clean)), flush=True)
     return 0
+
+
+def _stopped(kept: Path | None) -> str:
+    """The last line of a stop: where the logs are if they were kept (after a crash)."""
+    if kept is None:
+        return "# stopped; nothing left running; logs removed."
+    return f"# stopped; nothing left running; logs kept in {kept}"
 
 
 def format_invocation(item: dict[str, Any]) -> str:
@@ -92,6 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"# starting the local suite for project {project} ...", flush=True)
     suite = start_local_suite(project, load_examples=False)
     _catch_stop_signals()
+    clean = False
     try:
         suite.emulators.export()
         STATE_FILE.parent.mkdir(exist_ok=True)
@@ -117,8 +127,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         for key, value in suite.env.items():
             print(f"export {key}={value}")
-        print("# fire the monthly reset: python -m devstack fire-reset")
-        print("# Ctrl-C stops everything.")
+        print("# fire the monthly reset: python -m devstack fire-reset [--month YYYY-MM]")
+        interval = suite.settings.local_fold_interval_seconds
+        print(f"# usage fold: every {interval:g} s (BLUEPRINT_LOCAL_FOLD_INTERVAL_SECONDS)")
+        print("# Ctrl-C stops everything; the emulators' data is in memory and goes with them.")
         print(
             f"{'# time':<12}  {'function':<26} {'document':<36} {'decision':<22} {'duration':>11}"
         )
@@ -141,34 +153,98 @@ def cmd_run(args: argparse.Namespace) -> int:
             count = sum(len(v) for v in loaded.values())
             print(f"# loaded {count} example documents: {sorted(loaded)}", flush=True)
         _wait_for_interrupt(tick)
+        clean = True
     finally:
         print("# stopping ...", flush=True)
-        suite.stop()
+        kept = suite.stop(keep_logs=not clean)
         with contextlib.suppress(OSError):
             STATE_FILE.unlink()
-        print("# stopped; nothing left running.", flush=True)
+        print(_stopped(kept), flush=True)
     return 0
+
+
+class NoSuiteError(EmulatorError):
+    """`fire-reset` found no running local suite."""
+
+
+def _running_suite() -> dict[str, Any]:
+    """The state of the running `make run`; NoSuiteError (stale state file removed) if none."""
+    try:
+        state = json.loads(STATE_FILE.read_text())
+    except (OSError, ValueError):
+        raise NoSuiteError("no local suite is running: start one with `make run`") from None
+    stale = not isinstance(state, dict) or not _process_alive(state.get("pid"))
+    if not stale:
+        status, _ = _get_or_refused(f"http://{state['pubsub']}/v1/projects/{state['project']}")
+        stale = status is None
+    if stale:
+        with contextlib.suppress(OSError):
+            STATE_FILE.unlink()
+        raise NoSuiteError(
+            f"no local suite is running (removed the stale {STATE_FILE} left by one "
+            "that stopped): start one with `make run`"
+        )
+    return dict(state)
+
+
+def _process_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def _get_or_refused(url: str) -> tuple[int | None, bytes]:
+    """(status, body); status None when nothing listens there."""
+    try:
+        return http("GET", url, timeout=3)
+    except OSError:
+        return None, b""
+
+
+def reset_payload(month: str | None) -> dict[str, str]:
+    """The schedule message: the job name, and the month when one is asked for (the function
+    resets the month of the message's publish time otherwise)."""
+    payload = {"job": names.QUOTA_RESET_JOB, "fired_by": "devstack"}
+    if month is not None:
+        payload["period"] = month
+    return payload
 
 
 def cmd_fire_reset(args: argparse.Namespace) -> int:
     """Publish the monthly reset message on the running suite's schedule topic."""
-    try:
-        state = json.loads(STATE_FILE.read_text())
-    except (OSError, ValueError):
-        print("error: no running local suite (start it with `make run`)", file=sys.stderr)
-        return 2
-    payload = json.dumps({"job": names.QUOTA_RESET_JOB, "fired_by": "devstack"}).encode()
+    state = _running_suite()
+    month = args.month or datetime.now(UTC).strftime("%Y-%m")
+    payload = json.dumps(reset_payload(args.month)).encode()
     body = json.dumps({"messages": [{"data": base64.b64encode(payload).decode()}]}).encode()
-    url = (
-        f"http://{state['pubsub']}/v1/projects/{state['project']}/topics/"
-        f"{state['quota_reset_topic']}:publish"
-    )
-    status, answer = http("POST", url, body)
+    topic = state["quota_reset_topic"]
+    url = f"http://{state['pubsub']}/v1/projects/{state['project']}/topics/{topic}:publish"
+    try:
+        status, answer = http("POST", url, body)
+    except OSError as exc:
+        raise NoSuiteError(
+            f"the suite's Pub/Sub emulator at {state['pubsub']} does not answer ({exc}); "
+            "restart the suite with `make run`"
+        ) from None
     if status != 200:
-        print(f"error: publish failed: HTTP {status} {answer[:200]!r}", file=sys.stderr)
+        print(f"error: publish on {topic} failed: HTTP {status} {answer[:200]!r}", file=sys.stderr)
         return 1
-    print(f"published on {state['quota_reset_topic']}: {answer.decode().strip()}")
+    ids = json.loads(answer).get("messageIds") or ["?"]
+    print(f"reset {month} requested: message {ids[0]} on {topic} (the live log shows the outcome)")
     return 0
+
+
+def _month(text: str) -> str:
+    from shared.times import MONTH_RE  # noqa: PLC0415
+
+    if not MONTH_RE.match(text):
+        raise argparse.ArgumentTypeError(f"expected YYYY-MM, for example 2025-01, got {text!r}")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-examples", action="store_true", help="do not load schema.md's examples")
     run.set_defaults(func=cmd_run)
     fire = sub.add_parser("fire-reset", help="publish the monthly reset on the running suite")
+    fire.add_argument(
+        "--month", type=_month, help="the month to reset, YYYY-MM (default: the current one)"
+    )
     fire.set_defaults(func=cmd_fire_reset)
     return parser
 
@@ -198,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     install_cleanup_handlers()
     try:
         return int(args.func(args))
+    except NoSuiteError as exc:  # a failure, not a usage mistake
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except (EmulatorError, OSError) as exc:  # OSError: an emulator or the host did not answer
         print(f"error: {exc}", file=sys.stderr)
         return 2

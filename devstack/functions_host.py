@@ -8,6 +8,11 @@
   (`--functions_emulator`): it base64-decodes the body, fixes `ce-source` and forwards a binary
   CloudEvent over HTTP to `/<trigger-id>/` (trigger id = function name), answering with the
   function's status.
+- A Pub/Sub push to a Pub/Sub function is turned into the binary CloudEvent Eventarc sends in
+  production (`push_to_cloud_event`: data = the whole `MessagePublishedData`, subscription
+  included), whatever the body holds, so the function itself classifies a malformed envelope.
+  functions-framework's own conversion would drop `subscription` and answer 400/500 itself
+  for a body that is not a well-formed push envelope (redelivered forever).
 - `/_devstack/invocations?since=N` lists what ran (function, document, decision, duration,
   status); one readable line per invocation also goes to stdout.
 
@@ -37,8 +42,11 @@ from typing import Any
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from devstack.decisions import decision_of
+from devstack.push import Backoff, local_delivery, pubsub_push
 from functions.table import FUNCTIONS, TriggerKind
 from shared import logs
+from shared.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN_SOURCE = ROOT / "functions" / "main.py"
@@ -110,9 +118,9 @@ class _DecisionHandler(logging.Handler):
         self.log = log
 
     def emit(self, record: logging.LogRecord) -> None:
-        decision = getattr(record, "fields", {}).get("decision")
+        decision = decision_of(record)
         if decision:
-            self.log.decision_logged(str(decision))
+            self.log.decision_logged(decision)
 
 
 def _document_of(environ: dict[str, Any]) -> str:
@@ -123,14 +131,9 @@ def _document_of(environ: dict[str, Any]) -> str:
         document = subject.removeprefix("documents/")
     if document:
         return str(document)
-    # A Pub/Sub push envelope: peek at the body (already buffered by the caller).
-    body = environ["wsgi.input"].getvalue()
-    try:
-        message = json.loads(body).get("message", {})
-    except (ValueError, AttributeError):
-        return ""
+    # A Pub/Sub push: the CloudEvent id is the message id (see push_to_cloud_event).
     topic = str(environ.get("PATH_INFO", "")).rsplit("/", 1)[-1]
-    return f"{topic} msg {message.get('messageId') or message.get('message_id') or '?'}"
+    return f"{topic} msg {environ.get('HTTP_CE_ID') or '?'}"
 
 
 def record_invocations(name: str, app: WsgiApp, log: InvocationLog) -> WsgiApp:
@@ -176,6 +179,19 @@ def record_invocations(name: str, app: WsgiApp, log: InvocationLog) -> WsgiApp:
         return result
 
     return wrapped
+
+
+def since_of(value: str | None) -> int | Response:
+    """The `since` query parameter, or a 400 saying what was expected."""
+    text = "0" if value is None else value
+    if not text.isdigit():
+        return Response(
+            f"since={value!r}: expected a non-negative integer (an invocation sequence number, "
+            "e.g. the value of `mark()`)\n",
+            status=400,
+            mimetype="text/plain",
+        )
+    return int(text)
 
 
 class Relay:
@@ -261,16 +277,20 @@ def fix_source(source: str, project: str) -> str:
     return fixed
 
 
-def build_app(base_url: str, log: InvocationLog) -> WsgiApp:
+def build_app(base_url: str, log: InvocationLog, project: str | None = None) -> WsgiApp:
     """The dispatcher: relay, one functions-framework app per function, the invocation API."""
     import functions_framework  # noqa: PLC0415 -- heavy, only in this process
 
+    project = project or get_settings().project_id
     apps: dict[str, WsgiApp] = {}
     for spec in FUNCTIONS:
         app = functions_framework.create_app(  # type: ignore[no-untyped-call]
             spec.entry_point, str(MAIN_SOURCE), "cloudevent"
         )
-        apps[spec.name] = record_invocations(spec.name, app, log)
+        recorded = record_invocations(spec.name, app, log)
+        if spec.trigger is TriggerKind.PUBSUB:
+            recorded = pubsub_push(project, recorded, Backoff(local_delivery(spec)))
+        apps[spec.name] = recorded
     relay = Relay(base_url, {s.name for s in FUNCTIONS if s.trigger is TriggerKind.FIRESTORE}, log)
 
     def replay(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -290,6 +310,13 @@ def build_app(base_url: str, log: InvocationLog) -> WsgiApp:
         answer = json.dumps(mine[-1] if mine else {}).encode()
         return Response(answer, mimetype="application/json")(environ, start_response)
 
+    def invocations(since: str | None) -> Response:
+        """GET /_devstack/invocations?since=N: what ran, as JSON (400 for a bad N)."""
+        seq = since_of(since)
+        if isinstance(seq, Response):
+            return seq
+        return Response(json.dumps(log.since(seq)).encode(), mimetype="application/json")
+
     def dispatch(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = str(environ.get("PATH_INFO", ""))
         if path.startswith(RELAY_PREFIX):
@@ -297,10 +324,7 @@ def build_app(base_url: str, log: InvocationLog) -> WsgiApp:
         if path.startswith("/_devstack/replay/"):
             return replay(environ, start_response)
         if path.startswith("/_devstack/invocations"):
-            request = Request(environ)
-            seq = int(request.args.get("since", "0"))
-            body = json.dumps(log.since(seq)).encode()
-            return Response(body, mimetype="application/json")(environ, start_response)
+            return invocations(Request(environ).args.get("since"))(environ, start_response)
         if path in ("/", "/_devstack/ready"):
             return Response(b"ok")(environ, start_response)
         name, _, rest = path.lstrip("/").partition("/")

@@ -87,8 +87,12 @@ class PubSubHelper:
         push_endpoint: str | None = None,
         dead_letter_topic: str | None = None,
         max_delivery_attempts: int = 5,
+        backoff: tuple[float, float] | None = None,
     ) -> str:
-        """Create a (pull, or push when `push_endpoint`) subscription on `topic`; return its id."""
+        """Create a (pull, or push when `push_endpoint`) subscription on `topic`; return its id.
+
+        `backoff`: (min, max) seconds of the retry policy (None: the emulator's default, a
+        redelivery about once a second)."""
         subscription = subscription or self.unique("sub")
         request: dict[str, Any] = {
             "name": self.subscription_path(subscription),
@@ -102,6 +106,11 @@ class PubSubHelper:
             request["dead_letter_policy"] = {
                 "dead_letter_topic": self.topic_path(dead_letter_topic),
                 "max_delivery_attempts": max_delivery_attempts,
+            }
+        if backoff is not None:
+            request["retry_policy"] = {
+                "minimum_backoff": _duration(backoff[0]),
+                "maximum_backoff": _duration(backoff[1]),
             }
         with contextlib.suppress(gexc.AlreadyExists):
             self.subscriber.create_subscription(request=request)
@@ -169,3 +178,9 @@ class PubSubHelper:
         if self._subscriber is not None:
             self._subscriber.close()
             self._subscriber = None
+
+
+def _duration(seconds: float) -> dict[str, int]:
+    """A protobuf Duration as the client's dict form."""
+    whole = int(seconds)
+    return {"seconds": whole, "nanos": round((seconds - whole) * 1e9)}

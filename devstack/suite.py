@@ -4,9 +4,10 @@
 functions host (`devstack.functions_host`, one process, its own process group) on the port the
 Firestore emulator delivers trigger events to, registers one `eventarcTrigger` per Firestore
 function of `functions.table`, creates every topic and the push subscriptions of the Pub/Sub
-functions (the usage one with the dead-letter policy production has), loads rules and
+functions (each with its delivery policy from the table, backoff scaled), loads rules and
 (optionally) the example documents. `python -m devstack run` and the `local_suite` pytest
-fixture both use it, so end-to-end tests exercise exactly what `make run` runs.
+fixture both use it, so end-to-end tests exercise exactly what `make run` runs. It also plays
+the `usage-fold` Scheduler job (`devstack.schedule`, every `local_fold_interval_seconds`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -32,30 +34,21 @@ from devstack.emulators import (
     start_group,
 )
 from devstack.pubsub import PubSubHelper
-from functions.table import FIRESTORE_WRITTEN, FUNCTIONS, FunctionSpec, TriggerKind
+from devstack.push import (  # noqa: F401 -- the names were defined here before; kept importable
+    DEAD_LETTER_SUBSCRIPTION,
+    create_topics_and_subscriptions,
+    push_subscription_name,
+)
+from devstack.schedule import Ticker
+from functions.table import FIRESTORE_WRITTEN, FUNCTIONS, TriggerKind
 from shared import names
-from shared.settings import Settings, get_settings, load_settings
+from shared.settings import Settings, load_settings
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 RULES_FILE: Final = ROOT / "firestore.rules"
-DEAD_LETTER_MAX_ATTEMPTS: Final = 5
-"""Delivery attempts before a usage message moves to the dead-letter topic (as deployed)."""
-PUSH_ACK_DEADLINE: Final = 60
 SETUP_TIMEOUT: Final = 60.0
 """Seconds one setup call to an emulator may take: on a loaded machine the first request
 after start has taken more than 5 s."""
-DEAD_LETTER_SUBSCRIPTION: Final = "usage-events-dead-letter-pull"
-"""Pull subscription on the dead-letter topic, so dead letters are kept and can be inspected."""
-
-
-def push_subscription_name(spec: FunctionSpec) -> str:
-    """Name of the push subscription that feeds a Pub/Sub-triggered function."""
-    return f"{spec.name}-push"
-
-
-def topic_ids(settings: Settings) -> list[str]:
-    """Every topic the suite uses."""
-    return settings.all_topics()
 
 
 @dataclasses.dataclass
@@ -70,6 +63,9 @@ class LocalSuite:
     owns_emulators: bool
     pubsub: PubSubHelper
     _firestore: Any = None
+    _fold_ticker: Ticker | None = None
+    host_cmd: list[str] = dataclasses.field(default_factory=list)
+    host_env: dict[str, str] = dataclasses.field(default_factory=dict)
 
     # --- addresses ---------------------------------------------------------------------------
     @property
@@ -171,6 +167,11 @@ class LocalSuite:
         body = json.dumps(payload or {"job": names.QUOTA_RESET_JOB})
         return self.publish(self.settings.quota_reset_schedule_topic, body)
 
+    def fire_fold(self) -> str:
+        """Publish on the fold schedule topic, as the Cloud Scheduler job `usage-fold` does."""
+        body = json.dumps({"job": names.USAGE_FOLD_JOB})
+        return self.publish(self.settings.usage_fold_schedule_topic, body)
+
     def subscribe(self, topic: str) -> str:
         """A fresh pull subscription on `topic` (see `pubsub.pull`)."""
         return self.pubsub.create_subscription(topic, ordering=True)
@@ -196,26 +197,48 @@ class LocalSuite:
         return written
 
     # --- life cycle --------------------------------------------------------------------------
+    def kill_host(self) -> None:
+        """SIGKILL the functions host's whole group, as a crash would (outage drills)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.host.pgid, signal.SIGKILL)
+        self.host.stop()  # reaps it and its watchdog
+
+    def start_host(self) -> None:
+        """Start the functions host again on the same port (its invocation log starts empty)."""
+        popen = start_group("functions host", self.host_cmd, self.host.log_path, self.host_env)
+        self.host = Emulator(
+            "functions host", self.host.host, self.host.port, popen, self.host.log_path
+        )
+        _wait_host(self.host)
+
     def crashed(self) -> list[Emulator]:
         """Parts (emulators, functions host) whose leading process has exited."""
         parts = [self.emulators.firestore, self.emulators.pubsub, self.host]
         return [part for part in parts if part.popen.poll() is not None]
 
-    def stop(self) -> None:
-        """Stop the functions host and (if this suite started them) the emulators."""
+    def stop(self, keep_logs: bool = False) -> Path | None:
+        """Stop the functions host and (if this suite started them) the emulators.
+
+        Returns the log directory when it is kept: asked for (`keep_logs`), or a part had
+        exited on its own; a clean stop removes the suite's temporary log directory.
+        """
+        keep = keep_logs or bool(self.crashed())
+        if self._fold_ticker is not None:
+            self._fold_ticker.stop()
         self.pubsub.close()
         if self._firestore is not None:
             with contextlib.suppress(Exception):
                 self._firestore.close()
         self.host.stop()
         if self.owns_emulators:
-            self.emulators.stop()
+            return self.emulators.stop(keep_logs=keep)
+        return None
 
     def __enter__(self) -> LocalSuite:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        self.stop(keep_logs=kind is not None)
 
 
 @contextlib.contextmanager
@@ -241,13 +264,16 @@ def start_local_suite(
     load_examples: bool = False,
     echo: bool = False,
     log_dir: Path | None = None,
+    fold_interval: float | None = None,
+    host_module: str = "devstack.functions_host",  # a benchmark's instrumented host
 ) -> LocalSuite:
     """Start the whole suite and return it ready (functions registered, topics created).
 
     `emulators`: reuse a pair started with `functions_emulator=HOST:PORT` (the host binds that
     port; triggers and data live in `project`, so other projects on that pair see no trigger).
     Otherwise a pair is started and owned by the suite. `echo`: the host prints one line per
-    invocation to its log (`python -m devstack run` prints them itself).
+    invocation to its log (`python -m devstack run` prints them itself). `fold_interval`:
+    seconds between fold ticks (None: the settings'; 0: none, call `fire_fold()`).
     """
     owns = emulators is None
     if emulators is None:
@@ -273,7 +299,7 @@ def start_local_suite(
     cmd = [
         sys.executable,
         "-m",
-        "devstack.functions_host",
+        host_module,
         "--host",
         host_addr,
         "--port",
@@ -284,10 +310,10 @@ def start_local_suite(
     try:
         popen = start_group("functions host", cmd, log_path, suite_env)
         host = Emulator("functions host", host_addr, int(port_text), popen, log_path)
-        host.wait_ready(lambda: http("GET", host.url + "/_devstack/ready", timeout=2)[0] == 200, 60)
+        _wait_host(host)
     except BaseException:
         if owns:
-            emulators.stop()
+            emulators.stop(keep_logs=True)  # the error quotes the host's log in there
         raise
     suite = LocalSuite(
         emulators=emulators,
@@ -296,6 +322,8 @@ def start_local_suite(
         settings=settings,
         owns_emulators=owns,
         pubsub=PubSubHelper(project),
+        host_cmd=cmd,
+        host_env=suite_env,
     )
     try:
         if not owns and rules_path is not None and rules_path.exists():
@@ -305,15 +333,22 @@ def start_local_suite(
             create_topics_and_subscriptions(suite)
         if load_examples:
             suite.load_examples()
+        interval = settings.local_fold_interval_seconds if fold_interval is None else fold_interval
+        if interval > 0:
+            suite._fold_ticker = Ticker(suite.fire_fold, interval, "fold-schedule").start()
     except OSError as exc:
-        suite.stop()
+        suite.stop(keep_logs=True)
         raise EmulatorError(
-            f"setting up the local suite failed: {exc!r} (logs in {emulators.log_dir})"
+            f"setting up the local suite failed: {exc!r} (logs kept in {emulators.log_dir})"
         ) from exc
     except BaseException:
-        suite.stop()
+        suite.stop(keep_logs=True)
         raise
     return suite
+
+
+def _wait_host(host: Emulator) -> None:
+    host.wait_ready(lambda: http("GET", host.url + "/_devstack/ready", timeout=2)[0] == 200, 60)
 
 
 def load_rules(emulators: Emulators, project: str, rules_path: Path) -> None:
@@ -358,36 +393,3 @@ def register_triggers(suite: LocalSuite) -> list[str]:
         register_trigger(suite, spec.name, pattern, spec.event_type)
         registered.append(spec.name)
     return registered
-
-
-def create_topics_and_subscriptions(suite: LocalSuite) -> None:
-    """Every topic; a push subscription per Pub/Sub function; the dead-letter pull subscription."""
-    settings = suite.settings
-    for topic in topic_ids(settings):
-        suite.pubsub.create_topic(topic)
-    suite.pubsub.create_subscription(
-        settings.usage_events_dead_letter_topic, DEAD_LETTER_SUBSCRIPTION
-    )
-    for spec in FUNCTIONS:
-        fn_topic = spec.topic(settings)
-        if spec.trigger is not TriggerKind.PUBSUB or fn_topic is None:
-            continue
-        dead_letter = (
-            settings.usage_events_dead_letter_topic
-            if fn_topic == settings.usage_events_topic
-            else None
-        )
-        suite.pubsub.create_subscription(
-            fn_topic,
-            push_subscription_name(spec),
-            ack_deadline_seconds=PUSH_ACK_DEADLINE,
-            # Topic path in the URL so the CloudEvent's source names the topic, as in production.
-            push_endpoint=f"{suite.function_url(spec.name)}/projects/{suite.project}/topics/{fn_topic}",
-            dead_letter_topic=dead_letter,
-            max_delivery_attempts=DEAD_LETTER_MAX_ATTEMPTS,
-        )
-
-
-def default_project() -> str:
-    """The project `make run` uses (GOOGLE_CLOUD_PROJECT, else demo-blueprint)."""
-    return get_settings().project_id

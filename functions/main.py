@@ -1,4 +1,4 @@
-"""Entry points of the five deployed functions (see `functions.table`).
+"""Entry points of the six deployed functions (see `functions.table`).
 
 Each is a `functions_framework.cloud_event` function: decode -> one service call -> log, in its
 package's `entry` module. Import stays cheap (it is the cold start): each function imports its
@@ -53,3 +53,20 @@ def reset_monthly_quotas(event: CloudEvent) -> None:
     from functions.table import by_name  # noqa: PLC0415
 
     handle_schedule_event(event, by_name("reset-monthly-quotas").timeout_seconds)
+
+
+@functions_framework.cloud_event
+def fold_usage_counters(event: CloudEvent) -> None:
+    """Pub/Sub `usage-fold-schedule` message published (Cloud Scheduler, every minute)."""
+    from functions.fold.entry import handle_cloud_event  # noqa: PLC0415
+    from functions.table import by_name  # noqa: PLC0415
+
+    handle_cloud_event(event, by_name("fold-usage-counters").timeout_seconds)
+
+
+@functions_framework.cloud_event
+def record_dead_letters(event: CloudEvent) -> None:
+    """Pub/Sub dead-letter topics: store each message Pub/Sub gave up on (usage_rejections)."""
+    from functions.deadletter.entry import handle_cloud_event  # noqa: PLC0415
+
+    handle_cloud_event(event)

@@ -1,4 +1,4 @@
-"""The function table: the single declarative list of the five deployed functions.
+"""The function table: the single declarative list of the deployed functions.
 
 Deploy steps (`cloudbuild.yaml`), the local suite's trigger registration and the docs are
 generated from or checked against this list; nothing else repeats it. Importing this module is
@@ -7,6 +7,7 @@ cheap (no Google client).
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass
 from typing import Final
@@ -16,6 +17,63 @@ from shared.settings import Settings, load_settings
 
 FIRESTORE_WRITTEN: Final = "google.cloud.firestore.document.v1.written"
 PUBSUB_PUBLISHED: Final = "google.cloud.pubsub.topic.v1.messagePublished"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPolicy:
+    """How Pub/Sub redelivers a message the function did not acknowledge, and when it gives up.
+
+    The deploy pipeline and the local suite both read it (the suite scales the backoff down,
+    `scaled`), so production and `make run` cannot drift apart.
+    """
+
+    max_delivery_attempts: int
+    """Deliveries before the message moves to the dead-letter topic (Pub/Sub allows 5-100)."""
+    min_backoff_seconds: float
+    """Pub/Sub's retry policy: wait at least this long before redelivering a failed message."""
+    max_backoff_seconds: float
+    """... and at most this long (the wait grows exponentially between the two)."""
+    dead_letter_topic_setting: str | None
+    """Settings attribute naming the dead-letter topic; None only for the dead-letter recorders
+    themselves (a dead letter of a dead letter has nowhere a person looks)."""
+
+    def __post_init__(self) -> None:
+        if not 5 <= self.max_delivery_attempts <= 100:
+            raise ValueError(
+                f"max_delivery_attempts={self.max_delivery_attempts}: Pub/Sub allows 5-100"
+            )
+        if not 0 <= self.min_backoff_seconds <= self.max_backoff_seconds <= 600:
+            raise ValueError(
+                f"backoff {self.min_backoff_seconds}-{self.max_backoff_seconds} s: Pub/Sub allows "
+                "0 <= min <= max <= 600"
+            )
+
+    def dead_letter_topic(self, settings: Settings) -> str | None:
+        """The dead-letter topic under the given settings."""
+        setting = self.dead_letter_topic_setting
+        return None if setting is None else str(getattr(settings, setting))
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds before redelivering after failed attempt `attempt` (1 = the first): doubling
+        from the minimum, capped at the maximum (Pub/Sub documents the bounds, not the curve)."""
+        return min(self.max_backoff_seconds, self.min_backoff_seconds * 2.0 ** max(0, attempt - 1))
+
+    def scaled(self, factor: float) -> DeliveryPolicy:
+        """The same policy with its backoff divided by `factor` (the local suite's clock)."""
+        return dataclasses.replace(
+            self,
+            min_backoff_seconds=self.min_backoff_seconds / factor,
+            max_backoff_seconds=self.max_backoff_seconds / factor,
+        )
+
+
+USAGE_DELIVERY: Final = DeliveryPolicy(10, 10.0, 600.0, "usage_events_dead_letter_topic")
+"""Production's usage policy: 10 attempts, 10-600 s backoff, then `usage-events-dead-letter`."""
+SCHEDULE_DELIVERY: Final = DeliveryPolicy(10, 10.0, 600.0, "schedules_dead_letter_topic")
+"""Scheduled jobs (monthly reset, fold): same retries, dead letters on `schedules-dead-letter`."""
+DEAD_LETTER_DELIVERY: Final = DeliveryPolicy(10, 10.0, 600.0, None)
+"""The recorders' own subscriptions: backoff, no dead-letter topic. Their handler raises only
+for a transient Firestore failure; the hold subscriptions keep every dead letter 7 days."""
 
 
 class TriggerKind(enum.StrEnum):
@@ -52,6 +110,8 @@ class FunctionSpec:
     concurrency: int = 1
     """Requests one instance serves at once (functions-framework threads)."""
     description: str = ""
+    delivery: DeliveryPolicy | None = None
+    """Pub/Sub triggers: the subscription's retry and dead-letter policy (required for them)."""
 
     def topic(self, settings: Settings) -> str | None:
         """The topic this function listens on, under the given settings."""
@@ -103,6 +163,7 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
         cpu="1",
         concurrency=8,
         description="Record each usage event exactly once with its cost; count it in a shard.",
+        delivery=USAGE_DELIVERY,
     ),
     FunctionSpec(
         name="reset-monthly-quotas",
@@ -114,6 +175,42 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
         timeout_seconds=540,
         max_instances=1,
         description="Reset monthly scene quotas once per customer per month (scheduled).",
+        delivery=SCHEDULE_DELIVERY,
+    ),
+    FunctionSpec(
+        name="record-dead-letters",
+        entry_point="record_dead_letters",
+        trigger=TriggerKind.PUBSUB,
+        event_type=PUBSUB_PUBLISHED,
+        topic_setting="usage_events_dead_letter_topic",
+        description="Store each dead-lettered usage message in usage_rejections (dead_letter).",
+        delivery=DEAD_LETTER_DELIVERY,
+    ),
+    FunctionSpec(
+        name="record-schedule-dead-letters",
+        entry_point="record_dead_letters",
+        trigger=TriggerKind.PUBSUB,
+        event_type=PUBSUB_PUBLISHED,
+        topic_setting="schedules_dead_letter_topic",
+        description="Log each dead-lettered schedule message; a reset one under its month's audit.",
+        delivery=DEAD_LETTER_DELIVERY,
+    ),
+    FunctionSpec(
+        name="fold-usage-counters",
+        entry_point="fold_usage_counters",
+        trigger=TriggerKind.PUBSUB,
+        event_type=PUBSUB_PUBLISHED,
+        topic_setting="usage_fold_schedule_topic",
+        # No redelivery: the schedule ticks every minute and the next fold is the retry (a
+        # redelivered tick would only run a second, overlapping fold).
+        retry=False,
+        memory="512Mi",
+        timeout_seconds=300,
+        # One fold at a time in normal operation; overlapping folds stay correct (guarded sets).
+        max_instances=1,
+        concurrency=1,
+        description="Fold usage counter shards into month summaries, customer fields, alerts.",
+        delivery=SCHEDULE_DELIVERY,
     ),
 )
 
@@ -130,8 +227,8 @@ def markdown_table(settings: Settings | None = None) -> str:
     """The function table as Markdown (README and docs are checked against this)."""
     settings = settings or load_settings({})
     rows = [
-        "| function | entry point | trigger | source | retry | memory | timeout |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| function | entry point | trigger | source | retry | delivery | memory | timeout |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for spec in FUNCTIONS:
         source = spec.document_pattern(settings) or f"topic `{spec.topic(settings)}`"
@@ -139,6 +236,18 @@ def markdown_table(settings: Settings | None = None) -> str:
             source = f"`{source}`"
         rows.append(
             f"| `{spec.name}` | `{spec.entry_point}` | `{spec.event_type}` | {source} | "
-            f"{'yes' if spec.retry else 'no'} | {spec.memory} | {spec.timeout_seconds} s |"
+            f"{'yes' if spec.retry else 'no'} | {_delivery_text(spec, settings)} | "
+            f"{spec.memory} | {spec.timeout_seconds} s |"
         )
     return "\n".join(rows) + "\n"
+
+
+def _delivery_text(spec: FunctionSpec, settings: Settings) -> str:
+    policy = spec.delivery
+    if policy is None:
+        return "Eventarc (24 h)" if spec.trigger is TriggerKind.FIRESTORE else "-"
+    dead = policy.dead_letter_topic(settings)
+    backoff = f"{policy.min_backoff_seconds:g}-{policy.max_backoff_seconds:g} s backoff"
+    if dead is None:
+        return f"{backoff}, no dead-letter topic"
+    return f"{policy.max_delivery_attempts} attempts, {backoff}, then `{dead}`"

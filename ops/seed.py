@@ -6,6 +6,7 @@ created when absent: running it twice writes nothing the second time.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ops.examples import raw_examples
@@ -23,8 +24,34 @@ from shared.models import UsageRecord
 from shared.settings import get_settings
 
 
-def seed_demo(client: Any, *, dry_run: bool = False) -> str:
-    """Write the examples; return a one-paragraph summary."""
+@dataclass(frozen=True, slots=True)
+class SeedResult:
+    """What `seed_demo` wrote (or would write)."""
+
+    dry_run: bool
+    configuration_documents: int
+    up_to_date: int
+    usage_records: int
+
+    def __str__(self) -> str:
+        verb = "would write" if self.dry_run else "wrote"
+        return (
+            f"{verb} {self.configuration_documents} configuration documents "
+            f"({self.up_to_date} already up to date) and {self.usage_records} usage records"
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """`seed-demo --json` (docs/cli.md)."""
+        return {
+            "dry_run": self.dry_run,
+            "configuration_documents": self.configuration_documents,
+            "up_to_date": self.up_to_date,
+            "usage_records": self.usage_records,
+        }
+
+
+def seed_demo(client: Any, *, dry_run: bool = False) -> SeedResult:
+    """Write the examples (idempotent); `str()` of the result is a one-line summary."""
     settings = get_settings()
     records = [
         Record(collection, doc_id, dict(doc), f"ops/data/examples/{collection}.json")
@@ -51,9 +78,4 @@ def seed_demo(client: Any, *, dry_run: bool = False) -> str:
             from shared.firestore_values import to_firestore  # noqa: PLC0415
 
             ref.set(to_firestore(record), timeout=settings.firestore_timeout_seconds)
-    verb = "would write" if dry_run else "wrote"
-    return (
-        f"{verb} {len(writes)} configuration documents "
-        f"({sum(result.unchanged.values())} already up to date) and "
-        f"{len(new_usage)} usage records"
-    )
+    return SeedResult(dry_run, len(writes), sum(result.unchanged.values()), len(new_usage))

@@ -249,3 +249,35 @@ def fetch_usage(
         client.collection(settings.customers_collection).document(customer_id).get(timeout=timeout)
     )
     return records, customer.to_dict() if customer.exists else None
+
+
+def report_json(report: UsageReport) -> dict[str, Any]:
+    """`usage report --json` (docs/cli.md): amounts as decimal strings, exact as summed."""
+
+    def totals(t: Totals) -> dict[str, Any]:
+        return {
+            "records": t.records,
+            "billable": t.billable,
+            "episodes": t.episodes,
+            "compute_minutes": _num(t.compute_minutes),
+            "storage_gb": _num(t.storage_gb),
+            "cost_usd": str(round_cents(t.cost)),
+        }
+
+    return {
+        "customer_id": report.customer_id,
+        "month": report.month,
+        "customer_exists": report.customer_exists,
+        "actions": {name: totals(t) for name, t in report.actions.items()},
+        "total": totals(report.total),
+        "quota": {
+            "scenes_generated": report.scenes_generated,
+            "monthly_scene_quota": report.quota,
+            "unlimited": is_unlimited(report.quota),
+            "customer_counter": report.counter,
+        },
+        "daily_cost_usd": {
+            day.isoformat(): str(round_cents(v)) for day, v in report.daily_cost.items()
+        },
+        "skipped": list(report.skipped),
+    }

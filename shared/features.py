@@ -19,6 +19,7 @@ class Reason(enum.StrEnum):
     TIER_DEFAULT = "tier_default"
     CUSTOMER_FLAG = "customer_flag"
     OVERRIDE = "override"
+    ROLLOUT = "rollout"
     GLOBAL_KILL_SWITCH = "global_kill_switch"
 
 
@@ -38,6 +39,7 @@ class FeatureDecision:
             Reason.TIER_DEFAULT: f"default of tier {self.tier.value}",
             Reason.CUSTOMER_FLAG: "set in the customer's feature_flags document",
             Reason.OVERRIDE: "set in the customer's feature_overrides",
+            Reason.ROLLOUT: f"turned on by the gradual rollout (feature_rollouts/{self.feature})",
             Reason.GLOBAL_KILL_SWITCH: "switched off globally in feature_flags/_global",
         }[self.reason]
         return f"{self.feature.value} is {state}: {why}"
@@ -60,8 +62,11 @@ def resolve_feature(
 ) -> FeatureDecision:
     """Resolve one feature for a customer of `tier`."""
     enabled, reason = tier_spec(tier).has(feature), Reason.TIER_DEFAULT
-    layers = ((_flag_map(customer_flags), Reason.CUSTOMER_FLAG), (overrides or {}, Reason.OVERRIDE))
-    for layer, layer_reason in layers:
+    flags = _flag_map(customer_flags)
+    # A flag a rollout turned on (listed in `rollouts`, and still on) says so.
+    rolled = isinstance(customer_flags, FeatureFlags) and feature in (customer_flags.rollouts or {})
+    flag_reason = Reason.ROLLOUT if rolled and flags.get(feature) is True else Reason.CUSTOMER_FLAG
+    for layer, layer_reason in ((flags, flag_reason), (overrides or {}, Reason.OVERRIDE)):
         if feature in layer:
             enabled, reason = layer[feature], layer_reason
     # The global document is a kill switch only: a True there means nothing.

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from shared.models import UsageEvent
+from shared.times import parse_rfc3339
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
 _PREFIX_MAX = 120
@@ -47,3 +49,25 @@ def usage_record_id(event: UsageEvent) -> str:
 def message_doc_id(message_id: str) -> str:
     """A valid document id for a Pub/Sub message id (rejections are keyed by it)."""
     return f"msg_{_readable(message_id)}_{_hash('message', message_id)[:12]}"
+
+
+def dead_letter_doc_id(
+    source_subscription: str,
+    source_publish_time: str,
+    data: bytes,
+    attributes: Mapping[str, str],
+) -> str:
+    """The `usage_rejections` id of a dead-lettered message: the ORIGINAL message's identity.
+
+    Pub/Sub republishes a dead letter under a new message id and does not carry the original
+    one (measured on the emulator; the docs add that one message may be dead-lettered more
+    than once), so the key is what the original was: its subscription, its publish time
+    (`CloudPubSubDeadLetterSourceTopicPublishTime`), its bytes and its own attributes. The
+    usage function can compute the same id from the message it failed on.
+    """
+    parsed = parse_rfc3339(source_publish_time, naive_is_utc=True)
+    published = canonical_timestamp(parsed) if parsed is not None else source_publish_time
+    attrs = "\x1e".join(f"{k}\x1d{v}" for k, v in sorted(attributes.items()))
+    body = hashlib.sha256(data).hexdigest()
+    digest = _hash("dead_letter", source_subscription, published, body, attrs)
+    return f"dl_{_readable(source_subscription)[:60]}_{digest}"

@@ -36,6 +36,11 @@ QUOTA_ALERTS_TOPIC: Final = "quota-alerts"
 QUOTA_RESET_SCHEDULE_TOPIC: Final = "quota-reset-schedule"
 USAGE_EVENTS_DEAD_LETTER_TOPIC: Final = "usage-events-dead-letter"
 USAGE_FOLD_SCHEDULE_TOPIC: Final = "usage-fold-schedule"
+SCHEDULES_DEAD_LETTER_TOPIC: Final = "schedules-dead-letter"
+"""Dead letters of the scheduled jobs' subscriptions (monthly reset, fold)."""
+QUOTA_RESET_DEAD_LETTERS: Final = "dead_letters"
+"""Subcollection `quota_resets/{YYYY-MM}/dead_letters/{key}`: dead-lettered reset messages of
+that month (the audit document itself is the reset's; this never creates or changes it)."""
 
 # Cloud Scheduler
 QUOTA_RESET_JOB: Final = "monthly-quota-reset"

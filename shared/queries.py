@@ -5,7 +5,8 @@ the shape(s) of the query it returns (`QueryShape`: collection, equality fields,
 fields), `composite_indexes()` derives the composite indexes those shapes need, and
 `tests/unit/test_queries_indexes.py` proves that the declared shapes are the queries really
 built, that every composite shape has its index in `firestore.indexes.json` and that the file
-holds no index nobody uses (`python -m deploy indexes` prints the file).
+holds no index nobody uses (`python -m deploy indexes` prints the file). The shapes and the
+index derivation live in `shared.query_shapes` (re-exported here).
 
 Builders take a Firestore client and return a `Query`; the collection name comes from the
 settings (`shared.settings`). Time ranges are half-open: `start <= timestamp < end`, UTC-aware.
@@ -15,140 +16,30 @@ Importing this module does not import the Firestore client library.
 from __future__ import annotations
 
 import datetime as dt
-import enum
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Final
 
 from shared import names
+from shared.query_filters import aware as _aware
+from shared.query_filters import equal as _equal
+from shared.query_filters import time_range as _time_range
+from shared.query_shapes import (
+    BUILDERS,
+    DOCUMENT_ID,
+    CompositeIndex,
+    Direction,
+    QueryShape,
+    composite_indexes,
+    declares,
+    indexes_file,
+    shapes_of,
+)
 from shared.settings import Settings, get_settings
 from shared.times import month_bounds
 
 if TYPE_CHECKING:
     from google.cloud.firestore_v1.client import Client
     from google.cloud.firestore_v1.query import Query
-
-DOCUMENT_ID: Final = "__name__"
-"""Firestore's name for ordering or filtering on the document id."""
-
-
-class Direction(enum.StrEnum):
-    """Sort direction, spelled as in `firestore.indexes.json`."""
-
-    ASCENDING = "ASCENDING"
-    DESCENDING = "DESCENDING"
-
-
-@dataclass(frozen=True, slots=True)
-class QueryShape:
-    """What a query filters and orders on: enough to know which index serves it."""
-
-    collection: str
-    """Default collection id (the settings may rename it; the deployed indexes use this)."""
-    equality: tuple[str, ...] = ()
-    """Fields compared with `==`, in the order the builder applies them."""
-    order: tuple[tuple[str, Direction], ...] = ()
-    """Fields the query orders on (a range filter's field included), in order."""
-
-    def composite_index(self) -> CompositeIndex | None:
-        """The composite index this query needs, or None if single-field indexes serve it.
-
-        Single-field indexes (automatic) serve: equality filters only (index merging), or one
-        ordered / range field with no equality filter. Anything else needs a composite index
-        of the equality fields followed by the ordered fields. Ordering on the document id at
-        the end is implicit in every index.
-        """
-        order = tuple((f, d) for f, d in self.order if f != DOCUMENT_ID)
-        if not order or (not self.equality and len(order) == 1):
-            return None
-        fields = tuple((f, Direction.ASCENDING) for f in self.equality) + order
-        return CompositeIndex(self.collection, fields)
-
-
-@dataclass(frozen=True, slots=True)
-class CompositeIndex:
-    """One entry of `firestore.indexes.json` (collection scope)."""
-
-    collection: str
-    fields: tuple[tuple[str, Direction], ...]
-
-    def as_json(self) -> dict[str, Any]:
-        """The entry as firebase-tools writes it."""
-        return {
-            "collectionGroup": self.collection,
-            "queryScope": "COLLECTION",
-            "fields": [{"fieldPath": f, "order": str(d)} for f, d in self.fields],
-        }
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-BUILDERS: list[Callable[..., Any]] = []
-"""Every query builder of this module, in definition order."""
-
-
-def declares(*shapes: QueryShape) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Mark a function as a query builder returning queries of the given shapes."""
-
-    def register(builder: Callable[P, R]) -> Callable[P, R]:
-        builder.query_shapes = shapes  # type: ignore[attr-defined]
-        BUILDERS.append(builder)
-        return builder
-
-    return register
-
-
-def shapes_of(builder: Callable[..., Any]) -> tuple[QueryShape, ...]:
-    """The shapes a builder declared."""
-    shapes: tuple[QueryShape, ...] = builder.query_shapes  # type: ignore[attr-defined]
-    return shapes
-
-
-def composite_indexes() -> list[CompositeIndex]:
-    """Every composite index the builders need, without duplicates, in a stable order."""
-    found: dict[CompositeIndex, None] = {}
-    for builder in BUILDERS:
-        for shape in shapes_of(builder):
-            index = shape.composite_index()
-            if index is not None:
-                found[index] = None
-    return list(found)
-
-
-def indexes_file() -> dict[str, Any]:
-    """The content of `firestore.indexes.json`."""
-    return {"indexes": [i.as_json() for i in composite_indexes()], "fieldOverrides": []}
-
-
-# ---- helpers -------------------------------------------------------------------------------
-
-
-def _aware(name: str, value: dt.datetime) -> dt.datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name}={value!r}: expected a timezone-aware datetime")
-    return value
-
-
-def _time_range(query: Query, field: str, start: dt.datetime, end: dt.datetime) -> Query:
-    from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415 (cheap import)
-
-    start, end = _aware("start", start), _aware("end", end)
-    if end < start:
-        raise ValueError(f"end={end.isoformat()} is before start={start.isoformat()}")
-    return (
-        query.where(filter=FieldFilter(field, ">=", start))
-        .where(filter=FieldFilter(field, "<", end))
-        .order_by(field, direction=Direction.ASCENDING.value)
-    )
-
-
-def _equal(query: Any, field: str, value: object) -> Query:
-    from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415 (cheap import)
-
-    result: Query = query.where(filter=FieldFilter(field, "==", value))
-    return result
-
 
 # ---- single-field index exemptions (`fieldOverrides`) --------------------------------------
 # Firestore indexes every field of every document in ascending, descending and array-contains
@@ -387,3 +278,96 @@ def customers_reset_for_period(
     writes `quota_period` on each customer it resets (count them with `.count()`)."""
     month_bounds(period)  # validates the format
     return _equal(_customers(client, settings, collection), "quota_period", period)
+
+
+# ---- usage counters (the fold) ---------------------------------------------------------------
+
+CHANGED_SHARDS = QueryShape(
+    names.USAGE_COUNTER_SHARDS,
+    equality=("fold_bucket",),
+    order=(("updated_at", _ASC),),
+    group=True,
+)
+
+
+@declares(CHANGED_SHARDS)
+def changed_shards(
+    client: Client,
+    bucket: int,
+    since: dt.datetime,
+    *,
+    limit: int,
+    after: Any = None,
+    settings: Settings | None = None,
+) -> Query:
+    """The fold's scan of one dirty bucket: counter shards (collection group `shards`) of
+    bucket `bucket` with `updated_at > since`, oldest first, `limit` per page, after the
+    snapshot `after`. The index's prefix is the bucket, so its sequential last field is spread
+    over `usage_fold_buckets` prefixes (production.md: about 500 writes/s per prefix)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415 (cheap import)
+
+    del settings  # the subcollection id is fixed (`shared.names.USAGE_COUNTER_SHARDS`)
+    if limit < 1:
+        raise ValueError(f"limit={limit}: expected a positive number")
+    query: Query = (
+        client.collection_group(names.USAGE_COUNTER_SHARDS)
+        .where(filter=FieldFilter("fold_bucket", "==", bucket))
+        .where(filter=FieldFilter("updated_at", ">", _aware("since", since)))
+        .order_by("updated_at", direction=Direction.ASCENDING.value)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.start_after(after)
+    return query
+
+
+PENDING_ALERTS = QueryShape(names.QUOTA_ALERTS, equality=("state",))
+
+
+@declares(PENDING_ALERTS)
+def pending_alerts(client: Client, *, limit: int, settings: Settings | None = None) -> Query:
+    """Quota alert markers still `pending` (a publish failed, or its claimer died): the fold
+    finishes them. Equality on one field: the automatic index serves it."""
+    settings = settings or get_settings()
+    query = _equal(client.collection(settings.quota_alerts_collection), "state", "pending")
+    return query.limit(limit)
+
+
+# The operators' paged listings live in their own module; imported here so their shapes are
+# declared (and their indexes generated) whenever `shared.queries` is.
+from shared.queries_paged import (  # noqa: E402
+    ALERTS_PAGED,
+    REJECTIONS_PAGED,
+    RESETS_NEWEST_FIRST,
+    ROLLED_OUT,
+    ROLLED_OUT_BY_ID,
+    USAGE_PAGED,
+    alerts_page,
+    rejections_page,
+    resets_page,
+    rolled_out_page,
+    usage_page,
+)
+
+__all__ = [
+    "ALERTS_PAGED",
+    "BUILDERS",
+    "DOCUMENT_ID",
+    "REJECTIONS_PAGED",
+    "RESETS_NEWEST_FIRST",
+    "ROLLED_OUT",
+    "ROLLED_OUT_BY_ID",
+    "USAGE_PAGED",
+    "CompositeIndex",
+    "Direction",
+    "QueryShape",
+    "alerts_page",
+    "composite_indexes",
+    "declares",
+    "indexes_file",
+    "rejections_page",
+    "resets_page",
+    "rolled_out_page",
+    "shapes_of",
+    "usage_page",
+]

@@ -160,6 +160,11 @@ class Settings(BaseSettings):
         validation_alias="BLUEPRINT_USAGE_EVENTS_DEAD_LETTER_TOPIC",
     )
     """Dead-letter topic for usage deliveries that kept failing."""
+    schedules_dead_letter_topic: TopicId = Field(
+        names.SCHEDULES_DEAD_LETTER_TOPIC,
+        validation_alias="BLUEPRINT_SCHEDULES_DEAD_LETTER_TOPIC",
+    )
+    """Dead-letter topic for scheduled-job deliveries (reset, fold) that kept failing."""
     usage_fold_schedule_topic: TopicId = Field(
         names.USAGE_FOLD_SCHEDULE_TOPIC, validation_alias="BLUEPRINT_USAGE_FOLD_SCHEDULE_TOPIC"
     )
@@ -195,6 +200,31 @@ class Settings(BaseSettings):
         16, ge=1, le=1024, validation_alias="BLUEPRINT_USAGE_FOLD_BUCKETS"
     )
     """Dirty buckets the fold scans (a stable hash of customer-month spreads the shards)."""
+    usage_fold_overlap_seconds: float = Field(
+        5.0, ge=0, le=3600, validation_alias="BLUEPRINT_USAGE_FOLD_OVERLAP_SECONDS"
+    )
+    """The fold rescans this much before each bucket's watermark (clock skew, late visibility);
+    folding twice is harmless (the fold sets, never increments)."""
+    usage_fold_page_size: int = Field(
+        500, ge=1, le=10_000, validation_alias="BLUEPRINT_USAGE_FOLD_PAGE_SIZE"
+    )
+    """Shards per page of the fold's scan of one bucket."""
+    usage_fold_max_shards: int = Field(
+        100_000, ge=1, validation_alias="BLUEPRINT_USAGE_FOLD_MAX_SHARDS"
+    )
+    """Changed shards one fold takes at most (memory bound); the rest waits for the next fold."""
+    usage_fold_workers: int = Field(8, ge=1, le=64, validation_alias="BLUEPRINT_USAGE_FOLD_WORKERS")
+    """Threads of one fold (bucket scans, then customers) in parallel."""
+    usage_fold_alert_lease_seconds: float = Field(
+        120.0, gt=0, le=86_400, validation_alias="BLUEPRINT_USAGE_FOLD_ALERT_LEASE_SECONDS"
+    )
+    """A pending quota alert claimed longer ago than this is taken over by a later fold (its
+    claimer is presumed dead)."""
+    local_fold_interval_seconds: float = Field(
+        2.0, ge=0, le=3600, validation_alias="BLUEPRINT_LOCAL_FOLD_INTERVAL_SECONDS"
+    )
+    """Local suite only: how often it publishes on the fold schedule topic, playing Cloud
+    Scheduler (0: never; production's job runs every minute)."""
     config_cache_ttl_seconds: float = Field(
         300.0, ge=0, validation_alias="BLUEPRINT_CONFIG_CACHE_TTL_SECONDS"
     )
@@ -250,6 +280,7 @@ class Settings(BaseSettings):
             self.quota_reset_schedule_topic,
             self.usage_events_dead_letter_topic,
             self.usage_fold_schedule_topic,
+            self.schedules_dead_letter_topic,
         ]
 
 

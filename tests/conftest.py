@@ -79,9 +79,10 @@ def local_suite(emulators: Emulators) -> Iterator[LocalSuite]:
     triggers arrive through the relay exactly as in `make run`; Pub/Sub functions get push
     subscriptions. Use `local_suite.firestore` (a client on E2E_PROJECT), `.publish(topic, data)`,
     `.subscribe(topic)` + `.pubsub.pull(sub, n)`, `.invocations(since=...)` / `.mark()` /
-    `.wait_quiet()`, `.function_url(name)` and `.fire_reset()`. Use unique document ids: the
+    `.wait_quiet()`, `.function_url(name)`, `.fire_reset()` and `.fire_fold()`. Use unique document ids: the
     suite is shared by the whole session and is never cleared (a clear fires delete events).
     """
-    suite = start_local_suite(E2E_PROJECT, emulators=emulators)
+    # No fold ticks: tests count invocations and fire the fold themselves (`fire_fold()`).
+    suite = start_local_suite(E2E_PROJECT, emulators=emulators, fold_interval=0)
     yield suite
     suite.stop()

@@ -242,3 +242,52 @@ class FakeRepository:
                     for name in (*SHARD_INT_FIELDS, *SHARD_FLOAT_FIELDS):
                         out[name] = out.get(name, 0) + shard.get(name, 0)
         return out
+
+
+# --------------------------------------------------------------------------------------------
+# Counter shards in the agreed layout (shared.counters), written directly: the fold's tests do
+# not depend on the usage function that writes them in production.
+
+
+def write_shard(
+    client: Any,
+    customer_id: str,
+    month: str,
+    shard: int | str = 0,
+    *,
+    records: int = 1,
+    scenes: int = 0,
+    episodes: int = 0,
+    cost_cents: int = 0,
+    compute_minutes: float = 0.0,
+    storage_gb: float = 0.0,
+    buckets: int = 16,
+    collection: str = "usage_counters",
+) -> None:
+    """Increment one shard `usage_counters/{customer}_{month}/shards/{shard}` as the usage
+    commit does: Increment on every counter, `updated_at` = server time, the routing fields."""
+    from google.cloud.firestore_v1 import SERVER_TIMESTAMP, Increment
+
+    from shared.counters import counter_doc_id, fold_bucket
+
+    ref = (
+        client.collection(collection)
+        .document(counter_doc_id(customer_id, month))
+        .collection("shards")
+        .document(str(shard))
+    )
+    ref.set(
+        {
+            "records": Increment(records),
+            "scenes_generated": Increment(scenes),
+            "episodes_generated": Increment(episodes),
+            "cost_cents": Increment(cost_cents),
+            "compute_minutes": Increment(compute_minutes),
+            "storage_gb": Increment(storage_gb),
+            "customer_id": customer_id,
+            "month": month,
+            "fold_bucket": fold_bucket(customer_id, month, buckets),
+            "updated_at": SERVER_TIMESTAMP,
+        },
+        merge=True,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +26,8 @@ class Emulators:
     pubsub: Emulator
     log_dir: Path
     functions_emulator: str | None = None
+    owns_log_dir: bool = False
+    """True when `start_emulators` made `log_dir` (a temporary one): `stop` removes it."""
     """HOST:PORT the Firestore emulator delivers trigger events to, if set at start."""
 
     @property
@@ -79,16 +82,30 @@ class Emulators:
         """SIGCONT the Firestore emulator's whole group."""
         self.firestore.resume()
 
-    def stop(self) -> None:
-        """Stop both groups; idempotent."""
+    def crashed(self) -> list[Emulator]:
+        """The emulators whose leading process has exited on its own."""
+        return [part for part in (self.firestore, self.pubsub) if part.popen.poll() is not None]
+
+    def stop(self, keep_logs: bool = False) -> Path | None:
+        """Stop both groups; idempotent. Returns the log directory if it is kept.
+
+        A temporary log directory is removed on a clean stop (they would pile up in the temp
+        folder otherwise); it is kept when asked (`keep_logs`, after an error) or when an
+        emulator had exited on its own (a crash: its log says why).
+        """
+        keep = keep_logs or bool(self.crashed())
         self.firestore.stop()
         self.pubsub.stop()
+        if self.owns_log_dir and not keep:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
+            return None
+        return self.log_dir if self.log_dir.exists() else None
 
     def __enter__(self) -> Emulators:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        self.stop(keep_logs=kind is not None)
 
 
 def _firestore_ok(url: str) -> bool:
@@ -162,11 +179,12 @@ def start_emulators(
         pubsub=pubsub,
         log_dir=logs,
         functions_emulator=functions_emulator,
+        owns_log_dir=not log_dir,
     )
     try:
         firestore.wait_ready(lambda: _firestore_ok(firestore.url), timeout)
         pubsub.wait_ready(lambda: _pubsub_ok(pubsub.url, project), timeout)
     except BaseException:
-        pair.stop()
+        pair.stop(keep_logs=True)  # the error names a log in there
         raise
     return pair

@@ -6,8 +6,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from functions.reset.ports import AuditState, CustomerDoc, ResetWrite
-from shared import queries, quota
+from shared import names, queries, quota
 from shared.clients import Lazy, bounded_retry, firestore_client
+from shared.counters import counter_doc_id, split_counter_doc_id
 from shared.errors import classify
 from shared.firestore_values import create_if_absent
 
@@ -26,8 +27,11 @@ class FirestoreResetRepository:
         audit_collection: str,
         timeout: float | None = None,
         stream_timeout: float | None = 3600.0,
+        *,
+        counters_collection: str = names.USAGE_COUNTERS,
     ) -> None:
         self._client = client
+        self._counters = client.collection(counters_collection)
         self._customers = client.collection(customers_collection)
         self._audits = client.collection(audit_collection)
         self._timeout = DEFAULT_TIMEOUT_SECONDS if timeout is None else timeout
@@ -67,6 +71,23 @@ class FirestoreResetRepository:
         except Exception as exc:
             raise classify(exc, f"Firestore: reading customer {customer_id}") from exc
         return self._doc(snap) if snap.exists else None
+
+    def month_counts(self, customer_ids: Sequence[str], period: str) -> dict[str, int]:
+        """`scenes_total` of the page's month summaries, one get_all."""
+        refs = [self._counters.document(counter_doc_id(c, period)) for c in customer_ids]
+        if not refs:
+            return {}
+        try:
+            snaps = list(self._client.get_all(refs, **self._read_options()))
+        except Exception as exc:
+            raise classify(exc, f"Firestore: reading the month summaries of {period}") from exc
+        out: dict[str, int] = {}
+        for snap in snaps:
+            total = (snap.to_dict() or {}).get("scenes_total") if snap.exists else None
+            split = split_counter_doc_id(snap.id)
+            if split is not None and type(total) is int and total >= 0:
+                out[split[0]] = total
+        return out
 
     def write_resets(self, writes: Sequence[ResetWrite]) -> list[int]:
         """Each write under its own precondition; a status code per write (0 = applied).
@@ -203,6 +224,7 @@ def _build_default() -> FirestoreResetRepository:
         settings.customers_collection,
         settings.quota_resets_collection,
         timeout=max(settings.firestore_timeout_seconds, DEFAULT_TIMEOUT_SECONDS),
+        counters_collection=settings.usage_counters_collection,
     )
 
 

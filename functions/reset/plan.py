@@ -97,8 +97,13 @@ def plan_customer(
     first_look: bool,
     as_of: datetime | None = None,
     keep: bool = False,
+    month_count: int = 0,
 ) -> ResetWrite | None:
     """Decide one customer: a write, or None (skipped or error, counted in `page`).
+
+    The roll-over: the new value is the period's count so far, the larger of what the fold's
+    month summary holds (`month_count`, shards + legacy seed) and the per-document rule
+    (`shared.quota.plan_reset`: `scene_counts_by_month`, or a kept legacy count).
 
     `first_look` counts what the summary reports about the document (invalid fields, no
     limit, a kept count) once, not again on each retry of its write.
@@ -135,4 +140,5 @@ def plan_customer(
             page.counts["unlimited"] += 1
         if plan.kept:
             page.counts["kept"] += 1
-    return ResetWrite(doc.id, plan.value, period, doc.update_time, kept=plan.kept)
+    value = max(plan.value, month_count)
+    return ResetWrite(doc.id, value, period, doc.update_time, kept=plan.kept)

@@ -76,6 +76,10 @@ class ResetRepository(Protocol):
     def write_resets(self, writes: Sequence[ResetWrite]) -> list[int]:
         """Apply each write independently; a gRPC status code per write (0 = applied)."""
 
+    def month_counts(self, customer_ids: Sequence[str], period: str) -> Mapping[str, int]:
+        """The scenes the fold has counted for `period` (its month summaries' `scenes_total`)
+        by customer, one round trip; customers without a summary are absent."""
+
     def start_run(self, period: str, run: Mapping[str, Any]) -> AuditState:
         """Open (or create) the audit document for a run and return where to resume."""
 
@@ -94,7 +98,8 @@ class ResetIssue:
 
     customer_id: str
     kind: str
-    """`error` (not reset: its counter fields are unusable) or `invalid` (reset; fix the doc)."""
+    """`error` (not reset: its counter fields are unusable), `invalid` (reset; fix the doc) or
+    `busy` (its write kept failing: retried by the next delivery, the pages after it go on)."""
     detail: str
 
     def as_dict(self) -> dict[str, str]:

@@ -55,6 +55,7 @@ def _retry_one(
     *,
     dry_run: bool,
     as_of: datetime | None,
+    month_count: int = 0,
 ) -> bool:
     """Read a customer whose write failed again and retry; False if it keeps failing."""
     for attempt in range(1, MAX_ATTEMPTS):
@@ -67,7 +68,15 @@ def _retry_one(
             return True
         # A kept count stays kept: the commit that moved the document counted a scene of the
         # period on top of it (the usage function treats such a counter as this month's).
-        again = plan_customer(doc, period, page, first_look=False, as_of=as_of, keep=write.kept)
+        again = plan_customer(
+            doc,
+            period,
+            page,
+            first_look=False,
+            as_of=as_of,
+            keep=write.kept,
+            month_count=max(month_count, repo.month_counts([doc.id], period).get(doc.id, 0)),
+        )
         if again is None:  # reset meanwhile (another run) or now unusable: counted by the plan
             return True
         if dry_run or repo.write_resets([again])[0] == _OK:
@@ -84,10 +93,14 @@ def _handle_page(
     dry_run: bool,
     as_of: datetime | None = None,
 ) -> tuple[Page, bool]:
-    """Reset one page; returns its counts and whether every customer of it was handled."""
+    """Reset one page; returns its counts and whether every customer of it was handled (one
+    whose write kept failing is listed as `busy`; the pages after it go on all the same)."""
     page = Page()
+    counts = repo.month_counts([d.id for d in docs], period)
     for doc in docs:
-        write = plan_customer(doc, period, page, first_look=True, as_of=as_of)
+        write = plan_customer(
+            doc, period, page, first_look=True, as_of=as_of, month_count=counts.get(doc.id, 0)
+        )
         if write is not None:
             page.writes.append(write)
     if dry_run:
@@ -98,8 +111,18 @@ def _handle_page(
     for write, status in zip(page.writes, statuses, strict=True):
         if status == _OK:
             page.counts["reset"] += 1
-        elif not _retry_one(repo, write, period, page, dry_run=dry_run, as_of=as_of):
+        elif not _retry_one(
+            repo,
+            write,
+            period,
+            page,
+            dry_run=dry_run,
+            as_of=as_of,
+            month_count=counts.get(write.customer_id, 0),
+        ):
             handled = False
+            detail = f"its write kept failing ({MAX_ATTEMPTS} attempts); the next delivery retries"
+            page.issues.append(ResetIssue(write.customer_id, "busy", detail))
     return page, handled
 
 
@@ -193,6 +216,7 @@ def run_reset(
     )
     summary = ResetSummary(period=period, dry_run=dry_run, resumed_from=state.cursor)
     cursor = state.cursor
+    busy = False
     # One stream ordered by id, cut into pages; the next page is read while the current one is
     # written. (A query per page would do too, but the emulator answers each in time linear in
     # the collection: 100k customers would cost 200 full scans.)
@@ -217,7 +241,10 @@ def run_reset(
             if len(docs) == page_size:
                 ahead = reader.submit(next_page)
             page, handled = _handle_page(repo, docs, period, dry_run=dry_run, as_of=as_of)
-            next_cursor = docs[-1].id if handled else cursor
+            busy = busy or not handled
+            # A busy customer never stalls the pages after it: the cursor moves on, and the
+            # pass ends by starting over (below), so the next delivery retries it.
+            next_cursor = docs[-1].id
             listed = state.samples + len(summary.issues)
             summary = _record_page(
                 repo, summary, page, docs, next_cursor=next_cursor, samples=listed, dry_run=dry_run
@@ -225,17 +252,18 @@ def run_reset(
             summary = replace(summary, elapsed_seconds=clock() - started)
             if progress is not None:
                 progress(summary)
-            if not handled:
-                if ahead is not None:
-                    ahead.cancel()
-                _log_summary(summary)
-                raise ResetIncompleteError(
-                    f"quota reset {period}: customers of the page after {cursor!r} kept failing "
-                    f"to write ({MAX_ATTEMPTS} attempts each); deliver again to continue"
-                )
             cursor = next_cursor
             if ahead is None:  # a short page was the last one
                 summary = replace(summary, complete=True)
+    if busy:  # complete or stopped by the deadline: either way the next delivery starts over
+        if not dry_run:
+            repo.record_progress(period, {}, None, [])  # a new pass: skips the customers done
+        summary = replace(summary, complete=False, cursor=None)
+        _log_summary(summary)
+        raise ResetIncompleteError(
+            f"quota reset {period}: some customers kept failing to write ({MAX_ATTEMPTS} "
+            "attempts each, listed as busy); deliver again to retry them"
+        )
     summary = replace(summary, elapsed_seconds=clock() - started)
     if summary.complete and not dry_run:
         repo.finish(period, {**run_info, **summary.log_fields()})

@@ -1,12 +1,19 @@
-"""What every `blueprint` command shares: the one-line error, the parser, the Firestore client."""
+"""What every `blueprint` command shares: one-line errors, checked values, output, the client."""
 
 from __future__ import annotations
 
-import argparse
+import json
 from collections.abc import Callable
-from typing import Any, Final, NoReturn
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, TextIO
+
+import typer
 
 from shared.errors import BlueprintError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 PROG: Final = "blueprint"
 EXIT_FAILED: Final = 1
@@ -23,17 +30,55 @@ class CliError(BlueprintError):
         self.code = code
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors."""
+@dataclass(frozen=True, slots=True)
+class Run:
+    """What `main` hands every command (typer's `ctx.obj`): the client factory and stdout."""
 
-    def error(self, message: str) -> NoReturn:
-        # One line, not argparse's usage block; the subcommand without repeating "blueprint".
-        where = self.prog.removeprefix(PROG).strip()
-        raise CliError(f"{where + ': ' if where else ''}{message} (see --help)", EXIT_USAGE)
+    client_factory: ClientFactory
+    out: TextIO
+
+    def console(self) -> Console:
+        """A rich console on this run's stdout (no colour codes when it is not a terminal)."""
+        from rich.console import Console  # noqa: PLC0415
+
+        console = Console(file=self.out, highlight=False, soft_wrap=False)
+        if not console.is_terminal:
+            # A pipe or a file has no width: never cut a table to rich's default 80 columns.
+            console.width = 200
+        return console
+
+    def print(self, text: str = "") -> None:
+        """One line (or block) of plain text on stdout."""
+        print(text, file=self.out)
+
+    def json(self, data: Any) -> None:
+        """`data` as one JSON document on stdout (keys in a stable order, UTF-8 as is)."""
+        print(json.dumps(data, ensure_ascii=False, default=str), file=self.out)
+
+
+def run_of(ctx: typer.Context) -> Run:
+    """The `Run` of the current invocation, once its arguments are parsed and valid.
+
+    A bad environment variable fails here, naming the variable: after the arguments (a usage
+    mistake is said first), before anything is read.
+    """
+    from shared.settings import get_settings  # noqa: PLC0415
+
+    get_settings()
+    run = ctx.find_root().obj
+    assert isinstance(run, Run), "ops.cli.main sets ctx.obj"
+    return run
 
 
 PROBE_DOCUMENT: Final = "blueprint-cli-reachability-probe"
 """A customer id nobody uses: the CLI reads it once (no retries) to see that Firestore answers."""
+
+START_EMULATORS: Final = (
+    "start the emulators (`make emulators`, or the whole suite with `make run`) and export the "
+    "FIRESTORE_EMULATOR_HOST it prints, or, for a real project, unset every *_EMULATOR_HOST and "
+    "set GOOGLE_CLOUD_PROJECT with credentials (`gcloud auth application-default login`)"
+)
+"""The two ways out of an unreachable Firestore, said in one sentence."""
 
 
 def firestore_client() -> Any:
@@ -63,31 +108,53 @@ def check_reachable(client: Any, settings: Any) -> None:
         if settings.firestore_emulator_host:
             raise CliError(
                 f"the Firestore emulator at {settings.firestore_emulator_host} is not reachable "
-                f"({type(exc).__name__}); start it (`make emulators`) or fix "
-                "FIRESTORE_EMULATOR_HOST"
+                f"({type(exc).__name__}); {START_EMULATORS}"
             ) from None
         raise CliError(
             f"Firestore (project {settings.project_id}) is not reachable "
-            f"({type(exc).__name__}): {one_line(exc)}"
+            f"({type(exc).__name__}): {one_line(exc)}; for the local emulators instead, "
+            "`make emulators` or `make run` print the FIRESTORE_EMULATOR_HOST to export"
         ) from None
 
 
-def document_id(option: str) -> Callable[[str], str]:
-    """An argparse type: a valid Firestore document id (no '/', not '__...__', not empty)."""
+def check_document_id(text: str | None) -> str | None:
+    """A typer callback: a valid Firestore document id (no '/', not '__...__', not empty)."""
+    if text is None:
+        return None
+    from pydantic import TypeAdapter, ValidationError  # noqa: PLC0415
 
-    def check(text: str) -> str:
-        from pydantic import TypeAdapter, ValidationError  # noqa: PLC0415
+    from shared.types import DocumentId  # noqa: PLC0415
 
-        from shared.types import DocumentId  # noqa: PLC0415
+    try:
+        return str(TypeAdapter(DocumentId).validate_python(text))
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise typer.BadParameter(f"{text!r}: {reason}") from None
 
-        try:
-            return str(TypeAdapter(DocumentId).validate_python(text))
-        except ValidationError as exc:
-            reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
-            raise argparse.ArgumentTypeError(f"{option} {text!r}: {reason}") from None
 
-    check.__name__ = "document id"
-    return check
+def check_month(text: str | None) -> str | None:
+    """A typer callback: `YYYY-MM` with a month 01-12 (bad usage, exit 2, in every command)."""
+    if text is None:
+        return None
+    from shared.times import MONTH_RE  # noqa: PLC0415
+
+    if not MONTH_RE.match(text) or text < "0001-01":
+        raise typer.BadParameter(f"{text!r}: expected YYYY-MM, for example 2025-01")
+    return text
+
+
+def not_future(month: str, command: str, verb: str, now: datetime | None = None) -> str:
+    """`month` unless it is after the current month (UTC): nothing can have happened there yet."""
+    from shared.times import month_of  # noqa: PLC0415
+
+    current = month_of(now or datetime.now(UTC))
+    if month > current:
+        raise CliError(
+            f"{command}: --month {month}: a future month cannot be {verb} (the current month "
+            f"is {current})",
+            EXIT_USAGE,
+        )
+    return month
 
 
 def short(value: Any, limit: int = 120) -> str:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-from typing import Any, Final, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
-from ops.cli.common import ClientFactory, document_id
+import typer
+
+from ops.cli.common import CliError, Run, check_document_id, run_of
+
+if TYPE_CHECKING:
+    from shared.config_service import CustomerConfig, CustomerConfigService, SceneConfig
 
 SCENE_FIELDS: Final = (
     "data_pack_tier",
@@ -22,54 +26,104 @@ SCENE_FIELDS: Final = (
 )
 """The effective scene settings shown, in this order."""
 
-
-def add_parser(sub: Any) -> None:
-    """The `config` subcommand."""
-    conf = sub.add_parser("config", help="what CustomerConfigService answers")
-    conf.add_argument("what", choices=("customer", "scene"))
-    conf.add_argument("id", type=document_id("id"), help="customer or scene id")
-    conf.add_argument(
-        "--customer",
-        type=document_id("--customer"),
-        help="the scene's customer, when known (one round trip)",
-    )
-    conf.set_defaults(func=cmd_config)
+config_app = typer.Typer(help="What CustomerConfigService answers.", no_args_is_help=False)
 
 
-def cmd_config(args: argparse.Namespace, client_factory: ClientFactory, out: TextIO) -> int:
-    """Show what CustomerConfigService answers for a customer or a scene."""
+def register(app: typer.Typer) -> None:
+    """The `config` group."""
+    app.add_typer(config_app, name="config")
+
+
+@config_app.callback()
+def config_group() -> None:
+    """What CustomerConfigService answers, explained."""
+
+
+def _service(run: Run) -> CustomerConfigService:
     from shared.config.adapters import FirestoreConfigReader  # noqa: PLC0415
     from shared.config_service import CustomerConfigService  # noqa: PLC0415
 
-    service = CustomerConfigService(FirestoreConfigReader(client=client_factory()), live=False)
-    if args.what == "customer":
-        config = service.get_customer_config(args.id)
-        print(f"customer {args.id}: tier {config.tier.value}" + _flags(config), file=out)
-        for decision in config.features.values():
-            print(f"  {decision.explain()}", file=out)
-        problems = config.problems
-    else:
-        scene = service.get_scene_config(args.id, customer_id=args.customer)
-        eff = scene.effective
-        print(
-            f"scene {args.id}: customer {eff.customer_id}, tier {eff.bundle_tier.value} "
-            f"(from {eff.tier_source})" + _flags(scene),
-            file=out,
+    return CustomerConfigService(FirestoreConfigReader(client=run.client_factory()), live=False)
+
+
+@config_app.command("customer")
+def customer(
+    ctx: typer.Context,
+    customer_id: Annotated[
+        str, typer.Argument(metavar="ID", callback=check_document_id, help="customer id")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="the answer as one JSON object")] = False,
+) -> None:
+    """A customer's tier and each feature with its reason."""
+    run = run_of(ctx)
+    config = _service(run).get_customer_config(customer_id)
+    if as_json:
+        run.json(customer_json(config))
+        return
+    from rich.table import Table  # noqa: PLC0415
+
+    run.print(f"customer {customer_id}: tier {config.tier.value}" + _flags(config))
+    table = Table("feature", "on", "reason", box=None, pad_edge=False)
+    for decision in config.features.values():
+        table.add_row(
+            decision.feature.value, "yes" if decision.enabled else "no", decision.explain()
         )
-        for name in SCENE_FIELDS:
-            value = getattr(eff, name)
-            value = getattr(value, "value", value)
-            print(f"  {name} = {value!r} ({eff.sources.get(name, 'tier')})", file=out)
-        for clamp in scene.clamped:
-            print(
-                f"  clamped {clamp.field}: {clamp.requested!r} -> {clamp.allowed!r} "
-                f"({clamp.reason})",
-                file=out,
-            )
-        problems = scene.problems
-    for problem in problems:
-        print(f"  warning: {problem}", file=out)
-    return 0
+    run.console().print(table)
+    for problem in config.problems:
+        run.print(f"  warning: {problem}")
+
+
+@config_app.command("scene")
+def scene(
+    ctx: typer.Context,
+    scene_id: Annotated[
+        str, typer.Argument(metavar="ID", callback=check_document_id, help="scene id")
+    ],
+    customer_id: Annotated[
+        str | None,
+        typer.Option(
+            "--customer",
+            callback=check_document_id,
+            help="the scene's customer, when known (one round trip)",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the answer as one JSON object")] = False,
+) -> None:
+    """A scene's effective values with their source, and every clamp."""
+    run = run_of(ctx)
+    answer = _service(run).get_scene_config(scene_id, customer_id=customer_id)
+    if not answer.exists and not answer.stale:
+        # Defaults for a scene that is not there would look like an answer: a typo, most likely.
+        raise CliError(f"config scene: no scene {scene_id!r} (no scenes/{scene_id} document)")
+    if as_json:
+        run.json(scene_json(answer))
+        return
+    from rich.table import Table  # noqa: PLC0415
+
+    eff = answer.effective
+    run.print(
+        f"scene {scene_id}: customer {eff.customer_id}, tier {eff.bundle_tier.value} "
+        f"(from {eff.tier_source})" + _flags(answer)
+    )
+    table = Table("setting", "value", "source", box=None, pad_edge=False)
+    for name, value, source in _settings(answer):
+        table.add_row(name, repr(value), source)
+    run.console().print(table)
+    for clamp in answer.clamped:
+        run.print(
+            f"  clamped {clamp.field}: {clamp.requested!r} -> {clamp.allowed!r} ({clamp.reason})"
+        )
+    for problem in answer.problems:
+        run.print(f"  warning: {problem}")
+
+
+def _settings(answer: SceneConfig) -> list[tuple[str, Any, str]]:
+    eff = answer.effective
+    out = []
+    for name in SCENE_FIELDS:
+        value = getattr(eff, name)
+        out.append((name, getattr(value, "value", value), str(eff.sources.get(name, "tier"))))
+    return out
 
 
 def _flags(answer: Any) -> str:
@@ -79,3 +133,37 @@ def _flags(answer: Any) -> str:
     if answer.stale:
         notes.append("STALE: Firestore unavailable")
     return f" [{'; '.join(notes)}]" if notes else ""
+
+
+def customer_json(config: CustomerConfig) -> dict[str, Any]:
+    """`config customer --json` (docs/cli.md)."""
+    return {
+        "customer_id": config.customer_id,
+        "exists": config.exists,
+        "stale": config.stale,
+        "tier": config.tier.value,
+        "features": {
+            d.feature.value: {"enabled": d.enabled, "reason": d.reason.value, "text": d.explain()}
+            for d in config.features.values()
+        },
+        "problems": [str(p) for p in config.problems],
+    }
+
+
+def scene_json(answer: SceneConfig) -> dict[str, Any]:
+    """`config scene --json` (docs/cli.md)."""
+    eff = answer.effective
+    return {
+        "scene_id": answer.scene_id,
+        "exists": answer.exists,
+        "stale": answer.stale,
+        "customer_id": eff.customer_id,
+        "tier": eff.bundle_tier.value,
+        "tier_source": str(eff.tier_source),
+        "settings": {name: {"value": v, "source": s} for name, v, s in _settings(answer)},
+        "clamped": [
+            {"field": c.field, "requested": c.requested, "allowed": c.allowed, "reason": c.reason}
+            for c in answer.clamped
+        ],
+        "problems": [str(p) for p in answer.problems],
+    }

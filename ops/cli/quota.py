@@ -2,77 +2,87 @@
 
 from __future__ import annotations
 
-import argparse
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Annotated
 
-from ops.cli.common import EXIT_USAGE, ClientFactory, CliError, Parser
+import typer
+
+from ops.cli import progress as bars
+from ops.cli.common import EXIT_USAGE, CliError, check_month, not_future, run_of
 
 if TYPE_CHECKING:
     from functions.reset import ResetSummary
 
+quota_app = typer.Typer(help="Monthly quotas.", no_args_is_help=False)
 
-def add_parser(sub: Any) -> None:
-    """The `quota reset` subcommand."""
-    quota = sub.add_parser("quota", help="monthly quotas")
-    quota_sub = quota.add_subparsers(dest="quota_command", required=True, parser_class=Parser)
-    reset = quota_sub.add_parser("reset", help="the monthly quota reset")
-    reset.add_argument("--dry-run", action="store_true", help="show what would be reset")
-    reset.add_argument("--yes", action="store_true", help="really reset (without --dry-run)")
-    reset.add_argument("--month", help="period YYYY-MM (default: the current month)")
-    reset.add_argument("--no-progress", action="store_true", help="no progress bar")
-    reset.set_defaults(func=cmd_quota_reset)
+
+def register(app: typer.Typer) -> None:
+    """The `quota` group."""
+    app.add_typer(quota_app, name="quota")
+
+
+@quota_app.callback()
+def quota_group() -> None:
+    """Monthly quotas."""
 
 
 def check_period(period: str, now: datetime) -> str:
     """A month to reset: YYYY-MM, not after the current month."""
-    from shared.times import MONTH_RE, month_of  # noqa: PLC0415
-
-    if not MONTH_RE.match(period):
-        raise CliError(f"--month {period!r}: expected YYYY-MM, for example 2025-01", EXIT_USAGE)
-    if period > month_of(now):
-        raise CliError(
-            f"--month {period}: a future month cannot be reset (the current month is "
-            f"{month_of(now)})",
-            EXIT_USAGE,
-        )
-    return period
+    check_month(period)
+    return not_future(period, "quota reset", "reset", now)
 
 
-def cmd_quota_reset(args: argparse.Namespace, client_factory: ClientFactory, out: TextIO) -> int:
-    """Preview (dry run) or run the monthly quota reset with the reset function's own code."""
-    # Lazy: the reset module and tqdm are only paid for by this command.
-    from tqdm import tqdm  # noqa: PLC0415
-
+@quota_app.command("reset")
+def reset(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="show what would be reset, write nothing")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="really reset (without --dry-run)")] = False,
+    month: Annotated[
+        str | None,
+        typer.Option(
+            "--month", callback=check_month, help="period YYYY-MM (default: the current month)"
+        ),
+    ] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="no progress bar")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="the summary as one JSON object")] = False,
+) -> None:
+    """Preview (--dry-run) or run (--yes) the monthly quota reset with the function's own code."""
+    # Lazy: the reset module is only paid for by this command.
     from functions.reset import FirestoreResetRepository, run_reset  # noqa: PLC0415
     from shared.settings import get_settings  # noqa: PLC0415
 
-    if not args.dry_run and not args.yes:
-        raise CliError("quota reset: pass --dry-run to preview, or --yes to reset for real", 2)
+    if not dry_run and not yes:
+        raise CliError(
+            "quota reset: pass --dry-run to preview, or --yes to reset for real", EXIT_USAGE
+        )
+    run = run_of(ctx)
     now = datetime.now(UTC)
-    period = check_period(args.month or now.strftime("%Y-%m"), now)
+    period = check_period(month or now.strftime("%Y-%m"), now)
     settings = get_settings()
     repo = FirestoreResetRepository(
-        client_factory(),
+        run.client_factory(),
         settings.customers_collection,
         settings.quota_resets_collection,
         timeout=settings.firestore_timeout_seconds,
     )
-    bar = tqdm(
-        total=None if args.no_progress else repo.count_customers(),
-        unit="customer",
-        desc=("checking" if args.dry_run else "resetting"),
-        disable=True if args.no_progress else None,
-    )
+    shown = not no_progress and bars.stderr_is_terminal()
+    with bars.Bar(
+        "checking" if dry_run else "resetting",
+        repo.count_customers() if shown else None,  # one count query, for the bar only
+        "customers",
+        enabled=shown,
+    ) as progress:
 
-    def progress(summary: ResetSummary) -> None:  # the running summary, after each page
-        bar.update(summary.seen - bar.n)
-        bar.set_postfix(reset=summary.reset, skipped=summary.skipped, errors=summary.errors)
+        def on_page(summary: ResetSummary) -> None:  # the running summary, after each page
+            progress.update(summary.seen - progress.n)
+            progress.note(reset=summary.reset, skipped=summary.skipped, errors=summary.errors)
 
-    try:
-        summary = run_reset(repo, period, now, dry_run=args.dry_run, progress=progress)
-    finally:
-        bar.close()
-    print(("dry run: " if args.dry_run else "") + f"quota reset for {period}", file=out)
-    print("\n".join(f"{k}: {v}" for k, v in summary.log_fields().items()), file=out)
-    return 0
+        summary = run_reset(repo, period, now, dry_run=dry_run, progress=on_page)
+    fields = summary.log_fields()
+    if as_json:
+        run.json(fields)
+        return
+    run.print(("dry run: " if dry_run else "") + f"quota reset for {period}")
+    run.print("\n".join(f"{k}: {v}" for k, v in fields.items()))

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
-import argparse
-from typing import Any, TextIO
+from typing import Annotated
 
-from ops.cli.common import ClientFactory
+import typer
 
-
-def add_parser(sub: Any) -> None:
-    """The `seed-demo` subcommand."""
-    seed = sub.add_parser("seed-demo", help="load schema.md's example documents")
-    seed.add_argument("--dry-run", action="store_true", help="show what would be written")
-    seed.set_defaults(func=cmd_seed_demo)
+from ops.cli.common import run_of
 
 
-def cmd_seed_demo(args: argparse.Namespace, client_factory: ClientFactory, out: TextIO) -> int:
+def register(app: typer.Typer) -> None:
+    """The `seed-demo` command."""
+    app.command("seed-demo", help="Load schema.md's example documents (idempotent).")(seed_demo)
+
+
+def seed_demo(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would be written")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="the result as one JSON object")] = False,
+) -> None:
     """Load schema.md's example documents."""
-    from ops.seed import seed_demo  # noqa: PLC0415
+    from ops.seed import seed_demo as seed  # noqa: PLC0415
 
-    result = seed_demo(client_factory(), dry_run=args.dry_run)
-    print(("dry run: " if args.dry_run else "") + result, file=out)
-    return 0
+    run = run_of(ctx)
+    result = seed(run.client_factory(), dry_run=dry_run)
+    if as_json:
+        run.json(result.as_json())
+    else:
+        run.print(("dry run: " if dry_run else "") + str(result))

@@ -2,46 +2,111 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Annotated
 
-from ops.cli.common import ClientFactory, CliError, Parser, document_id
+import typer
 
+from ops.cli.common import EXIT_USAGE, CliError, check_document_id, check_month, not_future, run_of
 
-def add_parser(sub: Any) -> None:
-    """The `usage report` subcommand."""
-    usage = sub.add_parser("usage", help="usage reports")
-    usage_sub = usage.add_subparsers(dest="usage_command", required=True, parser_class=Parser)
-    rep = usage_sub.add_parser("report", help="a customer's usage in one month")
-    rep.add_argument(
-        "--customer", required=True, type=document_id("--customer"), help="customer id"
-    )
-    rep.add_argument("--month", required=True, help="calendar month, YYYY-MM (UTC)")
-    rep.add_argument("--csv", action="store_true", help="CSV on stdout instead of a table")
-    rep.add_argument("--chart", metavar="FILE.png", help="also write a PNG of the daily cost")
-    rep.set_defaults(func=cmd_usage_report)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ops.usage_report import UsageReport
+
+usage_app = typer.Typer(help="Usage records: reports.", no_args_is_help=False)
 
 
-def cmd_usage_report(args: argparse.Namespace, client_factory: ClientFactory, out: TextIO) -> int:
-    """Usage of one customer in one month."""
+def register(app: typer.Typer) -> None:
+    """The `usage` group (`report`; `export` and `replay` plug in here)."""
+    app.add_typer(usage_app, name="usage")
+
+
+@usage_app.callback()
+def usage_group() -> None:
+    """Usage records: reports."""
+
+
+@usage_app.command("report")
+def report(
+    ctx: typer.Context,
+    customer: Annotated[
+        str,
+        typer.Option(
+            "--customer", callback=check_document_id, help="customer id", show_default=False
+        ),
+    ],
+    month: Annotated[
+        str,
+        typer.Option(
+            "--month",
+            callback=check_month,
+            help="calendar month, YYYY-MM (UTC)",
+            show_default=False,
+        ),
+    ],
+    csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout instead of a table")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="the report as one JSON object")] = False,
+    chart: Annotated[
+        str | None,
+        typer.Option("--chart", metavar="FILE.png", help="also write a PNG of the daily cost"),
+    ] = None,
+) -> None:
+    """A customer's usage in one month: per action and in total, summed exactly."""
     from ops import usage_report as ur  # noqa: PLC0415
 
-    ur.parse_month(args.month)  # a bad month or chart name fails before any network call
-    if args.chart:
-        ur.check_chart_path(args.chart)
-    records, customer = ur.fetch_usage(client_factory(), args.customer, args.month)
-    if customer is None and not records:
+    if csv and as_json:
+        raise CliError("usage report: --csv and --json exclude each other", EXIT_USAGE)
+    run = run_of(ctx)
+    # Every mistake fails before any network call: the month, a future month, the chart name.
+    not_future(month, "usage report", "reported")
+    ur.parse_month(month)
+    if chart:
+        ur.check_chart_path(chart)
+    records, doc = ur.fetch_usage(run.client_factory(), customer, month)
+    if doc is None and not records:
         raise CliError(
-            f"usage report: no customer {args.customer!r} and no usage records of it in "
-            f"{args.month} (check the id)"
+            f"usage report: no customer {customer!r} and no usage records of it in "
+            f"{month} (check the id)"
         )
-    report = ur.build_report(args.customer, args.month, records, customer)
-    for skipped in report.skipped:
+    built = ur.build_report(customer, month, records, doc)
+    for skipped in built.skipped:
         sys.stderr.write(f"warning: skipped usage record {skipped}\n")
-    print(ur.render_csv(report) if args.csv else ur.render_table(report), file=out, end="")
-    if not args.csv:
-        print(file=out)
-    if args.chart:
-        ur.write_chart(report, args.chart)
-    return 0
+    if as_json:
+        run.json(ur.report_json(built))
+    elif csv:
+        run.out.write(ur.render_csv(built))
+    else:
+        render(built, run.console())
+    if chart:
+        ur.write_chart(built, chart)
+
+
+def render(report: UsageReport, console: Console) -> None:
+    """The report as a rich table with its header and quota lines."""
+    from rich import box  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    from ops.usage_report import rows  # noqa: PLC0415
+
+    header, *body = rows(report)
+    table = Table(
+        title=f"Usage of {report.customer_id} in {report.month} (UTC)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    for index, name in enumerate(header):
+        # fold, never an ellipsis: an amount cut short would be a wrong amount.
+        table.add_column(name, justify="left" if index == 0 else "right", overflow="fold")
+    for index, row in enumerate(body):
+        table.add_row(
+            *row, end_section=index == len(body) - 2, style="bold" if row[0] == "TOTAL" else None
+        )
+    if not report.customer_exists:
+        console.print(f"note: no customers/{report.customer_id} document")
+    console.print(table)
+    console.print(f"quota used: {report.quota_text}")
+    if report.counter is not None and report.counter != report.scenes_generated:
+        console.print(f"note: the customer's counter for {report.month} says {report.counter}")
+    if report.skipped:
+        console.print(f"skipped {len(report.skipped)} invalid records (see stderr)")

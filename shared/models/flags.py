@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, Strict
 
 from shared.models.base import Document, ShortText
 from shared.models.vocabulary import Feature
@@ -40,6 +40,9 @@ class FeatureFlags(Document):
     """DWM conditioning."""
     streaming_export: StrictBool | None = None
     """Streaming data export."""
+    rollouts: dict[Feature, Annotated[int, Strict(), Field(ge=1, le=100)]] | None = None
+    """Features a gradual rollout turned on in this document, each with the rollout's percent
+    then (audit in `feature_rollouts/{feature}`); flags set by hand are not listed."""
     created_at: UtcDatetime | None = None
     """Creation time (server-generated)."""
     updated_at: UtcDatetime | None = None

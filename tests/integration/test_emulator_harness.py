@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -141,12 +142,21 @@ def test_run_leaves_nothing_running(how: str) -> None:
     finally:
         _kill_leftovers(proc, list(groups.values()))
     text = "".join(lines)
+    found = re.search(r"^# logs in +(\S+)$", text, re.MULTILINE)
+    assert found, text
+    log_dir = Path(found[1])
     if how == "ctrl-c":
         assert proc.returncode == 0, text
+        # A clean stop removes the temporary log directory (they piled up in /tmp).
+        assert "# stopped; nothing left running; logs removed." in text
+        assert not log_dir.exists()
     else:
         assert proc.returncode == 2, text
         assert "error: the functions host exited on its own" in text
-    assert "# stopped; nothing left running." in text
+        # After a crash the logs are kept, and the last line says where.
+        assert f"# stopped; nothing left running; logs kept in {log_dir}" in text
+        assert (log_dir / "firestore.log").exists()
+        shutil.rmtree(log_dir)
     _wait_reaped(list(groups.values()))
     assert [n for n, p in groups.items() if not _gone(p)] == [], text
 

@@ -377,12 +377,11 @@ def test_operators_cli_dry_run_then_reset_with_a_progress_bar(
 ) -> None:
     import io
 
-    import tqdm
-
+    import ops.cli.progress
     from ops.cli import main as cli
 
-    real_bar = tqdm.tqdm  # shown on a terminal only; pytest's stderr is not one
-    monkeypatch.setattr(tqdm, "tqdm", lambda *a, **k: real_bar(*a, **{**k, "disable": False}))
+    # The bar is shown on a terminal only; pytest's stderr is not one.
+    monkeypatch.setattr(ops.cli.progress, "stderr_is_terminal", lambda: True)
 
     # The CLI refuses a future month: this test resets the real current month.
     current = month_of(datetime.now(UTC))
@@ -395,7 +394,6 @@ def test_operators_cli_dry_run_then_reset_with_a_progress_bar(
     assert "700/700" in capsys.readouterr().err  # the bar reached the count of customers
     assert not firestore_client.collection("quota_resets").document(current).get().exists
     out = io.StringIO()
-    monkeypatch.setattr(tqdm, "tqdm", real_bar)
     assert cli(["quota", "reset", "--yes", "--month", current, "--no-progress"], out=out) == 0
     assert "reset: 700" in out.getvalue()
     assert capsys.readouterr().err == ""

@@ -43,14 +43,14 @@ def unreachable() -> Any:
 @pytest.mark.parametrize(
     ("argv", "code", "needle"),
     [
-        ([], 2, "required: command"),
-        (["migrate"], 2, "required: paths"),
+        ([], 2, "Missing command"),
+        (["migrate"], 2, "Missing argument 'paths'"),
         (["usage", "report", "--month", "2025-01"], 2, "--customer"),
-        (["usage", "report", "--customer", "c", "--month", "Jan"], 1, "expected YYYY-MM"),
+        (["usage", "report", "--customer", "c", "--month", "Jan"], 2, "expected YYYY-MM"),
         (["migrate", "/no/such/export"], 1, "no such file or directory"),
         (["migrate", "x", "--batch-size", "900"], 2, "expected 1 to 500"),
         (["quota", "reset"], 2, "pass --dry-run"),
-        (["frobnicate"], 2, "invalid choice"),
+        (["frobnicate"], 2, "No such command 'frobnicate'"),
     ],
 )
 def test_user_mistakes_are_one_line_and_non_zero(
@@ -218,6 +218,10 @@ def test_emulator_not_running_is_one_clear_line_not_a_hang(argv: list[str]) -> N
     assert done.returncode == 1, done.stderr
     line = one_error_line(done.stderr)
     assert f"Firestore emulator at {host} is not reachable" in line
+    # Both ways to start the emulators, and how to use a real project instead.
+    assert "`make emulators`" in line
+    assert "`make run`" in line
+    assert "unset every *_EMULATOR_HOST and set GOOGLE_CLOUD_PROJECT with credentials" in line
 
 
 def test_emulator_that_never_answers_is_one_clear_line() -> None:
@@ -249,8 +253,8 @@ def test_emulator_that_never_answers_is_one_clear_line() -> None:
         (["config", "scene", "s", "--customer", ""], 2, "--customer"),
         (["quota", "reset", "--dry-run", "--month", "2999-01"], 2, "future"),
         (["quota", "reset", "--yes", "--month", "0000-01"], 2, "YYYY-MM"),
-        (["usage", "report", "--customer", "c", "--month", "0000-01"], 1, "YYYY-MM"),
-        (["usage", "report", "--customer", "c", "--month", "9999-12"], 1, "9999-12"),
+        (["usage", "report", "--customer", "c", "--month", "0000-01"], 2, "YYYY-MM"),
+        (["usage", "report", "--customer", "c", "--month", "9999-12"], 2, "future"),
         (
             ["usage", "report", "--customer", "c", "--month", "2025-01", "--chart", "x.jpg"],
             1,
@@ -277,10 +281,10 @@ def test_more_user_mistakes_are_one_line_before_any_request(
     assert out == ""
 
 
-def test_argparse_errors_do_not_repeat_the_program_name(capsys: pytest.CaptureFixture[str]) -> None:
+def test_usage_errors_do_not_repeat_the_program_name(capsys: pytest.CaptureFixture[str]) -> None:
     _, _, err = run(["migrate"], capsys)
-    assert one_error_line(err) == (
-        "blueprint: error: migrate: the following arguments are required: paths (see --help)"
+    assert (
+        one_error_line(err) == "blueprint: error: migrate: Missing argument 'paths'. (see --help)"
     )
 
 
@@ -345,3 +349,33 @@ def test_report_of_an_unknown_customer_without_records_is_an_error(
     assert code == 0, err
     assert "no customers/gone document" in out
     assert "2.00" in out
+
+
+def test_report_table_never_cuts_an_amount(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rich's default 80 columns cut cells with an ellipsis: a cut amount is a wrong amount."""
+    import ops.usage_report
+
+    records = [
+        (
+            "big",
+            _record(
+                "2025-01-02T00:00:00",
+                "episodes_generated_with_a_long_action_name",
+                123456.78,
+                compute_minutes=98765432.125,
+                storage_gb=12345.678,
+                episodes_generated=987654321,
+            ),
+        )
+    ]
+    customer = {"schema_version": 1, "bundle_tier": "pro"}
+    monkeypatch.setattr(ops.usage_report, "fetch_usage", _fake_fetch(records, customer))
+    code, out, err = run(
+        ["usage", "report", "--customer", "c1", "--month", "2025-01"], capsys, client_factory=object
+    )
+    assert code == 0, err
+    for text in ("episodes_generated_with_a_long_action_name", "98765432.125", "123456.78"):
+        assert text in out
+    assert "…" not in out

@@ -225,12 +225,16 @@ def test_pipeline_steps_run_in_a_safe_order() -> None:
         return seen
 
     for step_id in steps:
-        if step_id.startswith("deploy-") or step_id in {
-            "topics",
-            "scheduler-job",
-            "firestore-rules-indexes",
-            "usage-dead-letter",
-        }:
+        if (
+            step_id.startswith("deploy-")
+            or step_id
+            in {
+                "topics",
+                "scheduler-job",
+                "firestore-rules-indexes",
+            }
+            or step_id.startswith("delivery-")
+        ):
             assert {"lint-types", "tests", "install"} <= ancestors(step_id), step_id
         if step_id.startswith("deploy-"):
             assert {"package", "topics"} <= ancestors(step_id), step_id
@@ -254,9 +258,48 @@ def test_topics_dead_letter_scheduler_and_firestore_steps() -> None:
     topics_script = steps["topics"]["args"][1]
     for topic in cloudbuild.topics(SETTINGS):
         assert f"gcloud pubsub topics create {topic}" in topics_script
-    dead_letter = steps["usage-dead-letter"]["args"][1]
+    dead_letter = steps["delivery-on-usage-event"]["args"][1]
     assert f"--dead-letter-topic={SETTINGS.usage_events_dead_letter_topic}" in dead_letter
-    assert "--max-delivery-attempts=${_MAX_DELIVERY_ATTEMPTS}" in dead_letter
     assert "gcloud functions describe on-usage-event" in dead_letter
+    for dead in cloudbuild.dead_letter_topics(SETTINGS):
+        assert f"{cloudbuild.hold_subscription(dead)} --topic={dead}" in topics_script
     assert "deploy.scheduler_job ensure" in steps["scheduler-job"]["args"][1]
     assert "--only=firestore" in steps["firestore-rules-indexes"]["args"]
+
+
+def test_the_fold_is_deployed_on_its_schedule_topic_with_its_job() -> None:
+    steps = {s["id"]: s for s in load()["steps"]}
+    fold = steps["deploy-fold-usage-counters"]["args"]
+    assert f"--trigger-topic={SETTINGS.usage_fold_schedule_topic}" in fold
+    assert "--retry" not in fold  # the next minute's tick is the retry
+    assert f"topics create {SETTINGS.usage_fold_schedule_topic}" in steps["topics"]["args"][1]
+    assert "deploy.scheduler_job ensure" in steps["scheduler-job"]["args"][1]
+
+
+def test_every_pubsub_function_gets_the_tables_delivery_policy() -> None:
+    """Attempts, backoff and dead-letter topic come from the table's constants, nowhere else."""
+    steps = {s["id"]: s for s in load()["steps"]}
+    pubsub = [spec for spec in FUNCTIONS if spec.trigger is TriggerKind.PUBSUB]
+    assert {"reset-monthly-quotas", "on-usage-event", "record-dead-letters"} <= {
+        spec.name for spec in pubsub
+    }
+    for spec in pubsub:
+        assert spec.delivery is not None, spec.name
+        script = steps[cloudbuild.delivery_step_id(spec)]["args"][1]
+        assert steps[cloudbuild.delivery_step_id(spec)]["waitFor"] == [f"deploy-{spec.name}"]
+        assert f"--min-retry-delay={spec.delivery.min_backoff_seconds:g}s" in script
+        assert f"--max-retry-delay={spec.delivery.max_backoff_seconds:g}s" in script
+        dead = spec.delivery.dead_letter_topic(SETTINGS)
+        if dead is None:
+            assert "--dead-letter-topic" not in script, spec.name
+        else:
+            assert f"--dead-letter-topic={dead}" in script
+            assert f"--max-delivery-attempts={spec.delivery.max_delivery_attempts}" in script
+            assert f"topics add-iam-policy-binding {dead} " in script
+    usage = next(spec for spec in pubsub if spec.name == "on-usage-event")
+    script = steps["delivery-on-usage-event"]["args"][1]
+    # Production's policy (issue 11): 10 attempts, 10-600 s backoff.
+    assert "--max-delivery-attempts=10" in script
+    assert "--min-retry-delay=10s --max-retry-delay=600s" in script
+    assert usage.delivery is not None
+    assert usage.delivery.max_delivery_attempts == 10

@@ -119,6 +119,10 @@ INVALID: list[tuple[type, dict[str, Any], str, str]] = [
     (Scene, _with(SCENE, tactile_enabled="false"), "tactile_enabled", "boolean"),
     (FeatureFlags, _with(FLAGS, tactile="off"), "tactile", "boolean"),
     (FeatureFlags, _with(FLAGS, teleport=True), "teleport", "no such field"),
+    (FeatureFlags, _with(FLAGS, rollouts={"tactile": 0}), "rollouts.tactile", "1"),
+    (FeatureFlags, _with(FLAGS, rollouts={"tactile": 101}), "rollouts.tactile", "100"),
+    (FeatureFlags, _with(FLAGS, rollouts={"tactile": "10"}), "rollouts.tactile", "integer"),
+    (FeatureFlags, _with(FLAGS, rollouts={"teleport": 10}), "rollouts.teleport", "'tactile'"),
     (UsageRecord, _with(USAGE, estimated_cost=-1.0), "estimated_cost", "0"),
     (UsageRecord, _with(USAGE, compute_minutes=float("inf")), "compute_minutes", "finite"),
     (UsageRecord, _with(USAGE, billable=_DROP), "billable", "required"),
@@ -190,3 +194,11 @@ def test_usage_event_schema_file_is_current() -> None:
 def test_models_document_themselves() -> None:
     props = Customer.model_json_schema()["properties"]
     assert "unlimited" in props["monthly_scene_quota"]["description"]
+
+
+def test_feature_flags_record_which_features_a_rollout_turned_on() -> None:
+    flags = validate(
+        FeatureFlags, {"schema_version": 1, "tactile": True, "rollouts": {"tactile": 20}}
+    )
+    assert flags.rollouts == {Feature.TACTILE: 20}
+    assert flags.flags() == {Feature.TACTILE: True}  # `rollouts` is no feature

@@ -171,9 +171,9 @@ def test_missing_package_is_detected(built: Path, tmp_path: Path) -> None:
 
 
 def test_dev_only_dependencies_are_hidden() -> None:
-    """The dev venv has yaml, pytest, tqdm...; the deployed function has requirements.txt only."""
+    """The dev venv has yaml, pytest, typer...; the deployed function has requirements.txt only."""
     hidden = set(dev_only_modules())
-    assert {"yaml", "pytest", "tqdm", "matplotlib", "hypothesis", "mypy"} <= hidden
+    assert {"yaml", "pytest", "typer", "rich", "matplotlib", "hypothesis", "mypy"} <= hidden
     assert not {"functions_framework", "google", "pydantic", "grpc", "cloudevents"} & hidden
 
 

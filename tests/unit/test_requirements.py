@@ -93,4 +93,4 @@ def test_a_disagreement_is_reported() -> None:
 def test_runtime_dependencies_hold_no_tool_of_the_operators_or_developers() -> None:
     """The deployed functions get requirements.txt: no CLI, test or lint package in it."""
     runtime = pins((ROOT / "requirements.txt").read_text().splitlines(), "requirements.txt")
-    assert not {"tqdm", "matplotlib", "pytest", "pyyaml", "import-linter"} & runtime.keys()
+    assert not {"typer", "rich", "matplotlib", "pytest", "pyyaml", "import-linter"} & runtime.keys()

@@ -42,6 +42,8 @@ class FakeRepo:
         self.scans: list[str | None] = []
         self.before_write: Callable[[ResetWrite], None] | None = None
         self.fail_ids: set[str] = set()
+        self.summaries: dict[str, int] = {}
+        """The fold's month summaries: customer -> `scenes_total` of the period."""
 
     def scan(self, start_after: str | None) -> Iterator[CustomerDoc]:
         self.scans.append(start_after)
@@ -54,6 +56,9 @@ class FakeRepo:
             return None
         data, version = self.docs[customer_id]
         return CustomerDoc(customer_id, dict(data), version)
+
+    def month_counts(self, customer_ids: Sequence[str], period: str) -> dict[str, int]:
+        return {c: self.summaries[c] for c in customer_ids if c in self.summaries}
 
     def write_resets(self, writes: Sequence[ResetWrite]) -> list[int]:
         self.write_calls += 1
@@ -209,21 +214,41 @@ def test_a_customer_reset_by_someone_else_meanwhile_is_skipped_not_written_twice
     assert repo.docs["c0001"][1] == 9  # untouched after the other writer
 
 
-def test_a_write_that_keeps_failing_stops_the_run_without_moving_the_cursor(
+def test_a_busy_customer_never_stalls_the_pages_after_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(reset_service.time, "sleep", lambda s: None)
     repo = many(10)
-    repo.fail_ids = {"c0007"}
-    with pytest.raises(ResetIncompleteError):
+    repo.fail_ids = {"c0002"}
+    with pytest.raises(ResetIncompleteError, match="busy"):
         run_reset(repo, P, NOW, page_size=5)
     assert repo.audit is not None
-    assert repo.audit["cursor"] == "c0004"  # the first page only
+    assert repo.audit["cursor"] is None  # the next delivery starts a new pass
+    assert [i["customer_id"] for i in repo.audit["issues"] if i["kind"] == "busy"] == ["c0002"]
+    assert repo.audit["customers_reset"] == 9  # the page after it was reset all the same
+    assert repo.docs["c0002"][0].get("quota_period") != P
     repo.fail_ids = set()
     summary = run_reset(repo, P, NOW, page_size=5)
     assert summary.complete
-    assert (summary.reset, summary.skipped) == (1, 4)
+    assert (summary.reset, summary.skipped) == (1, 9)  # each customer reset exactly once
     assert repo.audit["customers_reset"] == 10
+
+
+def test_the_roll_over_takes_the_new_months_count_from_the_folds_summary() -> None:
+    repo = many(3)
+    repo.summaries = {"c0000": 7, "c0001": 0}  # c0002: no summary yet (no scene this month)
+    summary = run_reset(repo, P, NOW)
+    assert summary.reset == 3
+    values = {k: d[quota.THIS_MONTH_FIELD] for k, (d, _) in repo.docs.items()}
+    derived = {
+        k: (d.get("scene_counts_by_month") or {}).get(P, 0) for k, (d, _) in repo.docs.items()
+    }
+    assert values == {
+        "c0000": max(7, derived["c0000"]),
+        "c0001": derived["c0001"],
+        "c0002": derived["c0002"],
+    }
+    assert all(d["quota_period"] == P for d, _ in repo.docs.values())
 
 
 def test_unlimited_missing_and_invalid_documents_are_handled_and_reported() -> None:

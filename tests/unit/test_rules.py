@@ -217,3 +217,20 @@ def test_effective_config_never_exceeds_entitlement(
     for name in GATED_BOOLEANS:
         if booleans[name] is True and not getattr(config, name):
             assert name in clamped
+
+
+def test_a_flag_a_rollout_turned_on_gives_the_reason_rollout() -> None:
+    tier, f = BundleTier.STANDARD, Feature.TACTILE
+    rolled = FeatureFlags(schema_version=1, tactile=True, rollouts={f: 10})
+    decision = resolve_feature(f, tier, rolled)
+    assert (decision.enabled, decision.reason) == (True, Reason.ROLLOUT)
+    assert "gradual rollout" in decision.explain()
+    # Switched off by hand since: the customer's flag decides, not the rollout.
+    off = FeatureFlags(schema_version=1, tactile=False, rollouts={f: 10})
+    assert resolve_feature(f, tier, off).reason is Reason.CUSTOMER_FLAG
+    # Only the rolled-out feature says rollout; overrides and _global still win.
+    other = resolve_feature(Feature.SIM2REAL, tier, rolled)
+    assert other.reason is Reason.TIER_DEFAULT
+    assert resolve_feature(f, tier, rolled, overrides={f: False}).reason is Reason.OVERRIDE
+    killed = resolve_feature(f, tier, rolled, global_flags={f: False})
+    assert (killed.enabled, killed.reason) == (False, Reason.GLOBAL_KILL_SWITCH)

@@ -126,7 +126,9 @@ def test_dry_run_sends_no_write_and_says_what_it_would_do(
     )
     assert code == 0
     assert writes(fake) == []
-    out = json.loads(capsys.readouterr().out)
+    reset_line, fold_line = capsys.readouterr().out.splitlines()
+    assert json.loads(fold_line)["action"] == "created"  # the fake holds only the reset job
+    out = json.loads(reset_line)
     assert out == {
         "action": "updated",
         "job": NAME,
@@ -137,4 +139,46 @@ def test_dry_run_sends_no_write_and_says_what_it_would_do(
     missing = FakeScheduler()
     scheduler_job.main(["ensure", "--project", PROJECT, "--region", REGION, "--dry-run"], missing)
     assert writes(missing) == []
-    assert json.loads(capsys.readouterr().out)["action"] == "created"
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["action"] for line in lines] == ["created", "created"]
+
+
+FOLD_NAME = f"projects/{PROJECT}/locations/{REGION}/jobs/usage-fold"
+
+
+def test_the_fold_job_runs_every_minute_on_its_topic() -> None:
+    job = scheduler_job.desired_job(PROJECT, REGION, job="usage-fold")
+    assert isinstance(job, scheduler_v1.Job)
+    assert job.name == FOLD_NAME
+    assert (job.schedule, job.time_zone) == ("* * * * *", "UTC")
+    assert job.pubsub_target.topic_name == f"projects/{PROJECT}/topics/usage-fold-schedule"
+    assert json.loads(job.pubsub_target.data) == {"job": "usage-fold"}
+    assert job.retry_config.retry_count == 0  # the next minute's fold is the retry
+
+
+def test_missing_fold_job_is_created_and_an_identical_one_left_alone() -> None:
+    fake = FakeScheduler()
+    result = scheduler_job.ensure(fake, PROJECT, REGION, job="usage-fold")
+    assert (result.action, result.job) == ("created", FOLD_NAME)
+    [request] = writes(fake)
+    assert isinstance(request, scheduler_v1.CreateJobRequest)
+    assert request.job == scheduler_job.desired_job(PROJECT, REGION, job="usage-fold")
+    again = scheduler_job.ensure(fake, PROJECT, REGION, job="usage-fold")
+    assert again.action == "unchanged"
+    assert len(writes(fake)) == 1
+
+
+def test_a_drifted_fold_schedule_is_updated() -> None:
+    job = scheduler_job.desired_job(PROJECT, REGION, job="usage-fold")
+    job.schedule = "*/5 * * * *"
+    fake = FakeScheduler(job)
+    result = scheduler_job.ensure(fake, PROJECT, REGION, job="usage-fold")
+    assert result.changed_fields == ("schedule",)
+    [request] = writes(fake)
+    assert isinstance(request, scheduler_v1.UpdateJobRequest)
+    assert list(request.update_mask.paths) == ["schedule"]
+
+
+def test_an_unknown_job_is_refused() -> None:
+    with pytest.raises(ValueError, match="job='nope'"):
+        scheduler_job.desired_job(PROJECT, REGION, job="nope")

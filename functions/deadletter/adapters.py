@@ -1,0 +1,85 @@
+"""Firestore for the dead-letter service: I/O only (the service decides)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from functions.deadletter.ports import Existing, UnstorableError
+from shared import names
+from shared.clients import bounded_retry, firestore_client
+from shared.settings import Settings
+
+
+class FirestoreDeadLetterStore:
+    """`usage_rejections` and `quota_resets/{month}/dead_letters` on the real client."""
+
+    def __init__(self, settings: Settings, client: Any = None) -> None:
+        self._settings = settings
+        self._client = client
+        self._timeout = settings.firestore_timeout_seconds
+
+    @property
+    def client(self) -> Any:
+        """The Firestore client, created on first use."""
+        if self._client is None:
+            self._client = firestore_client(self._settings.project_id)
+        return self._client
+
+    def _call(self) -> dict[str, Any]:
+        return {"retry": bounded_retry(self._timeout), "timeout": self._timeout}
+
+    def _rejection(self, doc_id: str) -> Any:
+        return self.client.collection(self._settings.usage_rejections_collection).document(doc_id)
+
+    def create_rejection(self, doc_id: str, data: Mapping[str, Any]) -> bool:
+        """Create `usage_rejections/{doc_id}` (+ rejected_at); False if it exists."""
+        from google.api_core import exceptions as gexc  # noqa: PLC0415 - lazy: cold start
+        from google.cloud.firestore_v1 import SERVER_TIMESTAMP  # noqa: PLC0415
+
+        try:
+            ref = self._rejection(doc_id)
+            ref.create({**data, "rejected_at": SERVER_TIMESTAMP}, **self._call())
+        except gexc.AlreadyExists:
+            return False
+        except gexc.InvalidArgument as exc:
+            raise UnstorableError(str(exc)) from exc
+        return True
+
+    def get_rejection(self, doc_id: str) -> Existing | None:
+        """The document at `usage_rejections/{doc_id}`, if any."""
+        snap = self._rejection(doc_id).get(**self._call())
+        if not snap.exists:
+            return None
+        return Existing(snap.to_dict() or {}, snap.update_time)
+
+    def complete_rejection(self, doc_id: str, changes: Mapping[str, Any], token: Any) -> bool:
+        """Update unless changed since `token` (its update time); False if it was."""
+        from google.api_core import exceptions as gexc  # noqa: PLC0415
+        from google.cloud.firestore_v1 import SERVER_TIMESTAMP  # noqa: PLC0415
+
+        option = self.client.write_option(last_update_time=token)
+        try:
+            self._rejection(doc_id).update(
+                {**changes, "rejected_at": SERVER_TIMESTAMP}, option=option, **self._call()
+            )
+        except (gexc.FailedPrecondition, gexc.NotFound):
+            return False
+        return True
+
+    def create_reset_dead_letter(self, month: str, doc_id: str, data: Mapping[str, Any]) -> bool:
+        """Create `quota_resets/{month}/dead_letters/{doc_id}`; False if it exists."""
+        from google.api_core import exceptions as gexc  # noqa: PLC0415
+        from google.cloud.firestore_v1 import SERVER_TIMESTAMP  # noqa: PLC0415
+
+        ref = (
+            self.client.collection(self._settings.quota_resets_collection)
+            .document(month)
+            .collection(names.QUOTA_RESET_DEAD_LETTERS)
+            .document(doc_id)
+        )
+        try:
+            ref.create({**data, "rejected_at": SERVER_TIMESTAMP}, **self._call())
+        except gexc.AlreadyExists:
+            return False
+        return True

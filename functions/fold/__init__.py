@@ -1,0 +1,1 @@
+"""The counter fold: changed shards -> month summaries -> customer fields and quota alerts."""

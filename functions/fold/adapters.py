@@ -1,0 +1,245 @@
+"""Real adapters of the fold: Firestore repository and `quota-alerts` publisher (I/O only)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from functions.fold.ports import (
+    Commit,
+    CommitConflictError,
+    CustomerState,
+    Marker,
+    Shard,
+    Snapshot,
+    Watermark,
+)
+from shared import names, queries
+from shared.clients import bounded_retry, firestore_client, publisher_client
+from shared.counters import (
+    SHARD_FLOAT_FIELDS,
+    SHARD_INT_FIELDS,
+    counter_doc_id,
+    split_counter_doc_id,
+)
+from shared.errors import classify, is_transient
+from shared.firestore_values import server_timestamp
+from shared.settings import Settings
+
+
+def _shard(snap: Any) -> Shard | None:
+    """A shard snapshot as the port's Shard; None for a document that is not one."""
+    data = snap.to_dict() or {}
+    parent = snap.reference.parent.parent
+    split = split_counter_doc_id(parent.id) if parent is not None else None
+    customer_id = data.get("customer_id")
+    month = data.get("month")
+    if not isinstance(customer_id, str) or not isinstance(month, str):
+        if split is None:
+            return None
+        customer_id, month = split
+    updated_at = data.get("updated_at")
+    if not isinstance(updated_at, datetime):
+        return None
+    bucket = data.get("fold_bucket")
+    values = {
+        k: data[k]
+        for k in (*SHARD_INT_FIELDS, *SHARD_FLOAT_FIELDS)
+        if isinstance(data.get(k), int | float)
+    }
+    return Shard(
+        customer_id,
+        month,
+        snap.id,
+        values,
+        updated_at,
+        bucket if isinstance(bucket, int) else 0,
+    )
+
+
+class FirestoreFoldRepository:
+    """`FoldRepository` over google-cloud-firestore."""
+
+    def __init__(self, settings: Settings, client: Any | None = None) -> None:
+        self._settings = settings
+        self._client = client
+        self._timeout = settings.firestore_timeout_seconds
+
+    @property
+    def client(self) -> Any:
+        """The Firestore client (the process's shared one unless given)."""
+        if self._client is None:
+            self._client = firestore_client(self._settings.project_id)
+        return self._client
+
+    def _call(self) -> dict[str, Any]:
+        return {"retry": bounded_retry(self._timeout), "timeout": self._timeout}
+
+    def _counters(self) -> Any:
+        return self.client.collection(self._settings.usage_counters_collection)
+
+    def _state(self, bucket: int) -> Any:
+        return self.client.collection(self._settings.usage_fold_state_collection).document(
+            str(bucket)
+        )
+
+    def read_watermarks(self, buckets: Sequence[int]) -> list[Watermark]:
+        """`usage_fold_state/{b}` for each bucket, one get_all."""
+        refs = [self._state(b) for b in buckets]
+        snaps = {s.reference.id: s for s in self.client.get_all(refs, **self._call())}
+        out = []
+        for bucket in buckets:
+            snap = snaps.get(str(bucket))
+            if snap is None or not snap.exists:
+                out.append(Watermark(bucket, None, None))
+                continue
+            value = (snap.to_dict() or {}).get("watermark")
+            out.append(
+                Watermark(bucket, value if isinstance(value, datetime) else None, snap.update_time)
+            )
+        return out
+
+    def scan_bucket(self, bucket: int, since: datetime, page_size: int) -> Iterator[list[Shard]]:
+        """Pages of the bucket's changed shards (one query per page, cursor on the last)."""
+        after = None
+        while True:
+            query = queries.changed_shards(
+                self.client, bucket, since, limit=page_size, after=after, settings=self._settings
+            )
+            snaps = list(query.stream(**self._call()))
+            page = [s for s in (_shard(snap) for snap in snaps) if s is not None]
+            if page:
+                yield page
+            if len(snaps) < page_size:
+                return
+            after = snaps[-1]
+
+    def read_state(self, customer_id: str, months: Sequence[str]) -> CustomerState:
+        """The customer and the month summaries, one get_all."""
+        customer_ref = self.client.collection(self._settings.customers_collection).document(
+            customer_id
+        )
+        refs = [customer_ref] + [
+            self._counters().document(counter_doc_id(customer_id, m)) for m in months
+        ]
+        snaps = {s.reference.path: s for s in self.client.get_all(refs, **self._call())}
+
+        def snapshot(ref: Any) -> Snapshot | None:
+            snap = snaps.get(ref.path)
+            if snap is None or not snap.exists:
+                return None
+            return Snapshot(snap.to_dict() or {}, snap.update_time)
+
+        return CustomerState(
+            snapshot(customer_ref),
+            {m: snapshot(ref) for m, ref in zip(months, refs[1:], strict=True)},
+        )
+
+    def commit(self, commit: Commit) -> None:
+        """One WriteBatch: summaries (create or guarded update), customer (guarded), markers."""
+        from google.api_core import exceptions as gexc  # noqa: PLC0415 - lazy: cold start
+
+        client = self.client
+        batch = client.batch()
+        stamp = server_timestamp()
+        for summary in commit.summaries:
+            ref = self._counters().document(counter_doc_id(commit.customer_id, summary.month))
+            data = dict(summary.data)
+            if summary.token is None:
+                batch.create(ref, data)
+            else:
+                batch.update(ref, data, option=client.write_option(last_update_time=summary.token))
+        if commit.customer is not None:
+            ref = client.collection(self._settings.customers_collection).document(
+                commit.customer_id
+            )
+            fields = dict(commit.customer.fields)
+            if commit.customer.stamp_reset:
+                fields["quota_reset_at"] = stamp
+            batch.update(
+                ref, fields, option=client.write_option(last_update_time=commit.customer.token)
+            )
+        alerts = client.collection(self._settings.quota_alerts_collection)
+        for alert_id, marker in commit.markers:
+            batch.create(alerts.document(alert_id), {**marker, "created_at": stamp})
+        try:
+            batch.commit(**self._call())
+        except (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound) as exc:
+            raise CommitConflictError(str(exc)) from exc
+        except Exception as exc:
+            raise classify(exc, f"fold commit of customer {commit.customer_id}") from exc
+
+    def set_watermark(self, watermark: Watermark, value: datetime) -> bool:
+        """Set `usage_fold_state/{b}` guarded by the read (create when it did not exist)."""
+        from google.api_core import exceptions as gexc  # noqa: PLC0415
+
+        ref = self._state(watermark.bucket)
+        data = {"bucket": watermark.bucket, "watermark": value, "folded_at": server_timestamp()}
+        try:
+            if watermark.token is None:
+                ref.create(data, **self._call())
+            else:
+                option = self.client.write_option(last_update_time=watermark.token)
+                ref.update(data, option=option, **self._call())
+        except (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound):
+            return False
+        return True
+
+    def pending_markers(self, limit: int) -> list[Marker]:
+        """`quota_alerts` documents with state `pending`."""
+        query = queries.pending_alerts(self.client, limit=limit, settings=self._settings)
+        return [
+            Marker(s.id, s.to_dict() or {}, s.update_time) for s in query.stream(**self._call())
+        ]
+
+    def claim_marker(self, marker: Marker, changes: Mapping[str, Any]) -> bool:
+        """Update the marker only if unchanged since read."""
+        from google.api_core import exceptions as gexc  # noqa: PLC0415
+
+        ref = self.client.collection(self._settings.quota_alerts_collection).document(
+            marker.alert_id
+        )
+        option = self.client.write_option(last_update_time=marker.update_time)
+        try:
+            ref.update(dict(changes), option=option, **self._call())
+        except (gexc.FailedPrecondition, gexc.NotFound):
+            return False
+        return True
+
+    def update_marker(self, alert_id: str, changes: Mapping[str, Any]) -> None:
+        """Update a marker (+ `published_at` when it becomes published)."""
+        ref = self.client.collection(self._settings.quota_alerts_collection).document(alert_id)
+        data = dict(changes)
+        if data.get("state") == "published":
+            data["published_at"] = server_timestamp()
+        ref.update(data, **self._call())
+
+    def existing_markers(self, alert_ids: Sequence[str]) -> set[str]:
+        """Which alert markers exist, one get_all."""
+        alerts = self.client.collection(self._settings.quota_alerts_collection)
+        refs = [alerts.document(a) for a in alert_ids]
+        return {s.id for s in self.client.get_all(refs, **self._call()) if s.exists}
+
+
+class PubSubAlertPublisher:
+    """`AlertPublisher` over google-cloud-pubsub, on `settings.quota_alerts_topic`."""
+
+    def __init__(self, settings: Settings, client: Any | None = None) -> None:
+        self._settings = settings
+        self._client = client
+        self._topic = names.topic_path(settings.project_id, settings.quota_alerts_topic)
+
+    def publish_alert(self, data: bytes, attributes: Mapping[str, str]) -> str:
+        """Publish and wait for the message id (bounded)."""
+        client = self._client or publisher_client()
+        timeout = self._settings.firestore_timeout_seconds
+        future = client.publish(
+            self._topic, data, retry=bounded_retry(timeout), timeout=timeout, **attributes
+        )
+        try:
+            return str(future.result(timeout=timeout * 2))
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            raise classify(exc, f"publishing to {self._topic}") from exc

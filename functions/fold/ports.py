@@ -1,0 +1,180 @@
+"""What the fold exchanges with Firestore and Pub/Sub: the dataclasses and the two Protocols."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+_COUNTS_LOCK = threading.Lock()
+
+
+class CommitConflictError(Exception):
+    """A guarded write found its document changed, created or deleted: read again, plan again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """One counter shard `usage_counters/{customer}_{month}/shards/{shard}` as read."""
+
+    customer_id: str
+    month: str
+    shard: str
+    values: Mapping[str, int | float]
+    """`shared.counters.SHARD_INT_FIELDS` and `SHARD_FLOAT_FIELDS` (absent ones are 0)."""
+    updated_at: datetime
+    bucket: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A document as read: its data and its update time (the token of a guarded write)."""
+
+    data: Mapping[str, Any]
+    update_time: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Watermark:
+    """`usage_fold_state/{bucket}`: the newest shard `updated_at` the fold has folded."""
+
+    bucket: int
+    value: datetime | None
+    token: Any = None
+    """Update time of the state document (None when it does not exist yet)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerState:
+    """A customer and the month summaries the fold needs, read in one round trip."""
+
+    customer: Snapshot | None
+    summaries: Mapping[str, Snapshot | None]
+    """By month; None where the summary does not exist yet."""
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryWrite:
+    """Set one month summary: create it (token None) or replace it if unchanged since read."""
+
+    month: str
+    data: Mapping[str, Any]
+    token: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerWrite:
+    """Set schema.md's counter fields on the customer, if unchanged since read."""
+
+    fields: Mapping[str, Any]
+    token: Any
+    stamp_reset: bool = False
+    """Also set `quota_reset_at` to the server time (the fold rolled the month over)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """ONE atomic commit of a customer's fold: its summaries, the customer, new alert markers."""
+
+    customer_id: str
+    summaries: tuple[SummaryWrite, ...] = ()
+    customer: CustomerWrite | None = None
+    markers: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    """(alert id, marker data) created in the same commit (create: fails if one exists)."""
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to write."""
+        return not (self.summaries or self.customer or self.markers)
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """A `quota_alerts` document as read."""
+
+    alert_id: str
+    data: Mapping[str, Any]
+    update_time: Any = None
+
+
+@dataclass(slots=True)
+class FoldCounts:
+    """What one fold did (log fields and test assertions)."""
+
+    buckets: int = 0
+    shards_scanned: int = 0
+    customer_months: int = 0
+    customers: int = 0
+    summaries_written: int = 0
+    customers_written: int = 0
+    conflicts: int = 0
+    failed_customers: int = 0
+    alerts_published: int = 0
+    alerts_failed: int = 0
+    alerts_taken_over: int = 0
+    watermarks_moved: int = 0
+    capped: bool = False
+    stopped_by_deadline: bool = False
+    failures: list[str] = field(default_factory=list)
+
+    def add(self, name: str, n: int = 1) -> None:
+        """Add to one count (folds of several customers run in parallel threads)."""
+        with _COUNTS_LOCK:
+            setattr(self, name, getattr(self, name) + n)
+
+    def log_fields(self) -> dict[str, Any]:
+        """The counts as log fields."""
+        fields = dataclasses.asdict(self)
+        fields["failures"] = self.failures[:10]
+        return fields
+
+
+class FoldRepository(Protocol):
+    """Firestore as the fold needs it. I/O only: the service decides."""
+
+    def read_watermarks(self, buckets: Sequence[int]) -> list[Watermark]:
+        """The state document of each bucket (one round trip)."""
+        ...
+
+    def scan_bucket(self, bucket: int, since: datetime, page_size: int) -> Iterator[list[Shard]]:
+        """Pages of the shards of `bucket` with `updated_at > since`, oldest first."""
+        ...
+
+    def read_state(self, customer_id: str, months: Sequence[str]) -> CustomerState:
+        """The customer document and the summaries of `months` (one round trip)."""
+        ...
+
+    def commit(self, commit: Commit) -> None:
+        """Apply `commit` atomically; CommitConflictError when a guard failed."""
+        ...
+
+    def set_watermark(self, watermark: Watermark, value: datetime) -> bool:
+        """Set the bucket's watermark if its document is unchanged since read; False if not."""
+        ...
+
+    def pending_markers(self, limit: int) -> list[Marker]:
+        """Alert markers whose state is `pending`."""
+        ...
+
+    def claim_marker(self, marker: Marker, changes: Mapping[str, Any]) -> bool:
+        """Update the marker only if unchanged since read; False if it changed."""
+        ...
+
+    def update_marker(self, alert_id: str, changes: Mapping[str, Any]) -> None:
+        """Update a marker (published, or released after a failed publish)."""
+        ...
+
+    def existing_markers(self, alert_ids: Sequence[str]) -> set[str]:
+        """Which of these alert markers exist (one round trip)."""
+        ...
+
+
+class AlertPublisher(Protocol):
+    """The `quota-alerts` topic."""
+
+    def publish_alert(self, data: bytes, attributes: Mapping[str, str]) -> str:
+        """Publish one message and wait until Pub/Sub accepted it; return its message id."""
+        ...

@@ -1,0 +1,400 @@
+"""The library behind `blueprint inspect ...`: paged listings of the suite's collections.
+
+Each listing is one function over a Firestore client returning a `Page` (`ops.paging`): at most
+`page_size` typed items and `next_cursor`, an opaque token to pass back for the next page (None
+on the last page). Every query comes from `shared.queries`, where its index is declared; each
+orders on the document id last, so pages never repeat or skip a document that stays put while
+they are read. A token belongs to its listing and filters: passing it to another raises
+`CursorError`. Nothing here prints; rendering is the CLI's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from ops.paging import CursorError, ListingError, Page, fetch_page, iter_all
+from shared import queries
+from shared.errors import FieldError
+from shared.firestore_values import plain_value
+from shared.models import Customer, UsageRecord, document_errors
+from shared.settings import Settings, get_settings
+from shared.times import parse_month, to_utc
+
+DEFAULT_PAGE_SIZE: Final = 50
+DEAD_LETTER: Final = "dead_letter"
+"""`usage_rejections` kind of a message Pub/Sub gave up delivering (decisions.md)."""
+
+InspectError = ListingError  # a listing cannot be made as asked (a ValueError)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerItem:
+    """A `customers` document: the validated model, or the problems that kept it from one."""
+
+    id: str
+    data: Mapping[str, Any]
+    customer: Customer | None
+    problems: tuple[FieldError, ...] = ()
+
+    @property
+    def tier(self) -> str | None:
+        """The stored `bundle_tier` (as stored, even when the document is invalid)."""
+        value = self.data.get("bundle_tier")
+        return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageItem:
+    """A `usage_tracking` record."""
+
+    id: str
+    data: Mapping[str, Any]
+    record: UsageRecord | None
+    problems: tuple[FieldError, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RejectionItem:
+    """A `usage_rejections` document (an invalid message, a conflicting reuse, a dead letter)."""
+
+    id: str
+    kind: str | None
+    reason: str | None
+    customer_id: str | None
+    rejected_at: datetime | None
+    data: Mapping[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertItem:
+    """A `quota_alerts` marker: one per customer, month and threshold."""
+
+    id: str
+    customer_id: str | None
+    month: str | None
+    threshold_percent: int | None
+    state: str | None
+    data: Mapping[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ResetItem:
+    """A `quota_resets/{YYYY-MM}` audit document of the monthly reset."""
+
+    period: str
+    customers_reset: int | None
+    runs: int | None
+    finished_at: datetime | None
+    data: Mapping[str, Any] = field(repr=False)
+
+
+def _data(snap: Any) -> dict[str, Any]:
+    data: dict[str, Any] = plain_value(snap.to_dict() or {})
+    return data
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _time(value: Any) -> datetime | None:
+    return value if isinstance(value, datetime) else None
+
+
+def _customer_item(snap: Any) -> CustomerItem:
+    data = _data(snap)
+    problems = tuple(document_errors(Customer, data))
+    return CustomerItem(
+        snap.id, data, None if problems else Customer.model_validate(data), problems
+    )
+
+
+def _usage_item(snap: Any) -> UsageItem:
+    data = _data(snap)
+    problems = tuple(document_errors(UsageRecord, data))
+    return UsageItem(
+        snap.id, data, None if problems else UsageRecord.model_validate(data), problems
+    )
+
+
+def _rejection_item(snap: Any) -> RejectionItem:
+    data = _data(snap)
+    return RejectionItem(
+        snap.id,
+        _str(data.get("kind")),
+        _str(data.get("reason")),
+        _str(data.get("customer_id")),
+        _time(data.get("rejected_at")),
+        data,
+    )
+
+
+def _alert_item(snap: Any) -> AlertItem:
+    data = _data(snap)
+    return AlertItem(
+        snap.id,
+        _str(data.get("customer_id")),
+        _str(data.get("month")),
+        _int(data.get("threshold_percent")),
+        _str(data.get("state")),
+        data,
+    )
+
+
+def _reset_item(snap: Any) -> ResetItem:
+    data = _data(snap)
+    return ResetItem(
+        snap.id,
+        _int(data.get("customers_reset")),
+        _int(data.get("runs")),
+        _time(data.get("finished_at")),
+        data,
+    )
+
+
+def _by_id(snap: Any) -> list[Any]:
+    return [snap.id]
+
+
+def _field_then_id(name: str) -> Callable[[Any], list[Any]]:
+    def position(snap: Any) -> list[Any]:
+        return [snap.get(name), snap.id]
+
+    return position
+
+
+def _doc_id(name: str, value: str) -> str:
+    if not isinstance(value, str) or not value or "/" in value:
+        raise InspectError(f"{name}={value!r}: expected a document id (not empty, no '/')")
+    return value
+
+
+def _month(value: str) -> str:
+    try:
+        return parse_month(value)
+    except ValueError as exc:
+        raise InspectError(str(exc)) from None
+
+
+def _since(value: datetime | None) -> datetime | None:
+    if value is not None and to_utc(value) is None:
+        raise InspectError(f"since={value!r}: expected a timezone-aware time")
+    return value
+
+
+# ---- listings ------------------------------------------------------------------------------
+
+
+def customer(
+    client: Any, customer_id: str, *, settings: Settings | None = None
+) -> CustomerItem | None:
+    """One customer document, or None when there is none."""
+    settings = settings or get_settings()
+    ref = client.collection(settings.customers_collection).document(
+        _doc_id("customer_id", customer_id)
+    )
+    snap = ref.get(timeout=settings.firestore_timeout_seconds)
+    return _customer_item(snap) if snap.exists else None
+
+
+def customers(
+    client: Any,
+    *,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+    settings: Settings | None = None,
+) -> Page[CustomerItem]:
+    """Every customer, by id."""
+    settings = settings or get_settings()
+
+    def build(after: Sequence[Any] | None, limit: int) -> Any:
+        return queries.customers_by_id(
+            client, after[0] if after else None, limit=limit, settings=settings
+        )
+
+    return fetch_page(
+        "customers",
+        {},
+        build,
+        _by_id,
+        _customer_item,
+        page_size=page_size,
+        cursor=cursor,
+        timeout=settings.firestore_timeout_seconds,
+    )
+
+
+def usage(
+    client: Any,
+    customer_id: str,
+    month: str,
+    *,
+    action: str | None = None,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+    settings: Settings | None = None,
+) -> Page[UsageItem]:
+    """A customer's usage records of calendar month `YYYY-MM` (UTC), oldest first, optionally
+    of one action."""
+    settings = settings or get_settings()
+    filters = {"customer_id": _doc_id("customer_id", customer_id), "month": _month(month)}
+    filters["action"] = action or ""
+
+    def build(after: Sequence[Any] | None, limit: int) -> Any:
+        return queries.usage_page(
+            client, month, customer_id, action, after=after, limit=limit, settings=settings
+        )
+
+    return fetch_page(
+        "usage",
+        filters,
+        build,
+        _field_then_id("timestamp"),
+        _usage_item,
+        page_size=page_size,
+        cursor=cursor,
+        timeout=settings.firestore_timeout_seconds,
+    )
+
+
+def rejections(
+    client: Any,
+    *,
+    kind: str | None = None,
+    customer_id: str | None = None,
+    since: datetime | None = None,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+    settings: Settings | None = None,
+) -> Page[RejectionItem]:
+    """`usage_rejections`, newest first, optionally of one kind, one customer, since a time.
+    Documents without `rejected_at` (the server stamps every one) are not listed."""
+    settings = settings or get_settings()
+    filters = {
+        "kind": kind or "",
+        "customer_id": _doc_id("customer_id", customer_id) if customer_id else "",
+        "since": _since(since) or "",
+    }
+
+    def build(after: Sequence[Any] | None, limit: int) -> Any:
+        return queries.rejections_page(
+            client, kind, customer_id, since, after=after, limit=limit, settings=settings
+        )
+
+    return fetch_page(
+        "rejections",
+        filters,
+        build,
+        _field_then_id("rejected_at"),
+        _rejection_item,
+        page_size=page_size,
+        cursor=cursor,
+        timeout=settings.firestore_timeout_seconds,
+    )
+
+
+def dead_letters(
+    client: Any,
+    *,
+    customer_id: str | None = None,
+    since: datetime | None = None,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+    settings: Settings | None = None,
+) -> Page[RejectionItem]:
+    """Dead letters: `usage_rejections` of kind `dead_letter`, newest first."""
+    return rejections(
+        client,
+        kind=DEAD_LETTER,
+        customer_id=customer_id,
+        since=since,
+        page_size=page_size,
+        cursor=cursor,
+        settings=settings,
+    )
+
+
+def alerts(
+    client: Any,
+    *,
+    customer_id: str | None = None,
+    month: str | None = None,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+    settings: Settings | None = None,
+) -> Page[AlertItem]:
+    """`quota_alerts` markers by id (customer, month, threshold), optionally filtered."""
+    settings = settings or get_settings()
+    filters = {
+        "customer_id": _doc_id("customer_id", customer_id) if customer_id else "",
+        "month": _month(month) if month else "",
+    }
+
+    def build(after: Sequence[Any] | None, limit: int) -> Any:
+        return queries.alerts_page(
+            client, customer_id, month, after=after, limit=limit, settings=settings
+        )
+
+    return fetch_page(
+        "alerts",
+        filters,
+        build,
+        _by_id,
+        _alert_item,
+        page_size=page_size,
+        cursor=cursor,
+        timeout=settings.firestore_timeout_seconds,
+    )
+
+
+def resets(
+    client: Any,
+    *,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+    settings: Settings | None = None,
+) -> Page[ResetItem]:
+    """The monthly reset's audit documents (their `period`, as the reset writes), newest first."""
+    settings = settings or get_settings()
+
+    def build(after: Sequence[Any] | None, limit: int) -> Any:
+        return queries.resets_page(client, after=after, limit=limit, settings=settings)
+
+    return fetch_page(
+        "resets",
+        {},
+        build,
+        _field_then_id("period"),
+        _reset_item,
+        page_size=page_size,
+        cursor=cursor,
+        timeout=settings.firestore_timeout_seconds,
+    )
+
+
+__all__ = [
+    "DEAD_LETTER",
+    "AlertItem",
+    "CursorError",
+    "CustomerItem",
+    "InspectError",
+    "Page",
+    "RejectionItem",
+    "ResetItem",
+    "UsageItem",
+    "alerts",
+    "customer",
+    "customers",
+    "dead_letters",
+    "iter_all",
+    "rejections",
+    "resets",
+    "usage",
+]
