@@ -313,7 +313,10 @@ def cloudbuild_yaml(settings: Settings | None = None) -> str:
 
 def indexes_json() -> str:
     """The text of `firestore.indexes.json`."""
-    return json.dumps(queries.indexes_file(), indent=2) + "\n"
+    # The exemptions are added here rather than in `queries.indexes_file()`, whose
+    # composites other branches also touch.
+    content = {**queries.indexes_file(), "fieldOverrides": queries.field_overrides()}
+    return json.dumps(content, indent=2) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,8 @@ Importing this module does not import the Firestore client library.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
 
 from shared import names
 from shared.query_filters import aware as _aware
@@ -39,6 +40,123 @@ from shared.times import month_bounds
 if TYPE_CHECKING:
     from google.cloud.firestore_v1.client import Client
     from google.cloud.firestore_v1.query import Query
+
+# ---- single-field index exemptions (`fieldOverrides`) --------------------------------------
+# Firestore indexes every field of every document in ascending, descending and array-contains
+# modes (collection scope) unless `firestore.indexes.json` exempts it. An index on a field
+# whose value grows with time (timestamps) caps its collection near 500 writes/s
+# (`production.md`); an index on a large blob costs storage and write latency for nothing.
+# Each exemption below names its reason; `keep` lists the collection-scope orders a declared
+# query still needs (ops' paged listings range on one field alone). Composite indexes are not
+# affected by these. `tests/unit/test_index_exemptions.py` fails if a declared query needs an
+# exempted single-field index.
+
+
+@dataclass(frozen=True, slots=True)
+class SingleFieldExemption:
+    """One `fieldOverrides` entry: the field's automatic indexes, except `keep`, are off."""
+
+    collection: str
+    """Collection id (or collection-group id: the override applies to every such collection)."""
+    field: str
+    reason: str
+    keep: tuple[Direction, ...] = ()
+    """Collection-scope orders kept because a query needs them (say which in `reason`)."""
+
+    def serves(self, direction: Direction, *, group: bool = False) -> bool:
+        """Whether the single-field index in this order and scope still exists."""
+        return not group and direction in self.keep
+
+    def as_json(self) -> dict[str, Any]:
+        """The entry as firebase-tools writes it (`indexes: []` exempts every mode)."""
+        return {
+            "collectionGroup": self.collection,
+            "fieldPath": self.field,
+            "ttl": False,
+            "indexes": [{"order": str(d), "queryScope": "COLLECTION"} for d in self.keep],
+        }
+
+
+_SEQUENTIAL = "server or event time: sequential, caps the collection near 500 writes/s"
+_BLOB = "large, free-form value no query reads by"
+_NO_QUERY = "no query filters or orders on it"
+
+
+def _exempt(
+    collection: str, reason: str, *fields: str, keep: tuple[Direction, ...] = ()
+) -> tuple[SingleFieldExemption, ...]:
+    return tuple(SingleFieldExemption(collection, f, reason, keep) for f in fields)
+
+
+EXEMPTIONS: Final[tuple[SingleFieldExemption, ...]] = (
+    *_exempt(
+        names.USAGE_TRACKING,
+        _SEQUENTIAL + "; per-customer queries use the composites (customer_id, timestamp) "
+        "etc.; ASCENDING kept for ops' month listing across customers (range on timestamp "
+        "alone, `usage_page`)",
+        "timestamp",
+        keep=(Direction.ASCENDING,),
+    ),
+    *_exempt(names.USAGE_TRACKING, _SEQUENTIAL, "recorded_at"),
+    *_exempt(names.USAGE_TRACKING, _BLOB, "details"),
+    *_exempt(
+        names.USAGE_REJECTIONS,
+        _SEQUENTIAL + "; DESCENDING kept for ops' newest-first listing (`rejections_page`, "
+        "`since` = range on rejected_at alone)",
+        "rejected_at",
+        keep=(Direction.DESCENDING,),
+    ),
+    *_exempt(names.USAGE_REJECTIONS, _SEQUENTIAL, "publish_time"),
+    *_exempt(names.USAGE_REJECTIONS, _BLOB, "payload", "errors", "attributes", "reason"),
+    *_exempt(
+        names.USAGE_COUNTER_SHARDS,
+        _SEQUENTIAL + "; the fold's scan uses the COLLECTION_GROUP composite "
+        "(fold_bucket, updated_at)",
+        "updated_at",
+    ),
+    *_exempt(
+        names.QUOTA_ALERTS,
+        _NO_QUERY + " (listings filter customer_id, month, state only)",
+        "created_at",
+        "claimed_at",
+        "claimed_by",
+        "published_at",
+        "alert_message_id",
+        "last_error",
+    ),
+)
+"""Single-field indexes no query needs on sequential or large fields."""
+
+
+def field_overrides() -> list[dict[str, Any]]:
+    """The `fieldOverrides` of `firestore.indexes.json`, in declaration order."""
+    return [e.as_json() for e in EXEMPTIONS]
+
+
+def single_field_needs(shape: QueryShape) -> list[tuple[str, Direction]]:
+    """The single-field indexes a query of this shape needs: none if a composite serves it;
+    else each equality field (ascending, merged) and the one ordered field (its order)."""
+    if shape.composite_index() is not None:
+        return []
+    order = [(f, d) for f, d in shape.order if f != DOCUMENT_ID]
+    return [(f, Direction.ASCENDING) for f in shape.equality] + order
+
+
+def exemption_conflicts(shapes: Any) -> list[str]:
+    """Each (shape, field) whose single-field index is exempted or, for a collection-group
+    query, never built (collection-group single-field indexes are off unless enabled)."""
+    exempt = {(e.collection, e.field): e for e in EXEMPTIONS}
+    problems = []
+    for shape in shapes:
+        group = bool(getattr(shape, "group", False))
+        for field, direction in single_field_needs(shape):
+            exemption = exempt.get((shape.collection, field))
+            if group and (exemption is None or not exemption.serves(direction, group=True)):
+                problems.append(f"{shape}: no COLLECTION_GROUP index on {field} {direction}")
+            elif exemption is not None and not exemption.serves(direction):
+                problems.append(f"{shape}: needs {field} {direction}, exempted")
+    return problems
+
 
 # ---- usage_tracking ------------------------------------------------------------------------
 
