@@ -1,0 +1,85 @@
+"""`blueprint flags rollout` through the real CLI on the Firestore emulator: exit codes for each
+mistake (one error line), and a rollout to every customer then its undo."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from devstack.emulators import Emulators
+from ops.cli import main
+from shared import logs
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    out = io.StringIO()
+    code = main(argv, out=out)
+    return code, out.getvalue(), capsys.readouterr().err
+
+
+@pytest.fixture(autouse=True)
+def _fresh_log_handler() -> Iterator[None]:
+    yield
+    logs.get_logger().handlers.clear()
+
+
+@pytest.fixture
+def seeded(clean_firestore: Emulators, capsys: pytest.CaptureFixture[str]) -> Emulators:
+    assert run(["seed-demo"], capsys)[0] == 0
+    return clean_firestore
+
+
+CASES: list[tuple[list[str], int, str]] = [
+    (["flags"], 2, "Missing command"),
+    (["flags", "rollout"], 2, "Missing argument"),
+    (["flags", "rollout", "tactile"], 2, "--percent is required"),
+    (["flags", "rollout", "tactile", "--percent", "0"], 2, "--percent"),
+    (["flags", "rollout", "tactile", "--percent", "101"], 2, "--percent"),
+    (["flags", "rollout", "tactile", "--percent", "lots"], 2, "--percent"),
+    (["flags", "rollout", "teleport", "--percent", "10"], 2, "feature='teleport'"),
+    (["flags", "rollout", "tactile", "--percent", "10", "--tier", "gold"], 2, "tier='gold'"),
+]
+
+
+@pytest.mark.parametrize(("argv", "code", "says"), CASES, ids=[" ".join(c[0]) for c in CASES])
+def test_exit_codes(
+    seeded: Emulators,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    code: int,
+    says: str,
+) -> None:
+    got, _, err = run(argv, capsys)
+    assert got == code, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert says in err
+
+
+def test_rollout_then_undo(seeded: Emulators, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        ["flags", "rollout", "tactile", "--percent", "100", "--dry-run", "--json"], capsys
+    )
+    assert code == 0, err
+    dry = json.loads(out)
+    assert dry["dry_run"]
+    assert dry["selected"]
+
+    code, out, err = run(["flags", "rollout", "tactile", "--percent", "100", "--json"], capsys)
+    assert code == 0, err
+    done = json.loads(out)
+    assert done["selected"] == dry["selected"]
+    assert sorted(done["turned_on"] + done["already_on"] + done["skipped_invalid"]) == sorted(
+        done["selected"]
+    )
+
+    code, out, err = run(["flags", "rollout", "tactile", "--undo", "--json"], capsys)
+    assert code == 0, err
+    undone = json.loads(out)
+    assert sorted(undone["reverted"]) == sorted(done["turned_on"])
+
+    code, out, err = run(["flags", "rollout", "tactile", "--percent", "100"], capsys)
+    assert code == 0, err
+    assert "tactile at 100 %" in out
