@@ -15,6 +15,7 @@ from cloudevents.http import CloudEvent
 from functions.edge.pubsub import Message
 from functions.usage.ports import CustomerDocument, ShardIncrement
 from shared.counters import SHARD_FLOAT_FIELDS, SHARD_INT_FIELDS, counter_doc_id
+from shared.errors import TransientError
 from shared.pricing import to_decimal
 
 NOW = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
@@ -183,6 +184,8 @@ class FakeRepository:
         self.commit_delay = 0.0
         """Seconds each commit takes (lets concurrent events queue up behind it)."""
         self.batch_sizes: list[int] = []
+        self.fail_calls: dict[str, int] = {}
+        """Raise TransientError on this many next calls of a method, by name."""
 
     def put_customer(self, customer_id: str, **fields: Any) -> None:
         with self.lock:
@@ -190,6 +193,7 @@ class FakeRepository:
 
     def get_customer(self, customer_id: str) -> CustomerDocument | None:
         with self.lock:
+            self._maybe_fail("get_customer")
             self.reads += 1
             doc = self.customers.get(customer_id)
             return None if doc is None else CustomerDocument(dict(doc))
@@ -226,8 +230,21 @@ class FakeRepository:
             self.batch_sizes.append(len(records))
             return True
 
+    def get_record_hash(self, record_id: str) -> str | None:
+        with self.lock:
+            self._maybe_fail("get_record_hash")
+            value = self.records.get(record_id, {}).get("payload_sha256")
+            return value if isinstance(value, str) else None
+
+    def _maybe_fail(self, call: str) -> None:
+        """Raise the transient error injected for `call` (under the lock)."""
+        if self.fail_calls.get(call, 0) > 0:
+            self.fail_calls[call] -= 1
+            raise TransientError(f"fake: {call} unavailable")
+
     def store_rejection(self, doc_id: str, data: Mapping[str, Any]) -> bool:
         with self.lock:
+            self._maybe_fail("store_rejection")
             if doc_id in self.rejections:
                 return False
             self.rejections[doc_id] = dict(data)

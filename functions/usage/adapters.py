@@ -245,6 +245,17 @@ class FirestoreUsageRepository:
             update_transforms=[*increments, pb.UPDATED_AT],
         )
 
+    def get_record_hash(self, record_id: str) -> str | None:
+        """`payload_sha256` of `usage_tracking/{record_id}` (one field read)."""
+        collection = self._settings.usage_tracking_collection
+        ref = self._doc(collection, record_id)
+        try:
+            snap = ref.get(field_paths=["payload_sha256"], **self._call())
+        except Exception as exc:
+            raise classify(exc, f"read {collection}/{record_id}") from exc
+        value = (snap.to_dict() or {}).get("payload_sha256") if snap.exists else None
+        return value if isinstance(value, str) else None
+
     def store_rejection(self, doc_id: str, data: Mapping[str, Any]) -> bool:
         """Create `usage_rejections/{doc_id}` once."""
         from google.cloud.firestore_v1 import SERVER_TIMESTAMP  # noqa: PLC0415

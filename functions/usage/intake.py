@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from functions.edge.pubsub import Message
+from functions.edge.pubsub import PUBSUB_PUBLISHED, Message
 from functions.usage.ports import Limits, Prepared, Rejection
 from shared.errors import FieldError
 from shared.ids import usage_record_id
@@ -81,6 +81,14 @@ def _container_problems(value: Any, path: str, depth: int, in_array: bool) -> li
     for i, item in enumerate(value):
         out += _storable_problems(item, f"{path}.{i}", depth + 1, True)
     return out
+
+
+def wrong_type(message: Message) -> Rejection | None:
+    """A CloudEvent of another type (a trigger wired here by mistake) is not a usage event."""
+    if message.event_type == PUBSUB_PUBLISHED:
+        return None
+    wrong = FieldError("(ce-type)", message.event_type[:200], f"the type {PUBSUB_PUBLISHED}")
+    return Rejection("wrong_event_type", (wrong,))
 
 
 def prepare(message: Message, now: datetime, limits: Limits) -> Prepared | Rejection:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final, Protocol
 
@@ -52,6 +52,8 @@ class Rejection:
 
     kind: str
     errors: tuple[FieldError, ...]
+    facts: Mapping[str, str] = field(default_factory=dict)
+    """Extra fields of the rejection document (e.g. both payload hashes of a conflict)."""
 
     @property
     def reason(self) -> str:
@@ -117,6 +119,11 @@ class UsageRepository(Protocol):
         """
         ...
 
+    def get_record_hash(self, record_id: str) -> str | None:
+        """The `payload_sha256` of `usage_tracking/{record_id}`; None when the record has none
+        (written before hashes were stored) or does not exist."""
+        ...
+
     def store_rejection(self, doc_id: str, data: Mapping[str, Any]) -> bool:
         """Create `usage_rejections/{doc_id}` (+ rejected_at); False if it already existed."""
         ...
@@ -127,6 +134,8 @@ class Outcome(enum.StrEnum):
 
     RECORDED = "recorded"
     DUPLICATE = "duplicate"
+    CONFLICT = "conflicting_duplicate"
+    """Recorded before under the same id with a different payload: the first stands."""
     REJECTED = "rejected"
     REJECTED_BEFORE = "rejected_before"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Mapping
 from decimal import Decimal
@@ -13,6 +14,7 @@ from functions.usage.ports import MAX_REASON_ERRORS, PricingCustomer, Rejection,
 from shared.counters import fold_bucket
 from shared.errors import FieldError, InvalidDocumentError
 from shared.firestore_values import plain_value
+from shared.ids import canonical_timestamp
 from shared.models import BundleTier, Customer, UsageEvent, validate
 from shared.pricing import CostEstimate
 from shared.times import month_of
@@ -49,6 +51,17 @@ def cost_cents(cost: CostEstimate) -> int:
     return int(cost.amount * _CENT)
 
 
+def payload_sha256(event: UsageEvent) -> str:
+    """SHA-256 of the event's canonical JSON: its fields as validated (timestamps in UTC), keys
+    sorted, no whitespace. Delivery metadata (message id, attributes, publish time) is not part
+    of it, so a redelivery hashes the same and a different payload under one `event_id` does not.
+    """
+    plain = event.model_dump(mode="json", exclude_none=True)
+    plain["timestamp"] = canonical_timestamp(event.timestamp)
+    text = json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def build_record(event: UsageEvent, cost: CostEstimate, message_id: str) -> dict[str, Any]:
     """The `usage_tracking` document (without `recorded_at`, which the server stamps)."""
     record: dict[str, Any] = {
@@ -62,6 +75,7 @@ def build_record(event: UsageEvent, cost: CostEstimate, message_id: str) -> dict
         "rate_card_version": cost.rate_card_version,
         "pricing_tier": cost.tier.value,
         "message_id": message_id,
+        "payload_sha256": payload_sha256(event),
     }
     # schema.md's fields are always there (null where the event had nothing: not applicable,
     # not 0), so every record has the same shape; event_id only when the producer sent one.
@@ -124,6 +138,7 @@ def rejection_document(message: Message, rejection: Rejection) -> dict[str, Any]
         "payload_truncated": truncated,
         "attributes": dict(message.attributes),
     }
+    doc.update(rejection.facts)
     publish_time = message.publish_time
     if publish_time is not None:
         doc["publish_time"] = publish_time
@@ -131,7 +146,7 @@ def rejection_document(message: Message, rejection: Rejection) -> dict[str, Any]
     if text is not None and not truncated:
         try:
             parsed = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # "[" * 1000 is not JSON we can read either
             parsed = None
         if isinstance(parsed, dict):
             for key in ("customer_id", "event_id"):

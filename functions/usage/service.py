@@ -12,15 +12,15 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from functions.edge.pubsub import Message
 from functions.usage.batching import GroupCommitter
 from functions.usage.cache import CustomerCache
-from functions.usage.intake import prepare
+from functions.usage.intake import prepare, wrong_type
 from functions.usage.ports import (
     ContentionError,
     Limits,
@@ -85,7 +85,7 @@ class UsageService:
 
     def handle(self, message: Message, now: datetime) -> Result:
         """Record one usage message exactly once (see module doc)."""
-        prepared = prepare(message, now, self.limits)
+        prepared = wrong_type(message) or prepare(message, now, self.limits)
         if isinstance(prepared, Rejection):
             return self._reject(message, prepared, None)
         event = prepared.event
@@ -122,6 +122,9 @@ class UsageService:
                 return self._reject(message, Rejection("unstorable", (refused,)), event)
             break
         if not created:
+            conflict = self._conflict(message, prepared.record_id, record, event)
+            if conflict is not None:
+                return conflict
             logs.info(
                 "usage event already recorded (redelivery): nothing counted again",
                 decision="duplicate",
@@ -168,10 +171,43 @@ class UsageService:
             cache.put(customer)
         return customer
 
-    def _reject(self, message: Message, rejection: Rejection, event: UsageEvent | None) -> Result:
+    def _conflict(
+        self, message: Message, record_id: str, record: Mapping[str, Any], event: UsageEvent
+    ) -> Result | None:
+        """None when the existing record is this same event (a redelivery); else the
+        `conflicting_duplicate` rejection (Stripe's rule: a reused key with another payload is
+        refused, the first stands). Read only on AlreadyExists, so the common path pays nothing."""
+        mine = str(record["payload_sha256"])
+        existing = self.repository.get_record_hash(record_id)
+        if existing is None or existing == mine:
+            return None  # same payload, or a record from before hashes (cannot tell: duplicate)
+        key = FieldError(
+            "event_id"
+            if event.event_id is not None
+            else "(customer_id, scene_id, action, timestamp)",
+            event.event_id or record_id,
+            f"a new key, or the payload already recorded under it (sha256 {existing})",
+        )
+        facts = {
+            "record_id": record_id,
+            "payload_sha256": mine,
+            "existing_payload_sha256": existing,
+        }
+        rejection = Rejection("conflicting_duplicate", (key,), facts)
+        self._reject(message, rejection, event, severity="WARNING")
+        return Result(Outcome.CONFLICT, record_id, rejection)
+
+    def _reject(
+        self,
+        message: Message,
+        rejection: Rejection,
+        event: UsageEvent | None,
+        severity: str = "ERROR",
+    ) -> Result:
         doc_id = message_doc_id(message.message_id)
         created = self.repository.store_rejection(doc_id, rejection_document(message, rejection))
-        logs.error(
+        log = logs.warning if severity == "WARNING" else logs.error
+        log(
             f"usage message rejected: {rejection.reason}",
             decision="rejected" if created else "rejected-before",
             message_id=message.message_id,

@@ -69,5 +69,8 @@ class UsageRecord(Document):
     """Producer's idempotency key, if it sent one."""
     message_id: Annotated[str, Strict(), Field(min_length=1)] | None = None
     """Pub/Sub message id the event arrived in."""
+    payload_sha256: Annotated[str, Strict(), Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    """SHA-256 of the canonical event JSON (delivery metadata excluded): tells a redelivery of
+    this event from a different event sent under the same `event_id`."""
     recorded_at: UtcDatetime | None = None
     """When the record was written (server time)."""

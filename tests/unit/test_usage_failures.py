@@ -1,0 +1,107 @@
+"""Issue 11 regressions of the usage service: deep bodies, date edges, conflicting duplicates,
+wrong CloudEvent types (against the fakes)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from functions.usage.entry import handle_cloud_event
+from functions.usage.ports import Outcome
+from functions.usage.service import UsageService
+from shared.ids import message_doc_id
+from tests.usage_support import NOW, FakeRepository, cloud_event, event_body, message
+
+
+@pytest.fixture
+def repo() -> FakeRepository:
+    fake = FakeRepository()
+    fake.put_customer("lab_001", bundle_tier="pro")
+    return fake
+
+
+@pytest.mark.parametrize("body", [b"[" * 1000, b'{"a":' * 1000, b"[" * 60_000])
+def test_deeply_nested_body_is_rejected_and_stored(repo: FakeRepository, body: bytes) -> None:
+    result = UsageService(repo).handle(message(body, "deep"), NOW)
+    assert result.outcome is Outcome.REJECTED
+    doc = repo.rejections[message_doc_id("deep")]
+    assert doc["kind"] == "not_json"
+    assert doc["payload_bytes"] == len(body)
+
+
+@pytest.mark.parametrize(
+    "timestamp", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00", "20250110"]
+)
+def test_timestamps_at_the_edges_are_rejected_naming_the_field(
+    repo: FakeRepository, timestamp: str
+) -> None:
+    result = UsageService(repo).handle(message(event_body(timestamp=timestamp), "edge"), NOW)
+    assert result.outcome is Outcome.REJECTED
+    doc = repo.rejections[message_doc_id("edge")]
+    assert [e["field"] for e in doc["errors"]] == ["timestamp"]
+
+
+def test_same_event_id_other_payload_is_a_conflicting_duplicate(
+    repo: FakeRepository, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = UsageService(repo)
+    first = service.handle(message(event_body(event_id="k"), "m-a"), NOW)
+    again = service.handle(message(event_body(event_id="k"), "m-b"), NOW)
+    other = service.handle(message(event_body(event_id="k", episodes_generated=7), "m-c"), NOW)
+    assert (first.outcome, again.outcome, other.outcome) == (
+        Outcome.RECORDED,
+        Outcome.DUPLICATE,
+        Outcome.CONFLICT,
+    )
+    (record,) = repo.records.values()
+    assert record["episodes_generated"] == 100  # the first stands
+    assert list(repo.rejections) == [message_doc_id("m-c")]
+    doc = repo.rejections[message_doc_id("m-c")]
+    assert doc["kind"] == "conflicting_duplicate"
+    assert doc["existing_payload_sha256"] == record["payload_sha256"]
+    assert doc["payload_sha256"] != record["payload_sha256"]
+    assert len(doc["payload_sha256"]) == 64
+    assert repo.totals("lab_001", "2025-01")["records"] == 1
+    # Redelivery of the conflicting message: the same rejection, nothing new.
+    assert service.handle(message(event_body(event_id="k", episodes_generated=7), "m-c"), NOW)
+    assert len(repo.rejections) == 1
+
+
+def test_conflict_is_found_after_a_group_commit_fallback(repo: FakeRepository) -> None:
+    from functions.usage.batching import GroupCommitter
+
+    service = UsageService(repo, committer=GroupCommitter(repo))
+    service.handle(message(event_body(event_id="g"), "m-1"), NOW)
+    result = service.handle(message(event_body(event_id="g", storage_gb=9.0), "m-2"), NOW)
+    assert result.outcome is Outcome.CONFLICT
+
+
+def test_record_without_a_hash_is_a_plain_duplicate(repo: FakeRepository) -> None:
+    service = UsageService(repo)
+    service.handle(message(event_body(event_id="old"), "m-1"), NOW)
+    for record in repo.records.values():
+        record.pop("payload_sha256")  # written before hashes were stored
+    result = service.handle(message(event_body(event_id="old", episodes_generated=1), "m-2"), NOW)
+    assert result.outcome is Outcome.DUPLICATE
+
+
+def test_payload_hash_ignores_delivery_metadata_and_time_zone(repo: FakeRepository) -> None:
+    service = UsageService(repo)
+    service.handle(message(event_body(event_id="tz"), "m-1", source="a"), NOW)
+    later = event_body(event_id="tz", timestamp="2025-01-10T15:30:00+01:00")
+    assert service.handle(message(json.dumps(later), "m-2", source="b"), NOW).outcome is (
+        Outcome.DUPLICATE
+    )
+
+
+def test_wrong_ce_type_is_refused_not_processed(repo: FakeRepository) -> None:
+    event = cloud_event(json.dumps(event_body()).encode(), "ct-1")
+    event["type"] = "google.cloud.storage.object.v1.finalized"
+    result = handle_cloud_event(event, UsageService(repo), NOW)
+    assert result is not None
+    assert result.outcome is Outcome.REJECTED
+    assert not repo.records
+    doc = repo.rejections[message_doc_id("ct-1")]
+    assert doc["kind"] == "wrong_event_type"
+    assert "google.cloud.storage.object.v1.finalized" in doc["reason"]
