@@ -297,7 +297,9 @@ def test_hot_customer_at_8_way_under_the_per_document_limit(
 
     assert all(r.outcome is Outcome.RECORDED for r in results)
     assert len(results) == 2000  # every delivery ended recorded: none failed for good
-    assert redelivered <= 20, redelivered  # contention is absorbed by the bounded retry
+    # Contention is absorbed by moving to another shard: redeliveries stay a small share of the
+    # deliveries (how many depends on the machine's speed, so the bound is loose on purpose).
+    assert redelivered < len(messages) // 10, redelivered
     assert env.count("usage_tracking") == 2000
     for cid in ("hot", "warm1", "warm2"):
         n = owners.count(cid)
