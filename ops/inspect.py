@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from ops.paging import CursorError, ListingError, Page, fetch_page, iter_all
 from shared import queries
@@ -28,6 +28,7 @@ DEAD_LETTER: Final = "dead_letter"
 """`usage_rejections` kind of a message Pub/Sub gave up delivering (decisions.md)."""
 
 InspectError = ListingError  # a listing cannot be made as asked (a ValueError)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,11 @@ class ResetItem:
     finished_at: datetime | None
     data: Mapping[str, Any] = field(repr=False)
 
+    @property
+    def id(self) -> str:
+        """The document id (the period: the reset names its audit by its month)."""
+        return self.period
+
 
 def _data(snap: Any) -> dict[str, Any]:
     data: dict[str, Any] = plain_value(snap.to_dict() or {})
@@ -108,55 +114,47 @@ def _time(value: Any) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
-def _customer_item(snap: Any) -> CustomerItem:
-    data = _data(snap)
-    problems = tuple(document_errors(Customer, data))
-    return CustomerItem(
-        snap.id, data, None if problems else Customer.model_validate(data), problems
-    )
+def _validated(item: Callable[..., T], model: Any) -> Callable[[Any], T]:
+    """The maker of an item holding the validated `model`, or the problems that kept it."""
+
+    def make(snap: Any) -> T:
+        data = _data(snap)
+        problems = tuple(document_errors(model, data))
+        return item(snap.id, data, None if problems else model.model_validate(data), problems)
+
+    return make
 
 
-def _usage_item(snap: Any) -> UsageItem:
-    data = _data(snap)
-    problems = tuple(document_errors(UsageRecord, data))
-    return UsageItem(
-        snap.id, data, None if problems else UsageRecord.model_validate(data), problems
-    )
+def _fields(
+    item: Callable[..., T], *readers: tuple[str, Callable[[Any], Any]]
+) -> Callable[[Any], T]:
+    """The maker of an item of the document id, the named fields (read leniently: a wrong type
+    reads as None) and the stored data."""
+
+    def make(snap: Any) -> T:
+        data = _data(snap)
+        return item(snap.id, *(read(data.get(name)) for name, read in readers), data)
+
+    return make
 
 
-def _rejection_item(snap: Any) -> RejectionItem:
-    data = _data(snap)
-    return RejectionItem(
-        snap.id,
-        _str(data.get("kind")),
-        _str(data.get("reason")),
-        _str(data.get("customer_id")),
-        _time(data.get("rejected_at")),
-        data,
-    )
-
-
-def _alert_item(snap: Any) -> AlertItem:
-    data = _data(snap)
-    return AlertItem(
-        snap.id,
-        _str(data.get("customer_id")),
-        _str(data.get("month")),
-        _int(data.get("threshold_percent")),
-        _str(data.get("state")),
-        data,
-    )
-
-
-def _reset_item(snap: Any) -> ResetItem:
-    data = _data(snap)
-    return ResetItem(
-        snap.id,
-        _int(data.get("customers_reset")),
-        _int(data.get("runs")),
-        _time(data.get("finished_at")),
-        data,
-    )
+_customer_item = _validated(CustomerItem, Customer)
+_usage_item = _validated(UsageItem, UsageRecord)
+_rejection_item = _fields(
+    RejectionItem,
+    ("kind", _str),
+    ("reason", _str),
+    ("customer_id", _str),
+    ("rejected_at", _time),
+)
+_alert_item = _fields(
+    AlertItem,
+    ("customer_id", _str),
+    ("month", _str),
+    ("threshold_percent", _int),
+    ("state", _str),
+)
+_reset_item = _fields(ResetItem, ("customers_reset", _int), ("runs", _int), ("finished_at", _time))
 
 
 def _by_id(snap: Any) -> list[Any]:
@@ -189,6 +187,33 @@ def _since(value: datetime | None) -> datetime | None:
     return value
 
 
+Query = Callable[[Sequence[Any] | None, int, Settings], Any]
+"""`(after, limit, settings)` -> the Firestore query of one page (from `shared.queries`)."""
+
+
+def _page(  # noqa: PLR0917 - a listing's own parts, in the order fetch_page takes them
+    listing: str,
+    filters: Mapping[str, Any],
+    query: Query,
+    position: Callable[[Any], list[Any]],
+    make: Callable[[Any], T],
+    paging: tuple[int, str | None, Settings | None],
+) -> Page[T]:
+    """One page of a listing: `paging` is the caller's (page_size, cursor, settings)."""
+    page_size, cursor, given = paging
+    settings = given or get_settings()
+    return fetch_page(
+        listing,
+        filters,
+        lambda after, limit: query(after, limit, settings),
+        position,
+        make,
+        page_size=page_size,
+        cursor=cursor,
+        timeout=settings.firestore_timeout_seconds,
+    )
+
+
 # ---- listings ------------------------------------------------------------------------------
 
 
@@ -212,23 +237,13 @@ def customers(
     settings: Settings | None = None,
 ) -> Page[CustomerItem]:
     """Every customer, by id."""
-    settings = settings or get_settings()
 
-    def build(after: Sequence[Any] | None, limit: int) -> Any:
-        return queries.customers_by_id(
-            client, after[0] if after else None, limit=limit, settings=settings
-        )
+    def query(after: Sequence[Any] | None, limit: int, settings: Settings) -> Any:
+        first = after[0] if after else None
+        return queries.customers_by_id(client, first, limit=limit, settings=settings)
 
-    return fetch_page(
-        "customers",
-        {},
-        build,
-        _by_id,
-        _customer_item,
-        page_size=page_size,
-        cursor=cursor,
-        timeout=settings.firestore_timeout_seconds,
-    )
+    paging = (page_size, cursor, settings)
+    return _page("customers", {}, query, _by_id, _customer_item, paging)
 
 
 def usage(
@@ -243,25 +258,16 @@ def usage(
 ) -> Page[UsageItem]:
     """A customer's usage records of calendar month `YYYY-MM` (UTC), oldest first, optionally
     of one action."""
-    settings = settings or get_settings()
     filters = {"customer_id": _doc_id("customer_id", customer_id), "month": _month(month)}
     filters["action"] = action or ""
 
-    def build(after: Sequence[Any] | None, limit: int) -> Any:
+    def query(after: Sequence[Any] | None, limit: int, settings: Settings) -> Any:
         return queries.usage_page(
             client, month, customer_id, action, after=after, limit=limit, settings=settings
         )
 
-    return fetch_page(
-        "usage",
-        filters,
-        build,
-        _field_then_id("timestamp"),
-        _usage_item,
-        page_size=page_size,
-        cursor=cursor,
-        timeout=settings.firestore_timeout_seconds,
-    )
+    paging = (page_size, cursor, settings)
+    return _page("usage", filters, query, _field_then_id("timestamp"), _usage_item, paging)
 
 
 def rejections(
@@ -276,28 +282,20 @@ def rejections(
 ) -> Page[RejectionItem]:
     """`usage_rejections`, newest first, optionally of one kind, one customer, since a time.
     Documents without `rejected_at` (the server stamps every one) are not listed."""
-    settings = settings or get_settings()
     filters = {
         "kind": kind or "",
         "customer_id": _doc_id("customer_id", customer_id) if customer_id else "",
         "since": _since(since) or "",
     }
 
-    def build(after: Sequence[Any] | None, limit: int) -> Any:
+    def query(after: Sequence[Any] | None, limit: int, settings: Settings) -> Any:
         return queries.rejections_page(
             client, kind, customer_id, since, after=after, limit=limit, settings=settings
         )
 
-    return fetch_page(
-        "rejections",
-        filters,
-        build,
-        _field_then_id("rejected_at"),
-        _rejection_item,
-        page_size=page_size,
-        cursor=cursor,
-        timeout=settings.firestore_timeout_seconds,
-    )
+    paging = (page_size, cursor, settings)
+    position = _field_then_id("rejected_at")
+    return _page("rejections", filters, query, position, _rejection_item, paging)
 
 
 def dead_letters(
@@ -331,27 +329,18 @@ def alerts(
     settings: Settings | None = None,
 ) -> Page[AlertItem]:
     """`quota_alerts` markers by id (customer, month, threshold), optionally filtered."""
-    settings = settings or get_settings()
     filters = {
         "customer_id": _doc_id("customer_id", customer_id) if customer_id else "",
         "month": _month(month) if month else "",
     }
 
-    def build(after: Sequence[Any] | None, limit: int) -> Any:
+    def query(after: Sequence[Any] | None, limit: int, settings: Settings) -> Any:
         return queries.alerts_page(
             client, customer_id, month, after=after, limit=limit, settings=settings
         )
 
-    return fetch_page(
-        "alerts",
-        filters,
-        build,
-        _by_id,
-        _alert_item,
-        page_size=page_size,
-        cursor=cursor,
-        timeout=settings.firestore_timeout_seconds,
-    )
+    paging = (page_size, cursor, settings)
+    return _page("alerts", filters, query, _by_id, _alert_item, paging)
 
 
 def resets(
@@ -362,21 +351,12 @@ def resets(
     settings: Settings | None = None,
 ) -> Page[ResetItem]:
     """The monthly reset's audit documents (their `period`, as the reset writes), newest first."""
-    settings = settings or get_settings()
 
-    def build(after: Sequence[Any] | None, limit: int) -> Any:
+    def query(after: Sequence[Any] | None, limit: int, settings: Settings) -> Any:
         return queries.resets_page(client, after=after, limit=limit, settings=settings)
 
-    return fetch_page(
-        "resets",
-        {},
-        build,
-        _field_then_id("period"),
-        _reset_item,
-        page_size=page_size,
-        cursor=cursor,
-        timeout=settings.firestore_timeout_seconds,
-    )
+    paging = (page_size, cursor, settings)
+    return _page("resets", {}, query, _field_then_id("period"), _reset_item, paging)
 
 
 __all__ = [
