@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_support import cli_logs, seeded  # noqa: F401 - the CLI tests' fixtures
+
 _HERE = Path(__file__).parent
 
 

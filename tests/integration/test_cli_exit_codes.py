@@ -4,12 +4,10 @@ data."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,10 +15,9 @@ from typing import Any
 import pytest
 
 from devstack.emulators import Emulators
-from ops.cli import main
-from shared import logs
 from shared.quota import next_month_start
 from shared.times import month_of
+from tests.cli_support import run
 
 ROOT = Path(__file__).parents[2]
 EXPORT = ROOT / "tests" / "fixtures" / "migration"
@@ -28,24 +25,7 @@ NOW = month_of(datetime.now(UTC))
 FUTURE = month_of(next_month_start(NOW))
 
 
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    out = io.StringIO()
-    code = main(argv, out=out)
-    return code, out.getvalue(), capsys.readouterr().err
-
-
-@pytest.fixture(autouse=True)
-def _fresh_log_handler() -> Iterator[None]:
-    """The suite's log handler binds sys.stdout when first used: pytest's capture of this test
-    is closed afterwards, so the next test gets a handler of its own."""
-    yield
-    logs.get_logger().handlers.clear()
-
-
-@pytest.fixture
-def seeded(clean_firestore: Emulators, capsys: pytest.CaptureFixture[str]) -> Emulators:
-    assert run(["seed-demo"], capsys)[0] == 0
-    return clean_firestore
+pytestmark = pytest.mark.usefixtures("cli_logs")
 
 
 # (argv, exit code, what the one error line says; None for success)

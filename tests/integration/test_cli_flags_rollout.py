@@ -3,33 +3,14 @@ mistake (one error line), and a rollout to every customer then its undo."""
 
 from __future__ import annotations
 
-import io
 import json
-from collections.abc import Iterator
 
 import pytest
 
 from devstack.emulators import Emulators
-from ops.cli import main
-from shared import logs
+from tests.cli_support import run
 
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    out = io.StringIO()
-    code = main(argv, out=out)
-    return code, out.getvalue(), capsys.readouterr().err
-
-
-@pytest.fixture(autouse=True)
-def _fresh_log_handler() -> Iterator[None]:
-    yield
-    logs.get_logger().handlers.clear()
-
-
-@pytest.fixture
-def seeded(clean_firestore: Emulators, capsys: pytest.CaptureFixture[str]) -> Emulators:
-    assert run(["seed-demo"], capsys)[0] == 0
-    return clean_firestore
+pytestmark = pytest.mark.usefixtures("cli_logs")
 
 
 CASES: list[tuple[list[str], int, str]] = [

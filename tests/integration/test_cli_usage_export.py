@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -14,29 +13,13 @@ from pathlib import Path
 import pytest
 
 from devstack.emulators import Emulators
-from ops.cli import main
-from shared import logs
 from shared.times import month_of, next_month_start
+from tests.cli_support import run
 
 FUTURE = month_of(next_month_start(month_of(datetime.now(UTC))))
 
 
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    out = io.StringIO()
-    code = main(argv, out=out)
-    return code, out.getvalue(), capsys.readouterr().err
-
-
-@pytest.fixture(autouse=True)
-def _fresh_log_handler() -> Iterator[None]:
-    yield
-    logs.get_logger().handlers.clear()
-
-
-@pytest.fixture
-def seeded(clean_firestore: Emulators, capsys: pytest.CaptureFixture[str]) -> Emulators:
-    assert run(["seed-demo"], capsys)[0] == 0
-    return clean_firestore
+pytestmark = pytest.mark.usefixtures("cli_logs")
 
 
 CASES: list[tuple[list[str], int, str]] = [
