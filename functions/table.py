@@ -125,33 +125,51 @@ class FunctionSpec:
         return collection + self.document[self.document.index("/") :]
 
 
+def _stamper(subject: str, document: str, collection_setting: str, what: str) -> FunctionSpec:
+    """The Firestore trigger `on-{subject}-written`: stamps a configuration document and
+    publishes its cache invalidation."""
+    return FunctionSpec(
+        name=f"on-{subject}-written",
+        entry_point=f"on_{subject.replace('-', '_')}_written",
+        trigger=TriggerKind.FIRESTORE,
+        event_type=FIRESTORE_WRITTEN,
+        document=document,
+        collection_setting=collection_setting,
+        description=f"Stamp {what} and publish cache invalidations.",
+    )
+
+
+def _dead_letter_recorder(name: str, topic_setting: str, description: str) -> FunctionSpec:
+    """A subscriber of a dead-letter topic (`record_dead_letters` tells the topics apart)."""
+    return FunctionSpec(
+        name=name,
+        entry_point="record_dead_letters",
+        trigger=TriggerKind.PUBSUB,
+        event_type=PUBSUB_PUBLISHED,
+        topic_setting=topic_setting,
+        description=description,
+        delivery=DEAD_LETTER_DELIVERY,
+    )
+
+
 FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
-    FunctionSpec(
-        name="on-customer-written",
-        entry_point="on_customer_written",
-        trigger=TriggerKind.FIRESTORE,
-        event_type=FIRESTORE_WRITTEN,
-        document=f"{names.CUSTOMERS}/{{customerId}}",
-        collection_setting="customers_collection",
-        description="Stamp created_at/updated_at on customers and publish cache invalidations.",
+    _stamper(
+        "customer",
+        f"{names.CUSTOMERS}/{{customerId}}",
+        "customers_collection",
+        "created_at/updated_at on customers",
     ),
-    FunctionSpec(
-        name="on-scene-written",
-        entry_point="on_scene_written",
-        trigger=TriggerKind.FIRESTORE,
-        event_type=FIRESTORE_WRITTEN,
-        document=f"{names.SCENES}/{{sceneId}}",
-        collection_setting="scenes_collection",
-        description="Stamp created_at/updated_at on scenes and publish cache invalidations.",
+    _stamper(
+        "scene",
+        f"{names.SCENES}/{{sceneId}}",
+        "scenes_collection",
+        "created_at/updated_at on scenes",
     ),
-    FunctionSpec(
-        name="on-feature-flags-written",
-        entry_point="on_feature_flags_written",
-        trigger=TriggerKind.FIRESTORE,
-        event_type=FIRESTORE_WRITTEN,
-        document=f"{names.FEATURE_FLAGS}/{{docId}}",
-        collection_setting="feature_flags_collection",
-        description="Stamp feature-flag documents and publish cache invalidations.",
+    _stamper(
+        "feature-flags",
+        f"{names.FEATURE_FLAGS}/{{docId}}",
+        "feature_flags_collection",
+        "feature-flag documents",
     ),
     FunctionSpec(
         name="on-usage-event",
@@ -177,23 +195,15 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
         description="Reset monthly scene quotas once per customer per month (scheduled).",
         delivery=SCHEDULE_DELIVERY,
     ),
-    FunctionSpec(
-        name="record-dead-letters",
-        entry_point="record_dead_letters",
-        trigger=TriggerKind.PUBSUB,
-        event_type=PUBSUB_PUBLISHED,
-        topic_setting="usage_events_dead_letter_topic",
-        description="Store each dead-lettered usage message in usage_rejections (dead_letter).",
-        delivery=DEAD_LETTER_DELIVERY,
+    _dead_letter_recorder(
+        "record-dead-letters",
+        "usage_events_dead_letter_topic",
+        "Store each dead-lettered usage message in usage_rejections (dead_letter).",
     ),
-    FunctionSpec(
-        name="record-schedule-dead-letters",
-        entry_point="record_dead_letters",
-        trigger=TriggerKind.PUBSUB,
-        event_type=PUBSUB_PUBLISHED,
-        topic_setting="schedules_dead_letter_topic",
-        description="Log each dead-lettered schedule message; a reset one under its month's audit.",
-        delivery=DEAD_LETTER_DELIVERY,
+    _dead_letter_recorder(
+        "record-schedule-dead-letters",
+        "schedules_dead_letter_topic",
+        "Log each dead-lettered schedule message; a reset one under its month's audit.",
     ),
     FunctionSpec(
         name="fold-usage-counters",
