@@ -18,7 +18,6 @@ Uses the emulator named by FIRESTORE_EMULATOR_HOST if set, else starts its own (
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -29,8 +28,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import run_on_emulator
 
 PROJECT = "demo-blueprint-bench-export"
 CUSTOMERS = 50
@@ -163,18 +163,7 @@ def main() -> int:
     args = parser.parse_args()
     PAGE_SIZE[0] = args.page_size
     sizes = sorted(int(s) for s in args.sizes.split(","))
-    started = time.perf_counter()
-    if os.environ.get("FIRESTORE_EMULATOR_HOST"):
-        results = measure(sizes, args.rounds)
-    else:
-        from devstack.emulators import start_emulators  # noqa: PLC0415
-
-        with start_emulators(PROJECT) as emulators:
-            os.environ.update(emulators.env)
-            results = measure(sizes, args.rounds)
-    results["total_seconds"] = round(time.perf_counter() - started, 1)
-    print(json.dumps(results, indent=2))
-    return 0
+    return run_on_emulator(PROJECT, lambda: measure(sizes, args.rounds))
 
 
 if __name__ == "__main__":

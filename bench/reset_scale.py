@@ -28,8 +28,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import ROOT, run_on_emulator
 
 PROJECT = "demo-blueprint-bench"
 FIELD = "scenes_generated_this_month"
@@ -186,18 +187,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="baseline/reset pairs per size")
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
-    started = time.perf_counter()
-    if os.environ.get("FIRESTORE_EMULATOR_HOST"):
-        results = measure(sizes, args.rounds)
-    else:
-        from devstack.emulators import start_emulators  # noqa: PLC0415
-
-        with start_emulators(PROJECT) as emulators:
-            os.environ.update(emulators.env)
-            results = measure(sizes, args.rounds)
-    results["total_seconds"] = round(time.perf_counter() - started, 1)
-    print(json.dumps(results, indent=2))
-    return 0
+    return run_on_emulator(PROJECT, lambda: measure(sizes, args.rounds))
 
 
 if __name__ == "__main__":
