@@ -8,7 +8,7 @@ module asks for the log handler with `pytestmark = pytest.mark.usefixtures("cli_
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -37,3 +37,27 @@ def seeded(clean_firestore: Emulators, capsys: pytest.CaptureFixture[str]) -> Em
     """The emulator, emptied, then loaded with `blueprint seed-demo`."""
     assert run(["seed-demo"], capsys)[0] == 0
     return clean_firestore
+
+
+Case = tuple[list[str], int, str]
+"""`(argv, exit code, what the one error line says)`."""
+
+
+def exit_code_test(cases: list[Case]) -> Callable[..., None]:
+    """A test of `cases` on the seeded emulator, one per case: each exits with its code and
+    says what it says on one stderr line (`test_exit_codes = exit_code_test(CASES)`)."""
+
+    @pytest.mark.parametrize(("argv", "code", "says"), cases, ids=[" ".join(c[0]) for c in cases])
+    def test_exit_codes(
+        seeded: Emulators,
+        capsys: pytest.CaptureFixture[str],
+        argv: list[str],
+        code: int,
+        says: str,
+    ) -> None:
+        got, _, err = run(argv, capsys)
+        assert got == code, err
+        assert len(err.strip().splitlines()) == 1, err
+        assert says in err
+
+    return test_exit_codes

@@ -8,12 +8,12 @@ import json
 import pytest
 
 from devstack.emulators import Emulators
-from tests.cli_support import run
+from tests.cli_support import Case, exit_code_test, run
 
 pytestmark = pytest.mark.usefixtures("cli_logs")
 
 
-CASES: list[tuple[list[str], int, str]] = [
+CASES: list[Case] = [
     (["flags"], 2, "Missing command"),
     (["flags", "rollout"], 2, "Missing argument"),
     (["flags", "rollout", "tactile"], 2, "--percent is required"),
@@ -25,18 +25,7 @@ CASES: list[tuple[list[str], int, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("argv", "code", "says"), CASES, ids=[" ".join(c[0]) for c in CASES])
-def test_exit_codes(
-    seeded: Emulators,
-    capsys: pytest.CaptureFixture[str],
-    argv: list[str],
-    code: int,
-    says: str,
-) -> None:
-    got, _, err = run(argv, capsys)
-    assert got == code, err
-    assert len(err.strip().splitlines()) == 1, err
-    assert says in err
+test_exit_codes = exit_code_test(CASES)
 
 
 def test_rollout_then_undo(seeded: Emulators, capsys: pytest.CaptureFixture[str]) -> None:

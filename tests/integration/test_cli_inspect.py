@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from devstack.emulators import Emulators
-from tests.cli_support import run
+from tests.cli_support import Case, exit_code_test, run
 
 pytestmark = pytest.mark.usefixtures("cli_logs")
 
 
-CASES: list[tuple[list[str], int, str]] = [
+CASES: list[Case] = [
     (["inspect", "usage", "--customer", "lab_001", "--month", "2026-13"], 2, "--month"),
     (["inspect", "usage", "--month", "2025-01"], 2, "--customer"),
     (["inspect", "customers", "--page-size", "0"], 2, "--page-size"),
@@ -24,18 +24,7 @@ CASES: list[tuple[list[str], int, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("argv", "code", "says"), CASES, ids=[" ".join(c[0]) for c in CASES])
-def test_exit_codes(
-    seeded: Emulators,
-    capsys: pytest.CaptureFixture[str],
-    argv: list[str],
-    code: int,
-    says: str,
-) -> None:
-    got, _, err = run(argv, capsys)
-    assert got == code, err
-    assert len(err.strip().splitlines()) == 1, err
-    assert says in err
+test_exit_codes = exit_code_test(CASES)
 
 
 def test_customer_pages_follow_their_cursor(

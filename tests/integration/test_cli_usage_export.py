@@ -14,7 +14,7 @@ import pytest
 
 from devstack.emulators import Emulators
 from shared.times import month_of, next_month_start
-from tests.cli_support import run
+from tests.cli_support import Case, exit_code_test, run
 
 FUTURE = month_of(next_month_start(month_of(datetime.now(UTC))))
 
@@ -22,7 +22,7 @@ FUTURE = month_of(next_month_start(month_of(datetime.now(UTC))))
 pytestmark = pytest.mark.usefixtures("cli_logs")
 
 
-CASES: list[tuple[list[str], int, str]] = [
+CASES: list[Case] = [
     (["usage", "export"], 2, "--month"),
     (["usage", "export", "--month", "2026-13"], 2, "expected YYYY-MM"),
     (["usage", "export", "--month", FUTURE], 2, "future month"),
@@ -31,18 +31,7 @@ CASES: list[tuple[list[str], int, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("argv", "code", "says"), CASES, ids=[" ".join(c[0]) for c in CASES])
-def test_exit_codes(
-    seeded: Emulators,
-    capsys: pytest.CaptureFixture[str],
-    argv: list[str],
-    code: int,
-    says: str,
-) -> None:
-    got, _, err = run(argv, capsys)
-    assert got == code, err
-    assert len(err.strip().splitlines()) == 1, err
-    assert says in err
+test_exit_codes = exit_code_test(CASES)
 
 
 def test_csv_totals_are_the_sum_of_records(
