@@ -8,10 +8,11 @@ does not have; an `optional` column (a replay's outcome) is shown only when a ro
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from shared.times import to_utc
@@ -92,12 +93,9 @@ def dollars(cents: int) -> str:
 def cents_of(value: Any) -> int | None:
     """A stored USD amount (`estimated_cost`, rounded to cents when written) in integer cents:
     exactly, through its decimal text, as `functions.usage.records.cost_cents` counts them."""
-    if not _number(value):
+    if not _number(value) or not math.isfinite(value):
         return None
-    try:
-        return int((Decimal(repr(value)) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-    except InvalidOperation:  # inf, nan
-        return None
+    return int((Decimal(repr(value)) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def short_id(doc_id: str) -> str:
