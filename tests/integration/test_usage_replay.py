@@ -266,7 +266,10 @@ def test_unknown_customer_replayed_once_the_customer_exists_keeps_its_message_id
     assert outcomes["ghost"]["rejection_id"] == message_doc_id("m-ghost")
     assert len(list(db.collection("usage_rejections").stream())) == 2
     marked = doc(db, "usage_rejections", message_doc_id("m-ghost"))
-    assert (marked["replay_outcome"], marked["replay_kind"]) == ("still_rejected", "unknown_customer")
+    assert (marked["replay_outcome"], marked["replay_kind"]) == (
+        "still_rejected",
+        "unknown_customer",
+    )
 
 
 def test_still_invalid_is_still_rejected_and_a_dead_letter_rejected_again_is_stored_once(
