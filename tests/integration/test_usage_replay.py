@@ -166,7 +166,12 @@ def test_a_dead_letter_replayed_is_recorded_and_counted_once_and_a_second_replay
     dl_first = dead_letter(settings, db, first, 1)
     dl_second = dead_letter(settings, db, second, 2)
 
-    result = cli_json([], capsys)  # default: --kind dead_letter
+    later = doc(db, "usage_rejections", dl_second)["rejected_at"]
+    assert doc(db, "usage_rejections", dl_first)["rejected_at"] < later
+    since = cli_json(["--since", later.rfc3339(), "--dry-run"], capsys)
+    assert [i["id"] for i in since["items"]] == [dl_second]
+
+    result = cli_json(["--page-size", "1"], capsys)  # default: --kind dead_letter; 2 pages
     assert result["counts"] == {
         "recorded": 2,
         "still_rejected": 0,
