@@ -125,6 +125,40 @@ def rejections_page(
     return _paged(_by_id(query, _DESC), after, limit)
 
 
+REPLAY_PAGED = _shapes(
+    names.USAGE_REJECTIONS,
+    (("rejected_at", _ASC), (DOCUMENT_ID, _ASC)),
+    ("kind",),
+    ("kind", "customer_id"),
+)
+
+
+@declares(*REPLAY_PAGED)
+def replay_page(
+    client: Client,
+    kind: str,
+    customer_id: str | None = None,
+    since: dt.datetime | None = None,
+    *,
+    after: Sequence[Any] | None = None,
+    limit: int | None = None,
+    settings: Settings | None = None,
+) -> Query:
+    """`usage_rejections` of one kind to deliver again (`blueprint usage replay`), optionally
+    of one customer and with `rejected_at >= since`, OLDEST first (events are replayed in the
+    order they were refused); cursor `(rejected_at, document id)`."""
+    from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415 (cheap import)
+
+    settings = settings or get_settings()
+    query: Any = _equal(client.collection(settings.usage_rejections_collection), "kind", kind)
+    if customer_id is not None:
+        query = _equal(query, "customer_id", customer_id)
+    if since is not None:
+        query = query.where(filter=FieldFilter("rejected_at", ">=", _aware("since", since)))
+    query = query.order_by("rejected_at", direction=_ASC.value)
+    return _paged(_by_id(query), after, limit)
+
+
 ALERTS_PAGED = _shapes(
     names.QUOTA_ALERTS,
     ((DOCUMENT_ID, _ASC),),

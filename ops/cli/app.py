@@ -12,7 +12,17 @@ import typer
 # typer 0.29 vendors click; its exception classes are public there only (pinned version).
 from typer._click.exceptions import ClickException, UsageError
 
-from ops.cli import config, flags, inspect, migrate, quota, seed, usage, usage_export
+from ops.cli import (
+    config,
+    flags,
+    inspect,
+    migrate,
+    quota,
+    seed,
+    usage,
+    usage_export,
+    usage_replay,
+)
 from ops.cli.common import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -41,7 +51,17 @@ def build_app() -> typer.Typer:
     def root() -> None:
         """BlueprintPipeline operators' tools (docs/cli.md)."""
 
-    for command in (migrate, usage, usage_export, quota, seed, config, flags, inspect):
+    for command in (
+        migrate,
+        usage,
+        usage_export,
+        usage_replay,
+        quota,
+        seed,
+        config,
+        flags,
+        inspect,
+    ):
         command.register(app)
     return app
 

@@ -62,6 +62,12 @@ CASES: list[tuple[list[str], int, str | None]] = [
         ".png",
     ),
     (["usage", "report", "--customer", "ghost", "--month", "2025-01"], 1, "no customer 'ghost'"),
+    # usage replay
+    (["usage", "replay", "--dry-run"], 0, None),
+    (["usage", "replay", "--kind", "unknown_customer"], 0, None),
+    (["usage", "replay", "--kind", "typo"], 2, "Invalid value for '--kind'"),
+    (["usage", "replay", "--since", "yesterday"], 2, "expected RFC 3339"),
+    (["usage", "replay", "--customer", "a/b"], 2, "--customer"),
     # quota reset
     (["quota"], 2, "quota: Missing command"),
     (["quota", "reset", "--dry-run", "--no-progress"], 0, None),
@@ -159,6 +165,12 @@ def test_every_data_command_prints_stable_json(
     assert reset["period"] == NOW
     assert reset["dry_run"] is True
     assert {"seen", "reset", "skipped", "errors", "complete"} <= reset.keys()
+
+    replay = _json(["usage", "replay", "--dry-run"], capsys)
+    assert (replay["kind"], replay["dry_run"], replay["items"]) == ("dead_letter", True, [])
+    assert replay["counts"] == dict.fromkeys(
+        ("recorded", "still_rejected", "duplicate", "skipped", "would_replay"), 0
+    )
 
     seed = _json(["seed-demo", "--dry-run"], capsys)
     assert seed == {

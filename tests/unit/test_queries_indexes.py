@@ -52,6 +52,11 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
         {"customer_id": "c1", "since": JAN},
         {"kind": "invalid_event", "customer_id": "c1"},
     ],
+    "replay_page": [
+        {"kind": "dead_letter"},
+        {"kind": "dead_letter", "since": JAN, "after": [FEB, "x"], "limit": 5},
+        {"kind": "unknown_customer", "customer_id": "c1", "since": JAN},
+    ],
     "alerts_page": [
         {"after": ["c1_2025-01_80"], "limit": 3},
         {"customer_id": "c1"},
