@@ -1,11 +1,13 @@
 """Group commit: events of one customer-month in flight together in one instance share ONE
 commit (every record created once + ONE shard increment of their sums).
 
-No waiting is added: the first event of a customer-month commits at once, alone; events that
-arrive while that commit is in flight queue up and the first of them commits them all when it
-returns. Under load the batch grows with the instance's concurrency; a quiet customer commits
-one event per commit as before. Fewer shard writes per event, and one hot customer-month needs
-fewer shard writes per second (docs/usage.md, Benchmarks).
+A quiet customer-month commits each event at once, alone. A busy one (another of its events
+reached this instance within `hot_gap` seconds) gathers: its first event waits `window` seconds
+for the others before it commits them all, and events that arrive while a commit is in flight
+queue up and the first of them commits them all when it returns. So under production's push
+concurrency (dozens of requests in flight per instance) a hot customer-month pays one shard
+write per batch instead of one per event, and needs fewer shard writes per second; the wait is
+paid only by busy customer-months (docs/usage.md, Benchmarks).
 
 A batch commit is atomic like a single one. If it fails for any reason (a record that already
 exists: a redelivery in the batch; contention; an unstorable record) nothing was written, and
@@ -15,7 +17,8 @@ each of its events commits alone, which answers each one exactly as without batc
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -26,6 +29,10 @@ MAX_BATCH: Final = 50
 LANES: Final = 2
 """Commits of one customer-month in flight at once per instance (each on its own shard); more
 lanes, smaller batches: one lane serialises a hot customer-month behind one commit."""
+HOT_GAP: Final = 1.0
+"""Seconds: a customer-month with another event in this instance this recently is busy."""
+_SEEN_KEEP: Final = 10_000
+"""Customer-months remembered for `HOT_GAP` at most (older ones are forgotten first)."""
 
 
 class BatchRepository(UsageRepository, Protocol):
@@ -38,6 +45,18 @@ class BatchRepository(UsageRepository, Protocol):
 
         True when committed; False when any record already exists (nothing was written)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What one event's commit was: created or not, and the commit it shared."""
+
+    created: bool
+    batch: tuple[str, ...] = ()
+    """Record ids of the shared commit when this event led one of two or more; empty when it
+    committed alone or followed (its leader names the batch)."""
+    shared: bool = False
+    """True when the event was committed in a batch of two or more (led or followed)."""
 
 
 def merged(counters: Sequence[ShardIncrement]) -> ShardIncrement:
@@ -76,35 +95,64 @@ class BatchStats:
     commits: int = 0
     records: int = 0
     fallbacks: int = 0
+    gathered: int = 0
+    """Leaders that waited the window for a busy customer-month."""
 
 
 class GroupCommitter:
     """Per-instance group commit by customer-month; thread-safe."""
 
     def __init__(
-        self, repository: BatchRepository, max_batch: int = MAX_BATCH, lanes: int = LANES
+        self,
+        repository: BatchRepository,
+        max_batch: int = MAX_BATCH,
+        lanes: int = LANES,
+        *,
+        window: float = 0.0,
+        hot_gap: float = HOT_GAP,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._repository = repository
         self._max = max_batch
         self._lanes = lanes
+        self._window = window
+        self._hot_gap = hot_gap
+        self._clock = clock
+        self._sleep = sleep
         self._lock = threading.Lock()
         self._queues: dict[tuple[str, str], list[_Entry]] = {}
         """Customer-months with a commit in flight -> the events waiting for the next one."""
         self._in_flight: dict[tuple[str, str], int] = {}
+        self._gathering: set[tuple[str, str]] = set()
+        """Customer-months whose leader is waiting the window (newcomers queue behind it)."""
+        self._seen: dict[tuple[str, str], float] = {}
+        """Customer-month -> when its last event arrived (insertion order = age order)."""
         self.stats = BatchStats()
 
     def commit(self, record_id: str, record: Mapping[str, Any], counter: ShardIncrement) -> bool:
         """Like `UsageRepository.commit_usage`, possibly sharing the commit with others."""
+        return self.commit_event(record_id, record, counter).created
+
+    def commit_event(
+        self, record_id: str, record: Mapping[str, Any], counter: ShardIncrement
+    ) -> Committed:
+        """`commit`, also saying which commit the event shared (for the one log line)."""
         key = (counter.customer_id, counter.month)
         entry = _Entry(record_id, record, counter)
         with self._lock:
+            busy = self._busy(key)
             flying = self._in_flight.get(key, 0)
-            if flying < self._lanes:
+            if flying < self._lanes and key not in self._gathering:
                 self._in_flight[key] = flying + 1  # one more commit of it in flight
                 self._queues.setdefault(key, [])
                 entry.state, entry.batch = "lead", [entry]
+                if busy and self._window > 0:
+                    self._gathering.add(key)
             else:
                 self._queues[key].append(entry)
+        if entry.state == "lead" and busy and self._window > 0:  # it holds `_gathering`
+            self._gather(key, entry)
         if entry.state != "lead":
             entry.wake.wait()
         if entry.state == "lead":
@@ -112,10 +160,31 @@ class GroupCommitter:
         if entry.error is not None:
             raise entry.error
         if entry.state == "single":
-            return entry.result
+            return Committed(entry.result)
         if entry.state == "done":
-            return True
-        return self._repository.commit_usage(record_id, record, counter)
+            led = entry.batch[0] is entry if entry.batch else False
+            ids = tuple(e.record_id for e in entry.batch) if led else ()
+            return Committed(True, ids, shared=True)
+        return Committed(self._repository.commit_usage(record_id, record, counter))
+
+    def _busy(self, key: tuple[str, str]) -> bool:
+        """Whether another event of `key` arrived within `hot_gap` (and note this one)."""
+        now = self._clock()
+        last = self._seen.pop(key, None)
+        self._seen[key] = now
+        if len(self._seen) > _SEEN_KEEP:
+            del self._seen[next(iter(self._seen))]
+        return last is not None and now - last <= self._hot_gap
+
+    def _gather(self, key: tuple[str, str], leader: _Entry) -> None:
+        """Wait the window, then take the events queued meanwhile into the leader's batch."""
+        self._sleep(self._window)
+        with self._lock:
+            queue = self._queues[key]
+            take, self._queues[key] = queue[: self._max - 1], queue[self._max - 1 :]
+            leader.batch.extend(take)
+            self._gathering.discard(key)
+            self.stats.gathered += 1
 
     def _lead(self, key: tuple[str, str], batch: list[_Entry]) -> None:
         """Commit `batch` while holding the customer-month, then hand it on."""
@@ -138,6 +207,7 @@ class GroupCommitter:
                 ok = False
             for e in batch:
                 e.state = "done" if ok else "alone"
+                e.batch = batch if ok else []
             with self._lock:
                 self.stats.commits += 1
                 self.stats.records += len(batch) if ok else 0

@@ -36,7 +36,11 @@ def build_service(settings: Settings, client: Any | None = None) -> UsageService
         customer_cache=CustomerCache(ttl) if ttl > 0 else None,
         shards=settings.usage_counter_shards,
         fold_buckets=settings.usage_fold_buckets,
-        committer=GroupCommitter(repository) if settings.usage_group_commit else None,
+        committer=(
+            GroupCommitter(repository, window=settings.usage_group_commit_window_ms / 1000)
+            if settings.usage_group_commit
+            else None
+        ),
         log_names=LogNames(
             customers=settings.customers_collection,
             usage_tracking=settings.usage_tracking_collection,

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from functions.edge.pubsub import Message
-from functions.usage.batching import GroupCommitter
+from functions.usage.batching import Committed, GroupCommitter
 from functions.usage.cache import CustomerCache
 from functions.usage.intake import prepare, wrong_type
 from functions.usage.ports import (
@@ -29,6 +29,7 @@ from functions.usage.ports import (
     PricingCustomer,
     Rejection,
     Result,
+    ShardIncrement,
     UnstorableRecordError,
     UsageRepository,
 )
@@ -104,12 +105,12 @@ class UsageService:
                 action=event.action,
             )
         record = build_record(event, cost, message.message_id)
-        commit = self.committer.commit if self.committer else self.repository.commit_usage
+        commit = self.committer.commit_event if self.committer else self._commit_alone
         for attempt in range(1, CONTENTION_ATTEMPTS + 1):
             shard = self.choose_shard(self.shards)
             counter = shard_increment(event, cost, shard, self.fold_buckets)
             try:
-                created = commit(prepared.record_id, record, counter)
+                committed = commit(prepared.record_id, record, counter)
             except ContentionError:
                 if attempt == CONTENTION_ATTEMPTS:
                     raise  # transient: Pub/Sub redelivers
@@ -121,7 +122,7 @@ class UsageService:
                 refused = FieldError("(record)", str(exc)[:300], "data Firestore accepts")
                 return self._reject(message, Rejection("unstorable", (refused,)), event)
             break
-        if not created:
+        if not committed.created:
             conflict = self._conflict(message, prepared.record_id, record, event)
             if conflict is not None:
                 return conflict
@@ -135,13 +136,20 @@ class UsageService:
                 customer=event.customer_id,
             )
             return Result(Outcome.DUPLICATE, prepared.record_id)
-        logs.info(
-            "usage recorded",
+        # One line per commit: an event committed alone logs itself; the leader of a shared
+        # commit logs it with every record id; a follower's line is DEBUG (not written at the
+        # default level, still seen by the local suite's live log).
+        log = logs.debug if committed.shared and not committed.batch else logs.info
+        log(
+            "usage recorded"
+            if not committed.batch
+            else f"usage recorded: {len(committed.batch)} events in one commit",
             decision="recorded",
             event_id=event.event_id,
             message_id=message.message_id,
             collection=self.log_names.usage_tracking,
             document=prepared.record_id,
+            documents=list(committed.batch) or None,
             customer=event.customer_id,
             action=event.action,
             estimated_cost=str(cost.amount),
@@ -150,25 +158,28 @@ class UsageService:
         )
         return Result(Outcome.RECORDED, prepared.record_id, counter=counter)
 
+    def _commit_alone(
+        self, record_id: str, record: Mapping[str, Any], counter: ShardIncrement
+    ) -> Committed:
+        return Committed(self.repository.commit_usage(record_id, record, counter))
+
     def _customer(self, customer_id: str) -> PricingCustomer | None:
-        """The customer, from the per-instance cache, else read (1 read); None if unknown."""
+        """The customer, from the per-instance cache, else read (1 read per instance, however
+        many requests ask at once); None if unknown."""
         cache = self.customer_cache
-        if cache is not None:
-            hit = cache.get(customer_id)
-            if hit is not None:
-                return hit
+        if cache is None:
+            return self._read_customer(customer_id)
+        return cache.load(customer_id, lambda: self._read_customer(customer_id))
+
+    def _read_customer(self, customer_id: str) -> PricingCustomer | None:
         doc = self.repository.get_customer(customer_id)
         if doc is None:
-            if cache is not None:
-                cache.invalidate(customer_id)
             return None
         customer, bad_fields = read_customer(customer_id, doc.data)
         if bad_fields:
             logs.invalid_document(
                 self.log_names.customers, customer_id, bad_fields, customer=customer_id
             )
-        if cache is not None:
-            cache.put(customer)
         return customer
 
     def _conflict(
