@@ -1,17 +1,19 @@
 """Group commit: events of one customer-month in flight together in one instance share ONE
 commit (every record created once + ONE shard increment of their sums).
 
-A quiet customer-month commits each event at once, alone. A busy one (another of its events
-reached this instance within `hot_gap` seconds) gathers: its first event waits `window` seconds
-for the others before it commits them all, and events that arrive while a commit is in flight
-queue up and the first of them commits them all when it returns. So under production's push
-concurrency (dozens of requests in flight per instance) a hot customer-month pays one shard
-write per batch instead of one per event, and needs fewer shard writes per second; the wait is
-paid only by busy customer-months (docs/usage.md, Benchmarks).
+A quiet customer-month commits each event at once, alone. A busy one (`functions.usage.pace`:
+another of its events reached this instance within a second) gathers: its first event waits
+`window` seconds for the others before it commits them all, and events that arrive while a
+commit is in flight queue up and the first of them commits them all when it returns. Under
+production's push concurrency (dozens of requests in flight per instance) a hot customer-month
+pays one shard write per batch instead of one per event, and needs fewer shard writes per
+second; only busy customer-months pay the wait (docs/usage.md, Group commit).
 
-A batch commit is atomic like a single one. If it fails for any reason (a record that already
-exists: a redelivery in the batch; contention; an unstorable record) nothing was written, and
-each of its events commits alone, which answers each one exactly as without batching.
+A batch commit is atomic like a single one. If it fails (a record that already exists: a
+redelivery in the batch; contention; an unstorable record) nothing was written, and each of its
+events commits alone, which answers each one exactly as without batching; if Firestore was
+unreachable (a transient error other than contention), every event of the batch gets that error
+(Pub/Sub redelivers each) instead of waiting out a second deadline alone.
 """
 
 from __future__ import annotations
@@ -22,17 +24,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from functions.usage.ports import ShardIncrement, UsageRepository
+from functions.usage.ports import ContentionError, ShardIncrement, UsageRepository
+from shared.errors import TransientError
 
 MAX_BATCH: Final = 50
 """Records per commit at most (a commit carries at most 10 MiB; a record at most ~70 KB)."""
 LANES: Final = 2
 """Commits of one customer-month in flight at once per instance (each on its own shard); more
 lanes, smaller batches: one lane serialises a hot customer-month behind one commit."""
-HOT_GAP: Final = 1.0
-"""Seconds: a customer-month with another event in this instance this recently is busy."""
-_SEEN_KEEP: Final = 10_000
-"""Customer-months remembered for `HOT_GAP` at most (older ones are forgotten first)."""
 
 
 class BatchRepository(UsageRepository, Protocol):
@@ -109,16 +108,12 @@ class GroupCommitter:
         lanes: int = LANES,
         *,
         window: float = 0.0,
-        hot_gap: float = HOT_GAP,
-        clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._repository = repository
         self._max = max_batch
         self._lanes = lanes
         self._window = window
-        self._hot_gap = hot_gap
-        self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
         self._queues: dict[tuple[str, str], list[_Entry]] = {}
@@ -126,22 +121,30 @@ class GroupCommitter:
         self._in_flight: dict[tuple[str, str], int] = {}
         self._gathering: set[tuple[str, str]] = set()
         """Customer-months whose leader is waiting the window (newcomers queue behind it)."""
-        self._seen: dict[tuple[str, str], float] = {}
-        """Customer-month -> when its last event arrived (insertion order = age order)."""
         self.stats = BatchStats()
 
-    def commit(self, record_id: str, record: Mapping[str, Any], counter: ShardIncrement) -> bool:
+    def commit(
+        self,
+        record_id: str,
+        record: Mapping[str, Any],
+        counter: ShardIncrement,
+        busy: bool = False,
+    ) -> bool:
         """Like `UsageRepository.commit_usage`, possibly sharing the commit with others."""
-        return self.commit_event(record_id, record, counter).created
+        return self.commit_event(record_id, record, counter, busy).created
 
     def commit_event(
-        self, record_id: str, record: Mapping[str, Any], counter: ShardIncrement
+        self,
+        record_id: str,
+        record: Mapping[str, Any],
+        counter: ShardIncrement,
+        busy: bool = False,
     ) -> Committed:
-        """`commit`, also saying which commit the event shared (for the one log line)."""
+        """`commit`, also saying which commit the event shared (for the one log line). A busy
+        customer-month's first event waits the window for others (`functions.usage.pace`)."""
         key = (counter.customer_id, counter.month)
         entry = _Entry(record_id, record, counter)
         with self._lock:
-            busy = self._busy(key)
             flying = self._in_flight.get(key, 0)
             if flying < self._lanes and key not in self._gathering:
                 self._in_flight[key] = flying + 1  # one more commit of it in flight
@@ -167,15 +170,6 @@ class GroupCommitter:
             return Committed(True, ids, shared=True)
         return Committed(self._repository.commit_usage(record_id, record, counter))
 
-    def _busy(self, key: tuple[str, str]) -> bool:
-        """Whether another event of `key` arrived within `hot_gap` (and note this one)."""
-        now = self._clock()
-        last = self._seen.pop(key, None)
-        self._seen[key] = now
-        if len(self._seen) > _SEEN_KEEP:
-            del self._seen[next(iter(self._seen))]
-        return last is not None and now - last <= self._hot_gap
-
     def _gather(self, key: tuple[str, str], leader: _Entry) -> None:
         """Wait the window, then take the events queued meanwhile into the leader's batch."""
         self._sleep(self._window)
@@ -199,15 +193,21 @@ class GroupCommitter:
                 except BaseException as exc:  # answered to its own caller
                     one.error = exc
                 return
+            failure: BaseException | None = None
             try:
                 ok = self._repository.commit_batch(
                     [(e.record_id, e.record) for e in batch], merged([e.counter for e in batch])
                 )
-            except Exception:  # each event commits alone and answers for itself
+            except ContentionError:  # each event commits alone (on another shard if need be)
+                ok = False
+            except TransientError as exc:  # Firestore unreachable: a retry now would wait again
+                ok, failure = False, exc
+            except Exception:  # e.g. one unstorable record: each event answers for itself
                 ok = False
             for e in batch:
                 e.state = "done" if ok else "alone"
                 e.batch = batch if ok else []
+                e.error = None if failure is None else TransientError(f"group commit: {failure}")
             with self._lock:
                 self.stats.commits += 1
                 self.stats.records += len(batch) if ok else 0

@@ -14,6 +14,7 @@ from typing import Any
 from functions.edge.pubsub import decode_message
 from functions.usage.batching import GroupCommitter
 from functions.usage.cache import CustomerCache
+from functions.usage.pace import Pace, RoundRobinShards
 from functions.usage.ports import Limits, LogNames, Result
 from functions.usage.service import UsageService
 from shared import logs
@@ -26,6 +27,7 @@ def build_service(settings: Settings, client: Any | None = None) -> UsageService
     from functions.usage.adapters import FirestoreUsageRepository  # noqa: PLC0415 - cold start
 
     ttl = settings.usage_customer_cache_seconds
+    shards = RoundRobinShards()
     repository = FirestoreUsageRepository(settings, client)
     return UsageService(
         repository,
@@ -36,6 +38,9 @@ def build_service(settings: Settings, client: Any | None = None) -> UsageService
         customer_cache=CustomerCache(ttl) if ttl > 0 else None,
         shards=settings.usage_counter_shards,
         fold_buckets=settings.usage_fold_buckets,
+        pace=Pace(),
+        home_shard=shards.home,
+        choose_shard=shards,
         committer=(
             GroupCommitter(repository, window=settings.usage_group_commit_window_ms / 1000)
             if settings.usage_group_commit

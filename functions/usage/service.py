@@ -10,7 +10,6 @@ month summary and the customer document, and publishes quota alerts (docs/counte
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from functions.edge.pubsub import Message
 from functions.usage.batching import Committed, GroupCommitter
 from functions.usage.cache import CustomerCache
 from functions.usage.intake import prepare, wrong_type
+from functions.usage.pace import Pace, RoundRobinShards
 from functions.usage.ports import (
     ContentionError,
     Limits,
@@ -39,29 +39,12 @@ from shared.errors import FieldError
 from shared.ids import message_doc_id
 from shared.models import UsageEvent
 from shared.pricing import RateCard, estimate_cost
+from shared.times import month_of
 
 CONTENTION_ATTEMPTS: Final = 8
 """Shards a commit tries when Firestore answers ABORTED (contention) before it gives up."""
 CONTENTION_PAUSE: Final = 0.01
 """Seconds of jitter per attempt between contention retries (at most ~0.3 s in all)."""
-
-
-class RoundRobinShards:
-    """Shard picker: cycles through [0, shards) from a random start, per process.
-
-    Even spread within an instance (1,200 events over 128 shards: at most 10 writes to any
-    shard, where uniform random picks put ~18 on the busiest); instances start at random
-    offsets, so together they spread evenly too. Thread-safe.
-    """
-
-    def __init__(self) -> None:
-        self._next = random.getrandbits(32)
-        self._lock = threading.Lock()
-
-    def __call__(self, shards: int) -> int:
-        with self._lock:
-            self._next += 1
-            return self._next % shards
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +63,11 @@ class UsageService:
     """The fold's dirty buckets (`settings.usage_fold_buckets`)."""
     log_names: LogNames = field(default_factory=LogNames)
     choose_shard: Callable[[int], int] = field(default_factory=RoundRobinShards)
+    """Picks a shard of [0, shards) for a busy customer-month (and after contention)."""
+    home_shard: Callable[[str, str, int], int] | None = None
+    """A quiet customer-month's shard in this instance; None: `choose_shard` always."""
+    pace: Pace | None = None
+    """How busy each customer-month is here; None: every event counts as busy."""
     pause: Callable[[float], None] = time.sleep
     committer: GroupCommitter | None = None
     """Group commit of a customer-month's events in flight together; None: one per event."""
@@ -106,11 +94,16 @@ class UsageService:
             )
         record = build_record(event, cost, message.message_id)
         commit = self.committer.commit_event if self.committer else self._commit_alone
+        month = month_of(event.timestamp)
+        busy = self.pace.arrive(event.customer_id, month) if self.pace is not None else True
         for attempt in range(1, CONTENTION_ATTEMPTS + 1):
-            shard = self.choose_shard(self.shards)
+            if busy or attempt > 1 or self.home_shard is None:
+                shard = self.choose_shard(self.shards)
+            else:
+                shard = self.home_shard(event.customer_id, month, self.shards)
             counter = shard_increment(event, cost, shard, self.fold_buckets)
             try:
-                committed = commit(prepared.record_id, record, counter)
+                committed = commit(prepared.record_id, record, counter, busy)
             except ContentionError:
                 if attempt == CONTENTION_ATTEMPTS:
                     raise  # transient: Pub/Sub redelivers
@@ -159,8 +152,9 @@ class UsageService:
         return Result(Outcome.RECORDED, prepared.record_id, counter=counter)
 
     def _commit_alone(
-        self, record_id: str, record: Mapping[str, Any], counter: ShardIncrement
+        self, record_id: str, record: Mapping[str, Any], counter: ShardIncrement, busy: bool
     ) -> Committed:
+        del busy  # one commit per event: nothing to gather
         return Committed(self.repository.commit_usage(record_id, record, counter))
 
     def _customer(self, customer_id: str) -> PricingCustomer | None:

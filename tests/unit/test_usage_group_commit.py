@@ -18,9 +18,11 @@ from typing import Any
 import pytest
 
 from functions.usage.batching import GroupCommitter
+from functions.usage.pace import Pace, RoundRobinShards
 from functions.usage.ports import Outcome
 from functions.usage.service import UsageService
 from shared import logs
+from shared.errors import TransientError
 from tests.usage_support import NOW, FakeRepository, event_body, message
 
 KEY = ("c", "2025-01")
@@ -106,7 +108,7 @@ def test_a_busy_customer_month_gathers_its_events_into_one_commit(
     sleep = _gated(box, queued=7)
     committer = GroupCommitter(repo, window=0.02, sleep=sleep)
     box.append(committer)
-    service = UsageService(repo, committer=committer)
+    service = UsageService(repo, committer=committer, pace=Pace())
     assert service.handle(message(scene(0), "m0"), NOW).outcome is Outcome.RECORDED
     assert sleep.calls == []  # the first event of a customer-month never waits
     results = _concurrently(service, range(1, 9))
@@ -125,26 +127,40 @@ def test_a_busy_customer_month_gathers_its_events_into_one_commit(
     assert set(shared.fields["documents"]) <= set(repo.records)  # type: ignore[attr-defined]
 
 
-def test_a_quiet_customer_month_never_waits(repo: FakeRepository) -> None:
+def test_a_quiet_customer_month_never_waits_and_keeps_to_its_home_shard(
+    repo: FakeRepository,
+) -> None:
     now = [0.0]
-
-    def never(seconds: float) -> None:
-        raise AssertionError("a quiet customer-month waited")
-
-    committer = GroupCommitter(repo, window=0.05, clock=lambda: now[0], sleep=never)
-    service = UsageService(repo, committer=committer)
+    waits: list[float] = []
+    shards = RoundRobinShards()
+    committer = GroupCommitter(repo, window=0.05, sleep=waits.append)
+    service = UsageService(
+        repo,
+        committer=committer,
+        pace=Pace(clock=lambda: now[0]),
+        choose_shard=shards,
+        home_shard=shards.home,
+        shards=128,
+    )
     for n in range(5):
-        now[0] += 1.5  # each event more than HOT_GAP after the last
+        now[0] += 1.5  # each event more than a second after the last: quiet
         service.handle(message(scene(n), f"m{n}"), NOW)
     assert repo.batch_sizes == [1] * 5
-    assert committer.stats.gathered == 0
+    assert waits == []
+    assert len(repo.shards) == 1  # the fold reads one shard of it, not five
+    for n in range(5, 25):
+        now[0] += 0.01  # busy now: spread over the shards
+        service.handle(message(scene(n), f"m{n}"), NOW)
+    assert len(repo.shards) > 10
+    assert len(waits) == 20  # each busy event led its own (one-event) gathering
+    assert repo.totals(*KEY)["records"] == 25
 
 
 def test_a_duplicate_in_a_gathered_batch_answers_each_event_alone(repo: FakeRepository) -> None:
     box: list[GroupCommitter] = []
     committer = GroupCommitter(repo, window=0.02, sleep=_gated(box, queued=3))
     box.append(committer)
-    service = UsageService(repo, committer=committer)
+    service = UsageService(repo, committer=committer, pace=Pace())
     service.handle(message(scene(1), "m1"), NOW)  # recorded; redelivered below
     results = _concurrently(service, range(1, 5))
     outcomes = sorted(r.outcome for r in results)
@@ -153,6 +169,44 @@ def test_a_duplicate_in_a_gathered_batch_answers_each_event_alone(repo: FakeRepo
     assert committer.stats.fallbacks == 1
     assert committer._queues == {}
     assert committer._gathering == set()
+
+
+def test_an_unreachable_firestore_fails_every_event_of_the_batch_for_redelivery(
+    repo: FakeRepository,
+) -> None:
+    class Down(FakeRepository):
+        down = False
+
+        def commit_batch(self, records: Any, counter: Any) -> bool:
+            if self.down and len(records) > 1:
+                raise TransientError("fake: DEADLINE_EXCEEDED")
+            return super().commit_batch(records, counter)
+
+    down = Down()
+    down.put_customer("c", bundle_tier="pro")
+    box: list[GroupCommitter] = []
+    committer = GroupCommitter(down, window=0.02, sleep=_gated(box, queued=3))
+    box.append(committer)
+    service = UsageService(down, committer=committer, pace=Pace())
+    service.handle(message(scene(0), "m0"), NOW)
+    down.down = True
+    errors: list[BaseException] = []
+
+    def one(n: int) -> None:
+        try:
+            service.handle(message(scene(n), f"m{n}"), NOW)
+        except TransientError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(1, 5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(errors) == 4  # each redelivered by Pub/Sub; none waited out a second deadline
+    assert len({id(e) for e in errors}) == 4
+    assert len(down.records) == 1
+    assert committer._queues == {}
 
 
 def test_debug_lines_reach_observers_but_not_stdout(monkeypatch: pytest.MonkeyPatch) -> None:
