@@ -258,3 +258,30 @@ def test_an_unknown_customer_is_read_again_by_each_waiting_event() -> None:
     results = _concurrently(service, range(4))
     assert {r.outcome for r in results} == {Outcome.REJECTED}
     assert repo.reads >= 4  # a customer created meanwhile is seen by the next read
+
+
+def test_racing_first_requests_build_one_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    from functions.usage import entry
+
+    built: list[object] = []
+
+    def slow_build(settings: Any, client: Any = None) -> Any:
+        time.sleep(0.02)  # every racing thread is inside before the first build returns
+        built.append(object())
+        return built[-1]
+
+    monkeypatch.setattr(entry, "build_service", slow_build)
+    entry.reset_default_service()
+    try:
+        seen: list[object] = []
+        threads = [
+            threading.Thread(target=lambda: seen.append(entry.default_service())) for _ in range(16)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(built) == 1  # one cache, one group committer per process
+        assert {id(s) for s in seen} == {id(built[0])}
+    finally:
+        entry.reset_default_service()
