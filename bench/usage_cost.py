@@ -19,6 +19,7 @@ function) are printed per scenario. Targets (issue 12): <= $3 per million, <= 1.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import math
 import os
@@ -26,6 +27,7 @@ import sys
 import urllib.request
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ from devstack.emulators import free_port  # noqa: E402
 from devstack.functions_host import EMPTY_TRIGGER_PREFIX  # noqa: E402
 from devstack.suite import LocalSuite, register_trigger, start_local_suite  # noqa: E402
 from functions.table import FUNCTIONS, by_name  # noqa: E402
+from shared.names import USAGE_COUNTER_SHARDS  # noqa: E402
 
 PROJECT = "demo-bench-cost"
 PRICES: dict[str, dict[str, Any]] = {
@@ -128,20 +131,58 @@ def body(n: int, cid: str, run: str) -> bytes:
     ).encode()
 
 
-def scenario(suite: LocalSuite, port: int, events: int, n_customers: int) -> dict[str, Any]:
+def push_directly(suite: LocalSuite, bodies: list[bytes], concurrency: int) -> None:
+    """Production's push, played: the envelopes Pub/Sub push would POST, `concurrency` at a
+    time, to the same functions host (the emulator pushes at most 2 at once: docs/local-suite.md;
+    production keeps up to the instance's concurrency in flight). Each is retried until 2xx."""
+    spec = by_name("on-usage-event")
+    topic = spec.topic(suite.settings)
+    url = f"{suite.function_url(spec.name)}/projects/{suite.project}/topics/{topic}"
+    published = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+    def push(n: int) -> None:
+        envelope = {
+            "subscription": f"projects/{suite.project}/subscriptions/{spec.name}-push",
+            "message": {
+                "data": base64.b64encode(bodies[n]).decode(),
+                "messageId": f"direct-{n}-{uuid.uuid4().hex[:8]}",
+                "publishTime": published,
+            },
+        }
+        data = json.dumps(envelope).encode()
+        for _ in range(20):
+            request = urllib.request.Request(  # noqa: S310 - the local host's http URL
+                url, data=data, headers={"Content-Type": "application/json"}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=60) as resp:  # noqa: S310
+                    if resp.status < 300:
+                        return
+            except OSError:
+                pass
+        raise RuntimeError(f"push {n} never succeeded")
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(push, range(len(bodies))))
+
+
+def scenario(
+    suite: LocalSuite, port: int, events: int, n_customers: int, push_concurrency: int = 0
+) -> dict[str, Any]:
     run = uuid.uuid4().hex[:8]
     customers = [f"cost_{run}_{i:04d}" for i in range(n_customers)]
     seed(suite, customers)
     suite.wait_quiet(suite.mark(), quiet=2.0)  # the customers' own triggers are not the events'
     since, before = suite.mark(), counters(port)
     _, _, offset = log_lines(suite.host.log_path, 0)
-    topic = suite.pubsub.topic_path(suite.settings.usage_events_topic)
-    futures = [
-        suite.pubsub.publisher.publish(topic, body(n, customers[n % n_customers], run))
-        for n in range(events)
-    ]
-    for future in futures:
-        future.result(timeout=60)
+    bodies = [body(n, customers[n % n_customers], run) for n in range(events)]
+    if push_concurrency:
+        push_directly(suite, bodies, push_concurrency)
+    else:
+        topic = suite.pubsub.topic_path(suite.settings.usage_events_topic)
+        futures = [suite.pubsub.publisher.publish(topic, data) for data in bodies]
+        for future in futures:
+            future.result(timeout=60)
     usage = by_name("on-usage-event").name
     wait_until(
         suite,
@@ -167,6 +208,14 @@ def scenario(suite: LocalSuite, port: int, events: int, n_customers: int) -> dic
         if i["status"] >= 300 and not i["function"].startswith(EMPTY_TRIGGER_PREFIX)
     )
     written = Counter(i["document"] for i in items if i["function"] in RECORDER_IDS)
+    # Cloud Run's request log per invocation, except the 2xx ones the deploy excludes
+    # (`FunctionSpec.request_logs`, the `log-exclusions` step of cloudbuild.yaml).
+    request_logs = sum(
+        1
+        for i in items
+        if not i["function"].startswith(EMPTY_TRIGGER_PREFIX)
+        and (i["status"] >= 300 or by_name(i["function"]).request_logs)
+    )
     published = {
         k.removeprefix("publish."): v for k, v in delta.items() if k.startswith("publish.")
     }
@@ -179,7 +228,7 @@ def scenario(suite: LocalSuite, port: int, events: int, n_customers: int) -> dic
         "invocations": sum(invocation_usd(name) * n for name, n in calls.items()),
         "pubsub": messages * 2 * PRICES["pubsub_kib"]["usd"],
         "logging": (
-            line_bytes + lines * LOG_ENTRY_OVERHEAD_BYTES + sum(calls.values()) * REQUEST_LOG_BYTES
+            line_bytes + lines * LOG_ENTRY_OVERHEAD_BYTES + request_logs * REQUEST_LOG_BYTES
         )
         / 1024**3
         * PRICES["log_gib"]["usd"],
@@ -197,7 +246,18 @@ def scenario(suite: LocalSuite, port: int, events: int, n_customers: int) -> dic
             "firestore_writes": round(delta["writes"] / events, 3),
             "invocations": {name: round(n / events, 3) for name, n in sorted(calls.items())},
             "pubsub_messages": round(messages / events, 3),
-            "log_lines": round((lines + sum(calls.values())) / events, 3),
+            "log_lines": round((lines + request_logs) / events, 3),
+        },
+        "delivery": f"direct push, {push_concurrency} in flight"
+        if push_concurrency
+        else "Pub/Sub emulator push",
+        "shard_writes_per_event": round(
+            sum(n for d, n in written.items() if f"/{USAGE_COUNTER_SHARDS}/" in d) / events, 3
+        ),
+        "rpcs_per_event": {
+            k.removeprefix("rpc."): round(v / events, 3)
+            for k, v in sorted(delta.items())
+            if k.startswith("rpc.")
         },
         "fold_runs": calls[fold],
         "fold_duration_ms": [i["duration_ms"] for i in items if i["function"] == fold],
@@ -215,6 +275,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=600)
     parser.add_argument("--customers", default="1,100", help="comma-separated scenario sizes")
+    parser.add_argument(
+        "--push-concurrency",
+        default="0,64",
+        help="comma-separated: 0 = the Pub/Sub emulator's push; N = production's push played "
+        "with N deliveries in flight (the usage function's concurrency)",
+    )
     args = parser.parse_args()
     port = free_port()
     os.environ["BENCH_RPC_COUNTER_PORT"] = str(port)
@@ -222,7 +288,11 @@ def main() -> int:
     try:
         register_trigger(suite, RECORDER_IDS[0], "{a}/{b}")
         register_trigger(suite, RECORDER_IDS[1], "{a}/{b}/{c}/{d}")
-        results = [scenario(suite, port, args.events, int(n)) for n in args.customers.split(",")]
+        results = [
+            scenario(suite, port, args.events, int(n), int(c))
+            for c in args.push_concurrency.split(",")
+            for n in args.customers.split(",")
+        ]
     finally:
         suite.stop()
     print(

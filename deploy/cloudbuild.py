@@ -82,6 +82,49 @@ def _apt_then(*commands: str) -> str:
     return "\n".join(["set -euo pipefail", apt, *commands]) + "\n"
 
 
+def runtime_env(spec: FunctionSpec) -> dict[str, str]:
+    """`RUNTIME_ENV` plus THREADS = the function's concurrency (functions-framework serves
+    `THREADS` requests at once; its default, 4 per vCPU, would queue the rest)."""
+    return {**RUNTIME_ENV, "THREADS": str(spec.concurrency)}
+
+
+REQUEST_LOG_EXCLUSION: Final = "blueprint-ok-requests"
+"""Name of the `_Default` sink exclusion of 2xx request logs (`FunctionSpec.request_logs`)."""
+
+
+def request_log_filter(specs: tuple[FunctionSpec, ...] = FUNCTIONS) -> str | None:
+    """The Logging filter of the 2xx request logs no one needs; None when every function keeps
+    them. Exclusions make matching entries not ingested and not chargeable (Cloud Logging API,
+    LogExclusion: "use exclusions to reduce your chargeable logs")."""
+    quiet = [f'"{spec.name}"' for spec in specs if not spec.request_logs]
+    if not quiet:
+        return None
+    services = quiet[0] if len(quiet) == 1 else f"({' OR '.join(quiet)})"
+    return (
+        'resource.type="cloud_run_revision" AND log_id("run.googleapis.com/requests")'
+        f" AND resource.labels.service_name={services} AND httpRequest.status<300"
+    )
+
+
+def _log_exclusion_script(log_filter: str) -> str:
+    """Replace the exclusion (idempotent: a redeploy changes it, never duplicates it)."""
+    name = REQUEST_LOG_EXCLUSION
+    return (
+        "\n".join(
+            [
+                "set -euo pipefail",
+                "if gcloud logging sinks describe _Default --format='value(exclusions[].name)'"
+                f" | tr ';' '\\n' | grep -qx {name}; then",
+                f"  gcloud logging sinks update _Default --remove-exclusions={name}",
+                "fi",
+                f"gcloud logging sinks update _Default --add-exclusion=name={name},"
+                f"filter='{log_filter}'",
+            ]
+        )
+        + "\n"
+    )
+
+
 def deploy_args(spec: FunctionSpec, settings: Settings) -> list[str]:
     """The `gcloud` arguments that deploy one function of the table."""
     args = [
@@ -112,7 +155,7 @@ def deploy_args(spec: FunctionSpec, settings: Settings) -> list[str]:
         f"--timeout={spec.timeout_seconds}s",
         f"--max-instances={spec.max_instances}",
         f"--concurrency={spec.concurrency}",
-        f"--set-env-vars={','.join(f'{k}={v}' for k, v in RUNTIME_ENV.items())}",
+        f"--set-env-vars={','.join(f'{k}={v}' for k, v in runtime_env(spec).items())}",
         "--quiet",
     ]
     return args
@@ -267,6 +310,19 @@ def cloudbuild(settings: Settings | None = None) -> dict[str, Any]:
             ],
             "waitFor": ["topics"],
         },
+        *(
+            [
+                {
+                    "id": "log-exclusions",
+                    "name": GCLOUD_IMAGE,
+                    "entrypoint": "bash",
+                    "args": ["-c", _log_exclusion_script(log_filter)],
+                    "waitFor": checks,
+                }
+            ]
+            if (log_filter := request_log_filter()) is not None
+            else []
+        ),
         {
             "id": "firestore-rules-indexes",
             "name": NODE_IMAGE,

@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no line per invocation")
     args = parser.parse_args(argv)
     log = InvocationLog(echo=not args.quiet)
-    logs.get_logger().addHandler(_DecisionHandler(log))
+    logs.add_observer(_DecisionHandler(log))
     app = build_app(f"http://{args.host}:{args.port}", log)
     server = make_server(args.host, args.port, app, threaded=True)
     print(f"functions host listening on http://{args.host}:{args.port}", flush=True)

@@ -108,7 +108,12 @@ class FunctionSpec:
     timeout_seconds: int = 60
     max_instances: int = 100
     concurrency: int = 1
-    """Requests one instance serves at once (functions-framework threads)."""
+    """Requests one instance serves at once (the deploy sets functions-framework's THREADS to
+    it: its gunicorn serves 4 threads per vCPU otherwise, and requests past them queue)."""
+    request_logs: bool = True
+    """False: Cloud Run's request log of this function's 2xx answers is excluded from the
+    `_Default` sink (not ingested, not billed; failures are still logged). For the usage
+    function, whose successes are recorded in Firestore and logged once per commit."""
     description: str = ""
     delivery: DeliveryPolicy | None = None
     """Pub/Sub triggers: the subscription's retry and dead-letter policy (required for them)."""
@@ -179,7 +184,10 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
         topic_setting="usage_events_topic",
         memory="1Gi",
         cpu="1",
-        concurrency=8,
+        # I/O-bound (one Firestore commit): many requests in flight per instance, which is also
+        # what lets a busy customer-month's events share a commit (group commit).
+        concurrency=64,
+        request_logs=False,
         description="Record each usage event exactly once with its cost; count it in a shard.",
         delivery=USAGE_DELIVERY,
     ),

@@ -39,17 +39,29 @@ class _TextFormatter(logging.Formatter):
         return line
 
 
-def configure(fmt: str | None = None, level: int = logging.INFO) -> None:
-    """Install the handler once (idempotent); `fmt` defaults to the settings' log format."""
-    if fmt is None:
+def configure(fmt: str | None = None, level: int | str | None = None) -> None:
+    """Install the handler once (idempotent); `fmt` and `level` default to the settings'
+    (`BLUEPRINT_LOG_FORMAT`, `BLUEPRINT_LOG_LEVEL`)."""
+    if fmt is None or level is None:
         from shared.settings import get_settings  # noqa: PLC0415 - settings read on first use
 
-        fmt = get_settings().log_format
+        settings = get_settings()
+        fmt = settings.log_format if fmt is None else fmt
+        level = settings.log_level if level is None else level
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(_JsonFormatter() if fmt == "json" else _TextFormatter())
+    handler.setLevel(level)
     _logger.handlers[:] = [handler]
     _logger.setLevel(level)
     _logger.propagate = False
+
+
+def add_observer(observer: logging.Handler) -> None:
+    """Let `observer` see every line, DEBUG included, while stdout keeps its level (the local
+    suite's live log reads decisions this way)."""
+    logger = get_logger()
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(observer)
 
 
 def get_logger() -> logging.Logger:
@@ -63,6 +75,12 @@ def log_event(severity: int, message: str, **fields: Any) -> None:
     """Log one structured line; `fields` become top-level JSON keys (None values are dropped)."""
     clean = {k: v for k, v in fields.items() if v is not None}
     get_logger().log(severity, message, extra={"fields": clean})
+
+
+def debug(message: str, **fields: Any) -> None:
+    """DEBUG line: not written at the default level (`BLUEPRINT_LOG_LEVEL`, INFO); observers
+    added with `add_observer` still see it."""
+    log_event(logging.DEBUG, message, **fields)
 
 
 def info(message: str, **fields: Any) -> None:

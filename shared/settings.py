@@ -196,6 +196,11 @@ class Settings(BaseSettings):
     usage_group_commit: bool = Field(True, validation_alias="BLUEPRINT_USAGE_GROUP_COMMIT")
     """Events of one customer-month in flight together in one instance share one commit (one
     shard increment); false: one commit per event."""
+    usage_group_commit_window_ms: float = Field(
+        20.0, ge=0, le=200, validation_alias="BLUEPRINT_USAGE_GROUP_COMMIT_WINDOW_MS"
+    )
+    """How long the first event of a busy customer-month (another of its events reached the
+    instance within a second) waits for others to share its commit; quiet ones never wait."""
     usage_fold_buckets: int = Field(
         16, ge=1, le=1024, validation_alias="BLUEPRINT_USAGE_FOLD_BUCKETS"
     )
@@ -243,6 +248,11 @@ class Settings(BaseSettings):
         "json", pattern="^(json|text)$", validation_alias="BLUEPRINT_LOG_FORMAT"
     )
     """`json` (Cloud Logging structured lines) or `text` (readable local log)."""
+    log_level: str = Field(
+        "INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", validation_alias="BLUEPRINT_LOG_LEVEL"
+    )
+    """Lowest severity written. At INFO (production) a usage event in a shared commit writes
+    no line of its own: its commit's leader names it (one line per commit, docs/usage.md)."""
 
     # Local harness only (devstack/): never read by a deployed function.
     sdk_root: str | None = Field(None, validation_alias="BLUEPRINT_SDK_ROOT")

@@ -1,25 +1,31 @@
 """Group commit: events of one customer-month in flight together in one instance share ONE
 commit (every record created once + ONE shard increment of their sums).
 
-No waiting is added: the first event of a customer-month commits at once, alone; events that
-arrive while that commit is in flight queue up and the first of them commits them all when it
-returns. Under load the batch grows with the instance's concurrency; a quiet customer commits
-one event per commit as before. Fewer shard writes per event, and one hot customer-month needs
-fewer shard writes per second (docs/usage.md, Benchmarks).
+A quiet customer-month commits each event at once, alone. A busy one (`functions.usage.pace`:
+another of its events reached this instance within a second) gathers: its first event waits
+`window` seconds for the others before it commits them all, and events that arrive while a
+commit is in flight queue up and the first of them commits them all when it returns. Under
+production's push concurrency (dozens of requests in flight per instance) a hot customer-month
+pays one shard write per batch instead of one per event, and needs fewer shard writes per
+second; only busy customer-months pay the wait (docs/usage.md, Group commit).
 
-A batch commit is atomic like a single one. If it fails for any reason (a record that already
-exists: a redelivery in the batch; contention; an unstorable record) nothing was written, and
-each of its events commits alone, which answers each one exactly as without batching.
+A batch commit is atomic like a single one. If it fails (a record that already exists: a
+redelivery in the batch; contention; an unstorable record) nothing was written, and each of its
+events commits alone, which answers each one exactly as without batching; if Firestore was
+unreachable (a transient error other than contention), every event of the batch gets that error
+(Pub/Sub redelivers each) instead of waiting out a second deadline alone.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from functions.usage.ports import ShardIncrement, UsageRepository
+from functions.usage.ports import ContentionError, ShardIncrement, UsageRepository
+from shared.errors import TransientError
 
 MAX_BATCH: Final = 50
 """Records per commit at most (a commit carries at most 10 MiB; a record at most ~70 KB)."""
@@ -38,6 +44,18 @@ class BatchRepository(UsageRepository, Protocol):
 
         True when committed; False when any record already exists (nothing was written)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What one event's commit was: created or not, and the commit it shared."""
+
+    created: bool
+    batch: tuple[str, ...] = ()
+    """Record ids of the shared commit when this event led one of two or more; empty when it
+    committed alone or followed (its leader names the batch)."""
+    shared: bool = False
+    """True when the event was committed in a batch of two or more (led or followed)."""
 
 
 def merged(counters: Sequence[ShardIncrement]) -> ShardIncrement:
@@ -76,35 +94,68 @@ class BatchStats:
     commits: int = 0
     records: int = 0
     fallbacks: int = 0
+    gathered: int = 0
+    """Leaders that waited the window for a busy customer-month."""
 
 
 class GroupCommitter:
     """Per-instance group commit by customer-month; thread-safe."""
 
     def __init__(
-        self, repository: BatchRepository, max_batch: int = MAX_BATCH, lanes: int = LANES
+        self,
+        repository: BatchRepository,
+        max_batch: int = MAX_BATCH,
+        lanes: int = LANES,
+        *,
+        window: float = 0.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._repository = repository
         self._max = max_batch
         self._lanes = lanes
+        self._window = window
+        self._sleep = sleep
         self._lock = threading.Lock()
         self._queues: dict[tuple[str, str], list[_Entry]] = {}
         """Customer-months with a commit in flight -> the events waiting for the next one."""
         self._in_flight: dict[tuple[str, str], int] = {}
+        self._gathering: set[tuple[str, str]] = set()
+        """Customer-months whose leader is waiting the window (newcomers queue behind it)."""
         self.stats = BatchStats()
 
-    def commit(self, record_id: str, record: Mapping[str, Any], counter: ShardIncrement) -> bool:
+    def commit(
+        self,
+        record_id: str,
+        record: Mapping[str, Any],
+        counter: ShardIncrement,
+        busy: bool = False,
+    ) -> bool:
         """Like `UsageRepository.commit_usage`, possibly sharing the commit with others."""
+        return self.commit_event(record_id, record, counter, busy).created
+
+    def commit_event(
+        self,
+        record_id: str,
+        record: Mapping[str, Any],
+        counter: ShardIncrement,
+        busy: bool = False,
+    ) -> Committed:
+        """`commit`, also saying which commit the event shared (for the one log line). A busy
+        customer-month's first event waits the window for others (`functions.usage.pace`)."""
         key = (counter.customer_id, counter.month)
         entry = _Entry(record_id, record, counter)
         with self._lock:
             flying = self._in_flight.get(key, 0)
-            if flying < self._lanes:
+            if flying < self._lanes and key not in self._gathering:
                 self._in_flight[key] = flying + 1  # one more commit of it in flight
                 self._queues.setdefault(key, [])
                 entry.state, entry.batch = "lead", [entry]
+                if busy and self._window > 0:
+                    self._gathering.add(key)
             else:
                 self._queues[key].append(entry)
+        if entry.state == "lead" and busy and self._window > 0:  # it holds `_gathering`
+            self._gather(key, entry)
         if entry.state != "lead":
             entry.wake.wait()
         if entry.state == "lead":
@@ -112,10 +163,22 @@ class GroupCommitter:
         if entry.error is not None:
             raise entry.error
         if entry.state == "single":
-            return entry.result
+            return Committed(entry.result)
         if entry.state == "done":
-            return True
-        return self._repository.commit_usage(record_id, record, counter)
+            led = entry.batch[0] is entry if entry.batch else False
+            ids = tuple(e.record_id for e in entry.batch) if led else ()
+            return Committed(True, ids, shared=True)
+        return Committed(self._repository.commit_usage(record_id, record, counter))
+
+    def _gather(self, key: tuple[str, str], leader: _Entry) -> None:
+        """Wait the window, then take the events queued meanwhile into the leader's batch."""
+        self._sleep(self._window)
+        with self._lock:
+            queue = self._queues[key]
+            take, self._queues[key] = queue[: self._max - 1], queue[self._max - 1 :]
+            leader.batch.extend(take)
+            self._gathering.discard(key)
+            self.stats.gathered += 1
 
     def _lead(self, key: tuple[str, str], batch: list[_Entry]) -> None:
         """Commit `batch` while holding the customer-month, then hand it on."""
@@ -130,14 +193,21 @@ class GroupCommitter:
                 except BaseException as exc:  # answered to its own caller
                     one.error = exc
                 return
+            failure: BaseException | None = None
             try:
                 ok = self._repository.commit_batch(
                     [(e.record_id, e.record) for e in batch], merged([e.counter for e in batch])
                 )
-            except Exception:  # each event commits alone and answers for itself
+            except ContentionError:  # each event commits alone (on another shard if need be)
+                ok = False
+            except TransientError as exc:  # Firestore unreachable: a retry now would wait again
+                ok, failure = False, exc
+            except Exception:  # e.g. one unstorable record: each event answers for itself
                 ok = False
             for e in batch:
                 e.state = "done" if ok else "alone"
+                e.batch = batch if ok else []
+                e.error = None if failure is None else TransientError(f"group commit: {failure}")
             with self._lock:
                 self.stats.commits += 1
                 self.stats.records += len(batch) if ok else 0

@@ -17,6 +17,9 @@ from functions.usage.ports import PricingCustomer
 
 MAX_ENTRIES: Final = 10_000
 """Bound on the entries kept; past it the cache starts over (each entry is a few hundred bytes)."""
+LOAD_WAIT_SECONDS: Final = 30.0
+"""How long a request waits for another one's read of the same customer before reading itself
+(the read's own deadline is shorter)."""
 
 
 class CustomerCache:
@@ -34,6 +37,8 @@ class CustomerCache:
         self._clock = clock
         self._entries: dict[str, tuple[float, PricingCustomer]] = {}
         self._lock = threading.Lock()
+        self._loading: dict[str, threading.Event] = {}
+        """Customers being read right now -> set when that read is done."""
         self.hits = 0
         self.misses = 0
 
@@ -47,6 +52,40 @@ class CustomerCache:
                 return entry[1]
             self.misses += 1
             return None
+
+    def load(
+        self, customer_id: str, read: Callable[[], PricingCustomer | None]
+    ) -> PricingCustomer | None:
+        """The cached customer, else `read()` it once for everyone asking at the same time
+        (single flight: 64 requests of a cold customer make one read, not 64). A customer that
+        is not found is not kept: whoever waited reads again itself."""
+        hit = self.get(customer_id)
+        if hit is not None:
+            return hit
+        with self._lock:
+            flight = self._loading.get(customer_id)
+            mine = flight is None
+            if flight is None:
+                flight = self._loading[customer_id] = threading.Event()
+        if not mine:
+            flight.wait(LOAD_WAIT_SECONDS)
+            with self._lock:
+                entry = self._entries.get(customer_id)
+                if entry is not None and self._clock() < entry[0]:
+                    self.hits += 1
+                    return entry[1]
+            return read()  # the first read found nothing or failed: ask for ourselves
+        try:
+            customer = read()
+            if customer is None:
+                self.invalidate(customer_id)
+            else:
+                self.put(customer)
+            return customer
+        finally:
+            with self._lock:
+                self._loading.pop(customer_id, None)
+            flight.set()
 
     def put(self, customer: PricingCustomer) -> None:
         """Remember a customer just read."""

@@ -7,16 +7,16 @@ help, and a 500 would redeliver it forever); anything else raises so Pub/Sub red
 
 from __future__ import annotations
 
-import functools
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from functions.edge.pubsub import decode_message
 from functions.usage.batching import GroupCommitter
 from functions.usage.cache import CustomerCache
+from functions.usage.pace import Pace, RoundRobinShards
 from functions.usage.ports import Limits, LogNames, Result
 from functions.usage.service import UsageService
-from shared import logs
+from shared import clients, logs
 from shared.errors import PermanentError
 from shared.settings import Settings, get_settings
 
@@ -26,6 +26,7 @@ def build_service(settings: Settings, client: Any | None = None) -> UsageService
     from functions.usage.adapters import FirestoreUsageRepository  # noqa: PLC0415 - cold start
 
     ttl = settings.usage_customer_cache_seconds
+    shards = RoundRobinShards()
     repository = FirestoreUsageRepository(settings, client)
     return UsageService(
         repository,
@@ -36,7 +37,14 @@ def build_service(settings: Settings, client: Any | None = None) -> UsageService
         customer_cache=CustomerCache(ttl) if ttl > 0 else None,
         shards=settings.usage_counter_shards,
         fold_buckets=settings.usage_fold_buckets,
-        committer=GroupCommitter(repository) if settings.usage_group_commit else None,
+        pace=Pace(),
+        home_shard=shards.home,
+        choose_shard=shards,
+        committer=(
+            GroupCommitter(repository, window=settings.usage_group_commit_window_ms / 1000)
+            if settings.usage_group_commit
+            else None
+        ),
         log_names=LogNames(
             customers=settings.customers_collection,
             usage_tracking=settings.usage_tracking_collection,
@@ -46,11 +54,19 @@ def build_service(settings: Settings, client: Any | None = None) -> UsageService
     )
 
 
-@functools.cache
+_SERVICE: Final = clients.Lazy(lambda: build_service(get_settings()))
+"""Built once per process, even when the first 64 requests race for it (each service holds a
+customer cache and a group committer: two would halve the batches and double the reads)."""
+
+
 def default_service() -> UsageService:
-    """The deployed service, built on first use (thread-safe enough: a race builds two equal
-    services and one is kept; each holds only the shared client and its own cache)."""
-    return build_service(get_settings())
+    """The deployed service, built on first use."""
+    return _SERVICE.get()
+
+
+def reset_default_service() -> None:
+    """Forget the service (tests that change the settings)."""
+    _SERVICE.reset()
 
 
 def handle_cloud_event(

@@ -10,7 +10,6 @@ month summary and the customer document, and publishes quota alerts (docs/counte
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,9 +17,10 @@ from datetime import datetime
 from typing import Any, Final
 
 from functions.edge.pubsub import Message
-from functions.usage.batching import GroupCommitter
+from functions.usage.batching import Committed, GroupCommitter
 from functions.usage.cache import CustomerCache
 from functions.usage.intake import prepare, wrong_type
+from functions.usage.pace import Pace, RoundRobinShards
 from functions.usage.ports import (
     ContentionError,
     Limits,
@@ -29,6 +29,7 @@ from functions.usage.ports import (
     PricingCustomer,
     Rejection,
     Result,
+    ShardIncrement,
     UnstorableRecordError,
     UsageRepository,
 )
@@ -38,29 +39,12 @@ from shared.errors import FieldError
 from shared.ids import message_doc_id
 from shared.models import UsageEvent
 from shared.pricing import RateCard, estimate_cost
+from shared.times import month_of
 
 CONTENTION_ATTEMPTS: Final = 8
 """Shards a commit tries when Firestore answers ABORTED (contention) before it gives up."""
 CONTENTION_PAUSE: Final = 0.01
 """Seconds of jitter per attempt between contention retries (at most ~0.3 s in all)."""
-
-
-class RoundRobinShards:
-    """Shard picker: cycles through [0, shards) from a random start, per process.
-
-    Even spread within an instance (1,200 events over 128 shards: at most 10 writes to any
-    shard, where uniform random picks put ~18 on the busiest); instances start at random
-    offsets, so together they spread evenly too. Thread-safe.
-    """
-
-    def __init__(self) -> None:
-        self._next = random.getrandbits(32)
-        self._lock = threading.Lock()
-
-    def __call__(self, shards: int) -> int:
-        with self._lock:
-            self._next += 1
-            return self._next % shards
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +63,11 @@ class UsageService:
     """The fold's dirty buckets (`settings.usage_fold_buckets`)."""
     log_names: LogNames = field(default_factory=LogNames)
     choose_shard: Callable[[int], int] = field(default_factory=RoundRobinShards)
+    """Picks a shard of [0, shards) for a busy customer-month (and after contention)."""
+    home_shard: Callable[[str, str, int], int] | None = None
+    """A quiet customer-month's shard in this instance; None: `choose_shard` always."""
+    pace: Pace | None = None
+    """How busy each customer-month is here; None: every event counts as busy."""
     pause: Callable[[float], None] = time.sleep
     committer: GroupCommitter | None = None
     """Group commit of a customer-month's events in flight together; None: one per event."""
@@ -104,12 +93,17 @@ class UsageService:
                 action=event.action,
             )
         record = build_record(event, cost, message.message_id)
-        commit = self.committer.commit if self.committer else self.repository.commit_usage
+        commit = self.committer.commit_event if self.committer else self._commit_alone
+        month = month_of(event.timestamp)
+        busy = self.pace.arrive(event.customer_id, month) if self.pace is not None else True
         for attempt in range(1, CONTENTION_ATTEMPTS + 1):
-            shard = self.choose_shard(self.shards)
+            if busy or attempt > 1 or self.home_shard is None:
+                shard = self.choose_shard(self.shards)
+            else:
+                shard = self.home_shard(event.customer_id, month, self.shards)
             counter = shard_increment(event, cost, shard, self.fold_buckets)
             try:
-                created = commit(prepared.record_id, record, counter)
+                committed = commit(prepared.record_id, record, counter, busy)
             except ContentionError:
                 if attempt == CONTENTION_ATTEMPTS:
                     raise  # transient: Pub/Sub redelivers
@@ -121,7 +115,7 @@ class UsageService:
                 refused = FieldError("(record)", str(exc)[:300], "data Firestore accepts")
                 return self._reject(message, Rejection("unstorable", (refused,)), event)
             break
-        if not created:
+        if not committed.created:
             conflict = self._conflict(message, prepared.record_id, record, event)
             if conflict is not None:
                 return conflict
@@ -135,13 +129,20 @@ class UsageService:
                 customer=event.customer_id,
             )
             return Result(Outcome.DUPLICATE, prepared.record_id)
-        logs.info(
-            "usage recorded",
+        # One line per commit: an event committed alone logs itself; the leader of a shared
+        # commit logs it with every record id; a follower's line is DEBUG (not written at the
+        # default level, still seen by the local suite's live log).
+        log = logs.debug if committed.shared and not committed.batch else logs.info
+        log(
+            "usage recorded"
+            if not committed.batch
+            else f"usage recorded: {len(committed.batch)} events in one commit",
             decision="recorded",
             event_id=event.event_id,
             message_id=message.message_id,
             collection=self.log_names.usage_tracking,
             document=prepared.record_id,
+            documents=list(committed.batch) or None,
             customer=event.customer_id,
             action=event.action,
             estimated_cost=str(cost.amount),
@@ -150,25 +151,29 @@ class UsageService:
         )
         return Result(Outcome.RECORDED, prepared.record_id, counter=counter)
 
+    def _commit_alone(
+        self, record_id: str, record: Mapping[str, Any], counter: ShardIncrement, busy: bool
+    ) -> Committed:
+        del busy  # one commit per event: nothing to gather
+        return Committed(self.repository.commit_usage(record_id, record, counter))
+
     def _customer(self, customer_id: str) -> PricingCustomer | None:
-        """The customer, from the per-instance cache, else read (1 read); None if unknown."""
+        """The customer, from the per-instance cache, else read (1 read per instance, however
+        many requests ask at once); None if unknown."""
         cache = self.customer_cache
-        if cache is not None:
-            hit = cache.get(customer_id)
-            if hit is not None:
-                return hit
+        if cache is None:
+            return self._read_customer(customer_id)
+        return cache.load(customer_id, lambda: self._read_customer(customer_id))
+
+    def _read_customer(self, customer_id: str) -> PricingCustomer | None:
         doc = self.repository.get_customer(customer_id)
         if doc is None:
-            if cache is not None:
-                cache.invalidate(customer_id)
             return None
         customer, bad_fields = read_customer(customer_id, doc.data)
         if bad_fields:
             logs.invalid_document(
                 self.log_names.customers, customer_id, bad_fields, customer=customer_id
             )
-        if cache is not None:
-            cache.put(customer)
         return customer
 
     def _conflict(

@@ -307,7 +307,9 @@ def test_hot_customer_at_8_way_under_the_per_document_limit(
         got = env.shards(cid, "2025-01")
         assert (got["records"], got["scenes_generated"], got["episodes_generated"]) == (n, n, 2 * n)
         assert env.customer(cid) == {"schema_version": 1, "bundle_tier": "pro"}
-    assert env.shards("hot", "2025-01")["shards"] == env.settings.usage_counter_shards
+    # Busy: spread over the shards (group commit makes fewer commits than events, so not
+    # necessarily every one of the 128 is written).
+    assert env.shards("hot", "2025-01")["shards"] > env.settings.usage_counter_shards // 2
 
 
 def test_contention_simulator_aborts_a_hot_document_like_production(

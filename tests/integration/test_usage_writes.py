@@ -57,7 +57,7 @@ def usage_app(
 
     def forget() -> None:
         get_settings.cache_clear()
-        entry.default_service.cache_clear()
+        entry.reset_default_service()
         clients.reset_clients()
 
     forget()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from dataclasses import replace as replace_spec
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,11 @@ def mismatches(spec: FunctionSpec, got: dict[str, list[str]]) -> list[str]:
         problems.append(
             "--set-env-vars: GOOGLE_CLOUD_PROJECT must be $PROJECT_ID (Cloud Run functions do "
             f"not set it; the settings would fall back to a demo project), got {env}"
+        )
+    if env.get("THREADS") != str(spec.concurrency):
+        problems.append(
+            f"--set-env-vars: THREADS must be the concurrency {spec.concurrency} "
+            f"(functions-framework serves 4 threads per vCPU otherwise), got {env}"
         )
     if spec.trigger is TriggerKind.FIRESTORE:
         expect("--trigger-event-filters", [f"type={spec.event_type}", "database=(default)"])
@@ -303,3 +309,19 @@ def test_every_pubsub_function_gets_the_tables_delivery_policy() -> None:
     assert "--min-retry-delay=10s --max-retry-delay=600s" in script
     assert usage.delivery is not None
     assert usage.delivery.max_delivery_attempts == 10
+
+
+def test_functions_without_request_logs_get_one_exclusion_of_their_2xx_request_logs() -> None:
+    quiet = [spec.name for spec in FUNCTIONS if not spec.request_logs]
+    assert quiet == ["on-usage-event"]
+    steps = {step["id"]: step for step in load()["steps"]}
+    script = steps["log-exclusions"]["args"][1]
+    assert 'resource.labels.service_name="on-usage-event"' in script
+    assert "httpRequest.status<300" in script  # failures keep their request log
+    assert 'log_id("run.googleapis.com/requests")' in script
+    assert "--remove-exclusions=blueprint-ok-requests" in script  # a redeploy replaces it
+    assert "," not in script.split("filter=", 1)[1]  # gcloud splits --add-exclusion on commas
+    two = (*FUNCTIONS, replace_spec(FUNCTIONS[0], name="b", request_logs=False))
+    assert 'service_name=("on-usage-event" OR "b")' in str(cloudbuild.request_log_filter(two))
+    everyone = tuple(replace_spec(spec, request_logs=True) for spec in FUNCTIONS)
+    assert cloudbuild.request_log_filter(everyone) is None
