@@ -8,7 +8,21 @@ own package on first call, and clients are created on first use, never here.
 from __future__ import annotations
 
 import functions_framework
+from cloudevents.exceptions import DataUnmarshallerError
 from cloudevents.http import CloudEvent
+
+
+def _unparsed_request(exc: Exception) -> tuple[str, int]:
+    """A request functions-framework could not turn into a CloudEvent: handed to the function
+    with its raw body, or answered 400 (`functions.edge.unreadable`), never a crash (500)."""
+    from functions.edge.unreadable import answer  # noqa: PLC0415
+
+    return answer(exc, globals())
+
+
+# functions_framework.errorhandler is the app's own while create_app loads this module.
+for _error in (DataUnmarshallerError, RecursionError, TypeError):
+    functions_framework.errorhandler(_error)(_unparsed_request)
 
 
 @functions_framework.cloud_event

@@ -13,7 +13,7 @@ from typing import Any
 from cloudevents.http import CloudEvent
 
 from functions.edge.pubsub import Message
-from functions.usage.ports import CustomerDocument, ShardIncrement
+from functions.usage.ports import CustomerDocument, ShardIncrement, UnstorableRecordError
 from shared.counters import SHARD_FLOAT_FIELDS, SHARD_INT_FIELDS, counter_doc_id
 from shared.errors import TransientError
 from shared.pricing import to_decimal
@@ -168,6 +168,18 @@ def sum_shards(
 # Fake
 
 
+def _refuse_beyond_int64(value: Any) -> None:
+    """UnstorableRecordError for an integer Firestore cannot hold, anywhere in `value`."""
+    if isinstance(value, dict):
+        for item in value.values():
+            _refuse_beyond_int64(item)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_beyond_int64(item)
+    elif isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise UnstorableRecordError(f"Value out of range: {value}")
+
+
 class FakeRepository:
     """In-memory UsageRepository with Firestore's create-once semantics."""
 
@@ -201,6 +213,8 @@ class FakeRepository:
     def commit_usage(
         self, record_id: str, record: Mapping[str, Any], counter: ShardIncrement
     ) -> bool:
+        with self.lock:
+            self._maybe_fail("commit_usage")
         return self.commit_batch([(record_id, record)], counter)
 
     def commit_batch(
@@ -214,6 +228,9 @@ class FakeRepository:
                 raise ConnectionError("fake: Firestore unreachable")
             if any(record_id in self.records for record_id, _ in records):
                 return False
+            # As Firestore (and the real adapter's protobufs): integers are 64-bit.
+            for value in [*(v for _, r in records for v in r.values()), *counter.ints.values()]:
+                _refuse_beyond_int64(value)
             for record_id, record in records:
                 self.records[record_id] = {**record, "recorded_at": "SERVER_TIMESTAMP"}
             key = (counter.customer_id, counter.month, counter.shard)

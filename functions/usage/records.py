@@ -23,6 +23,15 @@ SCENE_GENERATED: Final = "scene_generated"
 REJECTION_PAYLOAD_LIMIT: Final = 16_384
 """Bytes of a rejected payload kept in its rejection document (the original size is stored too)."""
 _CENT: Final = Decimal(100)
+MAX_EVENT_COST_CENTS: Final = 10**14
+"""Most one event may cost (10^12 USD, as `MAX_EVENT_COUNT` bounds its count): the month's
+`cost_cents` counter is a 64-bit Firestore integer that adds events up, so one event must stay
+far below 2^63 - 1 (beyond it Firestore refuses the shard increment itself)."""
+_AMOUNTS: Final = (
+    ("compute", "compute_minutes"),
+    ("storage", "storage_gb"),
+    ("episodes", "episodes_generated"),
+)
 
 
 def read_customer(
@@ -49,6 +58,18 @@ def read_customer(
 def cost_cents(cost: CostEstimate) -> int:
     """The record's estimated cost in integer cents (it is already rounded to cents)."""
     return int(cost.amount * _CENT)
+
+
+def cost_problem(event: UsageEvent, cost: CostEstimate) -> FieldError | None:
+    """The amount that makes an event cost more than `MAX_EVENT_COST_CENTS`, else None."""
+    if cost.amount * _CENT <= MAX_EVENT_COST_CENTS:
+        return None
+    _, name = max((cost.lines.get(line, Decimal(0)), name) for line, name in _AMOUNTS)
+    expected = (
+        f"an amount costing at most {MAX_EVENT_COST_CENTS} cents (10^12 USD) per event at the "
+        f"{cost.tier.value} rates: the 64-bit counters add events up"
+    )
+    return FieldError(name, getattr(event, name), expected)
 
 
 def payload_sha256(event: UsageEvent) -> str:

@@ -33,7 +33,13 @@ from functions.usage.ports import (
     UnstorableRecordError,
     UsageRepository,
 )
-from functions.usage.records import build_record, read_customer, rejection_document, shard_increment
+from functions.usage.records import (
+    build_record,
+    cost_problem,
+    read_customer,
+    rejection_document,
+    shard_increment,
+)
 from shared import logs
 from shared.errors import FieldError
 from shared.ids import message_doc_id
@@ -72,7 +78,7 @@ class UsageService:
     committer: GroupCommitter | None = None
     """Group commit of a customer-month's events in flight together; None: one per event."""
 
-    def handle(self, message: Message, now: datetime) -> Result:
+    def handle(self, message: Message, now: datetime) -> Result:  # noqa: PLR0911 - per outcome
         """Record one usage message exactly once (see module doc)."""
         prepared = wrong_type(message) or prepare(message, now, self.limits)
         if isinstance(prepared, Rejection):
@@ -83,6 +89,9 @@ class UsageService:
             missing = FieldError("customer_id", event.customer_id, "an existing customer document")
             return self._reject(message, Rejection("unknown_customer", (missing,)), event)
         cost = estimate_cost(event, customer.tier, self.card)
+        too_costly = cost_problem(event, cost)
+        if too_costly is not None:  # its counter increment would not fit Firestore's integers
+            return self._reject(message, Rejection("invalid_event", (too_costly,)), event)
         if not cost.billable:
             logs.warning(
                 f"action {event.action!r} is not on rate card {cost.rate_card_version}: "

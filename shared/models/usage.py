@@ -4,17 +4,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, JsonValue, Strict
+from pydantic import BeforeValidator, Field, JsonValue, Strict
 
 from shared.models.base import Action, Document
 from shared.models.vocabulary import BundleTier
 from shared.types import DocumentId, EventCount, NonNegFloat, StrictBool, UtcDatetime
 
 
+def _not_bool_or_float(value: Any) -> Any:
+    # Literal[1] alone takes JSON `true` and `1.0` (True == 1.0 == 1 in Python).
+    if isinstance(value, bool | float):
+        # ValueError, not TypeError: pydantic turns only the former into a field error.
+        raise ValueError(f"expected the integer 1, got {type(value).__name__} {value!r}")  # noqa: TRY004
+    return value
+
+
 class UsageEvent(Document):
     """One usage event as the pipeline publishes it on `usage-events` (JSON body)."""
 
-    schema_version: Literal[1]
+    schema_version: Annotated[Literal[1], BeforeValidator(_not_bool_or_float)]
     """Schema version of the event (1)."""
     event_id: Annotated[str, Strict(), Field(min_length=1, max_length=256)] | None = None
     """Producer's idempotency key; the same key is recorded once (recommended)."""

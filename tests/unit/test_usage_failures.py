@@ -105,3 +105,44 @@ def test_wrong_ce_type_is_refused_not_processed(repo: FakeRepository) -> None:
     doc = repo.rejections[message_doc_id("ct-1")]
     assert doc["kind"] == "wrong_event_type"
     assert "google.cloud.storage.object.v1.finalized" in doc["reason"]
+
+
+@pytest.mark.parametrize("version", ["true", "1.0", "false"])
+def test_schema_version_true_or_a_float_is_not_version_1(
+    repo: FakeRepository, version: str
+) -> None:
+    """JSON `true` and `1.0` equal 1 in Python: Literal[1] alone recorded them (found by
+    tests/unit/test_usage_entry_properties.py)."""
+    body = json.dumps(event_body()).replace('"schema_version": 1', f'"schema_version": {version}')
+    result = UsageService(repo).handle(message(body, "v"), NOW)
+    assert result.outcome is Outcome.REJECTED
+    doc = repo.rejections[message_doc_id("v")]
+    assert doc["kind"] == "unknown_schema_version"
+    assert [e["field"] for e in doc["errors"]] == ["schema_version"]
+    assert not repo.records
+
+
+@pytest.mark.parametrize("field", ["compute_minutes", "storage_gb"])
+def test_an_amount_costing_beyond_the_64_bit_counters_is_rejected_naming_it(
+    repo: FakeRepository, field: str
+) -> None:
+    """1e18 compute minutes is valid JSON and finite, but its cost in cents (3e19) does not fit
+    the shard's 64-bit `cost_cents` increment: Firestore refused the whole commit, stored as
+    `unstorable` naming `(record)` (found by the property tests; the fake now refuses ints
+    beyond 64 bits as the adapter's protobufs do)."""
+    body = event_body(**{field: 1e18})
+    result = UsageService(repo).handle(message(body, "big"), NOW)
+    assert result.outcome is Outcome.REJECTED
+    doc = repo.rejections[message_doc_id("big")]
+    assert doc["kind"] == "invalid_event"
+    assert [e["field"] for e in doc["errors"]] == [field]
+    assert f"{field}=1e+18: an amount costing at most 100000000000000 cents" in doc["reason"]
+    assert (repo.records, repo.shards) == ({}, {})
+
+
+def test_firestore_refuses_integers_beyond_64_bits_as_the_fake_does() -> None:
+    from functions.usage.adapters import _protobufs
+
+    with pytest.raises(ValueError, match="out of range"):
+        _protobufs().Value(integer_value=2**63)
+    _protobufs().Value(integer_value=2**63 - 1)

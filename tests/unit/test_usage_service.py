@@ -253,15 +253,25 @@ def test_counts_beyond_64_bits_are_rejected_naming_the_field(
     assert largest.outcome is Outcome.RECORDED
 
 
-def test_huge_finite_amounts_are_recorded_not_redelivered_forever(
+def test_huge_finite_amounts_are_priced_and_answered_not_redelivered_forever(
     service: UsageService, repo: FakeRepository
 ) -> None:
     # A cost of 1e26 or more once made Decimal raise: a valid event that could never be acked.
+    # Priced exactly, it is refused for good: no 64-bit cents counter can add it up.
     body = event_body(compute_minutes=1e300, storage_gb=1.7976931348623157e308)
     result = service.handle(message(body, "m-huge"), NOW)
-    assert result.outcome is Outcome.RECORDED
-    cost = repo.records[result.record_id or ""]["estimated_cost"]
-    assert cost == float(Decimal("1e300") * Decimal("0.30") + Decimal("1.7976931348623157e308") / 2)
+    assert result.outcome is Outcome.REJECTED
+    assert result.rejection is not None
+    assert result.rejection.kind == "invalid_event"
+    assert "storage_gb=1.7976931348623157e+308: an amount costing at most" in (
+        result.rejection.reason
+    )
+    # The largest amounts a single event may carry are recorded, priced exactly.
+    body = event_body(compute_minutes=1e12, storage_gb=1e12, episodes_generated=MAX_EVENT_COUNT)
+    largest = service.handle(message(body, "m-largest"), NOW)
+    assert largest.outcome is Outcome.RECORDED
+    cost = repo.records[largest.record_id or ""]["estimated_cost"]
+    assert cost == float(Decimal("1e12") * (Decimal("0.30") + Decimal("0.50") + Decimal("0.007")))
 
 
 def test_unknown_customer_and_schema_version_kinds(service: UsageService) -> None:
