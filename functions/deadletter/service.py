@@ -35,8 +35,9 @@ PAYLOAD_LIMIT: Final = 16_384
 """Bytes of the payload kept, as for every other usage rejection (the size is stored too)."""
 DEAD_LETTER: Final = "dead_letter"
 LAST_ERROR_FIELDS: Final = ("last_error", "last_error_at", "last_delivery_attempt")
-"""A failing usage delivery may leave these on the dead letter's id before the dead letter
-arrives (best effort: it cannot when Firestore is down); they are kept when it does."""
+"""The usage function's last failing delivery leaves these on the dead letter's id before the
+dead letter arrives (`functions.usage.lasterror`; best effort: not when Firestore is down, nor
+without `deliveryAttempt`); they are kept when it did."""
 RECORDED_MARK: Final = "dead_letter_message_id"
 """Present once the recorder stored the dead letter (a note alone lacks it)."""
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from functions.edge.pubsub import decode_message
+from functions.edge.pubsub import Message, decode_message
 from functions.usage.batching import GroupCommitter
 from functions.usage.cache import CustomerCache
+from functions.usage.lasterror import NOTE_TIMEOUT_SECONDS, LastErrorNote
 from functions.usage.pace import Pace, RoundRobinShards
 from functions.usage.ports import Limits, LogNames, Result
 from functions.usage.service import UsageService
@@ -54,6 +55,20 @@ def build_service(settings: Settings, client: Any | None = None) -> UsageService
     )
 
 
+def build_notes(settings: Settings, client: Any | None = None) -> LastErrorNote:
+    """The last-error note over Firestore; the last attempt is the usage subscription's
+    `max_delivery_attempts` in the function table."""
+    from functions.table import USAGE_DELIVERY  # noqa: PLC0415 - cheap, kept beside its use
+    from functions.usage.adapters import FirestoreNoteStore  # noqa: PLC0415 - cold start
+
+    return LastErrorNote(
+        FirestoreNoteStore(settings, client, timeout=NOTE_TIMEOUT_SECONDS),
+        max_attempts=USAGE_DELIVERY.max_delivery_attempts,
+        collection=settings.usage_rejections_collection,
+    )
+
+
+_NOTES: Final = clients.Lazy(lambda: build_notes(get_settings()))
 _SERVICE: Final = clients.Lazy(lambda: build_service(get_settings()))
 """Built once per process, even when the first 64 requests race for it (each service holds a
 customer cache and a group committer: two would halve the batches and double the reads)."""
@@ -67,12 +82,17 @@ def default_service() -> UsageService:
 def reset_default_service() -> None:
     """Forget the service (tests that change the settings)."""
     _SERVICE.reset()
+    _NOTES.reset()
 
 
 def handle_cloud_event(
-    event: Any, service: UsageService | None = None, now: datetime | None = None
+    event: Any,
+    service: UsageService | None = None,
+    now: datetime | None = None,
+    notes: LastErrorNote | None = None,
 ) -> Result | None:
-    """Decode, handle, log; raise what Pub/Sub should redeliver."""
+    """Decode, handle, log; raise what Pub/Sub should redeliver (on the last attempt, after
+    noting the error for the dead letter: `notes`, the deployed one unless `service` is given)."""
     message = decode_message(event)
     try:
         return (service or default_service()).handle(message, now or datetime.now(UTC))
@@ -88,5 +108,16 @@ def handle_cloud_event(
             f"usage message not processed, Pub/Sub will redeliver: {type(exc).__name__}: {exc}",
             decision="retry",
             message_id=message.message_id,
+            delivery_attempt=message.delivery_attempt,
         )
+        if notes is not None or service is None:
+            _note(message, exc, notes)
         raise
+
+
+def _note(message: Message, exc: Exception, notes: LastErrorNote | None) -> None:
+    """Best effort, never raises (the original error is what Pub/Sub must see)."""
+    try:
+        (notes or _NOTES.get()).failed(message, exc)
+    except Exception as again:  # `failed` never raises; building the default one can
+        logs.warning(f"last error not noted: {type(again).__name__}: {again}"[:300])
