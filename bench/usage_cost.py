@@ -284,17 +284,18 @@ def main() -> int:
     args = parser.parse_args()
     port = free_port()
     os.environ["BENCH_RPC_COUNTER_PORT"] = str(port)
-    suite = start_local_suite(PROJECT, fold_interval=0, host_module="bench._rpc_host")
-    try:
-        register_trigger(suite, RECORDER_IDS[0], "{a}/{b}")
-        register_trigger(suite, RECORDER_IDS[1], "{a}/{b}/{c}/{d}")
-        results = [
-            scenario(suite, port, args.events, int(n), int(c))
-            for c in args.push_concurrency.split(",")
-            for n in args.customers.split(",")
-        ]
-    finally:
-        suite.stop()
+    results = []
+    for concurrency in args.push_concurrency.split(","):
+        for customers in args.customers.split(","):
+            # A fresh suite per scenario: the fold rescans `overlap` seconds before its
+            # watermark, which would bill one scenario's fold for the shards of the one before.
+            suite = start_local_suite(PROJECT, fold_interval=0, host_module="bench._rpc_host")
+            try:
+                register_trigger(suite, RECORDER_IDS[0], "{a}/{b}")
+                register_trigger(suite, RECORDER_IDS[1], "{a}/{b}/{c}/{d}")
+                results.append(scenario(suite, port, args.events, int(customers), int(concurrency)))
+            finally:
+                suite.stop()
     print(
         json.dumps(
             {

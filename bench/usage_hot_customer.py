@@ -92,7 +92,11 @@ class Setup:
         service = build_service(settings, ContendedClient(client, self.buckets))
         if service.committer is not None:
             assert isinstance(service.repository, FirestoreUsageRepository)
-            service = replace(service, committer=GroupCommitter(service.repository, lanes=LANES))
+            window = settings.usage_group_commit_window_ms / 1000
+            service = replace(
+                service,
+                committer=GroupCommitter(service.repository, lanes=LANES, window=window),
+            )
         self.service = service
         self.tag = "g" if group_commit else "n"
         self.hot: list[float] = []
