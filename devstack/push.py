@@ -161,10 +161,34 @@ class Backoff:
         self._sleep(delay)
         return delay
 
+    def attempt(self, message_id: str) -> int:
+        """The attempt this delivery of `message_id` is, as far as this host saw (1 + its
+        failed answers; the emulator's retries while the host was down are not seen)."""
+        with self._lock:
+            return self._failures.get(message_id, 0) + 1
+
     def succeeded(self, message_id: str) -> None:
         """Forget a message once acknowledged."""
         with self._lock:
             self._failures.pop(message_id, None)
+
+
+def with_delivery_attempt(body: bytes, backoff: Backoff) -> bytes:
+    """The push envelope with `deliveryAttempt`, as production's push sends it on a
+    subscription with a dead-letter policy (the emulator's envelope lacks it: measured). Any
+    other body, or one that has it already, is returned as it came."""
+    if not body.startswith(b"{"):
+        return body
+    try:
+        envelope = json.loads(body)
+    except (ValueError, RecursionError):
+        return body
+    message = envelope.get("message") if isinstance(envelope, dict) else None
+    message_id = message.get("messageId") if isinstance(message, dict) else None
+    if not isinstance(message_id, str) or not message_id or "deliveryAttempt" in envelope:
+        return body
+    envelope["deliveryAttempt"] = backoff.attempt(message_id)
+    return json.dumps(envelope).encode()
 
 
 def pubsub_push(project: str, app: WsgiApp, backoff: Backoff | None = None) -> WsgiApp:
@@ -177,6 +201,8 @@ def pubsub_push(project: str, app: WsgiApp, backoff: Backoff | None = None) -> W
         except ValueError:
             length = 0
         body = environ["wsgi.input"].read(length) if length else b""
+        if backoff is not None:
+            body = with_delivery_attempt(body, backoff)
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         push_to_cloud_event(environ, project)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from devstack import push as suite
+from devstack import push as suite_push
 from devstack.push import Backoff, pubsub_push
 from functions.table import (
     FUNCTIONS,
@@ -119,3 +120,29 @@ def test_the_host_holds_a_failed_answer_for_the_scaled_backoff() -> None:
         wrapped(environ, lambda *a: None)
     # Attempts 1-3 failed: 0.1, 0.2, 0.4 s; acknowledged; a new failure starts again at 0.1 s.
     assert slept == [0.1, 0.2, 0.4, 0.1]
+
+
+def test_the_host_numbers_each_delivery_as_production_push_does() -> None:
+    backoff = Backoff(suite.local_delivery(by_name("on-usage-event")), sleep=lambda _: None)
+    statuses = iter(["500 ERR", "500 ERR", "204 NO CONTENT"])
+    seen: list[Any] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen.append(json.loads(environ["wsgi.input"].getvalue()).get("deliveryAttempt"))
+        start_response(next(statuses), [])
+        return [b""]
+
+    wrapped = pubsub_push("demo-x", app, backoff)
+    body = json.dumps({"message": {"data": "", "messageId": "m1"}, "subscription": "s"}).encode()
+    for _ in range(3):
+        environ = {
+            "wsgi.input": io.BytesIO(body),
+            "CONTENT_LENGTH": str(len(body)),
+            "PATH_INFO": "/projects/demo-x/topics/usage-events",
+        }
+        wrapped(environ, lambda *a: None)
+    assert seen == [1, 2, 3]
+    # Not an envelope, or numbered already: passed on untouched.
+    assert suite_push.with_delivery_attempt(b"[1]", backoff) == b"[1]"
+    numbered = json.dumps({"message": {"messageId": "m2"}, "deliveryAttempt": 7}).encode()
+    assert suite_push.with_delivery_attempt(numbered, backoff) == numbered
