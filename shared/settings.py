@@ -197,7 +197,7 @@ class Settings(BaseSettings):
     """Events of one customer-month in flight together in one instance share one commit (one
     shard increment); false: one commit per event."""
     usage_group_commit_window_ms: float = Field(
-        20.0, ge=0, le=200, validation_alias="BLUEPRINT_USAGE_GROUP_COMMIT_WINDOW_MS"
+        5.0, ge=0, le=200, validation_alias="BLUEPRINT_USAGE_GROUP_COMMIT_WINDOW_MS"
     )
     """How long the first event of a busy customer-month (another of its events reached the
     instance within a second) waits for others to share its commit; quiet ones never wait."""
