@@ -442,3 +442,37 @@ def audit_of(client: Any, collection: str, period: str) -> dict[str, Any]:
     data = client.collection(collection).document(period).get().to_dict()
     assert data is not None
     return dict(data)
+
+
+def test_month_counts_read_what_the_client_reads(firestore_client: Any) -> None:
+    """The raw, masked BatchGetDocuments of the month summaries gives what `get_all` of the
+    same documents gives, for every kind of stored value (and nothing for missing ones)."""
+    customers, audits = _prefix("month_counts")
+    counters = f"{customers}_counters"
+    values: dict[str, Any] = {
+        "c-int": 7,
+        "c-zero": 0,
+        "c-neg": -3,
+        "c-bool": True,
+        "c-float": 2.0,
+        "c-text": "5",
+        "c-big": 2**62,
+        "c_under_score": 11,
+    }
+    col = firestore_client.collection(counters)
+    for cid, value in values.items():
+        col.document(f"{cid}_{P}").set({"scenes_total": value, "records": 1})
+    col.document(f"c-nofield_{P}").set({"records": 1})
+    col.document(f"c-int_{PREV}").set({"scenes_total": 99})  # another month: not read
+    repo = FirestoreResetRepository(
+        firestore_client, customers, audits, counters_collection=counters
+    )
+    ids = [*values, "c-nofield", "c-missing"]
+    got = repo.month_counts(ids, P)
+    expected = {}
+    for snap in firestore_client.get_all([col.document(f"{c}_{P}") for c in ids]):
+        total = (snap.to_dict() or {}).get("scenes_total") if snap.exists else None
+        if type(total) is int and total >= 0:
+            expected[snap.id.rsplit("_", 1)[0]] = total
+    assert got == expected == {"c-int": 7, "c-zero": 0, "c-big": 2**62, "c_under_score": 11}
+    assert repo.month_counts([], P) == {}
