@@ -123,16 +123,6 @@ class GroupCommitter:
         """Customer-months whose leader is waiting the window (newcomers queue behind it)."""
         self.stats = BatchStats()
 
-    def commit(
-        self,
-        record_id: str,
-        record: Mapping[str, Any],
-        counter: ShardIncrement,
-        busy: bool = False,
-    ) -> bool:
-        """Like `UsageRepository.commit_usage`, possibly sharing the commit with others."""
-        return self.commit_event(record_id, record, counter, busy).created
-
     def commit_event(
         self,
         record_id: str,
@@ -140,8 +130,9 @@ class GroupCommitter:
         counter: ShardIncrement,
         busy: bool = False,
     ) -> Committed:
-        """`commit`, also saying which commit the event shared (for the one log line). A busy
-        customer-month's first event waits the window for others (`functions.usage.pace`)."""
+        """Like `UsageRepository.commit_usage`, possibly sharing the commit with others, and
+        saying which commit the event shared (for the one log line). A busy customer-month's
+        first event waits the window for others (`functions.usage.pace`)."""
         key = (counter.customer_id, counter.month)
         entry = _Entry(record_id, record, counter)
         with self._lock:
