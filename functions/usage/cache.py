@@ -44,14 +44,19 @@ class CustomerCache:
 
     def get(self, customer_id: str) -> PricingCustomer | None:
         """A customer read less than `ttl` ago, else None (read it)."""
-        now = self._clock()
         with self._lock:
-            entry = self._entries.get(customer_id)
-            if entry is not None and now < entry[0]:
-                self.hits += 1
-                return entry[1]
-            self.misses += 1
-            return None
+            hit = self._fresh(customer_id)
+            if hit is None:
+                self.misses += 1
+            return hit
+
+    def _fresh(self, customer_id: str) -> PricingCustomer | None:
+        """The entry if it has not expired, counted as a hit (under the lock)."""
+        entry = self._entries.get(customer_id)
+        if entry is not None and self._clock() < entry[0]:
+            self.hits += 1
+            return entry[1]
+        return None
 
     def load(
         self, customer_id: str, read: Callable[[], PricingCustomer | None]
@@ -70,10 +75,9 @@ class CustomerCache:
         if not mine:
             flight.wait(LOAD_WAIT_SECONDS)
             with self._lock:
-                entry = self._entries.get(customer_id)
-                if entry is not None and self._clock() < entry[0]:
-                    self.hits += 1
-                    return entry[1]
+                hit = self._fresh(customer_id)
+            if hit is not None:
+                return hit
             return read()  # the first read found nothing or failed: ask for ourselves
         try:
             customer = read()
