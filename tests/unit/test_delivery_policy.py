@@ -100,6 +100,18 @@ def test_backoff_doubles_from_the_minimum_to_the_maximum_and_scales() -> None:
     assert local.backoff(7) == 6.0
 
 
+def _push_m1(wrapped: Any, times: int) -> None:
+    """Deliver the same push of message `m1` `times` times, as the emulator redelivers it."""
+    body = json.dumps({"message": {"data": "", "messageId": "m1"}, "subscription": "s"}).encode()
+    for _ in range(times):
+        environ = {
+            "wsgi.input": io.BytesIO(body),
+            "CONTENT_LENGTH": str(len(body)),
+            "PATH_INFO": "/projects/demo-x/topics/usage-events",
+        }
+        wrapped(environ, lambda *a: None)
+
+
 def test_the_host_holds_a_failed_answer_for_the_scaled_backoff() -> None:
     slept: list[float] = []
     backoff = Backoff(suite.local_delivery(by_name("on-usage-event")), sleep=slept.append)
@@ -109,15 +121,7 @@ def test_the_host_holds_a_failed_answer_for_the_scaled_backoff() -> None:
         start_response(next(statuses), [])
         return [b""]
 
-    wrapped = pubsub_push("demo-x", app, backoff)
-    body = json.dumps({"message": {"data": "", "messageId": "m1"}, "subscription": "s"}).encode()
-    for _ in range(5):
-        environ = {
-            "wsgi.input": io.BytesIO(body),
-            "CONTENT_LENGTH": str(len(body)),
-            "PATH_INFO": "/projects/demo-x/topics/usage-events",
-        }
-        wrapped(environ, lambda *a: None)
+    _push_m1(pubsub_push("demo-x", app, backoff), times=5)
     # Attempts 1-3 failed: 0.1, 0.2, 0.4 s; acknowledged; a new failure starts again at 0.1 s.
     assert slept == [0.1, 0.2, 0.4, 0.1]
 
@@ -132,15 +136,7 @@ def test_the_host_numbers_each_delivery_as_production_push_does() -> None:
         start_response(next(statuses), [])
         return [b""]
 
-    wrapped = pubsub_push("demo-x", app, backoff)
-    body = json.dumps({"message": {"data": "", "messageId": "m1"}, "subscription": "s"}).encode()
-    for _ in range(3):
-        environ = {
-            "wsgi.input": io.BytesIO(body),
-            "CONTENT_LENGTH": str(len(body)),
-            "PATH_INFO": "/projects/demo-x/topics/usage-events",
-        }
-        wrapped(environ, lambda *a: None)
+    _push_m1(pubsub_push("demo-x", app, backoff), times=3)
     assert seen == [1, 2, 3]
     # Not an envelope, or numbered already: passed on untouched.
     assert suite_push.with_delivery_attempt(b"[1]", backoff) == b"[1]"
