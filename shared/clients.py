@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
 
 T = TypeVar("T")
 
@@ -104,3 +107,26 @@ def reset_clients() -> None:
     """Forget every client (tests that restart an emulator on another port)."""
     with _cache_lock:
         _cache.clear()
+
+
+class FirestoreAdapter:
+    """Base of the functions' Firestore adapters: the settings, the client (the process's shared
+    one, created on first use, unless a test passed its own) and the deadline of every call."""
+
+    def __init__(
+        self, settings: Settings, client: Any | None = None, timeout: float | None = None
+    ) -> None:
+        self._settings = settings
+        self._client = client
+        self._timeout = settings.firestore_timeout_seconds if timeout is None else timeout
+
+    @property
+    def client(self) -> Any:
+        """The Firestore client."""
+        if self._client is None:
+            self._client = firestore_client(self._settings.project_id)
+        return self._client
+
+    def _call(self) -> dict[str, Any]:
+        """Keyword arguments of one call: a bounded retry of transient codes within the deadline."""
+        return {"retry": bounded_retry(self._timeout), "timeout": self._timeout}

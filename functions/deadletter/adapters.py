@@ -7,27 +7,11 @@ from typing import Any
 
 from functions.deadletter.ports import Existing, UnstorableError
 from shared import names
-from shared.clients import bounded_retry, firestore_client
-from shared.settings import Settings
+from shared.clients import FirestoreAdapter
 
 
-class FirestoreDeadLetterStore:
+class FirestoreDeadLetterStore(FirestoreAdapter):
     """`usage_rejections` and `quota_resets/{month}/dead_letters` on the real client."""
-
-    def __init__(self, settings: Settings, client: Any = None) -> None:
-        self._settings = settings
-        self._client = client
-        self._timeout = settings.firestore_timeout_seconds
-
-    @property
-    def client(self) -> Any:
-        """The Firestore client, created on first use."""
-        if self._client is None:
-            self._client = firestore_client(self._settings.project_id)
-        return self._client
-
-    def _call(self) -> dict[str, Any]:
-        return {"retry": bounded_retry(self._timeout), "timeout": self._timeout}
 
     def _rejection(self, doc_id: str) -> Any:
         return self.client.collection(self._settings.usage_rejections_collection).document(doc_id)

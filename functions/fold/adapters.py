@@ -16,7 +16,7 @@ from functions.fold.ports import (
     Watermark,
 )
 from shared import names, queries
-from shared.clients import bounded_retry, firestore_client, publisher_client
+from shared.clients import FirestoreAdapter, bounded_retry, publisher_client
 from shared.counters import (
     SHARD_FLOAT_FIELDS,
     SHARD_INT_FIELDS,
@@ -58,23 +58,8 @@ def _shard(snap: Any) -> Shard | None:
     )
 
 
-class FirestoreFoldRepository:
+class FirestoreFoldRepository(FirestoreAdapter):
     """`FoldRepository` over google-cloud-firestore."""
-
-    def __init__(self, settings: Settings, client: Any | None = None) -> None:
-        self._settings = settings
-        self._client = client
-        self._timeout = settings.firestore_timeout_seconds
-
-    @property
-    def client(self) -> Any:
-        """The Firestore client (the process's shared one unless given)."""
-        if self._client is None:
-            self._client = firestore_client(self._settings.project_id)
-        return self._client
-
-    def _call(self) -> dict[str, Any]:
-        return {"retry": bounded_retry(self._timeout), "timeout": self._timeout}
 
     def _counters(self) -> Any:
         return self.client.collection(self._settings.usage_counters_collection)

@@ -117,23 +117,14 @@ def _retry_commit(exc: BaseException) -> bool:
     return is_transient(exc) and status_name(exc) != "ABORTED"
 
 
-class FirestoreUsageRepository:
+class FirestoreUsageRepository(clients.FirestoreAdapter):
     """`UsageRepository` over google-cloud-firestore."""
 
     def __init__(self, settings: Settings, client: Any | None = None) -> None:
-        self._settings = settings
-        self._client = client
-        self._timeout = settings.firestore_timeout_seconds
+        super().__init__(settings, client)
         self._retry = clients.bounded_retry(self._timeout)
         # The usage commit does not retry ABORTED on the same shard: the service picks another.
         self._commit_retry = self._retry.with_predicate(_retry_commit)
-
-    @property
-    def client(self) -> Any:
-        """The Firestore client (the process's shared one unless a test passed its own)."""
-        if self._client is None:
-            self._client = clients.firestore_client(self._settings.project_id)
-        return self._client
 
     def _call(self) -> dict[str, Any]:
         return {"retry": self._retry, "timeout": self._timeout}
@@ -288,20 +279,11 @@ class FirestoreUsageRepository:
         return True
 
 
-class FirestoreNoteStore:
+class FirestoreNoteStore(clients.FirestoreAdapter):
     """`NoteStore` over google-cloud-firestore: one `set(merge=True)`, no retry, short deadline."""
 
     def __init__(self, settings: Settings, client: Any | None = None, timeout: float = 2.0) -> None:
-        self._settings = settings
-        self._client = client
-        self._timeout = min(timeout, settings.firestore_timeout_seconds)
-
-    @property
-    def client(self) -> Any:
-        """The Firestore client (the process's shared one unless a test passed its own)."""
-        if self._client is None:
-            self._client = clients.firestore_client(self._settings.project_id)
-        return self._client
+        super().__init__(settings, client, min(timeout, settings.firestore_timeout_seconds))
 
     def merge_note(self, doc_id: str, fields: Mapping[str, Any]) -> None:
         """Merge `fields` + `last_error_at` (server time) into `usage_rejections/{doc_id}`."""
