@@ -111,6 +111,21 @@ def rejections_page(
 ) -> Query:
     """`usage_rejections` (dead letters are kind `dead_letter`), newest first, optionally of one
     kind and/or customer and with `rejected_at >= since`; cursor `(rejected_at, document id)`."""
+    return _rejections(client, kind, customer_id, since, _DESC, after, limit, settings)
+
+
+def _rejections(  # noqa: PLR0917 - the two public pages' arguments, passed on
+    client: Client,
+    kind: str | None,
+    customer_id: str | None,
+    since: dt.datetime | None,
+    direction: Direction,
+    after: Sequence[Any] | None,
+    limit: int | None,
+    settings: Settings | None,
+) -> Query:
+    """`usage_rejections` filtered by kind / customer / `rejected_at >= since`, in `direction`
+    by `(rejected_at, document id)`."""
     from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415 (cheap import)
 
     settings = settings or get_settings()
@@ -121,8 +136,8 @@ def rejections_page(
         query = _equal(query, "customer_id", customer_id)
     if since is not None:
         query = query.where(filter=FieldFilter("rejected_at", ">=", _aware("since", since)))
-    query = query.order_by("rejected_at", direction=_DESC.value)
-    return _paged(_by_id(query, _DESC), after, limit)
+    query = query.order_by("rejected_at", direction=direction.value)
+    return _paged(_by_id(query, direction), after, limit)
 
 
 REPLAY_PAGED = _shapes(
@@ -147,16 +162,7 @@ def replay_page(
     """`usage_rejections` of one kind to deliver again (`blueprint usage replay`), optionally
     of one customer and with `rejected_at >= since`, OLDEST first (events are replayed in the
     order they were refused); cursor `(rejected_at, document id)`."""
-    from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415 (cheap import)
-
-    settings = settings or get_settings()
-    query: Any = _equal(client.collection(settings.usage_rejections_collection), "kind", kind)
-    if customer_id is not None:
-        query = _equal(query, "customer_id", customer_id)
-    if since is not None:
-        query = query.where(filter=FieldFilter("rejected_at", ">=", _aware("since", since)))
-    query = query.order_by("rejected_at", direction=_ASC.value)
-    return _paged(_by_id(query), after, limit)
+    return _rejections(client, kind, customer_id, since, _ASC, after, limit, settings)
 
 
 ALERTS_PAGED = _shapes(
