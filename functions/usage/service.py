@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -45,7 +45,6 @@ from shared.errors import FieldError
 from shared.ids import message_doc_id
 from shared.models import UsageEvent
 from shared.pricing import RateCard, estimate_cost
-from shared.times import month_of
 
 CONTENTION_ATTEMPTS: Final = 8
 """Shards a commit tries when Firestore answers ABORTED (contention) before it gives up."""
@@ -103,14 +102,16 @@ class UsageService:
             )
         record = build_record(event, cost, message.message_id)
         commit = self.committer.commit_event if self.committer else self._commit_alone
-        month = month_of(event.timestamp)
+        # The increment once (month, fold bucket, sums); each attempt only picks its shard.
+        increment = shard_increment(event, cost, 0, self.fold_buckets)
+        month = increment.month
         busy = self.pace.arrive(event.customer_id, month) if self.pace is not None else True
         for attempt in range(1, CONTENTION_ATTEMPTS + 1):
             if busy or attempt > 1 or self.home_shard is None:
                 shard = self.choose_shard(self.shards)
             else:
                 shard = self.home_shard(event.customer_id, month, self.shards)
-            counter = shard_increment(event, cost, shard, self.fold_buckets)
+            counter = replace(increment, shard=shard)
             try:
                 committed = commit(prepared.record_id, record, counter, busy)
             except ContentionError:
