@@ -5,7 +5,10 @@ Layout (docs/counters.md):
   usage function in the same commit as the record (fields `SHARD_INT_FIELDS`,
   `SHARD_FLOAT_FIELDS`, plus `customer_id`, `month`, `fold_bucket`, `updated_at`);
 - `usage_counters/{customer_id}_{YYYY-MM}`: the month's totals, written (set) by the fold only;
-- `usage_fold_state/{bucket}`: the fold's watermark per bucket. A shard's `fold_bucket` is a
+- `usage_tracking/{id}` records of quiet customer-months carry `fold_bucket` instead of a shard
+  increment: the fold counts them from the records (`record_counts`) into the summary's
+  `shards.tally`;
+- `usage_fold_state/{bucket}`: the fold's watermarks per bucket. A shard's `fold_bucket` is a
   stable hash of its customer-month, so the fold's scan of what changed is spread over
   `buckets` index prefixes instead of one sequential index.
 """
@@ -13,7 +16,10 @@ Layout (docs/counters.md):
 from __future__ import annotations
 
 import hashlib
-from typing import Final
+import math
+from collections.abc import Mapping
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Final
 
 from shared.times import MONTH_RE
 
@@ -41,3 +47,41 @@ def fold_bucket(customer_id: str, month: str, buckets: int) -> int:
     """The dirty bucket of a customer-month: stable across processes and deploys."""
     digest = hashlib.sha256(counter_doc_id(customer_id, month).encode()).digest()
     return int.from_bytes(digest[:8], "big") % buckets
+
+
+TALLY: Final = "tally"
+"""Key of the records-counted part in a month summary's `shards` (never a shard's id)."""
+TALLY_FIELD: Final = "fold_bucket"
+"""Set on a `usage_tracking` record counted from the records (no shard increment): its
+customer-month's fold bucket, the prefix of the fold's scan of such records."""
+_SCENE_GENERATED: Final = "scene_generated"
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def record_counts(record: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, float]]:
+    """What one stored `usage_tracking` record adds to its month's counters: the same
+    numbers its shard increment would add (`functions.usage.records.shard_increment`).
+
+    `cost_cents` comes from `estimated_cost`, a float of a cent-rounded Decimal: its shortest
+    repr is that decimal, so the cents are exact."""
+    cost = record.get("estimated_cost")
+    cents = 0
+    if isinstance(cost, int | float) and not isinstance(cost, bool) and math.isfinite(cost):
+        cents = int((Decimal(repr(float(cost))) * 100).to_integral_value(ROUND_HALF_UP))
+    episodes = record.get("episodes_generated")
+    ints = {
+        "records": 1,
+        "scenes_generated": 1 if record.get("action") == _SCENE_GENERATED else 0,
+        "episodes_generated": episodes
+        if isinstance(episodes, int) and not isinstance(episodes, bool)
+        else 0,
+        "cost_cents": cents,
+    }
+    floats = {
+        "compute_minutes": _number(record.get("compute_minutes")),
+        "storage_gb": _number(record.get("storage_gb")),
+    }
+    return ints, floats

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from shared import names
-from shared.query_filters import aware as _aware
 from shared.query_filters import equal as _equal
 from shared.query_filters import time_range as _time_range
 from shared.query_shapes import (
@@ -97,7 +96,17 @@ EXEMPTIONS: Final[tuple[SingleFieldExemption, ...]] = (
         "timestamp",
         keep=(Direction.ASCENDING,),
     ),
-    *_exempt(names.USAGE_TRACKING, _SEQUENTIAL, "recorded_at"),
+    *_exempt(
+        names.USAGE_TRACKING,
+        _SEQUENTIAL + "; the fold's scan of records-counted records uses the composite "
+        "(fold_bucket, recorded_at)",
+        "recorded_at",
+    ),
+    *_exempt(
+        names.USAGE_TRACKING,
+        _NO_QUERY + " alone (the composite (fold_bucket, recorded_at) serves the fold)",
+        "fold_bucket",
+    ),
     *_exempt(names.USAGE_TRACKING, _BLOB, "details"),
     *_exempt(
         names.USAGE_REJECTIONS,
@@ -280,61 +289,17 @@ def customers_reset_for_period(
     return _equal(_customers(client, settings, collection), "quota_period", period)
 
 
-# ---- usage counters (the fold) ---------------------------------------------------------------
-
-CHANGED_SHARDS = QueryShape(
-    names.USAGE_COUNTER_SHARDS,
-    equality=("fold_bucket",),
-    order=(("updated_at", _ASC),),
-    group=True,
-)
-
-
-@declares(CHANGED_SHARDS)
-def changed_shards(
-    client: Client,
-    bucket: int,
-    since: dt.datetime,
-    *,
-    limit: int,
-    after: Any = None,
-    settings: Settings | None = None,
-) -> Query:
-    """The fold's scan of one dirty bucket: counter shards (collection group `shards`) of
-    bucket `bucket` with `updated_at > since`, oldest first, `limit` per page, after the
-    snapshot `after`. The index's prefix is the bucket, so its sequential last field is spread
-    over `usage_fold_buckets` prefixes (production.md: about 500 writes/s per prefix)."""
-    from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415 (cheap import)
-
-    del settings  # the subcollection id is fixed (`shared.names.USAGE_COUNTER_SHARDS`)
-    if limit < 1:
-        raise ValueError(f"limit={limit}: expected a positive number")
-    query: Query = (
-        client.collection_group(names.USAGE_COUNTER_SHARDS)
-        .where(filter=FieldFilter("fold_bucket", "==", bucket))
-        .where(filter=FieldFilter("updated_at", ">", _aware("since", since)))
-        .order_by("updated_at", direction=Direction.ASCENDING.value)
-        .limit(limit)
-    )
-    if after is not None:
-        query = query.start_after(after)
-    return query
-
-
-PENDING_ALERTS = QueryShape(names.QUOTA_ALERTS, equality=("state",))
-
-
-@declares(PENDING_ALERTS)
-def pending_alerts(client: Client, *, limit: int, settings: Settings | None = None) -> Query:
-    """Quota alert markers still `pending` (a publish failed, or its claimer died): the fold
-    finishes them. Equality on one field: the automatic index serves it."""
-    settings = settings or get_settings()
-    query = _equal(client.collection(settings.quota_alerts_collection), "state", "pending")
-    return query.limit(limit)
-
-
 # The operators' paged listings live in their own module; imported here so their shapes are
 # declared (and their indexes generated) whenever `shared.queries` is.
+from shared.queries_fold import (  # noqa: E402
+    CHANGED_SHARDS,
+    PENDING_ALERTS,
+    TALLY_RECORD_FIELDS,
+    TALLY_RECORDS,
+    changed_shards,
+    pending_alerts,
+    tally_records,
+)
 from shared.queries_paged import (  # noqa: E402
     ALERTS_PAGED,
     REJECTIONS_PAGED,
@@ -354,24 +319,31 @@ from shared.queries_paged import (  # noqa: E402
 __all__ = [
     "ALERTS_PAGED",
     "BUILDERS",
+    "CHANGED_SHARDS",
     "DOCUMENT_ID",
+    "PENDING_ALERTS",
     "REJECTIONS_PAGED",
     "REPLAY_PAGED",
     "RESETS_NEWEST_FIRST",
     "ROLLED_OUT",
     "ROLLED_OUT_BY_ID",
+    "TALLY_RECORDS",
+    "TALLY_RECORD_FIELDS",
     "USAGE_PAGED",
     "CompositeIndex",
     "Direction",
     "QueryShape",
     "alerts_page",
+    "changed_shards",
     "composite_indexes",
     "declares",
     "indexes_file",
+    "pending_alerts",
     "rejections_page",
     "replay_page",
     "resets_page",
     "rolled_out_page",
     "shapes_of",
+    "tally_records",
     "usage_page",
 ]

@@ -193,14 +193,20 @@ class Settings(BaseSettings):
     """Counter shards per customer-month; each sustains about 1 write/s in production, so this
     bounds one customer-month's sustained events/s (docs/usage.md). Only shards that were
     written exist; a customer with a few events a month has a few."""
+    usage_shard_rate: float = Field(
+        20.0, ge=0, le=100_000, validation_alias="BLUEPRINT_USAGE_SHARD_RATE"
+    )
+    """Events per second of one customer-month in one instance from which they increment
+    counter shards (hot); below it each event writes only its record and the fold counts it
+    from the records (docs/counters.md). 0: every event increments a shard."""
     usage_group_commit: bool = Field(True, validation_alias="BLUEPRINT_USAGE_GROUP_COMMIT")
     """Events of one customer-month in flight together in one instance share one commit (one
     shard increment); false: one commit per event."""
     usage_group_commit_window_ms: float = Field(
         5.0, ge=0, le=200, validation_alias="BLUEPRINT_USAGE_GROUP_COMMIT_WINDOW_MS"
     )
-    """How long the first event of a busy customer-month (another of its events reached the
-    instance within a second) waits for others to share its commit; quiet ones never wait."""
+    """How long the first event of a hot customer-month (`usage_shard_rate`) waits for others
+    to share its commit; quiet ones never wait."""
     usage_fold_buckets: int = Field(
         16, ge=1, le=1024, validation_alias="BLUEPRINT_USAGE_FOLD_BUCKETS"
     )

@@ -14,9 +14,16 @@ from cloudevents.http import CloudEvent
 
 from functions.edge.pubsub import Message
 from functions.usage.ports import CustomerDocument, ShardIncrement, UnstorableRecordError
-from shared.counters import SHARD_FLOAT_FIELDS, SHARD_INT_FIELDS, counter_doc_id
+from shared.counters import (
+    SHARD_FLOAT_FIELDS,
+    SHARD_INT_FIELDS,
+    TALLY_FIELD,
+    counter_doc_id,
+    record_counts,
+)
 from shared.errors import TransientError
 from shared.pricing import to_decimal
+from shared.times import month_of
 
 NOW = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -145,9 +152,15 @@ def expected_cost(body: Mapping[str, Any], rates: Mapping[str, str]) -> float:
 
 
 def sum_shards(
-    client: Any, customer_id: str, month: str, collection: str = "usage_counters"
+    client: Any,
+    customer_id: str,
+    month: str,
+    collection: str = "usage_counters",
+    records: str | None = None,
 ) -> dict[str, Any]:
-    """The customer-month's counters summed over its shards (every int and float field)."""
+    """The customer-month's counters summed over its shards (every int and float field), plus,
+    when `records` names the usage_tracking collection, its records counted from the records
+    (`tallied`: how many): what the fold adds up."""
     shards = (
         client.collection(collection)
         .document(counter_doc_id(customer_id, month))
@@ -161,6 +174,20 @@ def sum_shards(
         totals["shards"] += 1
         for name in (*SHARD_INT_FIELDS, *SHARD_FLOAT_FIELDS):
             totals[name] += data.get(name, 0)
+    totals["tallied"] = 0
+    if records is None:
+        return totals
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    query = client.collection(records).where(filter=FieldFilter("customer_id", "==", customer_id))
+    for snap in query.stream(timeout=30):
+        data = snap.to_dict() or {}
+        if TALLY_FIELD not in data or month_of(data["timestamp"]) != month:
+            continue
+        totals["tallied"] += 1
+        ints, floats = record_counts(data)
+        for name, amount in [*ints.items(), *floats.items()]:
+            totals[name] += amount
     return totals
 
 
@@ -211,14 +238,14 @@ class FakeRepository:
             return None if doc is None else CustomerDocument(dict(doc))
 
     def commit_usage(
-        self, record_id: str, record: Mapping[str, Any], counter: ShardIncrement
+        self, record_id: str, record: Mapping[str, Any], counter: ShardIncrement | None
     ) -> bool:
         with self.lock:
             self._maybe_fail("commit_usage")
         return self.commit_batch([(record_id, record)], counter)
 
     def commit_batch(
-        self, records: Sequence[tuple[str, Mapping[str, Any]]], counter: ShardIncrement
+        self, records: Sequence[tuple[str, Mapping[str, Any]]], counter: ShardIncrement | None
     ) -> bool:
         if self.commit_delay:
             time.sleep(self.commit_delay)
@@ -229,10 +256,15 @@ class FakeRepository:
             if any(record_id in self.records for record_id, _ in records):
                 return False
             # As Firestore (and the real adapter's protobufs): integers are 64-bit.
-            for value in [*(v for _, r in records for v in r.values()), *counter.ints.values()]:
+            increments = counter.ints.values() if counter is not None else ()
+            for value in [*(v for _, r in records for v in r.values()), *increments]:
                 _refuse_beyond_int64(value)
             for record_id, record in records:
                 self.records[record_id] = {**record, "recorded_at": "SERVER_TIMESTAMP"}
+            self.commits += 1
+            self.batch_sizes.append(len(records))
+            if counter is None:  # counted from the record by the fold
+                return True
             key = (counter.customer_id, counter.month, counter.shard)
             shard = self.shards.setdefault(key, {})
             shard.update(
@@ -243,8 +275,6 @@ class FakeRepository:
             )
             for name, amount in [*counter.ints.items(), *counter.floats.items()]:
                 shard[name] = shard.get(name, 0) + amount
-            self.commits += 1
-            self.batch_sizes.append(len(records))
             return True
 
     def get_record_hash(self, record_id: str) -> str | None:
@@ -268,14 +298,28 @@ class FakeRepository:
             return True
 
     def totals(self, customer_id: str, month: str) -> dict[str, Any]:
-        """The customer-month's counters summed over its shards."""
+        """The customer-month's counters: its shards + its records counted from the records
+        (what the fold adds up)."""
         out: dict[str, Any] = {}
         with self.lock:
             for (cid, m, _), shard in self.shards.items():
                 if (cid, m) == (customer_id, month):
                     for name in (*SHARD_INT_FIELDS, *SHARD_FLOAT_FIELDS):
                         out[name] = out.get(name, 0) + shard.get(name, 0)
+            for record in self.records.values():
+                if TALLY_FIELD not in record or record["customer_id"] != customer_id:
+                    continue
+                if month_of(record["timestamp"]) != month:
+                    continue
+                ints, floats = record_counts(record)
+                for name, amount in [*ints.items(), *floats.items()]:
+                    out[name] = out.get(name, 0) + amount
         return out
+
+    def tallied(self) -> int:
+        """Records written without a shard increment (counted from the records)."""
+        with self.lock:
+            return sum(TALLY_FIELD in r for r in self.records.values())
 
 
 # --------------------------------------------------------------------------------------------

@@ -154,7 +154,7 @@ class FirestoreUsageRepository(clients.FirestoreAdapter):
         return f"{collection}/{summary}/{names.USAGE_COUNTER_SHARDS}/{counter.shard}"
 
     def commit_usage(
-        self, record_id: str, record: Mapping[str, Any], counter: ShardIncrement
+        self, record_id: str, record: Mapping[str, Any], counter: ShardIncrement | None
     ) -> bool:
         """ONE commit: create the record (+ recorded_at) and merge-Increment one shard.
 
@@ -166,9 +166,10 @@ class FirestoreUsageRepository(clients.FirestoreAdapter):
         return self.commit_batch([(record_id, record)], counter)
 
     def commit_batch(
-        self, records: Sequence[tuple[str, Mapping[str, Any]]], counter: ShardIncrement
+        self, records: Sequence[tuple[str, Mapping[str, Any]]], counter: ShardIncrement | None
     ) -> bool:
-        """ONE commit: create every record and merge-Increment one shard by `counter`."""
+        """ONE commit: create every record and merge-Increment one shard by `counter` (no
+        shard write when it is None)."""
         pb = _protobufs()
         client = self.client
         # Private client attributes, used exactly as WriteBatch.commit uses them (pinned client;
@@ -188,7 +189,8 @@ class FirestoreUsageRepository(clients.FirestoreAdapter):
                 )
                 for record_id, record in records
             ]
-            writes.append(self._shard_write(pb, documents, counter))
+            if counter is not None:
+                writes.append(self._shard_write(pb, documents, counter))
         except (TypeError, ValueError, OverflowError) as exc:  # a value protobuf cannot hold
             raise UnstorableRecordError(str(exc)) from exc
         request = pb.commit_request(pb.CommitRequest(database=database, writes=writes))

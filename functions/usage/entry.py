@@ -27,7 +27,6 @@ def build_service(settings: Settings, client: Any | None = None) -> UsageService
     from functions.usage.adapters import FirestoreUsageRepository  # noqa: PLC0415 - cold start
 
     ttl = settings.usage_customer_cache_seconds
-    shards = RoundRobinShards()
     repository = FirestoreUsageRepository(settings, client)
     return UsageService(
         repository,
@@ -38,9 +37,8 @@ def build_service(settings: Settings, client: Any | None = None) -> UsageService
         customer_cache=CustomerCache(ttl) if ttl > 0 else None,
         shards=settings.usage_counter_shards,
         fold_buckets=settings.usage_fold_buckets,
-        pace=Pace(),
-        home_shard=shards.home,
-        choose_shard=shards,
+        pace=Pace(settings.usage_shard_rate) if settings.usage_shard_rate > 0 else None,
+        choose_shard=RoundRobinShards(),
         committer=(
             GroupCommitter(repository, window=settings.usage_group_commit_window_ms / 1000)
             if settings.usage_group_commit

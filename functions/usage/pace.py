@@ -1,10 +1,11 @@
-"""How busy each customer-month is in this instance: the one signal the shard choice and the
-group commit share.
+"""How busy each customer-month is in this instance: the one signal that chooses how an event
+is counted.
 
-A customer-month is busy when another of its events reached this instance within `hot_gap`
-seconds. A quiet one keeps to its home shard (one per instance: the fold then reads one shard
-of it, not one per event); a busy one spreads over every shard and gathers its events into
-shared commits (`functions.usage.batching`). Thread-safe; remembers a bounded number of
+A customer-month is hot when this instance received about `hot_rate` of its events or more in
+the last second. A hot one increments counter shards, spread over every shard, and gathers its
+events into shared commits (`functions.usage.batching`): one shard write per batch. A quiet one
+writes its record alone, marked with its fold bucket, and the fold counts it from the records
+(docs/counters.md): no counter write at all. Thread-safe; remembers a bounded number of
 customer-months (the oldest are forgotten first).
 """
 
@@ -13,48 +14,56 @@ from __future__ import annotations
 import random
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from typing import Final
 
-HOT_GAP: Final = 1.0
-"""Seconds: a customer-month with another event in this instance this recently is busy."""
+HOT_RATE: Final = 20.0
+"""Events per second of one customer-month in one instance from which it counts in shards."""
 KEEP: Final = 10_000
 """Customer-months remembered at most."""
 
 
 class Pace:
-    """Last arrival per customer-month, per instance."""
+    """Arrivals per customer-month in this instance, over a sliding second."""
 
     def __init__(
         self,
-        hot_gap: float = HOT_GAP,
+        hot_rate: float = HOT_RATE,
         *,
         keep: int = KEEP,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.hot_gap = hot_gap
+        self.hot_rate = hot_rate
         self._keep = keep
         self._clock = clock
-        self._seen: dict[tuple[str, str], float] = {}
-        """Customer-month -> its last arrival (insertion order = age order)."""
+        self._seen: dict[tuple[str, str], tuple[float, int, int]] = {}
+        """Customer-month -> (start of its current second, arrivals in it, in the one before);
+        insertion order = age order."""
         self._lock = threading.Lock()
 
     def arrive(self, customer_id: str, month: str) -> bool:
-        """Note an event of the customer-month; True when it is busy (see module doc)."""
+        """Note an event of the customer-month; True when it is hot (see module doc): the
+        arrivals of the last second, this one included, reach `hot_rate`."""
         key = (customer_id, month)
         now = self._clock()
         with self._lock:
-            last = self._seen.pop(key, None)
-            self._seen[key] = now
+            start, current, previous = self._seen.pop(key, (now, 0, 0))
+            if now - start >= 1.0:  # a later second: the one before it is the previous one
+                passed = int(now - start)
+                start += passed
+                previous, current = (current if passed == 1 else 0), 0
+            current += 1
+            self._seen[key] = (start, current, previous)
             if len(self._seen) > self._keep:
                 del self._seen[next(iter(self._seen))]
-        return last is not None and now - last <= self.hot_gap
+        # The previous second weighs by how much of it is still inside the sliding second.
+        rate = current + previous * max(0.0, 1.0 - (now - start))
+        return rate >= self.hot_rate
 
 
 class RoundRobinShards:
-    """Shard picker: cycles through [0, shards) from a random start, per process; `home` is a
-    customer-month's own shard in this process.
+    """Shard picker for hot customer-months: cycles through [0, shards) from a random start,
+    per process.
 
     Even spread within an instance (1,200 events over 128 shards: at most 10 writes to any
     shard, where uniform random picks put ~18 on the busiest); instances start at random
@@ -63,15 +72,9 @@ class RoundRobinShards:
 
     def __init__(self) -> None:
         self._next = random.getrandbits(32)
-        self._salt = random.getrandbits(32)
-        """Per process: two instances give one quiet customer-month two different homes."""
         self._lock = threading.Lock()
 
     def __call__(self, shards: int) -> int:
         with self._lock:
             self._next += 1
             return self._next % shards
-
-    def home(self, customer_id: str, month: str, shards: int) -> int:
-        """The shard a quiet customer-month uses in this process (stable while it lives)."""
-        return (zlib.crc32(f"{customer_id}_{month}".encode()) + self._salt) % shards

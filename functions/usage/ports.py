@@ -109,9 +109,10 @@ class UsageRepository(Protocol):
         ...
 
     def commit_usage(
-        self, record_id: str, record: Mapping[str, Any], counter: ShardIncrement
+        self, record_id: str, record: Mapping[str, Any], counter: ShardIncrement | None
     ) -> bool:
-        """ONE atomic commit: create the record (+ recorded_at) and increment one shard.
+        """ONE atomic commit: create the record (+ recorded_at) and increment one shard (none
+        when `counter` is None: a record the fold counts from the records).
 
         True when committed; False when the record already exists (nothing was written, the
         shard untouched). Raises UnstorableRecordError when Firestore refuses the data, and
@@ -148,4 +149,4 @@ class Result:
     record_id: str | None = None
     rejection: Rejection | None = None
     counter: ShardIncrement | None = None
-    """The shard increment committed (RECORDED only)."""
+    """The shard increment committed (RECORDED only; None when counted from the record)."""

@@ -1,10 +1,13 @@
-"""The usage service: one message -> one record + one counter-shard increment, exactly once.
+"""The usage service: one message -> one record, counted exactly once.
 
 `prepare` (pure) -> the customer (per-instance cache, 1 read cold) -> price -> ONE commit:
-`create(usage_tracking/{id})` + Increment of one shard of the customer's month counter
-(`shared.counters` layout). `AlreadyExists` = recorded before: nothing counted (exactly once
-under redelivery). Nothing under `customers/` is written here; the fold sums the shards into the
-month summary and the customer document, and publishes quota alerts (docs/counters.md).
+`create(usage_tracking/{id})`, and how it is counted depends on how busy its customer-month is
+in this instance (`functions.usage.pace`): a quiet one's record carries its `fold_bucket` and is
+the only write (the fold counts it from the records); a hot one's commit also increments one
+shard of its month counter (`shared.counters` layout), shared by the events gathered with it.
+`AlreadyExists` = recorded before: nothing counted (exactly once under redelivery). Nothing
+under `customers/` is written here; the fold sums records and shards into the month summary and
+the customer document, and publishes quota alerts (docs/counters.md).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from functions.usage.records import (
     shard_increment,
 )
 from shared import logs
+from shared.counters import TALLY_FIELD
 from shared.errors import FieldError
 from shared.ids import message_doc_id
 from shared.models import UsageEvent
@@ -68,11 +72,10 @@ class UsageService:
     """The fold's dirty buckets (`settings.usage_fold_buckets`)."""
     log_names: LogNames = field(default_factory=LogNames)
     choose_shard: Callable[[int], int] = field(default_factory=RoundRobinShards)
-    """Picks a shard of [0, shards) for a busy customer-month (and after contention)."""
-    home_shard: Callable[[str, str, int], int] | None = None
-    """A quiet customer-month's shard in this instance; None: `choose_shard` always."""
+    """Picks a shard of [0, shards) for each attempt of a hot customer-month's event."""
     pace: Pace | None = None
-    """How busy each customer-month is here; None: every event counts as busy."""
+    """How busy each customer-month is here (`functions.usage.pace`); None: every event is
+    hot (increments a shard)."""
     pause: Callable[[float], None] = time.sleep
     committer: GroupCommitter | None = None
     """Group commit of a customer-month's events in flight together; None: one per event."""
@@ -101,19 +104,23 @@ class UsageService:
                 action=event.action,
             )
         record = build_record(event, cost, message.message_id)
-        commit = self.committer.commit_event if self.committer else self._commit_alone
         # The increment once (month, fold bucket, sums); each attempt only picks its shard.
         increment = shard_increment(event, cost, 0, self.fold_buckets)
         month = increment.month
-        busy = self.pace.arrive(event.customer_id, month) if self.pace is not None else True
+        hot = self.pace.arrive(event.customer_id, month) if self.pace is not None else True
+        # Quiet: the record alone, marked with its fold bucket; the fold counts it from the
+        # records. Hot: the record + one shard increment, gathered with its neighbours.
+        tallied = None if hot else {**record, TALLY_FIELD: increment.fold_bucket}
+        counter: ShardIncrement | None = None
         for attempt in range(1, CONTENTION_ATTEMPTS + 1):
-            if busy or attempt > 1 or self.home_shard is None:
-                shard = self.choose_shard(self.shards)
-            else:
-                shard = self.home_shard(event.customer_id, month, self.shards)
-            counter = replace(increment, shard=shard)
             try:
-                committed = commit(prepared.record_id, record, counter, busy)
+                if tallied is not None:
+                    created = self.repository.commit_usage(prepared.record_id, tallied, None)
+                    committed = Committed(created)
+                else:
+                    counter = replace(increment, shard=self.choose_shard(self.shards))
+                    commit = self.committer.commit_event if self.committer else self._commit_alone
+                    committed = commit(prepared.record_id, record, counter, hot)
             except ContentionError:
                 if attempt == CONTENTION_ATTEMPTS:
                     raise  # transient: Pub/Sub redelivers
@@ -156,8 +163,9 @@ class UsageService:
             customer=event.customer_id,
             action=event.action,
             estimated_cost=str(cost.amount),
-            month=counter.month,
-            shard=counter.shard,
+            month=month,
+            shard=counter.shard if counter is not None else None,
+            counted="shard" if counter is not None else "records",
         )
         return Result(Outcome.RECORDED, prepared.record_id, counter=counter)
 

@@ -70,7 +70,13 @@ class Env:
         return int(result[0][0].value)
 
     def shards(self, customer_id: str, month: str) -> dict[str, Any]:
-        return sum_shards(self.client, customer_id, month, self.settings.usage_counters_collection)
+        return sum_shards(
+            self.client,
+            customer_id,
+            month,
+            self.settings.usage_counters_collection,
+            self.settings.usage_tracking_collection,
+        )
 
 
 @pytest.fixture

@@ -108,7 +108,7 @@ def test_a_busy_customer_month_gathers_its_events_into_one_commit(
     sleep = _gated(box, queued=7)
     committer = GroupCommitter(repo, window=0.02, sleep=sleep)
     box.append(committer)
-    service = UsageService(repo, committer=committer, pace=Pace())
+    service = UsageService(repo, committer=committer, pace=Pace(hot_rate=2))
     assert service.handle(message(scene(0), "m0"), NOW).outcome is Outcome.RECORDED
     assert sleep.calls == []  # the first event of a customer-month never waits
     results = _concurrently(service, range(1, 9))
@@ -127,40 +127,57 @@ def test_a_busy_customer_month_gathers_its_events_into_one_commit(
     assert set(shared.fields["documents"]) <= set(repo.records)  # type: ignore[attr-defined]
 
 
-def test_a_quiet_customer_month_never_waits_and_keeps_to_its_home_shard(
+def test_a_quiet_customer_month_writes_only_its_records_and_a_hot_one_shards(
     repo: FakeRepository,
 ) -> None:
     now = [0.0]
     waits: list[float] = []
-    shards = RoundRobinShards()
     committer = GroupCommitter(repo, window=0.05, sleep=waits.append)
     service = UsageService(
         repo,
         committer=committer,
-        pace=Pace(clock=lambda: now[0]),
-        choose_shard=shards,
-        home_shard=shards.home,
+        pace=Pace(hot_rate=3, clock=lambda: now[0]),
+        choose_shard=RoundRobinShards(),
         shards=128,
     )
     for n in range(5):
         now[0] += 1.5  # each event more than a second after the last: quiet
-        service.handle(message(scene(n), f"m{n}"), NOW)
+        result = service.handle(message(scene(n), f"m{n}"), NOW)
+        assert result.outcome is Outcome.RECORDED
+        assert result.counter is None  # counted from its record
     assert repo.batch_sizes == [1] * 5
     assert waits == []
-    assert len(repo.shards) == 1  # the fold reads one shard of it, not five
+    assert repo.shards == {}  # no counter write at all: the fold counts the records
+    assert repo.tallied() == 5
     for n in range(5, 25):
-        now[0] += 0.01  # busy now: spread over the shards
+        now[0] += 0.01  # hot now: shards, spread
         service.handle(message(scene(n), f"m{n}"), NOW)
-    assert len(repo.shards) > 10
-    assert len(waits) == 20  # each busy event led its own (one-event) gathering
+    hot = 25 - repo.tallied()
+    assert hot >= 17  # from the third event of the burst on
+    assert len(repo.shards) == hot  # round robin over 128 shards
+    assert len(waits) == hot  # each hot event led its own (one-event) gathering
     assert repo.totals(*KEY)["records"] == 25
+    assert repo.totals(*KEY)["episodes_generated"] == sum(range(25))
+
+
+def test_pace_counts_the_arrivals_of_the_sliding_second() -> None:
+    now = [10.0]
+    pace = Pace(hot_rate=3, clock=lambda: now[0])
+    assert [pace.arrive("c", "m") for _ in range(4)] == [False, False, True, True]
+    now[0] += 1.5  # the 4 arrivals lie 1.5 s back: half of their second still counts
+    assert pace.arrive("c", "m") is True  # 1 + 4 * 0.5
+    now[0] += 0.9  # 0.4 into the next second: the one before holds 1 arrival
+    assert pace.arrive("c", "m") is False  # 1 + 1 * 0.6
+    now[0] += 5.0
+    assert pace.arrive("c", "m") is False  # seconds later: only itself
+    assert pace.arrive("other", "m") is False  # per customer-month
 
 
 def test_a_duplicate_in_a_gathered_batch_answers_each_event_alone(repo: FakeRepository) -> None:
     box: list[GroupCommitter] = []
     committer = GroupCommitter(repo, window=0.02, sleep=_gated(box, queued=3))
     box.append(committer)
-    service = UsageService(repo, committer=committer, pace=Pace())
+    service = UsageService(repo, committer=committer, pace=Pace(hot_rate=2))
     service.handle(message(scene(1), "m1"), NOW)  # recorded; redelivered below
     results = _concurrently(service, range(1, 5))
     outcomes = sorted(r.outcome for r in results)
@@ -187,7 +204,7 @@ def test_an_unreachable_firestore_fails_every_event_of_the_batch_for_redelivery(
     box: list[GroupCommitter] = []
     committer = GroupCommitter(down, window=0.02, sleep=_gated(box, queued=3))
     box.append(committer)
-    service = UsageService(down, committer=committer, pace=Pace())
+    service = UsageService(down, committer=committer, pace=Pace(hot_rate=2))
     service.handle(message(scene(0), "m0"), NOW)
     down.down = True
     errors: list[BaseException] = []
