@@ -13,6 +13,7 @@ from functions.fold.ports import (
     Marker,
     Shard,
     Snapshot,
+    TallyRecord,
     Watermark,
 )
 from shared import names, queries
@@ -21,11 +22,13 @@ from shared.counters import (
     SHARD_FLOAT_FIELDS,
     SHARD_INT_FIELDS,
     counter_doc_id,
+    record_counts,
     split_counter_doc_id,
 )
 from shared.errors import classify, is_transient
 from shared.firestore_values import server_timestamp
 from shared.settings import Settings
+from shared.times import month_of
 
 
 def _shard(snap: Any) -> Shard | None:
@@ -58,6 +61,21 @@ def _shard(snap: Any) -> Shard | None:
     )
 
 
+def _tally_record(snap: Any, bucket: int) -> TallyRecord | None:
+    """A records-counted record as the port's TallyRecord; None for one the fold cannot
+    place (no customer, timestamp or commit time: it could not have been written so)."""
+    data = snap.to_dict() or {}
+    customer_id = data.get("customer_id")
+    timestamp = data.get("timestamp")
+    recorded_at = data.get("recorded_at")
+    if not isinstance(customer_id, str) or not isinstance(timestamp, datetime):
+        return None
+    if not isinstance(recorded_at, datetime):
+        return None
+    ints, floats = record_counts(data)
+    return TallyRecord(customer_id, month_of(timestamp), {**ints, **floats}, recorded_at, bucket)
+
+
 class FirestoreFoldRepository(FirestoreAdapter):
     """`FoldRepository` over google-cloud-firestore."""
 
@@ -76,12 +94,20 @@ class FirestoreFoldRepository(FirestoreAdapter):
         out = []
         for bucket in buckets:
             snap = snaps.get(str(bucket))
+            read_time = getattr(snap, "read_time", None)
             if snap is None or not snap.exists:
-                out.append(Watermark(bucket, None, None))
+                out.append(Watermark(bucket, None, None, read_time=read_time))
                 continue
-            value = (snap.to_dict() or {}).get("watermark")
+            data = snap.to_dict() or {}
+            value, records = data.get("watermark"), data.get("records_watermark")
             out.append(
-                Watermark(bucket, value if isinstance(value, datetime) else None, snap.update_time)
+                Watermark(
+                    bucket,
+                    value if isinstance(value, datetime) else None,
+                    snap.update_time,
+                    records=records if isinstance(records, datetime) else None,
+                    read_time=read_time,
+                )
             )
         return out
 
@@ -99,6 +125,29 @@ class FirestoreFoldRepository(FirestoreAdapter):
             if len(snaps) < page_size:
                 return
             after = snaps[-1]
+
+    def scan_records(
+        self, bucket: int, after: datetime | None, upto: datetime, page_size: int
+    ) -> Iterator[list[TallyRecord]]:
+        """Pages of the bucket's records-counted records in (after, upto], read at `upto`."""
+        cursor = None
+        while True:
+            query = queries.tally_records(
+                self.client,
+                bucket,
+                after,
+                upto,
+                limit=page_size,
+                cursor=cursor,
+                settings=self._settings,
+            )
+            snaps = list(query.stream(read_time=upto, **self._call()))
+            page = [r for r in (_tally_record(snap, bucket) for snap in snaps) if r is not None]
+            if page:
+                yield page
+            if len(snaps) < page_size:
+                return
+            cursor = snaps[-1]
 
     def read_state(self, customer_id: str, months: Sequence[str]) -> CustomerState:
         """The customer and the month summaries, one get_all."""
@@ -155,12 +204,19 @@ class FirestoreFoldRepository(FirestoreAdapter):
         except Exception as exc:
             raise classify(exc, f"fold commit of customer {commit.customer_id}") from exc
 
-    def set_watermark(self, watermark: Watermark, value: datetime) -> bool:
+    def set_watermark(
+        self, watermark: Watermark, value: datetime | None, records: datetime | None = None
+    ) -> bool:
         """Set `usage_fold_state/{b}` guarded by the read (create when it did not exist)."""
         from google.api_core import exceptions as gexc  # noqa: PLC0415
 
         ref = self._state(watermark.bucket)
-        data = {"bucket": watermark.bucket, "watermark": value, "folded_at": server_timestamp()}
+        data = {
+            "bucket": watermark.bucket,
+            "watermark": value if value is not None else watermark.value,
+            "records_watermark": records if records is not None else watermark.records,
+            "folded_at": server_timestamp(),
+        }
         try:
             if watermark.token is None:
                 ref.create(data, **self._call())

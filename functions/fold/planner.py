@@ -25,9 +25,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from functions.fold.ports import Commit, CustomerState, CustomerWrite, Shard, Snapshot, SummaryWrite
+from functions.fold.ports import (
+    Commit,
+    CustomerState,
+    CustomerWrite,
+    Shard,
+    Snapshot,
+    SummaryWrite,
+    Tally,
+)
 from shared import quota
-from shared.counters import SHARD_FLOAT_FIELDS, SHARD_INT_FIELDS
+from shared.counters import SHARD_FLOAT_FIELDS, SHARD_INT_FIELDS, TALLY
 from shared.firestore_values import plain_value
 from shared.times import MONTH_RE, month_of
 
@@ -123,6 +131,35 @@ def merge_shards(
     return merged
 
 
+def tally_shard(
+    customer_id: str, month: str, stored: Mapping[str, Any] | None, tally: Tally
+) -> Shard | None:
+    """The month's records-counted part after this fold, as a shard version (`shards.tally`):
+    the stored one plus the scanned records after its `updated_at` (every record up to it is
+    in it) and up to `tally.upto`, stamped `upto`. None when nothing new: the stored version
+    stands. Exactly once whatever folds overlap: the summary's guarded write moves the sums
+    and the stamp together, and a fold that re-reads a newer stamp adds only what lies after."""
+    as_of = plain_value(stored.get("updated_at")) if stored else None
+    if isinstance(as_of, datetime) and tally.upto <= as_of:
+        return None
+    new = [
+        r
+        for r in tally.records
+        if (not isinstance(as_of, datetime) or r.recorded_at > as_of)
+        and r.recorded_at <= tally.upto
+    ]
+    if not new:
+        return None
+    kept = stored or {}
+    values: dict[str, int | float] = {}
+    for name in SHARD_INT_FIELDS:
+        values[name] = (_int(kept.get(name)) or 0) + sum(_int(r.values.get(name)) or 0 for r in new)
+    for name in SHARD_FLOAT_FIELDS:
+        amounts = [kept.get(name), *(r.values.get(name) for r in new)]
+        values[name] = math.fsum(float(v) for v in amounts if isinstance(v, int | float))
+    return Shard(customer_id, month, TALLY, values, tally.upto)
+
+
 def totals(shards: Mapping[str, Mapping[str, Any]]) -> dict[str, int | float]:
     """Sum of the shard versions (ints exact; floats rounded to 6 places, sums of amounts)."""
     out: dict[str, int | float] = {}
@@ -209,23 +246,31 @@ def plan_customer(
     run_id: str,
     server_time: Any,
     existing_markers: frozenset[str] = frozenset(),
+    tallies: Mapping[str, Tally] | None = None,
 ) -> CustomerPlan:
     """Plan one customer's fold from what was read (pure; `server_time` is the sentinel the
     adapter turns into the commit time). `existing_markers`: alert ids found to exist already
     (e.g. created by the usage function before the fold): listed, never created again.
 
-    `seen` holds, per changed month, the shards the scan found this fold.
+    `seen` holds, per changed month, the shards the scan found this fold; `tallies`, per month,
+    the records counted from the records it found (`tally_shard`).
     """
+    tallies = tallies or {}
     facts = customer_facts(state.customer, now) if state.customer is not None else None
     current = month_of(now)
     folds: list[MonthFold] = []
     alerts: list[Mapping[str, Any]] = []
     markers: list[tuple[str, Mapping[str, Any]]] = []
     delta_scenes = delta_episodes = 0
-    for month in sorted(seen):
+    for month in sorted({*seen, *tallies}):
         stored = state.summaries.get(month)
         old = dict(stored.data) if stored is not None else {}
-        shards = merge_shards(old.get("shards") or {}, seen[month])
+        kept_shards = old.get("shards") or {}
+        fresh = list(seen.get(month, ()))
+        if month in tallies:
+            counted = tally_shard(customer_id, month, kept_shards.get(TALLY), tallies[month])
+            fresh += [counted] if counted is not None else []
+        shards = merge_shards(kept_shards, fresh)
         sums = totals(shards)
         if stored is not None:
             seed = _int(old.get("seed_scenes")) or 0
@@ -268,7 +313,7 @@ def plan_customer(
             **sums,
             "seed_scenes": seed,
             "scenes_total": count,
-            "shard_count": len(shards),
+            "shard_count": len(shards) - (TALLY in shards),
             "shards": shards,
             "mirrored_scenes": mirrored_scenes,
             "mirrored_episodes": mirrored_episodes,

@@ -30,6 +30,30 @@ class Shard:
 
 
 @dataclass(frozen=True, slots=True)
+class TallyRecord:
+    """One `usage_tracking` record counted from the records (it carries `fold_bucket`, no
+    shard increment), as the fold's scan reads it."""
+
+    customer_id: str
+    month: str
+    """The month of the event's own timestamp."""
+    values: Mapping[str, int | float]
+    """What it adds to the month's counters (`shared.counters.record_counts`)."""
+    recorded_at: datetime
+    """Its commit time (server)."""
+    bucket: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """A customer-month's records found by one fold's scan: every such record with
+    `after < recorded_at <= upto` of its bucket (complete for that range)."""
+
+    records: tuple[TallyRecord, ...]
+    upto: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """A document as read: its data and its update time (the token of a guarded write)."""
 
@@ -39,12 +63,18 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class Watermark:
-    """`usage_fold_state/{bucket}`: the newest shard `updated_at` the fold has folded."""
+    """`usage_fold_state/{bucket}`: the newest shard `updated_at` the fold has folded, and the
+    `recorded_at` up to which it has counted the records counted from the records."""
 
     bucket: int
     value: datetime | None
     token: Any = None
     """Update time of the state document (None when it does not exist yet)."""
+    records: datetime | None = None
+    """`records_watermark`: every records-counted record with `recorded_at` at or before it is
+    in its month summary (None: none counted yet)."""
+    read_time: datetime | None = None
+    """Server time of the read (the same for every bucket of one read)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +136,8 @@ class FoldCounts:
 
     buckets: int = 0
     shards_scanned: int = 0
+    records_scanned: int = 0
+    """Records-counted records read by the scan."""
     customer_months: int = 0
     customers: int = 0
     summaries_written: int = 0
@@ -136,11 +168,19 @@ class FoldRepository(Protocol):
     """Firestore as the fold needs it. I/O only: the service decides."""
 
     def read_watermarks(self, buckets: Sequence[int]) -> list[Watermark]:
-        """The state document of each bucket (one round trip)."""
+        """The state document of each bucket (one round trip), with the read's server time."""
         ...
 
     def scan_bucket(self, bucket: int, since: datetime, page_size: int) -> Iterator[list[Shard]]:
         """Pages of the shards of `bucket` with `updated_at > since`, oldest first."""
+        ...
+
+    def scan_records(
+        self, bucket: int, after: datetime | None, upto: datetime, page_size: int
+    ) -> Iterator[list[TallyRecord]]:
+        """Pages of the records-counted records of `bucket` with `after < recorded_at <= upto`
+        (`after` None: from the first), oldest first, read at read time `upto`: exactly the
+        ones committed in that range."""
         ...
 
     def read_state(self, customer_id: str, months: Sequence[str]) -> CustomerState:
@@ -151,8 +191,11 @@ class FoldRepository(Protocol):
         """Apply `commit` atomically; CommitConflictError when a guard failed."""
         ...
 
-    def set_watermark(self, watermark: Watermark, value: datetime) -> bool:
-        """Set the bucket's watermark if its document is unchanged since read; False if not."""
+    def set_watermark(
+        self, watermark: Watermark, value: datetime | None, records: datetime | None = None
+    ) -> bool:
+        """Set the bucket's watermarks (None: keep the one read) if its document is unchanged
+        since read; False if not."""
         ...
 
     def pending_markers(self, limit: int) -> list[Marker]:

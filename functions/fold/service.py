@@ -3,13 +3,16 @@
 Steps (docs/counters.md):
 1. finish alert markers an earlier run left pending (publish failed, or its run died);
 2. per bucket b (in parallel): scan the shards with `fold_bucket == b` and `updated_at >
-   watermark_b - overlap`, oldest first, in pages, up to a cap;
+   watermark_b - overlap`, oldest first, in pages, up to a cap; and the records counted from
+   the records with `fold_bucket == b` and `records_watermark_b < recorded_at <= T`, read at
+   T, the server time of the watermarks' read (exact: no overlap needed);
 3. group the changed shards by customer; per customer (in parallel): read the customer and its
    summaries in one round trip, plan (`functions.fold.planner`), ONE atomic guarded commit
    (summaries + customer fields + new alert markers), re-read and re-plan on a conflict; then
    publish the new alerts (marker, publish, mark published);
-4. move each bucket's watermark (once per fold): to the newest shard seen, or, where a customer
-   failed, to just before its oldest shard, so the next fold retries it.
+4. move each bucket's watermarks (once per fold): to the newest shard seen and to T, or, where
+   a customer failed, to just before its oldest shard and not at all for records, so the next
+   fold retries it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from functions.fold.ports import (
     FoldRepository,
     Marker,
     Shard,
+    Tally,
+    TallyRecord,
     Watermark,
 )
 from shared import logs
@@ -63,6 +68,60 @@ class _Bucket:
     watermark: Watermark
     newest: datetime | None = None
     capped: bool = False
+    records_upto: datetime | None = None
+    """Every records-counted record of the bucket up to this is in this fold's scan."""
+    records_seen: int = 0
+
+
+def _microseconds(value: datetime) -> datetime:
+    """`value` at Firestore's precision (read times must be whole microseconds)."""
+    return datetime(*value.utctimetuple()[:6], value.microsecond, tzinfo=UTC)
+
+
+def _cap(config: FoldConfig) -> int:
+    """Shards (and records) one fold reads per bucket at most."""
+    return max(1, config.max_shards // max(1, config.buckets))
+
+
+def _scan_shards(repo: FoldRepository, bucket: _Bucket, config: FoldConfig) -> list[Shard]:
+    """The bucket's shards changed since its watermark (minus the overlap), up to the cap."""
+    since = (bucket.watermark.value or EPOCH) - config.overlap
+    got: list[Shard] = []
+    for page in repo.scan_bucket(bucket.watermark.bucket, since, config.page_size):
+        got.extend(page)
+        if len(got) >= _cap(config):
+            bucket.capped = True
+            break
+    bucket.newest = max((s.updated_at for s in got), default=None)
+    return got
+
+
+def _scan_records(
+    repo: FoldRepository, bucket: _Bucket, config: FoldConfig, upto: datetime | None
+) -> list[TallyRecord]:
+    """The bucket's records-counted records after its records watermark and up to `upto`;
+    past the cap, up to the last commit time read (all of its records, then stop)."""
+    if upto is None:
+        return []
+    got: list[TallyRecord] = []
+    pages = repo.scan_records(
+        bucket.watermark.bucket, bucket.watermark.records, upto, config.page_size
+    )
+    bucket.records_upto = upto
+    for page in pages:
+        got.extend(page)
+        if len(got) >= _cap(config):
+            bucket.capped = True
+            last = got[-1].recorded_at
+            bucket.records_upto = last
+            for more in pages:
+                same = [r for r in more if r.recorded_at == last]
+                got.extend(same)
+                if len(same) < len(more):
+                    break
+            break
+    bucket.records_seen = len(got)
+    return got
 
 
 def run_fold(
@@ -85,21 +144,12 @@ def run_fold(
     finish_pending_alerts(repo, publisher, now=now, run_id=run_id, config=config, counts=counts)
     marks = repo.read_watermarks(range(config.buckets))
     buckets = {w.bucket: _Bucket(w) for w in marks}
-    per_bucket_cap = max(1, config.max_shards // max(1, config.buckets))
 
-    def scan(bucket: _Bucket) -> list[Shard]:
-        since = (bucket.watermark.value or EPOCH) - config.overlap
-        got: list[Shard] = []
-        for page in repo.scan_bucket(bucket.watermark.bucket, since, config.page_size):
-            got.extend(page)
-            if len(got) >= per_bucket_cap:
-                bucket.capped = True
-                break
-        bucket.newest = max((s.updated_at for s in got), default=None)
-        return got
-
+    read_time = next((w.read_time for w in marks if w.read_time is not None), None)
+    upto = _microseconds(read_time) if read_time is not None else None
     with ThreadPoolExecutor(config.workers) as pool:
-        scanned = list(pool.map(scan, buckets.values()))
+        scanned = list(pool.map(lambda b: _scan_shards(repo, b, config), buckets.values()))
+        tallied = list(pool.map(lambda b: _scan_records(repo, b, config, upto), buckets.values()))
     by_customer: dict[str, dict[str, dict[str, Shard]]] = defaultdict(lambda: defaultdict(dict))
     for shards in scanned:
         counts.shards_scanned += len(shards)
@@ -107,9 +157,26 @@ def run_fold(
             kept = by_customer[shard.customer_id][shard.month].get(shard.shard)
             if kept is None or shard.updated_at > kept.updated_at:
                 by_customer[shard.customer_id][shard.month][shard.shard] = shard
+    records: dict[str, dict[str, list[TallyRecord]]] = defaultdict(lambda: defaultdict(list))
+    for found in tallied:
+        counts.records_scanned += len(found)
+        for record in found:
+            records[record.customer_id][record.month].append(record)
+            by_customer[record.customer_id]
+
+    def tallies_of(customer_id: str) -> dict[str, Tally]:
+        out = {}
+        for month, found in records.get(customer_id, {}).items():
+            bound = buckets[found[0].bucket].records_upto
+            if bound is not None:
+                out[month] = Tally(tuple(found), bound)
+        return out
+
     counts.capped = any(b.capped for b in buckets.values())
     counts.customers = len(by_customer)
-    counts.customer_months = sum(len(m) for m in by_customer.values())
+    counts.customer_months = sum(
+        len({*months, *records.get(cid, {})}) for cid, months in by_customer.items()
+    )
 
     def fold_one(item: tuple[str, Mapping[str, Mapping[str, Shard]]]) -> tuple[str, bool]:
         customer_id, months = item
@@ -122,6 +189,7 @@ def run_fold(
                 publisher,
                 customer_id,
                 {m: list(s.values()) for m, s in months.items()},
+                tallies=tallies_of(customer_id),
                 now=now,
                 run_id=run_id,
                 server_time=server_time,
@@ -150,19 +218,25 @@ def run_fold(
 
     with ThreadPoolExecutor(config.workers) as pool:
         outcomes = dict(pool.map(fold_one, by_customer.items()))
-    _move_watermarks(repo, buckets, by_customer, outcomes, counts)
+    _move_watermarks(repo, buckets, by_customer, records, outcomes, counts)
     return counts
 
 
-def _move_watermarks(
+def _move_watermarks(  # noqa: PLR0917 - the fold's own state, private
     repo: FoldRepository,
     buckets: Mapping[int, _Bucket],
     by_customer: Mapping[str, Mapping[str, Mapping[str, Shard]]],
+    records: Mapping[str, Mapping[str, Sequence[TallyRecord]]],
     outcomes: Mapping[str, bool],
     counts: FoldCounts,
 ) -> None:
-    """Each bucket's new watermark, set once: everything up to it is folded."""
+    """Each bucket's new watermarks, set once (one write): everything up to them is folded.
+    A bucket with a customer the fold left for later keeps its records watermark (the next
+    fold reads those records again; each summary's `shards.tally` stamp keeps them from
+    counting twice) and moves its shard watermark only to just before that customer's oldest
+    shard."""
     oldest_unfolded: dict[int, datetime] = {}
+    records_held: set[int] = set()
     for customer_id, months in by_customer.items():
         if outcomes.get(customer_id):
             continue
@@ -171,19 +245,33 @@ def _move_watermarks(
                 first = oldest_unfolded.get(shard.bucket)
                 if first is None or shard.updated_at < first:
                     oldest_unfolded[shard.bucket] = shard.updated_at
+        for found in records.get(customer_id, {}).values():
+            records_held.update(r.bucket for r in found)
     for number, bucket in buckets.items():
         target = bucket.newest
         if number in oldest_unfolded:
             target = oldest_unfolded[number] - _TICK
-        old = bucket.watermark.value
-        if target is None or (old is not None and target <= plain_value(old)):
+        target = _later(target, bucket.watermark.value)
+        records_target = None
+        if bucket.records_seen and number not in records_held:
+            records_target = _later(bucket.records_upto, bucket.watermark.records)
+        if target is None and records_target is None:
             continue
-        if not repo.set_watermark(bucket.watermark, target):
-            # Another fold moved it meanwhile: keep the later of both (read again, once).
+        if not repo.set_watermark(bucket.watermark, target, records_target):
+            # Another fold moved it meanwhile: keep the later of each (read again, once).
             [fresh] = repo.read_watermarks([number])
-            if fresh.value is None or plain_value(fresh.value) < target:
-                repo.set_watermark(fresh, target)
+            later = _later(target, fresh.value)
+            later_records = _later(records_target, fresh.records)
+            if later is not None or later_records is not None:
+                repo.set_watermark(fresh, later, later_records)
         counts.add("watermarks_moved")
+
+
+def _later(mine: datetime | None, theirs: datetime | None) -> datetime | None:
+    """`mine` when it is later than `theirs` (or theirs is unset), else None (keep theirs)."""
+    if mine is None:
+        return None
+    return mine if theirs is None or plain_value(theirs) < mine else None
 
 
 def fold_customer(
@@ -192,13 +280,16 @@ def fold_customer(
     customer_id: str,
     seen: Mapping[str, Sequence[Shard]],
     *,
+    tallies: Mapping[str, Tally] | None = None,
     now: datetime,
     run_id: str,
     server_time: Any,
     counts: FoldCounts,
 ) -> planner.CustomerPlan:
-    """Fold one customer's changed months: read, plan, one guarded commit, then its alerts."""
-    months = sorted({*seen, month_of(now)})
+    """Fold one customer's changed months (`seen` shards, `tallies` of records counted from
+    the records): read, plan, one guarded commit, then its alerts."""
+    tallies = tallies or {}
+    months = sorted({*seen, *tallies, month_of(now)})
     existing: frozenset[str] = frozenset()
     for _ in range(MAX_ATTEMPTS):
         # No need to list a new month's shards: every shard folded once is in its summary, so
@@ -213,6 +304,7 @@ def fold_customer(
             run_id=run_id,
             server_time=server_time,
             existing_markers=existing,
+            tallies=tallies,
         )
         if plan.commit.empty:
             return plan

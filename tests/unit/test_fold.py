@@ -24,6 +24,7 @@ from functions.fold.ports import (
     Marker,
     Shard,
     Snapshot,
+    TallyRecord,
     Watermark,
 )
 from functions.fold.service import FoldConfig, claimable, run_fold
@@ -56,6 +57,11 @@ class FakeRepo:
         self.docs: dict[str, tuple[dict[str, Any], int]] = {}
         self.fail_customers: set[str] = set()
         self.commits: list[Commit] = []
+        self.tally: list[TallyRecord] = []
+        """Records counted from the records (as `usage_tracking` holds them)."""
+        self.server_now = NOW
+        """The server time of a read (what a read's read_time says)."""
+        self.record_reads = 0
 
     # helpers
     def put(self, path: str, data: dict[str, Any]) -> None:
@@ -76,10 +82,34 @@ class FakeRepo:
         out = []
         for b in buckets:
             snap = self._snap(f"state/{b}")
+            data = snap.data if snap else {}
             out.append(
-                Watermark(b, snap.data["watermark"] if snap else None, snap and snap.update_time)
+                Watermark(
+                    b,
+                    data.get("watermark"),
+                    snap and snap.update_time,
+                    records=data.get("records_watermark"),
+                    read_time=self.server_now,
+                )
             )
         return out
+
+    def scan_records(
+        self, bucket: int, after: datetime | None, upto: datetime, page_size: int
+    ) -> Iterator[list[TallyRecord]]:
+        found = sorted(
+            (
+                r
+                for r in self.tally
+                if r.bucket == bucket
+                and (after is None or r.recorded_at > after)
+                and r.recorded_at <= upto
+            ),
+            key=lambda r: r.recorded_at,
+        )
+        self.record_reads += len(found)
+        for i in range(0, len(found), page_size):
+            yield found[i : i + page_size]
 
     def scan_bucket(self, bucket: int, since: datetime, page_size: int) -> Iterator[list[Shard]]:
         found = sorted(
@@ -121,12 +151,20 @@ class FakeRepo:
                 self.put(f"alerts/{alert}", dict(marker))
             self.commits.append(commit)
 
-    def set_watermark(self, watermark: Watermark, value: datetime) -> bool:
+    def set_watermark(
+        self, watermark: Watermark, value: datetime | None, records: datetime | None = None
+    ) -> bool:
         with self.lock:
             current = self.docs.get(f"state/{watermark.bucket}")
             if (current and current[1]) != watermark.token:
                 return False
-            self.put(f"state/{watermark.bucket}", {"watermark": value})
+            self.put(
+                f"state/{watermark.bucket}",
+                {
+                    "watermark": value if value is not None else watermark.value,
+                    "records_watermark": records if records is not None else watermark.records,
+                },
+            )
             return True
 
     def pending_markers(self, limit: int) -> list[Marker]:
