@@ -156,10 +156,10 @@ def sum_shards(
     customer_id: str,
     month: str,
     collection: str = "usage_counters",
-    records: str | None = None,
+    records: str | None = "usage_tracking",
 ) -> dict[str, Any]:
     """The customer-month's counters summed over its shards (every int and float field), plus,
-    when `records` names the usage_tracking collection, its records counted from the records
+    from the `records` collection (usage_tracking; None: shards only), its records counted from the records
     (`tallied`: how many): what the fold adds up."""
     shards = (
         client.collection(collection)

@@ -173,7 +173,13 @@ def test_functions_host_killed_for_8_s_during_800_events(local_suite: Any) -> No
     }
     records = recorded()
     assert sorted(r["event_id"] for r in records) == sorted(wanted)  # exactly 800, once each
-    shards = sum_shards(suite.firestore, cid, month, settings.usage_counters_collection)
+    shards = sum_shards(
+        suite.firestore,
+        cid,
+        month,
+        settings.usage_counters_collection,
+        settings.usage_tracking_collection,
+    )
     assert (shards["records"], shards["scenes_generated"]) == (EVENTS, EVENTS)
     assert shards["episodes_generated"] == EVENTS
 

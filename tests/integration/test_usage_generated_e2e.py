@@ -113,7 +113,11 @@ def test_a_generated_sample_ends_recorded_or_rejected_as_predicted(local_suite: 
         if case.expected == RECORDED and rejection is None and len(records) == 1:
             month = month_of(records[0]["timestamp"])
             counted = sum_shards(
-                suite.firestore, customer, month, suite.settings.usage_counters_collection
+                suite.firestore,
+                customer,
+                month,
+                suite.settings.usage_counters_collection,
+                suite.settings.usage_tracking_collection,
             )
             if records[0]["message_id"] == published[n] and counted["records"] == 1:
                 continue

@@ -202,14 +202,16 @@ def test_raw_commit_stores_what_the_client_stores(env: Env) -> None:
     assert not env.client.collection(counters).document("c1_2025-01").get().exists
 
 
-def test_a_redelivered_record_fails_the_whole_commit_and_leaves_the_shard(env: Env) -> None:
+def test_a_redelivered_record_is_counted_once(env: Env) -> None:
     env.put_customer("c1", bundle_tier="pro")
     body = event_body(event_id="once", customer_id="c1", action="scene_generated")
     first = env.service.handle(msg(body, "m1"), NOW)
     again = env.service.handle(msg(body, "m2"), NOW)
     assert (first.outcome, again.outcome) == (Outcome.RECORDED, Outcome.DUPLICATE)
     totals = env.shards("c1", "2025-01")
-    assert (totals["records"], totals["scenes_generated"], totals["shards"]) == (1, 1, 1)
+    # A quiet customer-month: the record alone, counted from the record by the fold.
+    assert (totals["records"], totals["scenes_generated"], totals["shards"]) == (1, 1, 0)
+    assert totals["tallied"] == 1
     assert env.customer("c1") == {"schema_version": 1, "bundle_tier": "pro"}
 
 
@@ -331,6 +333,7 @@ def test_contention_simulator_aborts_a_hot_document_like_production(
         emulators,
         ContendedClient(firestore_client, buckets),
         BLUEPRINT_USAGE_COUNTER_SHARDS="1",
+        BLUEPRINT_USAGE_SHARD_RATE="0",  # every event increments the (one) shard
         BLUEPRINT_FIRESTORE_TIMEOUT_SECONDS="0.5",
     )
     env.put_customer("c", bundle_tier="pro")
@@ -357,6 +360,7 @@ def test_malformed_messages_stored_once_never_counted(env: Env) -> None:
     assert env.count("usage_rejections") == len(bodies)
     assert env.count("usage_tracking") == 0
     assert env.shards("lab_001", "2025-01")["shards"] == 0
+    assert env.shards("lab_001", "2025-01")["tallied"] == 0
     assert env.customer("lab_001") == {
         "schema_version": 1,
         "bundle_tier": "pro",

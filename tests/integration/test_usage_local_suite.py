@@ -61,7 +61,13 @@ def _publish(suite: Any, customer_id: str, n: int) -> str:
 
 def _shards(suite: Any, customer_id: str) -> dict[str, Any]:
     month = month_of(datetime.now(UTC))
-    return sum_shards(suite.firestore, customer_id, month, suite.settings.usage_counters_collection)
+    return sum_shards(
+        suite.firestore,
+        customer_id,
+        month,
+        suite.settings.usage_counters_collection,
+        suite.settings.usage_tracking_collection,
+    )
 
 
 def test_published_event_is_pushed_to_the_function_and_recorded(local_suite: Any) -> None:

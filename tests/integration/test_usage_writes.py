@@ -145,7 +145,13 @@ def test_1200_events_of_one_customer_at_8_way_write_no_hot_document(
     busiest, where = recorder.max_in_window(10.0)
     assert busiest <= 15, (busiest, where)
     month = month_of(now)
-    totals = sum_shards(client, "hot", month, settings.usage_counters_collection)
+    totals = sum_shards(
+        client,
+        "hot",
+        month,
+        settings.usage_counters_collection,
+        settings.usage_tracking_collection,
+    )
     assert (totals["records"], totals["scenes_generated"]) == (EVENTS, EVENTS)
     assert totals["episodes_generated"] == 3 * EVENTS
     shard_writes = sum(under(settings.usage_counters_collection).values())
