@@ -127,9 +127,15 @@ class FirestoreFoldRepository(FirestoreAdapter):
             after = snaps[-1]
 
     def scan_records(
-        self, bucket: int, after: datetime | None, upto: datetime, page_size: int
+        self,
+        bucket: int,
+        after: datetime | None,
+        upto: datetime,
+        page_size: int,
+        read_time: datetime | None = None,
     ) -> Iterator[list[TallyRecord]]:
-        """Pages of the bucket's records-counted records in (after, upto], read at `upto`."""
+        """Pages of the bucket's records-counted records in (after, upto], read at
+        `read_time` (one snapshot for every page; None: each page reads the latest)."""
         cursor = None
         while True:
             query = queries.tally_records(
@@ -141,7 +147,7 @@ class FirestoreFoldRepository(FirestoreAdapter):
                 cursor=cursor,
                 settings=self._settings,
             )
-            snaps = list(query.stream(read_time=upto, **self._call()))
+            snaps = list(query.stream(read_time=read_time, **self._call()))
             page = [r for r in (_tally_record(snap, bucket) for snap in snaps) if r is not None]
             if page:
                 yield page

@@ -176,11 +176,16 @@ class FoldRepository(Protocol):
         ...
 
     def scan_records(
-        self, bucket: int, after: datetime | None, upto: datetime, page_size: int
+        self,
+        bucket: int,
+        after: datetime | None,
+        upto: datetime,
+        page_size: int,
+        read_time: datetime | None = None,
     ) -> Iterator[list[TallyRecord]]:
         """Pages of the records-counted records of `bucket` with `after < recorded_at <= upto`
-        (`after` None: from the first), oldest first, read at read time `upto`: exactly the
-        ones committed in that range."""
+        (`after` None: from the first), oldest first, read at `read_time` (a little after
+        `upto`: every record stamped up to `upto` is committed by then)."""
         ...
 
     def read_state(self, customer_id: str, months: Sequence[str]) -> CustomerState:

@@ -62,10 +62,12 @@ class FoldConfig:
     workers: int = 8
     alert_lease: timedelta = timedelta(seconds=120)
     records_lag: timedelta = timedelta(seconds=2)
-    """Records are counted up to this long before the read time. The emulator stamps commits
-    in whole milliseconds: a record committed just after the read can carry a time before
-    it, and would be missed (seen: 1 of 300 under overlapping folds); production stamps
-    microseconds. The lag only delays a record's count by this long."""
+    """Records are counted up to `upto` = this long before the read time T, and read at T.
+    The emulator stamps commits in whole milliseconds, earlier than they really commit: a
+    record stamped before `upto` may commit just after it, so a read at `upto` itself can miss
+    it for good (seen: 1 of 300 under overlapping folds). Read at T, every record stamped up
+    to `upto` is there (production stamps the commit time itself). It only delays a
+    record's count by this long."""
 
 
 @dataclass(slots=True)
@@ -109,8 +111,9 @@ def _scan_records(
     if upto is None:
         return []
     got: list[TallyRecord] = []
+    read_time = upto + config.records_lag
     pages = repo.scan_records(
-        bucket.watermark.bucket, bucket.watermark.records, upto, config.page_size
+        bucket.watermark.bucket, bucket.watermark.records, upto, config.page_size, read_time
     )
     bucket.records_upto = upto
     for page in pages:

@@ -91,6 +91,7 @@ def test_quiet_usage_is_counted_from_its_records_once_while_folds_overlap(
         t.start()
     try:
         results, _ = deliver_all(lambda m: env.service.handle(m, NOW), messages, workers=4)
+        time.sleep(FoldConfig().records_lag.total_seconds() + 1.0)  # the folders go on
     finally:
         stop.set()
         for t in folders:
@@ -98,8 +99,7 @@ def test_quiet_usage_is_counted_from_its_records_once_while_folds_overlap(
     outcomes = Counter(r.outcome for r in results)
     assert outcomes == {Outcome.RECORDED: 300, Outcome.DUPLICATE: 300}
     assert all(r.counter is None for r in results)  # no shard increment at all
-    assert sum(f.records_scanned for f in folds) > 0  # the folds ran during the deliveries
-    time.sleep(FoldConfig().records_lag.total_seconds() + 0.5)  # the last ones are countable
+    assert sum(f.records_scanned for f in folds) > 0  # the overlapping folds counted them
     fold_once(env, "last")
 
     counters = env.col("usage_counters")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import os
 import subprocess
 import sys
@@ -143,12 +144,14 @@ def fold(settings: Settings, client: Any, pubsub: PubSubHelper, run_id: str) -> 
     """One fold of every bucket (rescanning the last hour); returns the alerts it published."""
     pubsub.create_topic(settings.quota_alerts_topic)
     subscription = pubsub.create_subscription(settings.quota_alerts_topic)
+    config = FoldConfig(overlap=timedelta(hours=1))
+    time.sleep(config.records_lag.total_seconds() + 0.2)  # records count after the lag
     run_fold(
         FirestoreFoldRepository(settings, client),
         PubSubAlertPublisher(settings, pubsub.publisher),
         now=NOW + timedelta(seconds=5),
         run_id=run_id,
-        config=FoldConfig(overlap=timedelta(hours=1)),
+        config=config,
         server_time=server_timestamp(),
     )
     return [json.loads(m.data) for m in pubsub.drain(subscription)]

@@ -95,8 +95,14 @@ class FakeRepo:
         return out
 
     def scan_records(
-        self, bucket: int, after: datetime | None, upto: datetime, page_size: int
+        self,
+        bucket: int,
+        after: datetime | None,
+        upto: datetime,
+        page_size: int,
+        read_time: datetime | None = None,
     ) -> Iterator[list[TallyRecord]]:
+        assert read_time is None or read_time >= upto
         found = sorted(
             (
                 r
