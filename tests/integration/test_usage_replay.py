@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
