@@ -24,6 +24,7 @@ import json
 import math
 import os
 import sys
+import time
 import urllib.request
 import uuid
 from collections import Counter
@@ -39,6 +40,7 @@ if str(ROOT) not in sys.path:
 from devstack.emulators import free_port  # noqa: E402
 from devstack.functions_host import EMPTY_TRIGGER_PREFIX  # noqa: E402
 from devstack.suite import LocalSuite, register_trigger, start_local_suite  # noqa: E402
+from functions.fold.service import FoldConfig  # noqa: E402
 from functions.table import FUNCTIONS, by_name  # noqa: E402
 from shared.names import USAGE_COUNTER_SHARDS  # noqa: E402
 
@@ -166,6 +168,15 @@ def push_directly(suite: LocalSuite, bodies: list[bytes], concurrency: int) -> N
         list(pool.map(push, range(len(bodies))))
 
 
+def counted_from_records(suite: LocalSuite) -> int:
+    """Records written without a shard increment (they carry `fold_bucket`)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415
+
+    tracking = suite.firestore.collection(suite.settings.usage_tracking_collection)
+    query = tracking.where(filter=FieldFilter("fold_bucket", ">=", 0))
+    return int(query.count().get()[0][0].value)
+
+
 def scenario(
     suite: LocalSuite, port: int, events: int, n_customers: int, push_concurrency: int = 0
 ) -> dict[str, Any]:
@@ -191,6 +202,9 @@ def scenario(
             sum(1 for i in items if i["function"] == usage and i["status"] < 300) >= events
         ),
     )
+    # The fold counts records up to `records_lag` before its read: wait it out, so that this
+    # one fold counts every event (as production's next minute would).
+    time.sleep(FoldConfig().records_lag.total_seconds() + 0.5)
     fold_since = suite.mark()
     suite.fire_fold()
     fold = by_name("fold-usage-counters").name
@@ -240,6 +254,8 @@ def scenario(
     return {
         "events": events,
         "customers": n_customers,
+        "usage_shard_rate": suite.settings.usage_shard_rate,
+        "records_counted_per_event": round(counted_from_records(suite) / events, 3),
         "failed_invocations": failed,
         "per_event": {
             "firestore_reads": round(delta["reads"] / events, 3),
@@ -276,6 +292,13 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=600)
     parser.add_argument("--customers", default="1,100", help="comma-separated scenario sizes")
     parser.add_argument(
+        "--shard-rates",
+        default="20,0",
+        help="comma-separated BLUEPRINT_USAGE_SHARD_RATE values: 20 = quiet customer-months "
+        "counted from their records (the default); 0 = every event increments a shard (the "
+        "baseline measured in the same run)",
+    )
+    parser.add_argument(
         "--push-concurrency",
         default="0,64",
         help="comma-separated: 0 = the Pub/Sub emulator's push; N = production's push played "
@@ -285,17 +308,23 @@ def main() -> int:
     port = free_port()
     os.environ["BENCH_RPC_COUNTER_PORT"] = str(port)
     results = []
-    for concurrency in args.push_concurrency.split(","):
-        for customers in args.customers.split(","):
-            # A fresh suite per scenario: the fold rescans `overlap` seconds before its
-            # watermark, which would bill one scenario's fold for the shards of the one before.
-            suite = start_local_suite(PROJECT, fold_interval=0, host_module="bench._rpc_host")
-            try:
-                register_trigger(suite, RECORDER_IDS[0], "{a}/{b}")
-                register_trigger(suite, RECORDER_IDS[1], "{a}/{b}/{c}/{d}")
-                results.append(scenario(suite, port, args.events, int(customers), int(concurrency)))
-            finally:
-                suite.stop()
+    scenarios = [
+        (rate, concurrency, customers)
+        for rate in args.shard_rates.split(",")
+        for concurrency in args.push_concurrency.split(",")
+        for customers in args.customers.split(",")
+    ]
+    for rate, concurrency, customers in scenarios:
+        os.environ["BLUEPRINT_USAGE_SHARD_RATE"] = rate
+        # A fresh suite per scenario: the fold rescans `overlap` seconds before its
+        # watermark, which would bill one scenario's fold for the shards of the one before.
+        suite = start_local_suite(PROJECT, fold_interval=0, host_module="bench._rpc_host")
+        try:
+            register_trigger(suite, RECORDER_IDS[0], "{a}/{b}")
+            register_trigger(suite, RECORDER_IDS[1], "{a}/{b}/{c}/{d}")
+            results.append(scenario(suite, port, args.events, int(customers), int(concurrency)))
+        finally:
+            suite.stop()
     print(
         json.dumps(
             {

@@ -17,7 +17,6 @@ Steps (docs/counters.md):
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -27,12 +26,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from functions.fold import planner
+from functions.fold.alerts import claimable, finish_pending_alerts, publish_alert
 from functions.fold.ports import (
     AlertPublisher,
     CommitConflictError,
     FoldCounts,
     FoldRepository,
-    Marker,
     Shard,
     Tally,
     TallyRecord,
@@ -46,8 +45,6 @@ from shared.times import month_of
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_ATTEMPTS: Final = 8
 """Guarded commits of one customer per fold before it is left for the next fold."""
-PENDING_LIMIT: Final = 200
-"""Pending alert markers one fold finishes at most (more wait for the next)."""
 _TICK: Final = timedelta(microseconds=1)
 
 
@@ -149,7 +146,9 @@ def run_fold(
     the watermark back, so the next fold does it.
     """
     counts = FoldCounts(buckets=config.buckets)
-    finish_pending_alerts(repo, publisher, now=now, run_id=run_id, config=config, counts=counts)
+    finish_pending_alerts(
+        repo, publisher, now=now, run_id=run_id, lease=config.alert_lease, counts=counts
+    )
     marks = repo.read_watermarks(range(config.buckets))
     buckets = {w.bucket: _Bucket(w) for w in marks}
 
@@ -334,75 +333,4 @@ def fold_customer(
     )
 
 
-def publish_alert(
-    repo: FoldRepository,
-    publisher: AlertPublisher,
-    payload: Mapping[str, Any],
-    counts: FoldCounts,
-) -> bool:
-    """Publish a claimed alert and mark it published; on failure release the claim so the next
-    fold takes it at once (the marker stays `pending`)."""
-    alert = str(payload["alert_id"])
-    body = json.dumps(dict(payload), sort_keys=True, default=str).encode()
-    attributes = {
-        "alert_id": alert,
-        "customer_id": str(payload["customer_id"]),
-        "threshold_percent": str(payload["threshold_percent"]),
-        "month": str(payload["month"]),
-    }
-    try:
-        message_id = publisher.publish_alert(body, attributes)
-    except Exception as exc:
-        counts.add("alerts_failed")
-        logs.error(
-            f"quota alert {alert} not published, the next fold retries: {exc}",
-            document=alert,
-            customer=payload["customer_id"],
-        )
-        try:
-            repo.update_marker(
-                alert, {"claimed_by": None, "claimed_at": None, "last_error": str(exc)[:300]}
-            )
-        except Exception as release:  # the lease frees it later anyway
-            logs.warning(f"releasing quota alert {alert} failed: {release}", document=alert)
-        return False
-    repo.update_marker(alert, {"state": "published", "alert_message_id": message_id})
-    counts.add("alerts_published")
-    logs.warning(
-        f"customer {payload['customer_id']} reached {payload['threshold_percent']} % of its "
-        f"monthly scene quota ({payload['scenes_generated']}/{payload['monthly_scene_quota']})",
-        customer=payload["customer_id"],
-        document=alert,
-        alert_message_id=message_id,
-    )
-    return True
-
-
-def finish_pending_alerts(
-    repo: FoldRepository,
-    publisher: AlertPublisher,
-    *,
-    now: datetime,
-    run_id: str,
-    config: FoldConfig,
-    counts: FoldCounts,
-) -> None:
-    """Publish every marker left `pending` whose claim is released or older than the lease
-    (its claimer, a fold or a usage delivery of the old design, died); one taker each."""
-    for marker in repo.pending_markers(PENDING_LIMIT):
-        if not claimable(marker, now, run_id, config.alert_lease):
-            continue
-        if not repo.claim_marker(marker, {"claimed_by": run_id, "claimed_at": now}):
-            continue  # another fold took it first
-        counts.add("alerts_taken_over")
-        payload = {k: plain_value(marker.data.get(k)) for k in planner.PAYLOAD_FIELDS}
-        payload["alert_id"] = marker.alert_id
-        publish_alert(repo, publisher, payload, counts)
-
-
-def claimable(marker: Marker, now: datetime, run_id: str, lease: timedelta) -> bool:
-    """Whether this run may take a pending marker over (pure)."""
-    if marker.data.get("state") != "pending" or marker.data.get("claimed_by") == run_id:
-        return False
-    claimed_at = plain_value(marker.data.get("claimed_at"))
-    return not isinstance(claimed_at, datetime) or now - claimed_at >= lease
+__all__ = ["FoldConfig", "claimable", "fold_customer", "publish_alert", "run_fold"]
