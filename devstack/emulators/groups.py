@@ -175,9 +175,37 @@ def start_group(
     return popen
 
 
-def pause_group(pgid: int) -> None:
-    """SIGSTOP the whole group (simulates an outage: connections hang)."""
+def _task_states(pgid: int) -> list[str]:
+    """The state letter (`/proc/.../stat`) of every thread of every process in the group."""
+    states = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rpartition(")")[2].split()
+            if int(fields[2]) != pgid:  # after the command: state, ppid, pgrp
+                continue
+            for task in (proc / "task").iterdir():
+                states.append((task / "stat").read_text().rpartition(")")[2].split()[0])
+        except (OSError, ValueError, IndexError):  # gone meanwhile
+            continue
+    return states
+
+
+def group_stopped(pgid: int) -> bool:
+    """True when every live thread of the group is stopped (a SIGSTOP reached all of them)."""
+    return all(state in {"T", "t", "Z", "X"} for state in _task_states(pgid))
+
+
+def pause_group(pgid: int, timeout: float = 5.0) -> None:
+    """SIGSTOP the whole group (simulates an outage: connections hang) and wait until every
+    thread has stopped: the signal is asynchronous, and a request sent at once could still be
+    answered by a JVM thread on another core (a config test saw a read succeed "during" the
+    pause). Where /proc is not readable the wait finds nothing and returns at once."""
     os.killpg(pgid, signal.SIGSTOP)
+    deadline = time.monotonic() + timeout
+    while not group_stopped(pgid) and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 def resume_group(pgid: int) -> None:

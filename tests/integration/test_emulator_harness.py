@@ -194,3 +194,28 @@ def test_groups_die_with_a_killed_runner() -> None:
         for pgid in pgids:
             if group_alive(pgid):
                 os.killpg(pgid, signal.SIGKILL)
+
+
+def test_pause_returns_only_when_every_thread_of_the_group_has_stopped() -> None:
+    # SIGSTOP is asynchronous: busy threads on another core run on for a moment. A paused
+    # emulator that still answers makes outage tests pass or fail by chance.
+    from devstack.emulators.groups import group_stopped, pause_group, resume_group
+
+    spin = (
+        "import threading\n"
+        "def spin():\n"
+        "    while True: pass\n"
+        "for _ in range(8): threading.Thread(target=spin, daemon=True).start()\n"
+        "threading.Event().wait()\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", spin], start_new_session=True)
+    try:
+        time.sleep(0.5)  # the threads are running
+        for _ in range(5):
+            pause_group(proc.pid)
+            assert group_stopped(proc.pid)
+            resume_group(proc.pid)
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
