@@ -29,6 +29,7 @@ from typing import Any, Final, TextIO
 from pydantic import ValidationError
 
 from shared import queries
+from shared.counters import SCENE_GENERATED
 from shared.errors import BlueprintError
 from shared.firestore_values import plain_value
 from shared.models import UsageRecord, field_errors
@@ -37,7 +38,6 @@ from shared.settings import Settings, get_settings
 from shared.times import month_of, parse_month
 
 DEFAULT_PAGE_SIZE: Final = 500
-SCENE_GENERATED: Final = "scene_generated"
 MAX_SKIPPED_SAMPLES: Final = 100
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from shared import queries
+from shared.counters import SCENE_GENERATED
 from shared.errors import BlueprintError
 from shared.firestore_values import plain_value
 from shared.models import Customer, UsageRecord, document_errors
@@ -28,8 +29,6 @@ from shared.pricing import round_cents, to_decimal
 from shared.quota import counter_period, is_unlimited
 from shared.settings import Settings, get_settings
 from shared.times import MONTH_RE, month_start, next_month_start
-
-SCENE_GENERATED = "scene_generated"
 
 
 class ReportError(BlueprintError):

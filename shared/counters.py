@@ -54,7 +54,8 @@ TALLY: Final = "tally"
 TALLY_FIELD: Final = "fold_bucket"
 """Set on a `usage_tracking` record counted from the records (no shard increment): its
 customer-month's fold bucket, the prefix of the fold's scan of such records."""
-_SCENE_GENERATED: Final = "scene_generated"
+SCENE_GENERATED: Final = "scene_generated"
+"""The action that counts one scene (`scenes_generated`)."""
 
 
 def _number(value: Any) -> float:
@@ -74,7 +75,7 @@ def record_counts(record: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, 
     episodes = record.get("episodes_generated")
     ints = {
         "records": 1,
-        "scenes_generated": 1 if record.get("action") == _SCENE_GENERATED else 0,
+        "scenes_generated": 1 if record.get("action") == SCENE_GENERATED else 0,
         "episodes_generated": episodes
         if isinstance(episodes, int) and not isinstance(episodes, bool)
         else 0,

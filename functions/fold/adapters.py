@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from functions.fold.ports import (
     Commit,
@@ -29,6 +29,8 @@ from shared.errors import classify, is_transient
 from shared.firestore_values import server_timestamp
 from shared.settings import Settings
 from shared.times import month_of
+
+T = TypeVar("T")
 
 
 def _shard(snap: Any) -> Shard | None:
@@ -111,20 +113,34 @@ class FirestoreFoldRepository(FirestoreAdapter):
             )
         return out
 
-    def scan_bucket(self, bucket: int, since: datetime, page_size: int) -> Iterator[list[Shard]]:
-        """Pages of the bucket's changed shards (one query per page, cursor on the last)."""
-        after = None
+    def _pages(
+        self,
+        query_after: Callable[[Any], Any],
+        parse: Callable[[Any], T | None],
+        page_size: int,
+        read_time: datetime | None = None,
+    ) -> Iterator[list[T]]:
+        """Pages of a query (one per `page_size`, cursor on the last snapshot), parsed; a
+        snapshot `parse` cannot place is skipped."""
+        cursor = None
         while True:
-            query = queries.changed_shards(
-                self.client, bucket, since, limit=page_size, after=after, settings=self._settings
-            )
-            snaps = list(query.stream(**self._call()))
-            page = [s for s in (_shard(snap) for snap in snaps) if s is not None]
+            snaps = list(query_after(cursor).stream(read_time=read_time, **self._call()))
+            page = [item for item in (parse(snap) for snap in snaps) if item is not None]
             if page:
                 yield page
             if len(snaps) < page_size:
                 return
-            after = snaps[-1]
+            cursor = snaps[-1]
+
+    def scan_bucket(self, bucket: int, since: datetime, page_size: int) -> Iterator[list[Shard]]:
+        """Pages of the bucket's changed shards (one query per page, cursor on the last)."""
+        return self._pages(
+            lambda cursor: queries.changed_shards(
+                self.client, bucket, since, limit=page_size, after=cursor, settings=self._settings
+            ),
+            _shard,
+            page_size,
+        )
 
     def scan_records(
         self,
@@ -136,9 +152,8 @@ class FirestoreFoldRepository(FirestoreAdapter):
     ) -> Iterator[list[TallyRecord]]:
         """Pages of the bucket's records-counted records in (after, upto], read at
         `read_time` (one snapshot for every page; None: each page reads the latest)."""
-        cursor = None
-        while True:
-            query = queries.tally_records(
+        return self._pages(
+            lambda cursor: queries.tally_records(
                 self.client,
                 bucket,
                 after,
@@ -146,14 +161,11 @@ class FirestoreFoldRepository(FirestoreAdapter):
                 limit=page_size,
                 cursor=cursor,
                 settings=self._settings,
-            )
-            snaps = list(query.stream(read_time=read_time, **self._call()))
-            page = [r for r in (_tally_record(snap, bucket) for snap in snaps) if r is not None]
-            if page:
-                yield page
-            if len(snaps) < page_size:
-                return
-            cursor = snaps[-1]
+            ),
+            lambda snap: _tally_record(snap, bucket),
+            page_size,
+            read_time,
+        )
 
     def read_state(self, customer_id: str, months: Sequence[str]) -> CustomerState:
         """The customer and the month summaries, one get_all."""

@@ -140,8 +140,6 @@ def tally_shard(
     stands. Exactly once whatever folds overlap: the summary's guarded write moves the sums
     and the stamp together, and a fold that re-reads a newer stamp adds only what lies after."""
     as_of = plain_value(stored.get("updated_at")) if stored else None
-    if isinstance(as_of, datetime) and tally.upto <= as_of:
-        return None
     new = [
         r
         for r in tally.records

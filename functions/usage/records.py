@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from functions.edge.pubsub import Message
 from functions.usage.ports import MAX_REASON_ERRORS, PricingCustomer, Rejection, ShardIncrement
-from shared.counters import fold_bucket
+from shared.counters import SCENE_GENERATED, fold_bucket
 from shared.errors import FieldError, InvalidDocumentError
 from shared.firestore_values import plain_value
 from shared.ids import canonical_timestamp
@@ -19,7 +19,6 @@ from shared.models import BundleTier, Customer, UsageEvent, validate
 from shared.pricing import CostEstimate
 from shared.times import month_of
 
-SCENE_GENERATED: Final = "scene_generated"
 REJECTION_PAYLOAD_LIMIT: Final = 16_384
 """Bytes of a rejected payload kept in its rejection document (the original size is stored too)."""
 _CENT: Final = Decimal(100)

@@ -110,16 +110,16 @@ class UsageService:
         hot = self.pace.arrive(event.customer_id, month) if self.pace is not None else True
         # Quiet: the record alone, marked with its fold bucket; the fold counts it from the
         # records. Hot: the record + one shard increment, gathered with its neighbours.
-        tallied = None if hot else {**record, TALLY_FIELD: increment.fold_bucket}
+        commit = self.committer.commit_event if self.committer else self._commit_alone
         counter: ShardIncrement | None = None
         for attempt in range(1, CONTENTION_ATTEMPTS + 1):
             try:
-                if tallied is not None:
-                    created = self.repository.commit_usage(prepared.record_id, tallied, None)
+                if not hot:
+                    record[TALLY_FIELD] = increment.fold_bucket
+                    created = self.repository.commit_usage(prepared.record_id, record, None)
                     committed = Committed(created)
                 else:
                     counter = replace(increment, shard=self.choose_shard(self.shards))
-                    commit = self.committer.commit_event if self.committer else self._commit_alone
                     committed = commit(prepared.record_id, record, counter, hot)
             except ContentionError:
                 if attempt == CONTENTION_ATTEMPTS:
