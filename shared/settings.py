@@ -199,6 +199,12 @@ class Settings(BaseSettings):
     """Events per second of one customer-month in one instance from which they increment
     counter shards (hot); below it each event writes only its record and the fold counts it
     from the records (docs/counters.md). 0: every event increments a shard."""
+    usage_log_summary_seconds: float = Field(
+        60.0, ge=0, le=3600, validation_alias="BLUEPRINT_USAGE_LOG_SUMMARY_SECONDS"
+    )
+    """How often an instance writes one INFO line counting the events it recorded (each
+    event's own `recorded` line is then DEBUG: functions/usage/recorded_log.py). 0: one INFO
+    line per commit, as before."""
     usage_group_commit: bool = Field(True, validation_alias="BLUEPRINT_USAGE_GROUP_COMMIT")
     """Events of one customer-month in flight together in one instance share one commit (one
     shard increment); false: one commit per event."""

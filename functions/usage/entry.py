@@ -16,6 +16,7 @@ from functions.usage.cache import CustomerCache
 from functions.usage.lasterror import NOTE_TIMEOUT_SECONDS, LastErrorNote
 from functions.usage.pace import Pace, RoundRobinShards
 from functions.usage.ports import Limits, LogNames, Result
+from functions.usage.recorded_log import RecordedLog
 from functions.usage.service import UsageService
 from shared import clients, logs
 from shared.errors import PermanentError
@@ -42,6 +43,11 @@ def build_service(settings: Settings, client: Any | None = None) -> UsageService
         committer=(
             GroupCommitter(repository, window=settings.usage_group_commit_window_ms / 1000)
             if settings.usage_group_commit
+            else None
+        ),
+        recorded_log=(
+            RecordedLog(settings.usage_log_summary_seconds)
+            if settings.usage_log_summary_seconds > 0
             else None
         ),
         log_names=LogNames(

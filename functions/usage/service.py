@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Final
 
 from functions.edge.pubsub import Message
@@ -36,6 +37,7 @@ from functions.usage.ports import (
     UnstorableRecordError,
     UsageRepository,
 )
+from functions.usage.recorded_log import RecordedLog
 from functions.usage.records import (
     build_record,
     cost_problem,
@@ -79,6 +81,9 @@ class UsageService:
     pause: Callable[[float], None] = time.sleep
     committer: GroupCommitter | None = None
     """Group commit of a customer-month's events in flight together; None: one per event."""
+    recorded_log: RecordedLog | None = None
+    """One INFO line per interval for the recorded events (each event's own line is DEBUG);
+    None: each commit writes its own INFO line."""
 
     def handle(self, message: Message, now: datetime) -> Result:  # noqa: PLR0911 - per outcome
         """Record one usage message exactly once (see module doc)."""
@@ -146,10 +151,28 @@ class UsageService:
                 customer=event.customer_id,
             )
             return Result(Outcome.DUPLICATE, prepared.record_id)
-        # One line per commit: an event committed alone logs itself; the leader of a shared
-        # commit logs it with every record id; a follower's line is DEBUG (not written at the
-        # default level, still seen by the local suite's live log).
-        log = logs.debug if committed.shared and not committed.batch else logs.info
+        self._log_recorded(
+            message, prepared.record_id, event, cost.amount, committed, month, counter
+        )
+        return Result(Outcome.RECORDED, prepared.record_id, counter=counter)
+
+    def _log_recorded(  # noqa: PLR0917 - the facts of one recorded event, private
+        self,
+        message: Message,
+        record_id: str,
+        event: UsageEvent,
+        amount: Decimal,
+        committed: Committed,
+        month: str,
+        counter: ShardIncrement | None,
+    ) -> None:
+        """With a recorded log, each event's line is DEBUG and the log counts it (one INFO line
+        per interval). Without, one line per commit: an event committed alone logs itself; the
+        leader of a shared commit logs it with every record id; a follower's line is DEBUG (not
+        written at the default level, still seen by the local suite's live log)."""
+        counted = "shard" if counter is not None else "records"
+        quiet_line = self.recorded_log is not None or (committed.shared and not committed.batch)
+        log = logs.debug if quiet_line else logs.info
         log(
             "usage recorded"
             if not committed.batch
@@ -158,16 +181,17 @@ class UsageService:
             event_id=event.event_id,
             message_id=message.message_id,
             collection=self.log_names.usage_tracking,
-            document=prepared.record_id,
+            document=record_id,
             documents=list(committed.batch) or None,
             customer=event.customer_id,
             action=event.action,
-            estimated_cost=str(cost.amount),
+            estimated_cost=str(amount),
             month=month,
             shard=counter.shard if counter is not None else None,
-            counted="shard" if counter is not None else "records",
+            counted=counted,
         )
-        return Result(Outcome.RECORDED, prepared.record_id, counter=counter)
+        if self.recorded_log is not None:
+            self.recorded_log.recorded(event.customer_id, amount, counted)
 
     def _commit_alone(
         self, record_id: str, record: Mapping[str, Any], counter: ShardIncrement, busy: bool
