@@ -237,6 +237,18 @@ class Settings(BaseSettings):
     )
     """A pending quota alert claimed longer ago than this is taken over by a later fold (its
     claimer is presumed dead)."""
+    usage_fold_write_interval_seconds: float = Field(
+        300.0, ge=0, le=86_400, validation_alias="BLUEPRINT_USAGE_FOLD_WRITE_INTERVAL_SECONDS"
+    )
+    """How long the fold may hold a quiet customer-month's new records in its bucket's state
+    before it writes its summary and customer again (sooner when an alert threshold may be
+    crossed, its month ends or it turns hot: functions/fold/holding.py). 0: every fold writes
+    every changed month. The customer document converges within this plus one fold interval."""
+    usage_fold_held_max: int = Field(
+        2000, ge=0, le=3000, validation_alias="BLUEPRINT_USAGE_FOLD_HELD_MAX"
+    )
+    """Customer-months one bucket's state holds at most (about 300 bytes each, under the 1 MiB
+    document limit); the others are written by every fold that changes them."""
     local_fold_interval_seconds: float = Field(
         2.0, ge=0, le=3600, validation_alias="BLUEPRINT_LOCAL_FOLD_INTERVAL_SECONDS"
     )

@@ -10,13 +10,14 @@ from functions.fold.ports import (
     Commit,
     CommitConflictError,
     CustomerState,
+    HeldTally,
     Marker,
     Shard,
     Snapshot,
     TallyRecord,
     Watermark,
 )
-from shared import names, queries
+from shared import logs, names, queries
 from shared.clients import FirestoreAdapter, bounded_retry, publisher_client
 from shared.counters import (
     SHARD_FLOAT_FIELDS,
@@ -78,6 +79,45 @@ def _tally_record(snap: Any, bucket: int) -> TallyRecord | None:
     return TallyRecord(customer_id, month_of(timestamp), {**ints, **floats}, recorded_at, bucket)
 
 
+def held_data(held: HeldTally) -> dict[str, Any]:
+    """A held tally as stored in its bucket's state (`held.{key}`)."""
+    return {
+        "customer_id": held.customer_id,
+        "month": held.month,
+        "base": held.base,
+        "upto": held.upto,
+        "values": dict(held.values),
+        "headroom": held.headroom,
+        "written_at": held.written_at,
+    }
+
+
+def parse_held(bucket: int, key: str, data: Any) -> HeldTally | None:
+    """A stored held tally; None (logged as an ERROR naming the entry) for one that is not."""
+    entry = data if isinstance(data, Mapping) else {}
+    customer_id, month = entry.get("customer_id"), entry.get("month")
+    base, upto, written_at = entry.get("base"), entry.get("upto"), entry.get("written_at")
+    values, room = entry.get("values"), entry.get("headroom")
+    if (
+        isinstance(customer_id, str)
+        and isinstance(month, str)
+        and (base is None or isinstance(base, datetime))
+        and isinstance(upto, datetime)
+        and isinstance(written_at, datetime)
+        and isinstance(values, Mapping)
+        and all(isinstance(v, int | float) for v in values.values())
+        and (room is None or isinstance(room, int))
+    ):
+        return HeldTally(customer_id, month, base, upto, dict(values), room, written_at)
+    logs.error(
+        f"held tally {key!r} of fold bucket {bucket} is unreadable, ignored: {str(data)[:300]}",
+        collection=names.USAGE_FOLD_STATE,
+        document=str(bucket),
+        field=f"held.{key}",
+    )
+    return None
+
+
 class FirestoreFoldRepository(FirestoreAdapter):
     """`FoldRepository` over google-cloud-firestore."""
 
@@ -102,6 +142,11 @@ class FirestoreFoldRepository(FirestoreAdapter):
                 continue
             data = snap.to_dict() or {}
             value, records = data.get("watermark"), data.get("records_watermark")
+            stored = data.get("held")
+            held = {
+                str(k): parse_held(bucket, str(k), v)
+                for k, v in (stored.items() if isinstance(stored, Mapping) else ())
+            }
             out.append(
                 Watermark(
                     bucket,
@@ -109,6 +154,7 @@ class FirestoreFoldRepository(FirestoreAdapter):
                     snap.update_time,
                     records=records if isinstance(records, datetime) else None,
                     read_time=read_time,
+                    held={k: v for k, v in held.items() if v is not None},
                 )
             )
         return out
@@ -223,18 +269,24 @@ class FirestoreFoldRepository(FirestoreAdapter):
             raise classify(exc, f"fold commit of customer {commit.customer_id}") from exc
 
     def set_watermark(
-        self, watermark: Watermark, value: datetime | None, records: datetime | None = None
+        self,
+        watermark: Watermark,
+        value: datetime | None,
+        records: datetime | None = None,
+        held: Mapping[str, HeldTally] | None = None,
     ) -> bool:
         """Set `usage_fold_state/{b}` guarded by the read (create when it did not exist)."""
         from google.api_core import exceptions as gexc  # noqa: PLC0415
 
         ref = self._state(watermark.bucket)
-        data = {
+        data: dict[str, Any] = {
             "bucket": watermark.bucket,
             "watermark": value if value is not None else watermark.value,
             "records_watermark": records if records is not None else watermark.records,
             "folded_at": server_timestamp(),
         }
+        if held is not None:
+            data["held"] = {key: held_data(h) for key, h in held.items()}
         try:
             if watermark.token is None:
                 ref.create(data, **self._call())

@@ -28,6 +28,8 @@ def _wiring() -> tuple[FirestoreFoldRepository, PubSubAlertPublisher, FoldConfig
         max_shards=settings.usage_fold_max_shards,
         workers=settings.usage_fold_workers,
         alert_lease=timedelta(seconds=settings.usage_fold_alert_lease_seconds),
+        write_interval=timedelta(seconds=settings.usage_fold_write_interval_seconds),
+        held_max=settings.usage_fold_held_max,
     )
     return FirestoreFoldRepository(settings), PubSubAlertPublisher(settings), config
 

@@ -131,31 +131,82 @@ def merge_shards(
     return merged
 
 
+class TallyGapError(Exception):
+    """A held tally that an overlapping fold has partly written into the summary (its bound
+    lies inside the held range): the month must be recounted from its records."""
+
+    def __init__(self, month: str, after: datetime | None) -> None:
+        super().__init__(f"held tally of {month} overlaps its summary's bound {after}")
+        self.month = month
+        self.after = after
+
+
 def tally_shard(
     customer_id: str, month: str, stored: Mapping[str, Any] | None, tally: Tally
 ) -> Shard | None:
     """The month's records-counted part after this fold, as a shard version (`shards.tally`):
-    the stored one plus the scanned records after its `updated_at` (every record up to it is
-    in it) and up to `tally.upto`, stamped `upto`. None when nothing new: the stored version
-    stands. Exactly once whatever folds overlap: the summary's guarded write moves the sums
-    and the stamp together, and a fold that re-reads a newer stamp adds only what lies after."""
-    as_of = plain_value(stored.get("updated_at")) if stored else None
-    new = [
-        r
+    the stored one, plus what earlier folds held back for it (`tally.held`, when it starts at
+    the stored bound), plus the scanned records after both and up to `tally.upto`, stamped
+    `upto`. None when nothing new: the stored version stands. Exactly once whatever folds
+    overlap: the summary's guarded write moves the sums and the stamp together, a fold that
+    re-reads a newer stamp adds only what lies after it, and a held tally the stamp has passed
+    is already in. TallyGapError when the stamp lies inside the held range."""
+    found = plain_value(stored.get("updated_at")) if stored else None
+    as_of = found if isinstance(found, datetime) else None
+    parts: list[Mapping[str, Any]] = [stored or {}]
+    covered = as_of
+    held = tally.held
+    if held is not None and not held.empty:
+        if plain_value(held.base) == as_of:
+            parts.append(held.values)
+            covered = held.upto
+        elif as_of is None or held.upto > as_of:
+            raise TallyGapError(month, as_of)
+    parts += [
+        r.values
         for r in tally.records
-        if (not isinstance(as_of, datetime) or r.recorded_at > as_of)
-        and r.recorded_at <= tally.upto
+        if (covered is None or r.recorded_at > covered) and r.recorded_at <= tally.upto
     ]
-    if not new:
+    if len(parts) == 1:
         return None
-    kept = stored or {}
     values: dict[str, int | float] = {}
     for name in SHARD_INT_FIELDS:
-        values[name] = (_int(kept.get(name)) or 0) + sum(_int(r.values.get(name)) or 0 for r in new)
+        values[name] = sum(_int(p.get(name)) or 0 for p in parts)
     for name in SHARD_FLOAT_FIELDS:
-        amounts = [kept.get(name), *(r.values.get(name) for r in new)]
+        amounts = (p.get(name) for p in parts)
         values[name] = math.fsum(float(v) for v in amounts if isinstance(v, int | float))
-    return Shard(customer_id, month, TALLY, values, tally.upto)
+    stamp = tally.upto if covered is None else max(tally.upto, covered)
+    return Shard(customer_id, month, TALLY, values, stamp)
+
+
+def _seed(stored: Mapping[str, Any] | None, facts: CustomerFacts | None, month: str) -> int:
+    """The month's `seed_scenes`: the stored one, else (the legacy rule: taken once, when the
+    summary is created) the customer's count of that month."""
+    if stored is not None:
+        return _int(stored.get("seed_scenes")) or 0
+    if facts is not None and facts.period == month:
+        return max(facts.this_month or 0, 0)
+    return 0
+
+
+def _tally_bound(shards: Mapping[str, Mapping[str, Any]]) -> datetime | None:
+    """The `shards.tally` stamp of a month's merged shards (None: no records counted yet)."""
+    found = plain_value((shards.get(TALLY) or {}).get("updated_at"))
+    return found if isinstance(found, datetime) else None
+
+
+def headroom(quota_: int | None, count: int, alerted: Iterable[int]) -> int | None:
+    """Scenes a month at `count` may still count before it reaches a threshold it has no
+    alert for yet (None: none ahead)."""
+    if quota_ is None or quota.is_unlimited(quota_):
+        return None
+    done = set(alerted)
+    ahead = [
+        quota.threshold_count(quota_, p) - count
+        for p in quota.THRESHOLDS
+        if p not in done and quota.threshold_count(quota_, p) > count
+    ]
+    return min(ahead, default=None)
 
 
 def totals(shards: Mapping[str, Mapping[str, Any]]) -> dict[str, int | float]:
@@ -212,6 +263,10 @@ class MonthFold:
     seed: int
     write: SummaryWrite | None
     """None when the stored summary already says all of it."""
+    tally_upto: datetime | None = None
+    """The `shards.tally` bound after this fold (None: no records-counted records yet)."""
+    headroom: int | None = None
+    """`headroom` of the month after this fold."""
 
     @property
     def scenes(self) -> int:
@@ -270,12 +325,7 @@ def plan_customer(
             fresh += [counted] if counted is not None else []
         shards = merge_shards(kept_shards, fresh)
         sums = totals(shards)
-        if stored is not None:
-            seed = _int(old.get("seed_scenes")) or 0
-        elif facts is not None and facts.period == month:
-            seed = max(facts.this_month or 0, 0)  # the legacy rule: taken once, here
-        else:
-            seed = 0
+        seed = _seed(old if stored is not None else None, facts, month)
         count = seed + int(sums["scenes_generated"])
         known_alerts = sorted({p for p in old.get("alerts") or [] if isinstance(p, int)})
         new_alerts = [
@@ -324,7 +374,8 @@ def plan_customer(
             if stored is not None and _same(old, data)
             else SummaryWrite(month, data, None if stored is None else stored.update_time)
         )
-        folds.append(MonthFold(month, sums, seed, write))
+        room = headroom(facts.quota, count, data["alerts"]) if facts is not None else None
+        folds.append(MonthFold(month, sums, seed, write, _tally_bound(shards), room))
     customer_write = None
     if facts is not None and state.customer is not None:
         fields = _customer_fields(facts, folds, state, current, delta_scenes, delta_episodes)

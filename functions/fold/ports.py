@@ -45,12 +45,45 @@ class TallyRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldTally:
+    """A customer-month's records-counted records that folds counted but have not written into
+    its summary yet: the sums of those with `base < recorded_at <= upto`. Kept in its bucket's
+    state document (`held.{customer}_{month}`) between summary writes (docs/counters.md)."""
+
+    customer_id: str
+    month: str
+    base: datetime | None
+    """The summary's `shards.tally` bound these sums start from (None: it had none)."""
+    upto: datetime
+    values: Mapping[str, int | float]
+    """`shared.counters` sums of the held records (all 0: nothing held, only the facts below)."""
+    headroom: int | None
+    """Scenes the month could still count, after the last summary write, before it reaches its
+    next alert threshold (None: no threshold ahead, or no customer document)."""
+    written_at: datetime
+    """When the fold last wrote the month's summary."""
+
+    @property
+    def key(self) -> str:
+        """Its key in the state document's `held` map."""
+        return f"{self.customer_id}_{self.month}"
+
+    @property
+    def empty(self) -> bool:
+        """No record held (only the facts of the last write)."""
+        return not any(self.values.values())
+
+
+@dataclass(frozen=True, slots=True)
 class Tally:
     """A customer-month's records found by one fold's scan: every such record with
-    `after < recorded_at <= upto` of its bucket (complete for that range)."""
+    `after < recorded_at <= upto` of its bucket (complete for that range), plus what earlier
+    folds held back for it (`held`, from the same bucket's state)."""
 
     records: tuple[TallyRecord, ...]
     upto: datetime
+    held: HeldTally | None = None
+    bucket: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +108,8 @@ class Watermark:
     in its month summary (None: none counted yet)."""
     read_time: datetime | None = None
     """Server time of the read (the same for every bucket of one read)."""
+    held: Mapping[str, HeldTally] = field(default_factory=dict)
+    """The bucket's held tallies, by `HeldTally.key`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +173,10 @@ class FoldCounts:
     shards_scanned: int = 0
     records_scanned: int = 0
     """Records-counted records read by the scan."""
+    months_held: int = 0
+    """Customer-months whose new records were held in their bucket's state (no write)."""
+    recounts: int = 0
+    """Held tallies an overlapping fold had partly written: recounted from the records."""
     customer_months: int = 0
     customers: int = 0
     summaries_written: int = 0
@@ -197,10 +236,14 @@ class FoldRepository(Protocol):
         ...
 
     def set_watermark(
-        self, watermark: Watermark, value: datetime | None, records: datetime | None = None
+        self,
+        watermark: Watermark,
+        value: datetime | None,
+        records: datetime | None = None,
+        held: Mapping[str, HeldTally] | None = None,
     ) -> bool:
-        """Set the bucket's watermarks (None: keep the one read) if its document is unchanged
-        since read; False if not."""
+        """Set the bucket's watermarks and its held tallies (None: keep the ones read) if its
+        document is unchanged since read; False if not."""
         ...
 
     def pending_markers(self, limit: int) -> list[Marker]:

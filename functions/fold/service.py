@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from functions.fold import planner
+from functions.fold import holding, planner
 from functions.fold.alerts import claimable, finish_pending_alerts, publish_alert
 from functions.fold.ports import (
     AlertPublisher,
@@ -46,6 +46,7 @@ EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_ATTEMPTS: Final = 8
 """Guarded commits of one customer per fold before it is left for the next fold."""
 _TICK: Final = timedelta(microseconds=1)
+RECOUNT_PAGE: Final = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,12 @@ class FoldConfig:
     it for good (seen: 1 of 300 under overlapping folds). Read at T, every record stamped up
     to `upto` is there (production stamps the commit time itself). It only delays a
     record's count by this long."""
+    write_interval: timedelta = timedelta(0)
+    """How long a quiet customer-month's new records may be held in its bucket's state
+    before its summary and customer are written again (`functions.fold.holding`); 0: every
+    fold writes every changed month."""
+    held_max: int = 2000
+    """Held customer-months per bucket at most (the state document stays far below 1 MiB)."""
 
 
 @dataclass(slots=True)
@@ -164,39 +171,53 @@ def run_fold(
             kept = by_customer[shard.customer_id][shard.month].get(shard.shard)
             if kept is None or shard.updated_at > kept.updated_at:
                 by_customer[shard.customer_id][shard.month][shard.shard] = shard
-    records: dict[str, dict[str, list[TallyRecord]]] = defaultdict(lambda: defaultdict(list))
+    records: dict[int, dict[tuple[str, str], list[TallyRecord]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
     for found in tallied:
         counts.records_scanned += len(found)
         for record in found:
-            records[record.customer_id][record.month].append(record)
-            by_customer[record.customer_id]
-
-    def tallies_of(customer_id: str) -> dict[str, Tally]:
-        out = {}
-        for month, found in records.get(customer_id, {}).items():
-            bound = buckets[found[0].bucket].records_upto
-            if bound is not None:
-                out[month] = Tally(tuple(found), bound)
-        return out
+            records[record.bucket][record.customer_id, record.month].append(record)
+    hot = set(by_customer)
+    plans = {
+        number: holding.plan_bucket(
+            number,
+            bucket.watermark.held,
+            records.get(number, {}),
+            bucket.records_upto,
+            hot,
+            now,
+            config.write_interval,
+        )
+        for number, bucket in buckets.items()
+    }
+    tallies: dict[str, dict[str, Tally]] = defaultdict(dict)
+    for plan in plans.values():
+        counts.months_held += plan.months_held
+        for customer_id, months in plan.writes.items():
+            tallies[customer_id].update(months)
+            by_customer[customer_id]
 
     counts.capped = any(b.capped for b in buckets.values())
     counts.customers = len(by_customer)
     counts.customer_months = sum(
-        len({*months, *records.get(cid, {})}) for cid, months in by_customer.items()
+        len({*months, *tallies.get(cid, {})}) for cid, months in by_customer.items()
     )
 
-    def fold_one(item: tuple[str, Mapping[str, Mapping[str, Shard]]]) -> tuple[str, bool]:
+    def fold_one(
+        item: tuple[str, Mapping[str, Mapping[str, Shard]]],
+    ) -> tuple[str, bool, planner.CustomerPlan | None]:
         customer_id, months = item
         if deadline is not None and clock() > deadline:
             counts.stopped_by_deadline = True
-            return customer_id, False
+            return customer_id, False, None
         try:
-            fold_customer(
+            plan = fold_customer(
                 repo,
                 publisher,
                 customer_id,
                 {m: list(s.values()) for m, s in months.items()},
-                tallies=tallies_of(customer_id),
+                tallies=tallies.get(customer_id, {}),
                 now=now,
                 run_id=run_id,
                 server_time=server_time,
@@ -214,18 +235,28 @@ def run_fold(
                     run_id=run_id,
                     decision="fold-refused",
                 )
-                return customer_id, True
+                return customer_id, True, None
             logs.error(
                 f"fold of customer {customer_id} failed; the next fold retries it: {exc}",
                 customer=customer_id,
                 run_id=run_id,
             )
-            return customer_id, False
-        return customer_id, True
+            return customer_id, False, None
+        return customer_id, True, plan
 
     with ThreadPoolExecutor(config.workers) as pool:
-        outcomes = dict(pool.map(fold_one, by_customer.items()))
-    _move_watermarks(repo, buckets, by_customer, records, outcomes, counts)
+        folded = list(pool.map(fold_one, by_customer.items()))
+    outcomes = {customer_id: ok for customer_id, ok, _ in folded}
+    records_held: set[int] = set()
+    for customer_id, ok, written in folded:
+        for number, bucket_plan in plans.items():
+            if customer_id in bucket_plan.writes:
+                folds = (written.months if written is not None else ()) if ok else None
+                if not holding.after_write(
+                    bucket_plan, customer_id, folds, now, config.write_interval, config.held_max
+                ):
+                    records_held.add(number)
+    _move_watermarks(repo, buckets, by_customer, plans, outcomes, records_held, counts)
     return counts
 
 
@@ -233,17 +264,20 @@ def _move_watermarks(  # noqa: PLR0917 - the fold's own state, private
     repo: FoldRepository,
     buckets: Mapping[int, _Bucket],
     by_customer: Mapping[str, Mapping[str, Mapping[str, Shard]]],
-    records: Mapping[str, Mapping[str, Sequence[TallyRecord]]],
+    plans: Mapping[int, holding.BucketPlan],
     outcomes: Mapping[str, bool],
+    records_held: set[int],
     counts: FoldCounts,
 ) -> None:
-    """Each bucket's new watermarks, set once (one write): everything up to them is folded.
-    A bucket with a customer the fold left for later keeps its records watermark (the next
-    fold reads those records again; each summary's `shards.tally` stamp keeps them from
-    counting twice) and moves its shard watermark only to just before that customer's oldest
-    shard."""
+    """Each bucket's new watermarks and held tallies, set once (one guarded write): every
+    record up to the records watermark is in its summary or held. A bucket with a customer
+    the fold left for later and no held entry to keep its records in (`records_held`) keeps
+    its records watermark (the next fold reads them again; each summary's `shards.tally`
+    stamp keeps them from counting twice), and moves its shard watermark only to just
+    before that customer's oldest shard. When another fold wrote the state meanwhile, its
+    records watermark and held tallies stand (it read the same state and scanned from the
+    same watermark: what this fold held, it counted too) and only the shard watermark moves."""
     oldest_unfolded: dict[int, datetime] = {}
-    records_held: set[int] = set()
     for customer_id, months in by_customer.items():
         if outcomes.get(customer_id):
             continue
@@ -252,8 +286,6 @@ def _move_watermarks(  # noqa: PLR0917 - the fold's own state, private
                 first = oldest_unfolded.get(shard.bucket)
                 if first is None or shard.updated_at < first:
                     oldest_unfolded[shard.bucket] = shard.updated_at
-        for found in records.get(customer_id, {}).values():
-            records_held.update(r.bucket for r in found)
     for number, bucket in buckets.items():
         target = bucket.newest
         if number in oldest_unfolded:
@@ -262,15 +294,18 @@ def _move_watermarks(  # noqa: PLR0917 - the fold's own state, private
         records_target = None
         if bucket.records_seen and number not in records_held:
             records_target = _later(bucket.records_upto, bucket.watermark.records)
-        if target is None and records_target is None:
+        held = plans[number].held if number in plans else None
+        if held == dict(bucket.watermark.held):
+            held = None
+        if target is None and records_target is None and held is None:
             continue
-        if not repo.set_watermark(bucket.watermark, target, records_target):
-            # Another fold moved it meanwhile: keep the later of each (read again, once).
+        if not repo.set_watermark(bucket.watermark, target, records_target, held):
+            # Another fold wrote it meanwhile: its records part stands; keep the later shard
+            # watermark (read again, once).
             [fresh] = repo.read_watermarks([number])
             later = _later(target, fresh.value)
-            later_records = _later(records_target, fresh.records)
-            if later is not None or later_records is not None:
-                repo.set_watermark(fresh, later, later_records)
+            if later is not None:
+                repo.set_watermark(fresh, later)
         counts.add("watermarks_moved")
 
 
@@ -279,6 +314,19 @@ def _later(mine: datetime | None, theirs: datetime | None) -> datetime | None:
     if mine is None:
         return None
     return mine if theirs is None or plain_value(theirs) < mine else None
+
+
+def _recount(
+    repo: FoldRepository, customer_id: str, tally: Tally, gap: planner.TallyGapError
+) -> Tally:
+    """The month's records after `gap.after` and up to the tally's bound, read again."""
+    found = [
+        record
+        for page in repo.scan_records(tally.bucket, gap.after, tally.upto, RECOUNT_PAGE)
+        for record in page
+        if record.customer_id == customer_id and record.month == gap.month
+    ]
+    return Tally(tuple(found), tally.upto, held=None, bucket=tally.bucket)
 
 
 def fold_customer(
@@ -303,16 +351,23 @@ def fold_customer(
         # a month without one has no shard at or before the watermark; the scan saw them all.
         state = repo.read_state(customer_id, months)
         shards = {m: list(seen[m]) for m in seen}
-        plan = planner.plan_customer(
-            customer_id,
-            state,
-            shards,
-            now=now,
-            run_id=run_id,
-            server_time=server_time,
-            existing_markers=existing,
-            tallies=tallies,
-        )
+        try:
+            plan = planner.plan_customer(
+                customer_id,
+                state,
+                shards,
+                now=now,
+                run_id=run_id,
+                server_time=server_time,
+                existing_markers=existing,
+                tallies=tallies,
+            )
+        except planner.TallyGapError as gap:
+            # An overlapping fold wrote part of what was held: count the month again from its
+            # records after the summary's bound (rare; the records are the truth).
+            counts.add("recounts")
+            tallies = {**tallies, gap.month: _recount(repo, customer_id, tallies[gap.month], gap)}
+            continue
         if plan.commit.empty:
             return plan
         try:

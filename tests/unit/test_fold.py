@@ -21,6 +21,7 @@ from functions.fold.ports import (
     CommitConflictError,
     CustomerState,
     FoldCounts,
+    HeldTally,
     Marker,
     Shard,
     Snapshot,
@@ -90,6 +91,7 @@ class FakeRepo:
                     snap and snap.update_time,
                     records=data.get("records_watermark"),
                     read_time=self.server_now,
+                    held=dict(data.get("held") or {}),
                 )
             )
         return out
@@ -158,7 +160,11 @@ class FakeRepo:
             self.commits.append(commit)
 
     def set_watermark(
-        self, watermark: Watermark, value: datetime | None, records: datetime | None = None
+        self,
+        watermark: Watermark,
+        value: datetime | None,
+        records: datetime | None = None,
+        held: Mapping[str, HeldTally] | None = None,
     ) -> bool:
         with self.lock:
             current = self.docs.get(f"state/{watermark.bucket}")
@@ -169,6 +175,7 @@ class FakeRepo:
                 {
                     "watermark": value if value is not None else watermark.value,
                     "records_watermark": records if records is not None else watermark.records,
+                    "held": dict(held if held is not None else watermark.held),
                 },
             )
             return True
