@@ -124,6 +124,12 @@ EXEMPTIONS: Final[tuple[SingleFieldExemption, ...]] = (
         "updated_at",
     ),
     *_exempt(
+        names.USAGE_FOLD_STATE,
+        _BLOB + ": the held tallies, up to `usage_fold_held_max` entries of a dozen fields "
+        "each (read only with their document)",
+        "held",
+    ),
+    *_exempt(
         names.QUOTA_ALERTS,
         _NO_QUERY + " (listings filter customer_id, month, state only)",
         "created_at",

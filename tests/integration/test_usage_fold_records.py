@@ -9,8 +9,10 @@ import random
 import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from devstack.emulators import Emulators
 from functions.fold.adapters import FirestoreFoldRepository
@@ -30,9 +32,14 @@ class NoAlerts:
         raise AssertionError("no quota is set: no alert")
 
 
-def fold_once(env: Env, run_id: str) -> Any:
+def fold_once(env: Env, run_id: str, write_interval: timedelta = timedelta(0)) -> Any:
     repo = FirestoreFoldRepository(env.settings, env.client)
-    config = FoldConfig(buckets=env.settings.usage_fold_buckets, page_size=50, workers=4)
+    config = FoldConfig(
+        buckets=env.settings.usage_fold_buckets,
+        page_size=50,
+        workers=4,
+        write_interval=write_interval,
+    )
     return run_fold(
         repo, NoAlerts(), now=NOW, run_id=run_id, config=config, server_time=server_timestamp()
     )
@@ -45,9 +52,14 @@ def settings_for(env_prefix: str) -> dict[str, str]:
     }
 
 
+@pytest.mark.parametrize("held", [False, True], ids=["written-every-fold", "held-between-writes"])
 def test_quiet_usage_is_counted_from_its_records_once_while_folds_overlap(
-    emulators: Emulators, firestore_client: Any
+    emulators: Emulators, firestore_client: Any, held: bool
 ) -> None:
+    """`held`: the folds hold January's new records in their buckets' state (the fold's clock
+    stays in January, so no write is due by age; December, a closed month, is written at once);
+    the last fold, with no write interval, writes everything held."""
+    interval = timedelta(hours=1) if held else timedelta(0)
     prefix = f"q{random.getrandbits(32):08x}"
     env = Env(
         emulators,
@@ -83,7 +95,7 @@ def test_quiet_usage_is_counted_from_its_records_once_while_folds_overlap(
     def keep_folding(name: str) -> None:  # two folders, overlapping each other and deliveries
         n = 0
         while not stop.is_set():
-            folds.append(fold_once(env, f"{name}-{n}"))
+            folds.append(fold_once(env, f"{name}-{n}", interval))
             n += 1
 
     folders = [threading.Thread(target=keep_folding, args=(f"f{k}",)) for k in range(2)]
@@ -100,7 +112,11 @@ def test_quiet_usage_is_counted_from_its_records_once_while_folds_overlap(
     assert outcomes == {Outcome.RECORDED: 300, Outcome.DUPLICATE: 300}
     assert all(r.counter is None for r in results)  # no shard increment at all
     assert sum(f.records_scanned for f in folds) > 0  # the overlapping folds counted them
+    assert (sum(f.months_held for f in folds) > 0) is held
     fold_once(env, "last")
+    if held:
+        states = [d.to_dict() for d in env.col("usage_fold_state").stream()]
+        assert all(s.get("held") == {} for s in states)  # everything held got written
 
     counters = env.col("usage_counters")
     for summary in counters.stream():
