@@ -39,7 +39,12 @@ if str(ROOT) not in sys.path:
 
 from devstack.emulators import free_port  # noqa: E402
 from devstack.functions_host import EMPTY_TRIGGER_PREFIX  # noqa: E402
-from devstack.suite import LocalSuite, register_trigger, start_local_suite  # noqa: E402
+from devstack.suite import (  # noqa: E402
+    WRITE_INTERVAL_ENV,
+    LocalSuite,
+    register_trigger,
+    start_local_suite,
+)
 from functions.fold.service import FoldConfig  # noqa: E402
 from functions.table import FUNCTIONS, by_name  # noqa: E402
 from shared.names import USAGE_COUNTER_SHARDS  # noqa: E402
@@ -168,25 +173,25 @@ def push_directly(suite: LocalSuite, bodies: list[bytes], concurrency: int) -> N
         list(pool.map(push, range(len(bodies))))
 
 
-def counted_from_records(suite: LocalSuite) -> int:
-    """Records written without a shard increment (they carry `fold_bucket`)."""
-    from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415
-
+def counted_from_records(suite: LocalSuite, run: str) -> int:
+    """Records of this run (after its warm-up) written without a shard increment (they carry
+    `fold_bucket`)."""
     tracking = suite.firestore.collection(suite.settings.usage_tracking_collection)
-    query = tracking.where(filter=FieldFilter("fold_bucket", ">=", 0))
-    return int(query.count().get()[0][0].value)
+    return sum(
+        1
+        for snap in tracking.select(["fold_bucket", "event_id"]).stream()
+        if isinstance((snap.to_dict() or {}).get("fold_bucket"), int)
+        and str((snap.to_dict() or {}).get("event_id", "")).startswith(f"{run}-")
+    )
 
 
-def scenario(
-    suite: LocalSuite, port: int, events: int, n_customers: int, push_concurrency: int = 0
-) -> dict[str, Any]:
-    run = uuid.uuid4().hex[:8]
-    customers = [f"cost_{run}_{i:04d}" for i in range(n_customers)]
-    seed(suite, customers)
-    suite.wait_quiet(suite.mark(), quiet=2.0)  # the customers' own triggers are not the events'
-    since, before = suite.mark(), counters(port)
-    _, _, offset = log_lines(suite.host.log_path, 0)
-    bodies = [body(n, customers[n % n_customers], run) for n in range(events)]
+def one_round(
+    suite: LocalSuite, bodies: list[bytes], push_concurrency: int, fold_name: str
+) -> None:
+    """Publish `bodies`, wait until each is recorded and every trigger has run, then fire ONE
+    fold (production's fold runs every minute: a burst shorter than a minute is one fold's
+    work) and wait for it."""
+    since = suite.mark()
     if push_concurrency:
         push_directly(suite, bodies, push_concurrency)
     else:
@@ -199,7 +204,7 @@ def scenario(
         suite,
         since,
         lambda items: (
-            sum(1 for i in items if i["function"] == usage and i["status"] < 300) >= events
+            sum(1 for i in items if i["function"] == usage and i["status"] < 300) >= len(bodies)
         ),
     )
     # The fold counts records up to `records_lag` before its read: wait it out, so that this
@@ -207,8 +212,46 @@ def scenario(
     time.sleep(FoldConfig().records_lag.total_seconds() + 0.5)
     fold_since = suite.mark()
     suite.fire_fold()
+    wait_until(suite, fold_since, lambda items: any(i["function"] == fold_name for i in items))
+
+
+def scenario(  # noqa: PLR0917 - the scenario's knobs
+    suite: LocalSuite,
+    port: int,
+    events: int,
+    n_customers: int,
+    push_concurrency: int = 0,
+    rounds: int = 1,
+    period: float = 0.0,
+) -> dict[str, Any]:
+    """`rounds` > 1: the steady state of a fold that holds quiet months (`write_interval`):
+    one warm-up round (every customer seen once: its first write), not counted, then `rounds`
+    rounds of `events` events and one fold each, one every `period` seconds (production: 60 s),
+    counted together."""
+    run = uuid.uuid4().hex[:8]
+    customers = [f"cost_{run}_{i:04d}" for i in range(n_customers)]
+    seed(suite, customers)
+    suite.wait_quiet(suite.mark(), quiet=2.0)  # the customers' own triggers are not the events'
     fold = by_name("fold-usage-counters").name
-    wait_until(suite, fold_since, lambda items: any(i["function"] == fold for i in items))
+    usage = by_name("on-usage-event").name
+    batches = [
+        [body(r * events + n, customers[n % n_customers], run) for n in range(events)]
+        for r in range(rounds + (rounds > 1))
+    ]
+    started = time.monotonic()
+    warm_up = events if rounds > 1 else 0
+    if warm_up:
+        one_round(suite, batches.pop(0), push_concurrency, fold)
+        started = time.monotonic()
+    since, before = suite.mark(), counters(port)
+    _, _, offset = log_lines(suite.host.log_path, 0)
+    durations = []
+    for number, bodies in enumerate(batches, start=1):
+        time.sleep(max(0.0, started + (number - 1) * period - time.monotonic()))
+        begun = time.monotonic()
+        one_round(suite, bodies, push_concurrency, fold)
+        durations.append(round(time.monotonic() - begun, 1))
+    events *= len(batches)
     items = suite.invocations(since)
     after = counters(port)
     lines, line_bytes, _ = log_lines(suite.host.log_path, offset)
@@ -254,8 +297,13 @@ def scenario(
     return {
         "events": events,
         "customers": n_customers,
+        "folds": len(batches),
+        "round_seconds": durations,
         "usage_shard_rate": suite.settings.usage_shard_rate,
-        "records_counted_per_event": round(counted_from_records(suite) / events, 3),
+        "fold_write_interval_seconds": suite.settings.usage_fold_write_interval_seconds,
+        "records_counted_per_event": round(
+            counted_from_records(suite, run) / (events + warm_up), 3
+        ),
         "failed_invocations": failed,
         "per_event": {
             "firestore_reads": round(delta["reads"] / events, 3),
@@ -304,25 +352,63 @@ def main() -> int:
         help="comma-separated: 0 = the Pub/Sub emulator's push; N = production's push played "
         "with N deliveries in flight (the usage function's concurrency)",
     )
+    parser.add_argument(
+        "--held-customers",
+        default="100",
+        help="comma-separated sizes of the steady-state scenarios (quiet, emulator push): the "
+        "fold holding quiet months vs writing every changed month each fold, same run; '' = none",
+    )
+    parser.add_argument("--held-rounds", type=int, default=5, help="counted folds per scenario")
+    parser.add_argument(
+        "--held-period",
+        type=float,
+        default=20.0,
+        help="seconds per round (production: the fold's minute); the write interval is 3.75 "
+        "of them: after the warm-up's write, the 5th fold writes (production: 300 s of 60-s "
+        "folds), if a round takes under 0.75 of them (`round_seconds`)",
+    )
     args = parser.parse_args()
     port = free_port()
     os.environ["BENCH_RPC_COUNTER_PORT"] = str(port)
     results = []
-    scenarios = [
-        (rate, concurrency, customers)
+    scenarios: list[dict[str, Any]] = [
+        {"rate": rate, "push": int(concurrency), "customers": int(customers)}
         for rate in args.shard_rates.split(",")
         for concurrency in args.push_concurrency.split(",")
         for customers in args.customers.split(",")
     ]
-    for rate, concurrency, customers in scenarios:
-        os.environ["BLUEPRINT_USAGE_SHARD_RATE"] = rate
+    for customers in filter(None, args.held_customers.split(",")):
+        for interval in (3.75 * args.held_period, 0.0):
+            scenarios.append(
+                {
+                    "rate": "20",
+                    "push": 0,
+                    "customers": int(customers),
+                    "rounds": args.held_rounds,
+                    "period": args.held_period,
+                    "write_interval": interval,
+                }
+            )
+    for spec in scenarios:
+        os.environ["BLUEPRINT_USAGE_SHARD_RATE"] = spec["rate"]
+        os.environ[WRITE_INTERVAL_ENV] = str(spec.get("write_interval", 0.0))
         # A fresh suite per scenario: the fold rescans `overlap` seconds before its
         # watermark, which would bill one scenario's fold for the shards of the one before.
         suite = start_local_suite(PROJECT, fold_interval=0, host_module="bench._rpc_host")
         try:
             register_trigger(suite, RECORDER_IDS[0], "{a}/{b}")
             register_trigger(suite, RECORDER_IDS[1], "{a}/{b}/{c}/{d}")
-            results.append(scenario(suite, port, args.events, int(customers), int(concurrency)))
+            results.append(
+                scenario(
+                    suite,
+                    port,
+                    args.events,
+                    spec["customers"],
+                    spec["push"],
+                    rounds=spec.get("rounds", 1),
+                    period=spec.get("period", 0.0),
+                )
+            )
         finally:
             suite.stop()
     print(
@@ -336,7 +422,9 @@ def main() -> int:
                     "billed_seconds_per_request": BILLED_SECONDS_PER_REQUEST,
                     "log_entry_overhead_bytes": LOG_ENTRY_OVERHEAD_BYTES,
                     "request_log_bytes": REQUEST_LOG_BYTES,
-                    "fold": "one fold per burst (production: every minute)",
+                    "fold": "one fold per burst (production: every minute); steady-state "
+                    "scenarios (folds > 1): one uncounted warm-up round, then one fold per "
+                    "round",
                 },
             },
             indent=2,

@@ -17,7 +17,7 @@ written again only when one of these holds (docs/counters.md, "Held tallies"):
 
 Exactness: the held sums and the bucket's records watermark move in the same guarded write of
 the state document; a held tally starts at its summary's bound (`HeldTally.base`), and the
-planner adds it only while the summary is still at that bound (`planner.tally_shard`).
+planner adds it only while the summary is still at that bound (`tally.tally_shard`).
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from functions.fold.ports import (
     TallyRecord,
     Watermark,
 )
+from functions.fold.tally import TallyGapError
 from shared import logs
 from shared.errors import TransientError, is_permanent
 from shared.firestore_values import plain_value
@@ -316,9 +317,7 @@ def _later(mine: datetime | None, theirs: datetime | None) -> datetime | None:
     return mine if theirs is None or plain_value(theirs) < mine else None
 
 
-def _recount(
-    repo: FoldRepository, customer_id: str, tally: Tally, gap: planner.TallyGapError
-) -> Tally:
+def _recount(repo: FoldRepository, customer_id: str, tally: Tally, gap: TallyGapError) -> Tally:
     """The month's records after `gap.after` and up to the tally's bound, read again."""
     found = [
         record
@@ -362,7 +361,7 @@ def fold_customer(
                 existing_markers=existing,
                 tallies=tallies,
             )
-        except planner.TallyGapError as gap:
+        except TallyGapError as gap:
             # An overlapping fold wrote part of what was held: count the month again from its
             # records after the summary's bound (rare; the records are the truth).
             counts.add("recounts")
