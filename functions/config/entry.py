@@ -6,7 +6,7 @@ import time
 from typing import Any, Final
 
 from functions.config import adapters
-from functions.config.ports import ConfigKind, InvalidationPublisher, Outcome, Stamper
+from functions.config.ports import ConfigKind, Decision, InvalidationPublisher, Outcome, Stamper
 from functions.config.service import customer_id_of, handle_config_write
 from functions.edge.documents import decode_document_event
 from shared import logs
@@ -17,6 +17,15 @@ REFUSED: Final = "refused-permanent-error"
 a wrong `ce-type`, a request Pub/Sub refuses): acknowledged, logged at ERROR."""
 MAX_LOGGED_REASON: Final = 2000
 """Characters of the refusal's reason in the ERROR line."""
+QUIET_DECISIONS: Final = frozenset(
+    {
+        Decision.IGNORED_EMPTY,
+        Decision.IGNORED_ECHO,
+        Decision.IGNORED_NO_CHANGE,
+        Decision.IGNORED_BOOKKEEPING,
+    }
+)
+"""Decisions that change nothing: logged at DEBUG (the local suite's live log still shows them)."""
 
 _STAMPER: Stamper | None = None
 """Set by tests to a fake; None: the Firestore stamper."""
@@ -58,7 +67,10 @@ def run_trigger(function: str, kind: ConfigKind, cloud_event: Any) -> Outcome | 
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )
         return None
-    logs.info(
+    # "Nothing to do" (an echo of its own stamp, a fold's counter write, no change) is DEBUG:
+    # one such line per fold write of a customer cost more than the write's own share of logs.
+    log = logs.debug if outcome.decision in QUIET_DECISIONS else logs.info
+    log(
         f"{function} {event.document}: {outcome.decision.value}",
         function=function,
         decision=outcome.decision.value,

@@ -628,3 +628,28 @@ def test_entry_point_raises_for_a_transient_failure(monkeypatch: pytest.MonkeyPa
     client = functions_framework.create_app("on_customer_written", str(MAIN), "cloudevent")
     response = client.test_client().post("/", headers=headers, data=body)
     assert response.status_code == 500
+
+
+def test_an_event_that_changes_nothing_logs_at_debug_and_a_stamp_at_info(
+    fakes: tuple[FakeStamper, FakePublisher], caplog: pytest.LogCaptureFixture
+) -> None:
+    """One line per fold write of a customer (its own stamp's echo too) cost more than the
+    write's share of logs: "nothing to do" is DEBUG, what changed something stays INFO."""
+    client = functions_framework.create_app(
+        "on_customer_written", str(MAIN), "cloudevent"
+    ).test_client()
+    logger = logs.get_logger()
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.DEBUG, logger=logs.LOGGER_NAME):
+            for name in ("customer_stamp_only", "customer_create"):
+                headers, body = load(name)
+                assert client.post("/", headers=headers, data=body).status_code == 200
+    finally:
+        logger.removeHandler(caplog.handler)
+    levels = {
+        getattr(r, "fields", {}).get("decision"): r.levelno
+        for r in caplog.records
+        if getattr(r, "fields", {}).get("decision")
+    }
+    assert levels == {"ignored-own-stamp": logging.DEBUG, "stamped": logging.INFO}
