@@ -362,7 +362,7 @@ def main() -> int:
     parser.add_argument(
         "--held-period",
         type=float,
-        default=20.0,
+        default=30.0,
         help="seconds per round (production: the fold's minute); the write interval is 3.75 "
         "of them: after the warm-up's write, the 5th fold writes (production: 300 s of 60-s "
         "folds), if a round takes under 0.75 of them (`round_seconds`)",
