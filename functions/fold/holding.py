@@ -33,6 +33,34 @@ from shared.counters import SHARD_FLOAT_FIELDS, SHARD_INT_FIELDS
 from shared.times import month_of
 
 SCENES = "scenes_generated"
+HELD_MAX_BYTES = 800_000
+"""Stored size of one bucket's held map at most (Firestore's document limit is 1 MiB)."""
+
+
+def _stored(value: object) -> int:
+    """Firestore's storage size of a value (cloud.google.com/firestore/docs/storage-size):
+    a string its UTF-8 bytes + 1; numbers and timestamps 8; null 1; a map its keys + values."""
+    if isinstance(value, str):
+        return len(value.encode()) + 1
+    if value is None:
+        return 1
+    if isinstance(value, Mapping):
+        return sum(_stored(str(k)) + _stored(v) for k, v in value.items())
+    return 8
+
+
+def held_size(held: HeldTally) -> int:
+    """Stored size of one entry of the held map, with its key."""
+    entry = {
+        "customer_id": held.customer_id,
+        "month": held.month,
+        "base": held.base,
+        "upto": held.upto,
+        "values": held.values,
+        "headroom": held.headroom,
+        "written_at": held.written_at,
+    }
+    return _stored(held.key) + _stored(entry)
 
 
 def add_values(
@@ -63,6 +91,8 @@ class BucketPlan:
     """The bucket's held map without the months written now (they get a fresh entry after
     their write: `after_write`)."""
     months_held: int = 0
+    size: int = 0
+    """Stored size of `held` (kept up to date by `plan_bucket` and `after_write`)."""
 
 
 def plan_bucket(  # noqa: PLR0917 - the decision's inputs, each needed
@@ -104,6 +134,7 @@ def plan_bucket(  # noqa: PLR0917 - the decision's inputs, each needed
             plan.writes.setdefault(customer_id, {})[month] = tally
         elif entry is not None and month >= current and write_interval > timedelta(0):
             plan.held[key] = entry
+    plan.size = sum(held_size(h) for h in plan.held.values())
     return plan
 
 
@@ -129,12 +160,13 @@ def after_write(  # noqa: PLR0917 - one customer's outcome, applied to its bucke
                 continue
             values = add_values(tally.held.values, tally.records)
             plan.held[key] = replace(tally.held, values=values, upto=tally.upto)
+            plan.size += held_size(plan.held[key])
             continue
         fold = by_month.get(month)
         keep = write_interval > timedelta(0) and month >= month_of(now)
         if fold is None or fold.tally_upto is None or not keep or len(plan.held) >= held_max:
             continue
-        plan.held[key] = HeldTally(
+        fresh = HeldTally(
             customer_id,
             month,
             base=fold.tally_upto,
@@ -143,4 +175,8 @@ def after_write(  # noqa: PLR0917 - one customer's outcome, applied to its bucke
             headroom=fold.headroom,
             written_at=now,
         )
+        if plan.size + held_size(fresh) > HELD_MAX_BYTES:
+            continue  # the map is full: this month is written by every fold that changes it
+        plan.size += held_size(fresh)
+        plan.held[key] = fresh
     return ok

@@ -8,6 +8,10 @@ from typing import Any
 
 import pytest
 
+from functions.fold.adapters import held_data
+from functions.fold.holding import HELD_MAX_BYTES, BucketPlan, after_write, held_size
+from functions.fold.planner import MonthFold
+from functions.fold.ports import Tally
 from functions.fold.service import FoldConfig, run_fold
 from shared.counters import fold_bucket as bucket_of
 from tests.unit.test_fold import NOV, T0, FakePublisher, FakeRepo, shard
@@ -165,3 +169,24 @@ def test_the_held_map_of_a_bucket_is_capped(repo: FakeRepo) -> None:
     assert counts.months_held == 1  # the two without an entry are written
     fold(repo, 400, "r3", capped)
     assert [summary(repo, cid)["records"] for cid in ["c", *others]] == [2, 2, 2]
+
+
+def test_a_full_held_map_stays_under_the_document_limit_whatever_the_customer_ids() -> None:
+    """2,000 entries of 1,500-byte customer ids would be 6 MB: the map stops at its byte
+    budget, and each entry's stored size follows Firestore's storage-size rules."""
+
+    now = T0
+    plan = BucketPlan()
+    for n in range(2000):
+        cid = f"{n:04d}" + "x" * 1496  # a document id at Firestore's 1,500-byte limit
+        plan.writes[cid] = {NOV: Tally((), now)}
+        fold_ = MonthFold(NOV, {}, 0, None, tally_upto=now, headroom=5)
+        after_write(plan, cid, [fold_], now, timedelta(minutes=5), held_max=2000)
+    assert 0 < len(plan.held) < 2000
+    assert plan.size == sum(held_size(h) for h in plan.held.values()) <= HELD_MAX_BYTES
+    one = next(iter(plan.held.values()))
+    stored = held_data(one)
+    # key + each field name (+1) + string values (+1) + 8 per number / timestamp, 1 per null
+    expected = (len(one.key) + 1) + sum(len(k) + 1 for k in stored) + (len(one.customer_id) + 1)
+    expected += (len(NOV) + 1) + 8 * 4 + sum(len(k) + 1 + 8 for k in one.values)
+    assert held_size(one) == expected
