@@ -19,7 +19,6 @@ function) are printed per scenario. Targets (issue 12): <= $3 per million, <= 1.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import math
 import os
@@ -37,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from devstack.delivery import push_body  # noqa: E402
 from devstack.emulators import free_port  # noqa: E402
 from devstack.functions_host import EMPTY_TRIGGER_PREFIX  # noqa: E402
 from devstack.suite import (  # noqa: E402
@@ -145,18 +145,13 @@ def push_directly(suite: LocalSuite, bodies: list[bytes], concurrency: int) -> N
     spec = by_name("on-usage-event")
     topic = spec.topic(suite.settings)
     url = f"{suite.function_url(spec.name)}/projects/{suite.project}/topics/{topic}"
-    published = datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
     def push(n: int) -> None:
-        envelope = {
-            "subscription": f"projects/{suite.project}/subscriptions/{spec.name}-push",
-            "message": {
-                "data": base64.b64encode(bodies[n]).decode(),
-                "messageId": f"direct-{n}-{uuid.uuid4().hex[:8]}",
-                "publishTime": published,
-            },
-        }
-        data = json.dumps(envelope).encode()
+        data = push_body(
+            bodies[n],
+            f"direct-{n}-{uuid.uuid4().hex[:8]}",
+            f"projects/{suite.project}/subscriptions/{spec.name}-push",
+        )
         for _ in range(20):
             request = urllib.request.Request(  # noqa: S310 - the local host's http URL
                 url, data=data, headers={"Content-Type": "application/json"}

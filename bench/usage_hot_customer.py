@@ -16,10 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import statistics
 import sys
-import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -32,6 +30,7 @@ from _usage_common import PROJECT, ROOT, event_body, seed_customers
 
 sys.path.insert(0, str(ROOT))
 
+from devstack.delivery import deliver_all
 from devstack.emulators import start_emulators
 from functions.edge.pubsub import Message
 from functions.usage.adapters import FirestoreUsageRepository
@@ -53,32 +52,8 @@ LANES = int(os.environ.get("BENCH_LANES", str(DEFAULT_LANES)))
 
 def deliver(service: UsageService, messages: list[Message]) -> tuple[float, int]:
     """Events/s with WORKERS threads; a delivery that raises is queued again (redelivery)."""
-    todo: queue.Queue[Message] = queue.Queue()
-    for m in messages:
-        todo.put(m)
-    redelivered = 0
-    lock = threading.Lock()
-
-    def work() -> None:
-        nonlocal redelivered
-        while True:
-            try:
-                m = todo.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                service.handle(m, datetime.now(UTC))
-            except Exception:
-                with lock:
-                    redelivered += 1
-                todo.put(m)
-
-    threads = [threading.Thread(target=work) for _ in range(WORKERS)]
     start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _, redelivered = deliver_all(lambda m: service.handle(m, datetime.now(UTC)), messages, WORKERS)
     return len(messages) / (time.perf_counter() - start), redelivered
 
 

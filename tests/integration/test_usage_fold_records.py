@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from devstack.delivery import deliver_all
 from devstack.emulators import Emulators
 from functions.fold.adapters import FirestoreFoldRepository
 from functions.fold.service import FoldConfig, run_fold
@@ -21,7 +22,7 @@ from functions.usage.ports import Outcome
 from shared.counters import TALLY, counter_doc_id
 from shared.firestore_values import server_timestamp
 from shared.times import month_of
-from tests.integration.test_usage_ingest import Env, deliver_all, msg
+from tests.integration.test_usage_ingest import Env, msg
 from tests.usage_support import event_body
 
 NOW = datetime(2025, 1, 20, 12, 0, tzinfo=UTC)

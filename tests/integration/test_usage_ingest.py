@@ -9,17 +9,15 @@ worker threads: a delivery that raises goes back on the queue, as Pub/Sub would 
 from __future__ import annotations
 
 import json
-import queue
 import random
-import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from devstack.delivery import deliver_all
 from devstack.emulators import Emulators
 from functions.edge.pubsub import Message
 from functions.usage.adapters import FirestoreUsageRepository
@@ -82,42 +80,6 @@ class Env:
 @pytest.fixture
 def env(emulators: Emulators, firestore_client: Any) -> Env:
     return Env(emulators, firestore_client)
-
-
-def deliver_all(
-    handle: Callable[[Message], Any], messages: list[Message], workers: int
-) -> tuple[list[Any], int]:
-    """Deliver with `workers` threads; a delivery that raises is queued again (redelivery)."""
-    todo: queue.Queue[Message] = queue.Queue()
-    for m in messages:
-        todo.put(m)
-    results: list[Any] = []
-    failures = 0
-    lock = threading.Lock()
-
-    def work() -> None:
-        nonlocal failures
-        while True:
-            try:
-                m = todo.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                r = handle(m)
-            except Exception:
-                with lock:
-                    failures += 1
-                todo.put(m)
-                continue
-            with lock:
-                results.append(r)
-
-    threads = [threading.Thread(target=work) for _ in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results, failures
 
 
 def msg(body: dict[str, Any] | bytes, message_id: str) -> Message:

@@ -8,7 +8,6 @@ settings of the deployed function (counter shards, customer cache, group commit)
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 from google.cloud import firestore
 
+from devstack.delivery import push_body
 from devstack.emulators import Emulators, start_emulators
 from devstack.functions_host import MAIN_SOURCE
 from functions.usage import entry
@@ -71,17 +71,12 @@ def usage_app(
 
 
 def push_envelope(body: dict[str, Any], message_id: str) -> bytes:
-    return json.dumps(
-        {
-            "message": {
-                "data": base64.b64encode(json.dumps(body).encode()).decode(),
-                "attributes": {"customer_id": body["customer_id"]},
-                "messageId": message_id,
-                "publishTime": datetime.now(UTC).isoformat(),
-            },
-            "subscription": f"projects/{PROJECT}/subscriptions/on-usage-event-push",
-        }
-    ).encode()
+    return push_body(
+        json.dumps(body).encode(),
+        message_id,
+        f"projects/{PROJECT}/subscriptions/on-usage-event-push",
+        {"customer_id": body["customer_id"]},
+    )
 
 
 def test_1200_events_of_one_customer_at_8_way_write_no_hot_document(
