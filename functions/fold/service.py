@@ -295,7 +295,9 @@ def _move_watermarks(  # noqa: PLR0917 - the fold's own state, private
         records_target = None
         if bucket.records_seen and number not in records_held:
             records_target = _later(bucket.records_upto, bucket.watermark.records)
-        held = plans[number].held if number in plans else None
+        # The held map moves with the records watermark: what this fold held is in it only if
+        # the watermark passes those records (else the next fold reads them again).
+        held = plans[number].held if number in plans and number not in records_held else None
         if held == dict(bucket.watermark.held):
             held = None
         if target is None and records_target is None and held is None:

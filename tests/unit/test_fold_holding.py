@@ -190,3 +190,24 @@ def test_a_full_held_map_stays_under_the_document_limit_whatever_the_customer_id
     expected = (len(one.key) + 1) + sum(len(k) + 1 for k in stored) + (len(one.customer_id) + 1)
     expected += (len(NOV) + 1) + 8 * 4 + sum(len(k) + 1 + 8 for k in one.values)
     assert held_size(one) == expected
+
+
+def test_a_bucket_whose_watermark_stays_keeps_its_held_map_and_counts_nothing_twice(
+    repo: FakeRepo,
+) -> None:
+    """A customer without a held entry fails: its bucket's records watermark stays, so the
+    records another month held in this fold are read again by the next; the held map must not
+    have them already."""
+    bucket = bucket_of("c", NOV, 4)
+    other = next(f"o{n}" for n in range(1000) if bucket_of(f"o{n}", NOV, 4) == bucket)
+    repo.put(f"customers/{other}", {"quota_period": NOV})
+    repo.tally += [record("c", 1)]
+    fold(repo, 10, "r1")
+    repo.tally += [record("c", 20), record(other, 21)]
+    repo.fail_customers.add(other)
+    fold(repo, 70, "r2")  # c's new record held, the other's first write fails
+    repo.fail_customers.clear()
+    fold(repo, 130, "r3")
+    fold(repo, 400, "r4")  # c due
+    assert summary(repo, "c")["records"] == 2
+    assert summary(repo, other)["records"] == 1
