@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+from functions.fold import held_format
 from functions.fold.ports import (
     Commit,
     CommitConflictError,
@@ -79,45 +80,6 @@ def _tally_record(snap: Any, bucket: int) -> TallyRecord | None:
     return TallyRecord(customer_id, month_of(timestamp), {**ints, **floats}, recorded_at, bucket)
 
 
-def held_data(held: HeldTally) -> dict[str, Any]:
-    """A held tally as stored in its bucket's state (`held.{key}`)."""
-    return {
-        "customer_id": held.customer_id,
-        "month": held.month,
-        "base": held.base,
-        "upto": held.upto,
-        "values": dict(held.values),
-        "headroom": held.headroom,
-        "written_at": held.written_at,
-    }
-
-
-def parse_held(bucket: int, key: str, data: Any) -> HeldTally | None:
-    """A stored held tally; None (logged as an ERROR naming the entry) for one that is not."""
-    entry = data if isinstance(data, Mapping) else {}
-    customer_id, month = entry.get("customer_id"), entry.get("month")
-    base, upto, written_at = entry.get("base"), entry.get("upto"), entry.get("written_at")
-    values, room = entry.get("values"), entry.get("headroom")
-    if (
-        isinstance(customer_id, str)
-        and isinstance(month, str)
-        and (base is None or isinstance(base, datetime))
-        and isinstance(upto, datetime)
-        and isinstance(written_at, datetime)
-        and isinstance(values, Mapping)
-        and all(isinstance(v, int | float) for v in values.values())
-        and (room is None or isinstance(room, int))
-    ):
-        return HeldTally(customer_id, month, base, upto, dict(values), room, written_at)
-    logs.error(
-        f"held tally {key!r} of fold bucket {bucket} is unreadable, ignored: {str(data)[:300]}",
-        collection=names.USAGE_FOLD_STATE,
-        document=str(bucket),
-        field=f"held.{key}",
-    )
-    return None
-
-
 class FirestoreFoldRepository(FirestoreAdapter):
     """`FoldRepository` over google-cloud-firestore."""
 
@@ -143,10 +105,14 @@ class FirestoreFoldRepository(FirestoreAdapter):
             data = snap.to_dict() or {}
             value, records = data.get("watermark"), data.get("records_watermark")
             stored = data.get("held")
-            held = {
-                str(k): parse_held(bucket, str(k), v)
-                for k, v in (stored.items() if isinstance(stored, Mapping) else ())
-            }
+            held, problems = held_format.decode(stored)
+            for problem in problems:  # only the fold writes it: a bug or a hand edit
+                logs.error(
+                    f"fold bucket {bucket}: {problem}; that entry is ignored",
+                    collection=self._settings.usage_fold_state_collection,
+                    document=str(bucket),
+                    field="held",
+                )
             out.append(
                 Watermark(
                     bucket,
@@ -154,7 +120,8 @@ class FirestoreFoldRepository(FirestoreAdapter):
                     snap.update_time,
                     records=records if isinstance(records, datetime) else None,
                     read_time=read_time,
-                    held={k: v for k, v in held.items() if v is not None},
+                    held=held,
+                    held_bytes=len(stored.encode()) if isinstance(stored, str) else 0,
                 )
             )
         return out
@@ -286,7 +253,7 @@ class FirestoreFoldRepository(FirestoreAdapter):
             "folded_at": server_timestamp(),
         }
         if held is not None:
-            data["held"] = {key: held_data(h) for key, h in held.items()}
+            data["held"] = held_format.encode(held)
         try:
             if watermark.token is None:
                 ref.create(data, **self._call())

@@ -27,6 +27,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from functions.fold.held_format import held_size
 from functions.fold.planner import MonthFold
 from functions.fold.ports import HeldTally, Tally, TallyRecord
 from shared.counters import SHARD_FLOAT_FIELDS, SHARD_INT_FIELDS
@@ -34,33 +35,8 @@ from shared.times import month_of
 
 SCENES = "scenes_generated"
 HELD_MAX_BYTES = 800_000
-"""Stored size of one bucket's held map at most (Firestore's document limit is 1 MiB)."""
-
-
-def _stored(value: object) -> int:
-    """Firestore's storage size of a value (cloud.google.com/firestore/docs/storage-size):
-    a string its UTF-8 bytes + 1; numbers and timestamps 8; null 1; a map its keys + values."""
-    if isinstance(value, str):
-        return len(value.encode()) + 1
-    if value is None:
-        return 1
-    if isinstance(value, Mapping):
-        return sum(_stored(str(k)) + _stored(v) for k, v in value.items())
-    return 8
-
-
-def held_size(held: HeldTally) -> int:
-    """Stored size of one entry of the held map, with its key."""
-    entry = {
-        "customer_id": held.customer_id,
-        "month": held.month,
-        "base": held.base,
-        "upto": held.upto,
-        "values": held.values,
-        "headroom": held.headroom,
-        "written_at": held.written_at,
-    }
-    return _stored(held.key) + _stored(entry)
+"""Stored size of one bucket's held map at most (`held_format`; a Firestore value may hold
+just under 1 MiB)."""
 
 
 def add_values(
@@ -92,7 +68,8 @@ class BucketPlan:
     their write: `after_write`)."""
     months_held: int = 0
     size: int = 0
-    """Stored size of `held` (kept up to date by `plan_bucket` and `after_write`)."""
+    """Stored size of `held` at most (from the stored text, plus each entry `after_write`
+    adds)."""
 
 
 def plan_bucket(  # noqa: PLR0917 - the decision's inputs, each needed
@@ -103,8 +80,11 @@ def plan_bucket(  # noqa: PLR0917 - the decision's inputs, each needed
     hot_customers: Collection[str],
     now: datetime,
     write_interval: timedelta,
+    held_bytes: int = 0,
 ) -> BucketPlan:
-    """Decide, per customer-month with new records or a held entry, write now or hold."""
+    """Decide, per customer-month with new records or a held entry, write now or hold.
+    `held_bytes`: the stored size of `held` (the plan's size starts there: an upper bound,
+    since the months written now leave it, cheap to keep)."""
     plan = BucketPlan()
     by_key = {f"{c}_{m}": (c, m) for c, m in records}
     by_key.update({key: (h.customer_id, h.month) for key, h in held.items()})
@@ -121,7 +101,7 @@ def plan_bucket(  # noqa: PLR0917 - the decision's inputs, each needed
             if not pending:
                 continue  # expired and nothing held: forget it (the next record writes)
         else:
-            values = add_values(entry.values, found)
+            values = add_values(entry.values, found) if found else entry.values
             due = entry.headroom is not None and int(values[SCENES]) >= entry.headroom
             if not due:
                 if found and bound is not None:
@@ -134,7 +114,7 @@ def plan_bucket(  # noqa: PLR0917 - the decision's inputs, each needed
             plan.writes.setdefault(customer_id, {})[month] = tally
         elif entry is not None and month >= current and write_interval > timedelta(0):
             plan.held[key] = entry
-    plan.size = sum(held_size(h) for h in plan.held.values())
+    plan.size = held_bytes
     return plan
 
 
@@ -160,7 +140,6 @@ def after_write(  # noqa: PLR0917 - one customer's outcome, applied to its bucke
                 continue
             values = add_values(tally.held.values, tally.records)
             plan.held[key] = replace(tally.held, values=values, upto=tally.upto)
-            plan.size += held_size(plan.held[key])
             continue
         fold = by_month.get(month)
         keep = write_interval > timedelta(0) and month >= month_of(now)

@@ -110,6 +110,8 @@ class Watermark:
     """Server time of the read (the same for every bucket of one read)."""
     held: Mapping[str, HeldTally] = field(default_factory=dict)
     """The bucket's held tallies, by `HeldTally.key`."""
+    held_bytes: int = 0
+    """Stored size of `held` (the length of its text)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -189,6 +189,7 @@ def run_fold(
             hot,
             now,
             config.write_interval,
+            bucket.watermark.held_bytes,
         )
         for number, bucket in buckets.items()
     }

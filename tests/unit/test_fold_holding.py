@@ -7,12 +7,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from functions.fold.adapters import held_data
-from functions.fold.holding import HELD_MAX_BYTES, BucketPlan, after_write, held_size
+from functions.fold import held_format
+from functions.fold.held_format import held_size
+from functions.fold.holding import HELD_MAX_BYTES, ZERO, BucketPlan, after_write
 from functions.fold.planner import MonthFold
-from functions.fold.ports import Tally
+from functions.fold.ports import HeldTally, Tally
 from functions.fold.service import FoldConfig, run_fold
+from shared.counters import SHARD_FLOAT_FIELDS, SHARD_INT_FIELDS
 from shared.counters import fold_bucket as bucket_of
 from tests.unit.test_fold import NOV, T0, FakePublisher, FakeRepo, shard
 from tests.unit.test_fold_records import record, summary
@@ -172,9 +176,8 @@ def test_the_held_map_of_a_bucket_is_capped(repo: FakeRepo) -> None:
 
 
 def test_a_full_held_map_stays_under_the_document_limit_whatever_the_customer_ids() -> None:
-    """2,000 entries of 1,500-byte customer ids would be 6 MB: the map stops at its byte
-    budget, and each entry's stored size follows Firestore's storage-size rules."""
-
+    """2,000 entries of 1,500-byte customer ids would be 3 MB: the map stops at its byte
+    budget, and that budget is the size of the text actually stored."""
     now = T0
     plan = BucketPlan()
     for n in range(2000):
@@ -184,12 +187,46 @@ def test_a_full_held_map_stays_under_the_document_limit_whatever_the_customer_id
         after_write(plan, cid, [fold_], now, timedelta(minutes=5), held_max=2000)
     assert 0 < len(plan.held) < 2000
     assert plan.size == sum(held_size(h) for h in plan.held.values()) <= HELD_MAX_BYTES
-    one = next(iter(plan.held.values()))
-    stored = held_data(one)
-    # key + each field name (+1) + string values (+1) + 8 per number / timestamp, 1 per null
-    expected = (len(one.key) + 1) + sum(len(k) + 1 for k in stored) + (len(one.customer_id) + 1)
-    expected += (len(NOV) + 1) + 8 * 4 + sum(len(k) + 1 + 8 for k in one.values)
-    assert held_size(one) == expected
+    stored = held_format.encode(plan.held)
+    assert len(stored.encode()) <= plan.size + 40  # the text: the rows and its small envelope
+    assert len(stored.encode()) < 1_048_487  # Firestore's largest field value
+
+
+@given(
+    st.lists(
+        st.builds(
+            HeldTally,
+            customer_id=st.text(min_size=1, max_size=30),
+            month=st.sampled_from([NOV, "2027-01"]),
+            base=st.one_of(st.none(), st.datetimes(timezones=st.just(UTC))),
+            upto=st.datetimes(timezones=st.just(UTC)),
+            values=st.fixed_dictionaries(
+                {
+                    **{name: st.integers(0, 2**62) for name in SHARD_INT_FIELDS},
+                    **{name: st.floats(0, 1e12, allow_nan=False) for name in SHARD_FLOAT_FIELDS},
+                }
+            ),
+            headroom=st.one_of(st.none(), st.integers(0, 10**9)),
+            written_at=st.datetimes(timezones=st.just(UTC)),
+        ),
+        max_size=5,
+    )
+)
+def test_the_stored_text_gives_back_every_entry_exactly(entries: list[HeldTally]) -> None:
+    held = {h.key: h for h in entries}
+    got, problems = held_format.decode(held_format.encode(held))
+    assert problems == []
+    assert got == held
+
+
+def test_an_unreadable_row_is_named_and_the_others_are_kept() -> None:
+    good = HeldTally("c", NOV, None, T0, dict(ZERO), None, T0)
+    text = held_format.encode({good.key: good}).replace('"rows":[', '"rows":[["c","x"],')
+    got, problems = held_format.decode(text)
+    assert got == {good.key: good}
+    assert len(problems) == 1
+    assert "held row 0" in problems[0]
+    assert "expected a list of 12 values" in problems[0]
 
 
 def test_a_bucket_whose_watermark_stays_keeps_its_held_map_and_counts_nothing_twice(
