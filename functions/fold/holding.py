@@ -3,9 +3,10 @@
 A customer-month counted from its records costs each fold that writes it a summary write, a
 customer write (and its `on-customer-written` invocation) and two reads, however few records
 it brought: at a few events per customer-month per minute that is more than its records cost.
-So, once its summary has been written, a month's new records are summed into its bucket's state
-document (`usage_fold_state/{b}`.`held`, written by every fold anyway) and its summary is
-written again only when one of these holds (docs/counters.md, "Held tallies"):
+So, once its summary has been written, a month's new records are summed into its bucket's
+state document (`usage_fold_state/{b}`.`held`: `held_format`; written by every fold anyway)
+and its summary is written again only when one of these holds (docs/counters.md, "Held
+tallies"):
 
 - `write_interval` has passed since its last write (the customer document converges within
   that plus one fold interval);

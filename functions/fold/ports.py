@@ -48,7 +48,7 @@ class TallyRecord:
 class HeldTally:
     """A customer-month's records-counted records that folds counted but have not written into
     its summary yet: the sums of those with `base < recorded_at <= upto`. Kept in its bucket's
-    state document (`held.{customer}_{month}`) between summary writes (docs/counters.md)."""
+    state document (`held`: `functions.fold.held_format`) between summary writes."""
 
     customer_id: str
     month: str
