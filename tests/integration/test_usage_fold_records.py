@@ -5,6 +5,7 @@ each other."""
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -149,3 +150,71 @@ def test_quiet_usage_is_counted_from_its_records_once_while_folds_overlap(
     # A fold now finds nothing new and writes nothing.
     again = fold_once(env, "again")
     assert (again.summaries_written, again.customers_written) == (0, 0)
+
+
+class Recorded:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def publish_alert(self, data: bytes, attributes: Any) -> str:
+        self.sent.append(json.loads(data))
+        return f"a{len(self.sent)}"
+
+
+def test_a_held_month_sends_its_alert_in_the_fold_that_sees_the_crossing(
+    emulators: Emulators, firestore_client: Any
+) -> None:
+    """On the emulator, folds holding a quiet month (write interval 1 h): below the 80 % line
+    nothing is written after the first write; the fold that reads the 80th scene writes the
+    month and publishes the alert, once."""
+    prefix = f"a{random.getrandbits(32):08x}"
+    env = Env(
+        emulators,
+        firestore_client,
+        BLUEPRINT_USAGE_SHARD_RATE="100000",
+        BLUEPRINT_USAGE_FOLD_BUCKETS="4",
+        **settings_for(prefix),
+    )
+    env.put_customer("qa", bundle_tier="pro", monthly_scene_quota=100, quota_period="2025-01")
+    publisher = Recorded()
+    repo = FirestoreFoldRepository(env.settings, env.client)
+    config = FoldConfig(buckets=4, workers=2, write_interval=timedelta(hours=1))
+    summary = env.col("usage_counters").document(counter_doc_id("qa", "2025-01"))
+
+    def deliver(first: int, count: int) -> Any:
+        messages = [
+            msg(
+                event_body(
+                    event_id=f"qa-{n}",
+                    customer_id="qa",
+                    action="scene_generated",
+                    timestamp="2025-01-10T10:00:00Z",
+                    compute_minutes=None,
+                    storage_gb=None,
+                    details=None,
+                ),
+                f"qa-m{n}",
+            )
+            for n in range(first, first + count)
+        ]
+        deliver_all(lambda m: env.service.handle(m, NOW), messages, workers=4)
+        time.sleep(config.records_lag.total_seconds() + 0.5)
+        return run_fold(
+            repo,
+            publisher,
+            now=NOW,
+            run_id=f"f{first}",
+            config=config,
+            server_time=server_timestamp(),
+        )
+
+    deliver(0, 70)
+    assert summary.get().to_dict()["scenes_total"] == 70
+    held = deliver(70, 9)
+    assert (held.months_held, held.summaries_written) == (1, 0)
+    assert summary.get().to_dict()["scenes_total"] == 70
+    crossed = deliver(79, 1)
+    assert crossed.summaries_written == 1
+    assert summary.get().to_dict()["scenes_total"] == 80
+    assert [(a["threshold_percent"], a["scenes_generated"]) for a in publisher.sent] == [(80, 80)]
+    assert env.customer("qa")["scenes_generated_this_month"] == 80
