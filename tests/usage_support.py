@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +16,7 @@ from cloudevents.http import CloudEvent
 
 from functions.edge.pubsub import Message
 from functions.usage.ports import CustomerDocument, ShardIncrement, UnstorableRecordError
+from shared import logs
 from shared.counters import (
     SHARD_FLOAT_FIELDS,
     SHARD_INT_FIELDS,
@@ -369,3 +372,24 @@ def write_shard(
         },
         merge=True,
     )
+
+
+@contextlib.contextmanager
+def log_lines() -> Iterator[list[logging.LogRecord]]:
+    """Every line the suite's logger emits meanwhile, DEBUG included (its level restored)."""
+    seen: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    handler = Collect(level=logging.DEBUG)
+    logger = logs.get_logger()
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield seen
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

@@ -155,8 +155,9 @@ def after_write(  # noqa: PLR0917 - one customer's outcome, applied to its bucke
             headroom=fold.headroom,
             written_at=now,
         )
-        if plan.size + held_size(fresh) > HELD_MAX_BYTES:
+        size = held_size(fresh)
+        if plan.size + size > HELD_MAX_BYTES:
             continue  # the map is full: this month is written by every fold that changes it
-        plan.size += held_size(fresh)
+        plan.size += size
         plan.held[key] = fresh
     return ok

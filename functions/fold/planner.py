@@ -35,6 +35,7 @@ from functions.fold.ports import (
     Tally,
 )
 from functions.fold.tally import headroom, tally_bound, tally_shard
+from functions.fold.tally import lenient_int as _int
 from shared import quota
 from shared.counters import SHARD_FLOAT_FIELDS, SHARD_INT_FIELDS, TALLY
 from shared.firestore_values import plain_value
@@ -47,16 +48,6 @@ TOTAL_SCENES: Final = "total_scenes_generated"
 TOTAL_EPISODES: Final = "total_episodes_generated"
 _VOLATILE: Final = frozenset({"folded_at"})
 """Summary fields that change on every write and say nothing about the totals."""
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and math.isfinite(value):
-        return int(value)
-    return None
 
 
 @dataclass(frozen=True, slots=True)

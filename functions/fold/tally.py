@@ -14,7 +14,8 @@ from shared.counters import SHARD_FLOAT_FIELDS, SHARD_INT_FIELDS, TALLY
 from shared.firestore_values import plain_value
 
 
-def _int(value: Any) -> int | None:
+def lenient_int(value: Any) -> int | None:
+    """An integer field as read (a finite float truncated); None for anything else."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -64,7 +65,7 @@ def tally_shard(
         return None
     values: dict[str, int | float] = {}
     for name in SHARD_INT_FIELDS:
-        values[name] = sum(_int(p.get(name)) or 0 for p in parts)
+        values[name] = sum(lenient_int(p.get(name)) or 0 for p in parts)
     for name in SHARD_FLOAT_FIELDS:
         amounts = (p.get(name) for p in parts)
         values[name] = math.fsum(float(v) for v in amounts if isinstance(v, int | float))

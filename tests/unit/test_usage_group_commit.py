@@ -23,7 +23,7 @@ from functions.usage.ports import Outcome
 from functions.usage.service import UsageService
 from shared import logs
 from shared.errors import TransientError
-from tests.usage_support import NOW, FakeRepository, event_body, message
+from tests.usage_support import NOW, FakeRepository, event_body, log_lines, message
 
 KEY = ("c", "2025-01")
 
@@ -50,20 +50,8 @@ def repo() -> FakeRepository:
 
 @pytest.fixture
 def records() -> Iterator[list[logging.LogRecord]]:
-    seen: list[logging.LogRecord] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            seen.append(record)
-
-    handler = Collect(level=logging.DEBUG)
-    logger = logging.getLogger(logs.LOGGER_NAME)
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield seen
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    with log_lines() as seen:
+        yield seen
 
 
 def _gated(committer_box: list[GroupCommitter], queued: int) -> Any:

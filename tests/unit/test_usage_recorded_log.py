@@ -14,47 +14,28 @@ import pytest
 from functions.usage.ports import Outcome
 from functions.usage.recorded_log import RecordedLog
 from functions.usage.service import UsageService
-from shared import logs
-from tests.usage_support import NOW, FakeRepository, event_body, message
+from tests.usage_support import NOW, FakeRepository, event_body, log_lines, message
 
 
 @pytest.fixture
 def lines() -> Iterator[list[logging.LogRecord]]:
-    seen: list[logging.LogRecord] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            seen.append(record)
-
-    handler = Collect(level=logging.DEBUG)
-    logger = logging.getLogger(logs.LOGGER_NAME)
-    logs.get_logger()
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield seen
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    with log_lines() as seen:
+        yield seen
 
 
 def fields(record: logging.LogRecord) -> dict[str, Any]:
     return dict(getattr(record, "fields", {}))
 
 
-def test_the_summary_counts_every_event_of_its_interval_once() -> None:
+def test_the_summary_counts_every_event_of_its_interval_once(
+    lines: list[logging.LogRecord],
+) -> None:
     now = [0.0]
     log = RecordedLog(60, clock=lambda: now[0])
-    written: list[dict[str, Any]] = []
-    handler = logging.Handler(level=logging.INFO)
-    handler.emit = lambda r: written.append(fields(r))  # type: ignore[method-assign]
-    logger = logs.get_logger()
-    logger.addHandler(handler)
-    try:
-        for n in range(10):
-            now[0] = n * 10.0  # 0..90 s: the line after 60 s, then a new interval
-            log.recorded("a" if n % 3 else "b", Decimal("0.25"), "records")
-    finally:
-        logger.removeHandler(handler)
+    for n in range(10):
+        now[0] = n * 10.0  # 0..90 s: the line after 60 s, then a new interval
+        log.recorded("a" if n % 3 else "b", Decimal("0.25"), "records")
+    written = [fields(r) for r in lines if r.levelno >= logging.INFO]
     [line] = [w for w in written if w.get("decision") == "recorded-summary"]
     assert line["events"] == 7  # t = 0..60
     assert line["busiest"] == {"a": 4, "b": 3}
