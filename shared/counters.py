@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 
@@ -54,6 +55,22 @@ TALLY: Final = "tally"
 TALLY_FIELD: Final = "fold_bucket"
 """Set on a `usage_tracking` record counted from the records (no shard increment): its
 customer-month's fold bucket, the prefix of the fold's scan of such records."""
+FOLD_KEY_FIELD: Final = "fold_key"
+"""Set on every record counted from the records: `counter_doc_id` of its customer-month. The
+fold counts a month's records by aggregation queries on it (`fold_key == key`, a range of
+`recorded_at`), reading one index batch per 1,000 records instead of each record."""
+FLAG_AT_FIELD: Final = "fold_flag_at"
+"""On a records-counted record WITHOUT `fold_bucket`: the commit time of the flagged record
+(one carrying `fold_bucket`) of the same customer-month and instance that covers it: the fold,
+having seen that flag, counts the month up to at least `FLAG_COVER` after it."""
+FLAG_COVER: Final = timedelta(seconds=60)
+"""How long after its commit a flag covers the same instance's unflagged records of its
+customer-month. A record that commits later than this after its flag touches a shard of its
+month instead (a zero increment: the fold sees the month changed)."""
+AGGREGATED_INT_FIELDS: Final = ("scenes_generated", "episodes_generated", "cost_cents")
+"""Integer fields of a records-counted record the fold sums by aggregation (`records` is the
+count): every one is on every such record, a number or null (`tally_fields`)."""
+AGGREGATED_FLOAT_FIELDS: Final = SHARD_FLOAT_FIELDS
 SCENE_GENERATED: Final = "scene_generated"
 """The action that counts one scene (`scenes_generated`)."""
 

@@ -107,6 +107,15 @@ EXEMPTIONS: Final[tuple[SingleFieldExemption, ...]] = (
         _NO_QUERY + " alone (the composite (fold_bucket, recorded_at) serves the fold)",
         "fold_bucket",
     ),
+    *_exempt(
+        names.USAGE_TRACKING,
+        _NO_QUERY + " alone (the composite (fold_key, recorded_at, ...) serves the fold's "
+        "aggregation)",
+        "fold_key",
+        "cost_cents",
+        "scenes_generated",
+    ),
+    *_exempt(names.USAGE_TRACKING, _SEQUENTIAL + "; " + _NO_QUERY, "fold_flag_at"),
     *_exempt(names.USAGE_TRACKING, _BLOB, "details"),
     *_exempt(
         names.USAGE_REJECTIONS,
@@ -299,10 +308,12 @@ def customers_reset_for_period(
 # declared (and their indexes generated) whenever `shared.queries` is.
 from shared.queries_fold import (  # noqa: E402
     CHANGED_SHARDS,
+    MONTH_RECORDS,
     PENDING_ALERTS,
     TALLY_RECORD_FIELDS,
     TALLY_RECORDS,
     changed_shards,
+    month_records,
     pending_alerts,
     tally_records,
 )
@@ -327,6 +338,7 @@ __all__ = [
     "BUILDERS",
     "CHANGED_SHARDS",
     "DOCUMENT_ID",
+    "MONTH_RECORDS",
     "PENDING_ALERTS",
     "REJECTIONS_PAGED",
     "REPLAY_PAGED",
@@ -344,6 +356,7 @@ __all__ = [
     "composite_indexes",
     "declares",
     "indexes_file",
+    "month_records",
     "pending_alerts",
     "rejections_page",
     "replay_page",

@@ -70,6 +70,7 @@ TALLY_RECORDS = QueryShape(
 )
 TALLY_RECORD_FIELDS: Final = (
     "customer_id",
+    "fold_key",
     "timestamp",
     "action",
     "episodes_generated",
@@ -116,6 +117,54 @@ def tally_records(
     )
     if cursor is not None:
         query = query.start_after(cursor)
+    return query
+
+
+MONTH_RECORDS = QueryShape(
+    names.USAGE_TRACKING,
+    equality=("fold_key",),
+    order=(
+        ("recorded_at", _ASC),
+        ("cost_cents", _ASC),
+        ("scenes_generated", _ASC),
+        ("episodes_generated", _ASC),
+        ("compute_minutes", _ASC),
+        ("storage_gb", _ASC),
+    ),
+)
+"""The fold's aggregation over one customer-month's records counted from the records. Firestore
+computes sum() from index entries ("a field must be indexed to calculate an aggregation"), so
+the summed fields follow the range field in the composite index: one index serves the count
+and every sum (the emulator checks no index; production refuses a query without one). Every
+record with `fold_key` has every summed field (a number, or null: skipped by a sum)."""
+
+
+@declares(MONTH_RECORDS)
+def month_records(
+    client: Client,
+    fold_key: str,
+    after: dt.datetime | None,
+    upto: dt.datetime,
+    *,
+    settings: Settings | None = None,
+) -> Query:
+    """The records of customer-month `fold_key` (`shared.counters.counter_doc_id`) counted
+    from the records, with `after < recorded_at <= upto` (`after` None: from the first): the
+    query the fold aggregates (count and sums; one read per 1,000 index entries). Run after
+    `upto` plus the records lag, every record stamped up to `upto` is in it."""
+    from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415 (cheap import)
+
+    settings = settings or get_settings()
+    query: Query = client.collection(settings.usage_tracking_collection).where(
+        filter=FieldFilter("fold_key", "==", fold_key)
+    )
+    if after is not None:
+        query = query.where(filter=FieldFilter("recorded_at", ">", _aware("after", after)))
+    query = query.where(filter=FieldFilter("recorded_at", "<=", _aware("upto", upto)))
+    # Ordered as the index is (the order changes nothing of a count or a sum): the query says
+    # which index it reads, and a record without one of the summed fields is in none.
+    for name, direction in MONTH_RECORDS.order:
+        query = query.order_by(name, direction=direction.value)
     return query
 
 

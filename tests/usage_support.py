@@ -8,16 +8,23 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from cloudevents.http import CloudEvent
 
 from functions.edge.pubsub import Message
-from functions.usage.ports import CustomerDocument, ShardIncrement, UnstorableRecordError
+from functions.usage.ports import (
+    CustomerDocument,
+    ShardIncrement,
+    StoredRecord,
+    UnstorableRecordError,
+)
 from shared import logs
 from shared.counters import (
+    FLAG_AT_FIELD,
+    FOLD_KEY_FIELD,
     SHARD_FLOAT_FIELDS,
     SHARD_INT_FIELDS,
     TALLY_FIELD,
@@ -228,6 +235,11 @@ class FakeRepository:
         self.batch_sizes: list[int] = []
         self.fail_calls: dict[str, int] = {}
         """Raise TransientError on this many next calls of a method, by name."""
+        self.touches: list[ShardIncrement] = []
+        """Zero increments of late records (`touch_shard`)."""
+        self.clock_ticks = 0
+        self.commit_clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        """The commit time of each `commit_record` (server time in Firestore)."""
 
     def put_customer(self, customer_id: str, **fields: Any) -> None:
         with self.lock:
@@ -280,11 +292,37 @@ class FakeRepository:
                 shard[name] = shard.get(name, 0) + amount
             return True
 
-    def get_record_hash(self, record_id: str) -> str | None:
+    def commit_record(self, record_id: str, record: Mapping[str, Any]) -> datetime | None:
         with self.lock:
-            self._maybe_fail("get_record_hash")
-            value = self.records.get(record_id, {}).get("payload_sha256")
-            return value if isinstance(value, str) else None
+            self._maybe_fail("commit_record")
+        if not self.commit_batch([(record_id, record)], None):
+            return None
+        with self.lock:
+            self.clock_ticks += 1
+            stamp = self.commit_clock()
+            self.records[record_id]["recorded_at"] = stamp
+            return stamp
+
+    def touch_shard(self, counter: ShardIncrement) -> None:
+        with self.lock:
+            self._maybe_fail("touch_shard")
+            self.touches.append(counter)
+        self.commit_batch([], counter)
+
+    def get_stored_record(self, record_id: str) -> StoredRecord | None:
+        with self.lock:
+            self._maybe_fail("get_stored_record")
+            if record_id not in self.records:
+                return None
+            stored = self.records[record_id]
+            digest, at, flag_at = (
+                stored.get(k) for k in ("payload_sha256", "recorded_at", FLAG_AT_FIELD)
+            )
+            return StoredRecord(
+                digest if isinstance(digest, str) else None,
+                at if isinstance(at, datetime) else None,
+                flag_at if isinstance(flag_at, datetime) else None,
+            )
 
     def _maybe_fail(self, call: str) -> None:
         """Raise the transient error injected for `call` (under the lock)."""
@@ -310,7 +348,8 @@ class FakeRepository:
                     for name in (*SHARD_INT_FIELDS, *SHARD_FLOAT_FIELDS):
                         out[name] = out.get(name, 0) + shard.get(name, 0)
             for record in self.records.values():
-                if TALLY_FIELD not in record or record["customer_id"] != customer_id:
+                counted = TALLY_FIELD in record or FOLD_KEY_FIELD in record
+                if not counted or record["customer_id"] != customer_id:
                     continue
                 if month_of(record["timestamp"]) != month:
                     continue
@@ -322,7 +361,7 @@ class FakeRepository:
     def tallied(self) -> int:
         """Records written without a shard increment (counted from the records)."""
         with self.lock:
-            return sum(TALLY_FIELD in r for r in self.records.values())
+            return sum(TALLY_FIELD in r or FOLD_KEY_FIELD in r for r in self.records.values())
 
 
 # --------------------------------------------------------------------------------------------

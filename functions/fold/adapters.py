@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from functions.fold import held_format
 from functions.fold.ports import (
@@ -21,6 +21,9 @@ from functions.fold.ports import (
 from shared import logs, names, queries
 from shared.clients import FirestoreAdapter, bounded_retry, publisher_client
 from shared.counters import (
+    AGGREGATED_FLOAT_FIELDS,
+    AGGREGATED_INT_FIELDS,
+    FOLD_KEY_FIELD,
     SHARD_FLOAT_FIELDS,
     SHARD_INT_FIELDS,
     counter_doc_id,
@@ -76,8 +79,24 @@ def _tally_record(snap: Any, bucket: int) -> TallyRecord | None:
         return None
     if not isinstance(recorded_at, datetime):
         return None
+    if isinstance(data.get(FOLD_KEY_FIELD), str):  # a flag: counted by aggregation
+        return TallyRecord(customer_id, month_of(timestamp), {}, recorded_at, bucket, flag=True)
     ints, floats = record_counts(data)
     return TallyRecord(customer_id, month_of(timestamp), {**ints, **floats}, recorded_at, bucket)
+
+
+_SUMS: Final = (*AGGREGATED_INT_FIELDS, *AGGREGATED_FLOAT_FIELDS)
+_FIRST_REQUEST: Final = 4
+"""Sums in the first aggregation request (Firestore takes at most 5 aggregations in one: the
+count and 4 sums); the rest go in a second request over the same query."""
+
+
+def _aggregate_value(name: str, value: Any) -> int | float:
+    """A sum as the fold stores it: the integer counters as int (exact below 2^63; Firestore
+    answers a double only past that), the amounts as float."""
+    if name in AGGREGATED_FLOAT_FIELDS:
+        return float(value or 0.0)
+    return int(value or 0)
 
 
 class FirestoreFoldRepository(FirestoreAdapter):
@@ -179,6 +198,37 @@ class FirestoreFoldRepository(FirestoreAdapter):
             page_size,
             read_time,
         )
+
+    def count_month(
+        self,
+        customer_id: str,
+        month: str,
+        after: datetime | None,
+        upto: datetime,
+        *,
+        scenes_only: bool = False,
+    ) -> dict[str, int | float]:
+        """Count and sums of the month's records counted from the records in (after, upto]:
+        one aggregation request (scenes only), else two (count + 4 sums, then the last sum)."""
+        query = queries.month_records(
+            self.client, counter_doc_id(customer_id, month), after, upto, settings=self._settings
+        )
+        names_ = ("scenes_generated",) if scenes_only else _SUMS
+        requests = [names_] if scenes_only else [names_[:_FIRST_REQUEST], names_[_FIRST_REQUEST:]]
+        out: dict[str, int | float] = {}
+        for n, fields in enumerate(requests):
+            aggregation: Any = query.count(alias="records") if n == 0 and not scenes_only else None
+            for name in fields:
+                aggregation = (query if aggregation is None else aggregation).sum(name, alias=name)
+            try:
+                results: Any = aggregation.get(**self._call())
+            except Exception as exc:
+                raise classify(exc, f"count {counter_doc_id(customer_id, month)}") from exc
+            for result in results[0]:
+                alias = str(result.alias)
+                value = result.value
+                out[alias] = int(value) if alias == "records" else _aggregate_value(alias, value)
+        return out
 
     def read_state(self, customer_id: str, months: Sequence[str]) -> CustomerState:
         """The customer and the month summaries, one get_all."""

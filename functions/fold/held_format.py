@@ -3,9 +3,10 @@
 One string instead of a map of maps: the Firestore client decodes and deep-copies every value
 of a document it reads, and 16 buckets of 2,000 entries as maps cost a fold 7.6 s of CPU for
 that alone (`bench/fold_held_state.py`); as one string per bucket it is one value. The text is
-`{"format": 1, "rows": [row, ...]}`, a row being `[customer_id, month, base, upto, records,
+`{"format": 2, "rows": [row, ...]}`, a row being `[customer_id, month, base, upto, records,
 scenes_generated, episodes_generated, cost_cents, compute_minutes, storage_gb, headroom,
-written_at]`, times as integer microseconds since the epoch (exact), null where absent.
+written_at, owed]`, times as integer microseconds since the epoch (exact), null where absent.
+Format 1 (rows without `owed`) is read as owing nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from typing import Any, Final
 from functions.fold.ports import HeldTally
 from shared.counters import SHARD_FLOAT_FIELDS, SHARD_INT_FIELDS
 
-FORMAT: Final = 1
+FORMAT: Final = 2
+_READS: Final = {1: 12, 2: 13}
+"""Row width by format."""
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO: Final = timedelta(microseconds=1)
 _SEPARATORS: Final = (",", ":")
@@ -50,6 +53,7 @@ def row(held: HeldTally) -> list[Any]:
         *(float(held.values.get(name, 0.0)) for name in SHARD_FLOAT_FIELDS),
         held.headroom,
         _micros(held.written_at),
+        _micros(held.owed),
     ]
 
 
@@ -58,15 +62,16 @@ def held_size(held: HeldTally) -> int:
     return len(json.dumps(row(held), separators=_SEPARATORS).encode()) + 1
 
 
-def from_row(data: Any) -> HeldTally:
+def from_row(data: Any, form: int = FORMAT) -> HeldTally:
     """An entry from its stored row; UnreadableRowError naming what is wrong."""
-    width = 4 + len(SHARD_INT_FIELDS) + len(SHARD_FLOAT_FIELDS) + 2
+    width = _READS[form]
     if not isinstance(data, list) or len(data) != width:
         raise UnreadableRowError(f"expected a list of {width} values")
+    owed = data[12] if form >= 2 else None
     customer_id, month, base, upto = data[:4]
     ints = data[4 : 4 + len(SHARD_INT_FIELDS)]
-    floats = data[4 + len(SHARD_INT_FIELDS) : -2]
-    headroom, written_at = data[-2:]
+    floats = data[4 + len(SHARD_INT_FIELDS) : 10]
+    headroom, written_at = data[10:12]
     if not isinstance(customer_id, str) or not isinstance(month, str):
         raise UnreadableRowError("expected the customer id and month as text")
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints):
@@ -85,6 +90,7 @@ def from_row(data: Any) -> HeldTally:
         values,
         headroom,
         _time(written_at),
+        None if owed is None else _time(owed),
     )
 
 
@@ -103,13 +109,14 @@ def decode(text: Any) -> tuple[dict[str, HeldTally], list[str]]:
         data = json.loads(text) if isinstance(text, str) else None
     except ValueError as exc:
         return {}, [f"held: not JSON ({exc})"]
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    form = data.get("format") if isinstance(data, dict) else None
+    if not isinstance(form, int) or form not in _READS or not isinstance(data, dict):
         return {}, [f"held: expected format {FORMAT}, got {str(text)[:80]!r}"]
     out: dict[str, HeldTally] = {}
     problems: list[str] = []
     for n, item in enumerate(data.get("rows") or []):
         try:
-            entry = from_row(item)
+            entry = from_row(item, form)
         except UnreadableRowError as exc:
             problems.append(f"held row {n}: {exc}: {str(item)[:200]}")
             continue

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from functions.fold.held_format import held_size
 from functions.fold.planner import MonthFold
 from functions.fold.ports import HeldTally, Tally, TallyRecord
-from shared.counters import SHARD_FLOAT_FIELDS, SHARD_INT_FIELDS
+from shared.counters import FLAG_COVER, SHARD_FLOAT_FIELDS, SHARD_INT_FIELDS
 from shared.times import month_of
 
 SCENES = "scenes_generated"
@@ -71,6 +71,54 @@ class BucketPlan:
     size: int = 0
     """Stored size of `held` at most (from the stored text, plus each entry `after_write`
     adds)."""
+    pins: list[datetime] = field(default_factory=list)
+    """Flags whose cover a written month still owes and that found no room in the map: the
+    bucket's records watermark stays before them (the next fold reads them again)."""
+
+
+def owed_by(entry: HeldTally | None, found: Iterable[TallyRecord]) -> datetime | None:
+    """What the month owes: the later of its entry's `owed` and its new flags' cover."""
+    covers = [r.recorded_at + FLAG_COVER for r in found if r.flag]
+    if entry is not None and entry.owed is not None:
+        covers.append(entry.owed)
+    return max(covers, default=None)
+
+
+def _holds(
+    entry: HeldTally | None,
+    *,
+    hot_customers: Collection[str],
+    now: datetime,
+    write_interval: timedelta,
+) -> bool:
+    """Whether a month with this entry may be held by this fold (its summary not written),
+    headroom aside."""
+    return not (
+        entry is None
+        or write_interval <= timedelta(0)
+        or entry.month < month_of(now)
+        or entry.customer_id in hot_customers
+        or now - entry.written_at >= write_interval
+    )
+
+
+def headroom_checks(
+    held: Mapping[str, HeldTally],
+    records: Mapping[tuple[str, str], Sequence[TallyRecord]],
+    hot_customers: Collection[str],
+    now: datetime,
+    write_interval: timedelta,
+) -> list[HeldTally]:
+    """The held entries whose scenes counted by aggregation since their last write
+    (`base`) `plan_bucket` needs: the ones it may hold, with a headroom, that owe a count."""
+    out = []
+    for entry in held.values():
+        found = records.get((entry.customer_id, entry.month), ())
+        if entry.headroom is None or owed_by(entry, found) is None:
+            continue
+        if _holds(entry, hot_customers=hot_customers, now=now, write_interval=write_interval):
+            out.append(entry)
+    return out
 
 
 def plan_bucket(  # noqa: PLR0917 - the decision's inputs, each needed
@@ -82,38 +130,38 @@ def plan_bucket(  # noqa: PLR0917 - the decision's inputs, each needed
     now: datetime,
     write_interval: timedelta,
     held_bytes: int = 0,
+    scenes: Mapping[str, int] | None = None,
 ) -> BucketPlan:
     """Decide, per customer-month with new records or a held entry, write now or hold.
     `held_bytes`: the stored size of `held` (the plan's size starts there: an upper bound,
-    since the months written now leave it, cheap to keep)."""
+    since the months written now leave it, cheap to keep). `scenes`: by key, the scenes
+    counted by aggregation since each `headroom_checks` entry's last write."""
     plan = BucketPlan()
     by_key = {f"{c}_{m}": (c, m) for c, m in records}
     by_key.update({key: (h.customer_id, h.month) for key, h in held.items()})
-    current = month_of(now)
     for key, (customer_id, month) in sorted(by_key.items()):
         found = tuple(records.get((customer_id, month), ()))
         entry = held.get(key)
-        pending = bool(found) or (entry is not None and not entry.empty)
+        owed = owed_by(entry, found)
+        pending = bool(found) or (entry is not None and not entry.empty) or owed is not None
         bound = upto if upto is not None else (entry.upto if entry is not None else None)
-        if entry is None or write_interval <= timedelta(0) or month < current:
-            due = pending
-        elif customer_id in hot_customers or now - entry.written_at >= write_interval:
-            due = pending
-            if not pending:
-                continue  # expired and nothing held: forget it (the next record writes)
-        else:
+        if entry is not None and _holds(
+            entry, hot_customers=hot_customers, now=now, write_interval=write_interval
+        ):
             values = add_values(entry.values, found) if found else entry.values
-            due = entry.headroom is not None and int(values[SCENES]) >= entry.headroom
-            if not due:
-                if found and bound is not None:
-                    entry = replace(entry, values=values, upto=bound)
+            counted = int(values[SCENES]) + (scenes or {}).get(key, 0)
+            if entry.headroom is None or counted < entry.headroom:
+                if (found or owed != entry.owed) and bound is not None:
+                    entry = replace(entry, values=values, upto=bound, owed=owed)
                     plan.months_held += 1
                 plan.held[key] = entry
                 continue
-        if due and bound is not None:
-            tally = Tally(found, bound, held=entry, bucket=bucket)
+        elif not pending:
+            continue  # nothing held, nothing owed: forget it (the next record writes)
+        if bound is not None:
+            tally = Tally(found, bound, held=entry, bucket=bucket, owed=owed)
             plan.writes.setdefault(customer_id, {})[month] = tally
-        elif entry is not None and month >= current and write_interval > timedelta(0):
+        elif entry is not None:
             plan.held[key] = entry
     plan.size = held_bytes
     return plan
@@ -140,24 +188,41 @@ def after_write(  # noqa: PLR0917 - one customer's outcome, applied to its bucke
                 ok = False
                 continue
             values = add_values(tally.held.values, tally.records)
-            plan.held[key] = replace(tally.held, values=values, upto=tally.upto)
+            plan.held[key] = replace(tally.held, values=values, upto=tally.upto, owed=tally.owed)
             continue
         fold = by_month.get(month)
-        keep = write_interval > timedelta(0) and month >= month_of(now)
-        if fold is None or fold.tally_upto is None or not keep or len(plan.held) >= held_max:
+        # Counted up to the tally's bound: a flag's cover beyond it is still owed.
+        owed = tally.owed if tally.owed is not None and tally.owed > tally.upto else None
+        keep = (write_interval > timedelta(0) and month >= month_of(now)) or owed is not None
+        if not keep:
             continue
+        base = fold.tally_upto if fold is not None else None
         fresh = HeldTally(
             customer_id,
             month,
-            base=fold.tally_upto,
-            upto=fold.tally_upto,
+            base=base,
+            upto=base if base is not None else tally.upto,
             values=ZERO,
-            headroom=fold.headroom,
+            headroom=fold.headroom if fold is not None else None,
             written_at=now,
+            owed=owed,
         )
         size = held_size(fresh)
-        if plan.size + size > HELD_MAX_BYTES:
-            continue  # the map is full: this month is written by every fold that changes it
+        if len(plan.held) >= held_max or plan.size + size > HELD_MAX_BYTES:
+            # The map is full: this month is written by every fold that changes it, and what it
+            # still owes keeps the bucket's records watermark before its flags.
+            still = [
+                r.recorded_at
+                for r in tally.records
+                if r.flag and r.recorded_at + FLAG_COVER > tally.upto
+            ]
+            if owed is None:
+                continue
+            if still:
+                plan.pins.append(min(still))
+                continue
+            # Owed from an earlier fold's flags, which no scan reads again: the entry stays,
+            # past the cap (the size cap leaves a fifth of a document's 1 MiB for this).
         plan.size += size
         plan.held[key] = fresh
     return ok

@@ -42,6 +42,10 @@ class TallyRecord:
     recorded_at: datetime
     """Its commit time (server)."""
     bucket: int = 0
+    flag: bool = False
+    """A flag (`functions.usage.flags`): the record carries `fold_key`, so it and the records
+    its flag covers are counted by the month's aggregation (`values` are empty); the scan's
+    read only says the month changed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,9 @@ class HeldTally:
     next alert threshold (None: no threshold ahead, or no customer document)."""
     written_at: datetime
     """When the fold last wrote the month's summary."""
+    owed: datetime | None = None
+    """The month must be counted (aggregated) up to at least this: its latest flag's cover
+    (`shared.counters.FLAG_COVER` after the flag's commit) not yet counted (None: nothing)."""
 
     @property
     def key(self) -> str:
@@ -84,6 +91,17 @@ class Tally:
     upto: datetime
     held: HeldTally | None = None
     bucket: int = 0
+    owed: datetime | None = None
+    """The month's flags' cover (`HeldTally.owed`), to keep when `upto` does not reach it."""
+    counted: Mapping[str, int | float] | None = None
+    """The month's records with `fold_key` and `counted_after < recorded_at <= upto`, counted
+    by aggregation after the summary was read (None: not counted)."""
+    counted_after: datetime | None = None
+
+    @property
+    def flagged(self) -> bool:
+        """Whether the month has records counted by aggregation to count (a flag, a cover)."""
+        return self.owed is not None or any(r.flag for r in self.records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +197,10 @@ class FoldCounts:
     """Customer-months whose new records were held in their bucket's state (no write)."""
     recounts: int = 0
     """Held tallies an overlapping fold had partly written: recounted from the records."""
+    headroom_counts: int = 0
+    """Held months whose scenes were counted (aggregation) to see if they reach an alert."""
+    months_counted: int = 0
+    """Month writes whose records were counted by aggregation."""
     customer_months: int = 0
     customers: int = 0
     summaries_written: int = 0
@@ -227,6 +249,20 @@ class FoldRepository(Protocol):
         """Pages of the records-counted records of `bucket` with `after < recorded_at <= upto`
         (`after` None: from the first), oldest first, read at `read_time` (a little after
         `upto`: every record stamped up to `upto` is committed by then)."""
+        ...
+
+    def count_month(
+        self,
+        customer_id: str,
+        month: str,
+        after: datetime | None,
+        upto: datetime,
+        *,
+        scenes_only: bool = False,
+    ) -> dict[str, int | float]:
+        """Aggregation over the customer-month's records with `fold_key` and `after <
+        recorded_at <= upto`: `shared.counters` sums (`records` the count); with
+        `scenes_only`, only `scenes_generated` (one index batch per 1,000 records)."""
         ...
 
     def read_state(self, customer_id: str, months: Sequence[str]) -> CustomerState:

@@ -27,9 +27,9 @@ from typing import Any, Final
 
 from functions.fold import holding, planner
 from functions.fold.alerts import claimable, finish_pending_alerts, publish_alert
+from functions.fold.customer import fold_customer, scenes_since
 from functions.fold.ports import (
     AlertPublisher,
-    CommitConflictError,
     FoldCounts,
     FoldRepository,
     Shard,
@@ -37,17 +37,12 @@ from functions.fold.ports import (
     TallyRecord,
     Watermark,
 )
-from functions.fold.tally import TallyGapError
 from shared import logs
-from shared.errors import TransientError, is_permanent
+from shared.errors import is_permanent
 from shared.firestore_values import plain_value
-from shared.times import month_of
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-MAX_ATTEMPTS: Final = 8
-"""Guarded commits of one customer per fold before it is left for the next fold."""
 _TICK: Final = timedelta(microseconds=1)
-RECOUNT_PAGE: Final = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +175,7 @@ def run_fold(
         for record in found:
             records[record.bucket][record.customer_id, record.month].append(record)
     hot = set(by_customer)
+    scenes = _headroom_scenes(repo, buckets, records, hot, now, config, counts)
     plans = {
         number: holding.plan_bucket(
             number,
@@ -190,6 +186,7 @@ def run_fold(
             now,
             config.write_interval,
             bucket.watermark.held_bytes,
+            scenes,
         )
         for number, bucket in buckets.items()
     }
@@ -295,7 +292,9 @@ def _move_watermarks(  # noqa: PLR0917 - the fold's own state, private
         target = _later(target, bucket.watermark.value)
         records_target = None
         if bucket.records_seen and number not in records_held:
-            records_target = _later(bucket.records_upto, bucket.watermark.records)
+            records_target = _later(
+                _records_upto(bucket, plans.get(number)), bucket.watermark.records
+            )
         # The held map moves with the records watermark: what this fold held is in it only if
         # the watermark passes those records (else the next fold reads them again).
         held = plans[number].held if number in plans and number not in records_held else None
@@ -313,81 +312,47 @@ def _move_watermarks(  # noqa: PLR0917 - the fold's own state, private
         counts.add("watermarks_moved")
 
 
+def _headroom_scenes(  # noqa: PLR0917 - run_fold's state, private
+    repo: FoldRepository,
+    buckets: Mapping[int, _Bucket],
+    records: Mapping[int, Mapping[tuple[str, str], Sequence[TallyRecord]]],
+    hot: set[str],
+    now: datetime,
+    config: FoldConfig,
+    counts: FoldCounts,
+) -> dict[str, int]:
+    """By held key: the scenes counted by aggregation since the month's last write, for the
+    held months with an alert ahead that owe a count (`holding.headroom_checks`), in parallel."""
+    checks = [
+        (entry, bucket.records_upto)
+        for number, bucket in buckets.items()
+        if bucket.records_upto is not None
+        for entry in holding.headroom_checks(
+            bucket.watermark.held, records.get(number, {}), hot, now, config.write_interval
+        )
+    ]
+    if not checks:
+        return {}
+    with ThreadPoolExecutor(config.workers) as pool:
+        counted = list(pool.map(lambda check: scenes_since(repo, *check), checks))
+    counts.headroom_counts += len(checks)
+    return {entry.key: n for (entry, _), n in zip(checks, counted, strict=True)}
+
+
+def _records_upto(bucket: _Bucket, plan: holding.BucketPlan | None) -> datetime | None:
+    """How far the bucket's records watermark may move: up to the scan's bound, but before
+    a flag whose cover a month owes and found no room to keep (`BucketPlan.pins`)."""
+    upto = bucket.records_upto
+    if plan is not None and plan.pins and upto is not None:
+        upto = min(upto, min(plan.pins) - _TICK)
+    return upto
+
+
 def _later(mine: datetime | None, theirs: datetime | None) -> datetime | None:
     """`mine` when it is later than `theirs` (or theirs is unset), else None (keep theirs)."""
     if mine is None:
         return None
     return mine if theirs is None or plain_value(theirs) < mine else None
-
-
-def _recount(repo: FoldRepository, customer_id: str, tally: Tally, gap: TallyGapError) -> Tally:
-    """The month's records after `gap.after` and up to the tally's bound, read again."""
-    found = [
-        record
-        for page in repo.scan_records(tally.bucket, gap.after, tally.upto, RECOUNT_PAGE)
-        for record in page
-        if record.customer_id == customer_id and record.month == gap.month
-    ]
-    return Tally(tuple(found), tally.upto, held=None, bucket=tally.bucket)
-
-
-def fold_customer(
-    repo: FoldRepository,
-    publisher: AlertPublisher,
-    customer_id: str,
-    seen: Mapping[str, Sequence[Shard]],
-    *,
-    tallies: Mapping[str, Tally] | None = None,
-    now: datetime,
-    run_id: str,
-    server_time: Any,
-    counts: FoldCounts,
-) -> planner.CustomerPlan:
-    """Fold one customer's changed months (`seen` shards, `tallies` of records counted from
-    the records): read, plan, one guarded commit, then its alerts."""
-    tallies = tallies or {}
-    months = sorted({*seen, *tallies, month_of(now)})
-    existing: frozenset[str] = frozenset()
-    for _ in range(MAX_ATTEMPTS):
-        # No need to list a new month's shards: every shard folded once is in its summary, so
-        # a month without one has no shard at or before the watermark; the scan saw them all.
-        state = repo.read_state(customer_id, months)
-        shards = {m: list(seen[m]) for m in seen}
-        try:
-            plan = planner.plan_customer(
-                customer_id,
-                state,
-                shards,
-                now=now,
-                run_id=run_id,
-                server_time=server_time,
-                existing_markers=existing,
-                tallies=tallies,
-            )
-        except TallyGapError as gap:
-            # An overlapping fold wrote part of what was held: count the month again from its
-            # records after the summary's bound (rare; the records are the truth).
-            counts.add("recounts")
-            tallies = {**tallies, gap.month: _recount(repo, customer_id, tallies[gap.month], gap)}
-            continue
-        if plan.commit.empty:
-            return plan
-        try:
-            repo.commit(plan.commit)
-        except CommitConflictError:
-            counts.add("conflicts")
-            if plan.commit.markers:  # a marker may exist already (created before the fold)
-                existing |= repo.existing_markers([a for a, _ in plan.commit.markers])
-            continue
-        counts.add("summaries_written", len(plan.commit.summaries))
-        counts.add("customers_written", plan.commit.customer is not None)
-        for payload in plan.alerts:
-            publish_alert(repo, publisher, payload, counts)
-        return plan
-    raise TransientError(
-        f"customer {customer_id} kept changing under the fold's guarded commit "
-        f"({MAX_ATTEMPTS} attempts); the next fold retries"
-    )
 
 
 __all__ = ["FoldConfig", "claimable", "fold_customer", "publish_alert", "run_fold"]

@@ -59,8 +59,17 @@ def tally_shard(
     parts += [
         r.values
         for r in tally.records
-        if (covered is None or r.recorded_at > covered) and r.recorded_at <= tally.upto
-    ]
+        if not r.flag
+        and (covered is None or r.recorded_at > covered)
+        and r.recorded_at <= tally.upto
+    ]  # a flag's counts are in `counted`
+    if tally.counted is not None:
+        if tally.counted_after != as_of:
+            raise ValueError(f"tally of {month} counted after {tally.counted_after}, not {as_of}")
+        if tally.counted.get("records"):
+            parts.append(tally.counted)
+    elif tally.flagged:
+        raise ValueError(f"tally of {month} has flags but was not counted")
     if len(parts) == 1:
         return None
     values: dict[str, int | float] = {}

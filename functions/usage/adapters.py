@@ -19,13 +19,16 @@ from functions.usage.ports import (
     ContentionError,
     CustomerDocument,
     ShardIncrement,
+    StoredRecord,
     UnstorableRecordError,
 )
 from shared import clients, logs, names
+from shared.counters import FLAG_AT_FIELD
 from shared.errors import classify, is_transient, status_name
 from shared.settings import Settings
 
 _SHARD_META: Final = ("customer_id", "fold_bucket", "month")
+_STORED_FIELDS: Final = ("payload_sha256", "recorded_at", FLAG_AT_FIELD)
 """Plain fields of a shard write, sorted (the merge mask)."""
 
 
@@ -170,6 +173,19 @@ class FirestoreUsageRepository(clients.FirestoreAdapter):
     ) -> bool:
         """ONE commit: create every record and merge-Increment one shard by `counter` (no
         shard write when it is None)."""
+        return self._commit(records, counter) is not None
+
+    def commit_record(self, record_id: str, record: Mapping[str, Any]) -> datetime | None:
+        """Create the record alone; its commit time (= its `recorded_at`)."""
+        return self._commit([(record_id, record)], None)
+
+    def touch_shard(self, counter: ShardIncrement) -> None:
+        """Merge the shard with `counter`'s (zero) increments and a new `updated_at`."""
+        self._commit([], counter)
+
+    def _commit(
+        self, records: Sequence[tuple[str, Mapping[str, Any]]], counter: ShardIncrement | None
+    ) -> datetime | None:
         pb = _protobufs()
         client = self.client
         # Private client attributes, used exactly as WriteBatch.commit uses them (pinned client;
@@ -195,7 +211,7 @@ class FirestoreUsageRepository(clients.FirestoreAdapter):
             raise UnstorableRecordError(str(exc)) from exc
         request = pb.commit_request(pb.CommitRequest(database=database, writes=writes))
         try:
-            client._firestore_api.commit(
+            response = client._firestore_api.commit(
                 request=request,
                 metadata=client._rpc_metadata,
                 retry=self._commit_retry,
@@ -204,14 +220,15 @@ class FirestoreUsageRepository(clients.FirestoreAdapter):
         except Exception as exc:
             name = status_name(exc)
             if name == "ALREADY_EXISTS":
-                return False
+                return None
             if name == "INVALID_ARGUMENT":
                 raise UnstorableRecordError(str(exc)) from exc
             if name == "ABORTED":
                 raise ContentionError(f"usage commit: {exc}") from exc
             first = records[0][0] if records else "?"
             raise classify(exc, f"usage commit of {first} ({len(records)} records)") from exc
-        return True
+        committed: datetime = response.commit_time
+        return committed
 
     def _shard_write(self, pb: _Protobufs, documents: str, counter: ShardIncrement) -> Any:
         increments = [
@@ -238,16 +255,24 @@ class FirestoreUsageRepository(clients.FirestoreAdapter):
             update_transforms=[*increments, pb.UPDATED_AT],
         )
 
-    def get_record_hash(self, record_id: str) -> str | None:
-        """`payload_sha256` of `usage_tracking/{record_id}` (one field read)."""
+    def get_stored_record(self, record_id: str) -> StoredRecord | None:
+        """`payload_sha256`, `recorded_at`, `fold_flag_at` of `usage_tracking/{record_id}`
+        (one read of three fields)."""
         collection = self._settings.usage_tracking_collection
         ref = self._doc(collection, record_id)
         try:
-            snap = ref.get(field_paths=["payload_sha256"], **self._call())
+            snap = ref.get(field_paths=[*_STORED_FIELDS], **self._call())
         except Exception as exc:
             raise classify(exc, f"read {collection}/{record_id}") from exc
-        value = (snap.to_dict() or {}).get("payload_sha256") if snap.exists else None
-        return value if isinstance(value, str) else None
+        if not snap.exists:
+            return None
+        data = snap.to_dict() or {}
+        digest, recorded_at, flag_at = (data.get(name) for name in _STORED_FIELDS)
+        return StoredRecord(
+            digest if isinstance(digest, str) else None,
+            recorded_at if isinstance(recorded_at, datetime) else None,
+            flag_at if isinstance(flag_at, datetime) else None,
+        )
 
     def store_rejection(self, doc_id: str, data: Mapping[str, Any]) -> bool:
         """Create `usage_rejections/{doc_id}` once."""

@@ -13,6 +13,7 @@ from typing import Any, Final
 from functions.edge.pubsub import Message, decode_message
 from functions.usage.batching import GroupCommitter
 from functions.usage.cache import CustomerCache
+from functions.usage.flags import FlagBook
 from functions.usage.lasterror import NOTE_TIMEOUT_SECONDS, LastErrorNote
 from functions.usage.pace import Pace, RoundRobinShards
 from functions.usage.ports import Limits, LogNames, Result
@@ -39,6 +40,7 @@ def build_service(settings: Settings, client: Any | None = None) -> UsageService
         shards=settings.usage_counter_shards,
         fold_buckets=settings.usage_fold_buckets,
         pace=Pace(settings.usage_shard_rate) if settings.usage_shard_rate > 0 else None,
+        flags=FlagBook(),
         choose_shard=RoundRobinShards(),
         committer=(
             GroupCommitter(repository, window=settings.usage_group_commit_window_ms / 1000)

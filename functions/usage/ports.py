@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
 from shared import names
@@ -100,6 +100,17 @@ class ShardIncrement:
     """`SHARD_FLOAT_FIELDS` -> increment."""
 
 
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """What a redelivery needs of the record already stored under its id."""
+
+    payload_sha256: str | None
+    """None: written before hashes were stored."""
+    recorded_at: datetime | None = None
+    flag_at: datetime | None = None
+    """`fold_flag_at`: the flag that covers it (a records-counted record without `fold_bucket`)."""
+
+
 class UsageRepository(Protocol):
     """Firestore as the usage service needs it. Errors other than the ones named here come
     out classified (`shared.errors.classify`): TransientError or PermanentError."""
@@ -120,9 +131,19 @@ class UsageRepository(Protocol):
         """
         ...
 
-    def get_record_hash(self, record_id: str) -> str | None:
-        """The `payload_sha256` of `usage_tracking/{record_id}`; None when the record has none
-        (written before hashes were stored) or does not exist."""
+    def commit_record(self, record_id: str, record: Mapping[str, Any]) -> datetime | None:
+        """Create the record alone (+ recorded_at, the commit time): one counted from the
+        records. Its commit time; None when it already exists (nothing written). Raises as
+        `commit_usage`."""
+        ...
+
+    def touch_shard(self, counter: ShardIncrement) -> None:
+        """Merge `counter`'s shard with zero increments: its `updated_at` moves, so the fold
+        sees the month changed (a late record's way to be counted: `functions.usage.flags`)."""
+        ...
+
+    def get_stored_record(self, record_id: str) -> StoredRecord | None:
+        """What `usage_tracking/{record_id}` holds of it; None when it does not exist."""
         ...
 
     def store_rejection(self, doc_id: str, data: Mapping[str, Any]) -> bool:

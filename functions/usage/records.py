@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from functions.edge.pubsub import Message
 from functions.usage.ports import MAX_REASON_ERRORS, PricingCustomer, Rejection, ShardIncrement
-from shared.counters import SCENE_GENERATED, fold_bucket
+from shared.counters import FOLD_KEY_FIELD, SCENE_GENERATED, counter_doc_id, fold_bucket
 from shared.errors import FieldError, InvalidDocumentError
 from shared.firestore_values import plain_value
 from shared.ids import canonical_timestamp
@@ -129,6 +129,18 @@ def shard_increment(
             "storage_gb": float(event.storage_gb or 0.0),
         },
     )
+
+
+def tally_fields(counter: ShardIncrement) -> dict[str, Any]:
+    """What a record counted from the records carries for the fold's aggregation queries: its
+    month key and the integer counts no schema field holds as a number (`cost_cents`,
+    `scenes_generated`); `episodes_generated`, `compute_minutes` and `storage_gb` are on the
+    record already (a number, or null: skipped by a sum)."""
+    return {
+        FOLD_KEY_FIELD: counter_doc_id(counter.customer_id, counter.month),
+        "scenes_generated": counter.ints["scenes_generated"],
+        "cost_cents": counter.ints["cost_cents"],
+    }
 
 
 def rejection_document(message: Message, rejection: Rejection) -> dict[str, Any]:

@@ -16,13 +16,14 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
 from functions.edge.pubsub import Message
 from functions.usage.batching import Committed, GroupCommitter
 from functions.usage.cache import CustomerCache
+from functions.usage.flags import FlagBook, late
 from functions.usage.intake import prepare, wrong_type
 from functions.usage.pace import Pace, RoundRobinShards
 from functions.usage.ports import (
@@ -44,9 +45,10 @@ from functions.usage.records import (
     read_customer,
     rejection_document,
     shard_increment,
+    tally_fields,
 )
 from shared import logs
-from shared.counters import TALLY_FIELD
+from shared.counters import FLAG_AT_FIELD, TALLY_FIELD
 from shared.errors import FieldError
 from shared.ids import message_doc_id
 from shared.models import UsageEvent
@@ -84,6 +86,8 @@ class UsageService:
     recorded_log: RecordedLog | None = None
     """One INFO line per interval for the recorded events (each event's own line is DEBUG);
     None: each commit writes its own INFO line."""
+    flags: FlagBook | None = None
+    """Which quiet records carry `fold_bucket` (`functions.usage.flags`); None: every one."""
 
     def handle(self, message: Message, now: datetime) -> Result:  # noqa: PLR0911 - per outcome
         """Record one usage message exactly once (see module doc)."""
@@ -120,9 +124,7 @@ class UsageService:
         for attempt in range(1, CONTENTION_ATTEMPTS + 1):
             try:
                 if not hot:
-                    record[TALLY_FIELD] = increment.fold_bucket
-                    created = self.repository.commit_usage(prepared.record_id, record, None)
-                    committed = Committed(created)
+                    committed = self._commit_quiet(prepared.record_id, record, increment)
                 else:
                     counter = replace(increment, shard=self.choose_shard(self.shards))
                     committed = commit(prepared.record_id, record, counter, hot)
@@ -138,7 +140,7 @@ class UsageService:
                 return self._reject(message, Rejection("unstorable", (refused,)), event)
             break
         if not committed.created:
-            conflict = self._conflict(message, prepared.record_id, record, event)
+            conflict = self._conflict(message, prepared.record_id, record, event, increment)
             if conflict is not None:
                 return conflict
             logs.info(
@@ -193,6 +195,50 @@ class UsageService:
         if self.recorded_log is not None:
             self.recorded_log.recorded(event.customer_id, amount, counted)
 
+    def _commit_quiet(
+        self, record_id: str, record: dict[str, Any], increment: ShardIncrement
+    ) -> Committed:
+        """The record alone, counted by the fold from the records: a flag (`fold_bucket`) or
+        covered by this instance's last flag of its month (`fold_flag_at`); a covered record
+        that committed past its flag's cover touches a shard of its month."""
+        customer_id, month = increment.customer_id, increment.month
+        cover = self.flags.cover(customer_id, month) if self.flags is not None else None
+        record.update(tally_fields(increment))
+        record.pop(TALLY_FIELD, None)
+        record.pop(FLAG_AT_FIELD, None)
+        if cover is None:
+            record[TALLY_FIELD] = increment.fold_bucket
+        else:
+            record[FLAG_AT_FIELD] = cover
+        commit_time = self.repository.commit_record(record_id, record)
+        if commit_time is None:
+            return Committed(False)
+        if cover is None:
+            if self.flags is not None:
+                self.flags.flagged(customer_id, month, commit_time)
+        elif late(commit_time, cover):
+            self._touch(record_id, increment, commit_time - cover)
+        return Committed(True)
+
+    def _touch(self, record_id: str, increment: ShardIncrement, after: timedelta) -> None:
+        """Make a late record's month visible to the fold: a zero increment of one shard."""
+        zero = replace(
+            increment,
+            shard=self.choose_shard(self.shards),
+            ints=dict.fromkeys(increment.ints, 0),
+            floats=dict.fromkeys(increment.floats, 0.0),
+        )
+        self.repository.touch_shard(zero)
+        logs.info(
+            "usage record committed past its flag's cover: its month's shard touched",
+            decision="late-record",
+            collection=self.log_names.usage_tracking,
+            document=record_id,
+            customer=increment.customer_id,
+            month=increment.month,
+            after_flag=str(after),
+        )
+
     def _commit_alone(
         self, record_id: str, record: Mapping[str, Any], counter: ShardIncrement, busy: bool
     ) -> Committed:
@@ -219,13 +265,24 @@ class UsageService:
         return customer
 
     def _conflict(
-        self, message: Message, record_id: str, record: Mapping[str, Any], event: UsageEvent
+        self,
+        message: Message,
+        record_id: str,
+        record: Mapping[str, Any],
+        event: UsageEvent,
+        increment: ShardIncrement,
     ) -> Result | None:
-        """None when the existing record is this same event (a redelivery); else the
-        `conflicting_duplicate` rejection (Stripe's rule: a reused key with another payload is
-        refused, the first stands). Read only on AlreadyExists, so the common path pays nothing."""
+        """None when the existing record is this same event (a redelivery; a covered record
+        stored past its flag's cover touches its shard, in case the first delivery died
+        before it did); else the `conflicting_duplicate` rejection (Stripe's rule: a reused
+        key with another payload is refused, the first stands). Read only on AlreadyExists, so
+        the common path pays nothing."""
         mine = str(record["payload_sha256"])
-        existing = self.repository.get_record_hash(record_id)
+        stored = self.repository.get_stored_record(record_id)
+        at, flag_at = (stored.recorded_at, stored.flag_at) if stored else (None, None)
+        if at is not None and flag_at is not None and late(at, flag_at):
+            self._touch(record_id, increment, at - flag_at)
+        existing = stored.payload_sha256 if stored is not None else None
         if existing is None or existing == mine:
             return None  # same payload, or a record from before hashes (cannot tell: duplicate)
         key = FieldError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import math
 import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -63,6 +64,9 @@ class FakeRepo:
         self.server_now = NOW
         """The server time of a read (what a read's read_time says)."""
         self.record_reads = 0
+        self.aggregated: list[TallyRecord] = []
+        """Records with `fold_key` (counted by aggregation; their flags are in `tally` too)."""
+        self.aggregations = 0
 
     # helpers
     def put(self, path: str, data: dict[str, Any]) -> None:
@@ -118,6 +122,34 @@ class FakeRepo:
         self.record_reads += len(found)
         for i in range(0, len(found), page_size):
             yield found[i : i + page_size]
+
+    def count_month(
+        self,
+        customer_id: str,
+        month: str,
+        after: datetime | None,
+        upto: datetime,
+        *,
+        scenes_only: bool = False,
+    ) -> dict[str, int | float]:
+        found = [
+            r
+            for r in self.aggregated
+            if (r.customer_id, r.month) == (customer_id, month)
+            and (after is None or r.recorded_at > after)
+            and r.recorded_at <= upto
+        ]
+        self.aggregations += 1
+        if scenes_only:
+            return {
+                "scenes_generated": sum(int(r.values.get("scenes_generated", 0)) for r in found)
+            }
+        out: dict[str, int | float] = {"records": len(found)}
+        for name in ("scenes_generated", "episodes_generated", "cost_cents"):
+            out[name] = sum(int(r.values.get(name, 0)) for r in found)
+        for name in ("compute_minutes", "storage_gb"):
+            out[name] = math.fsum(float(r.values.get(name, 0.0)) for r in found)
+        return out
 
     def scan_bucket(self, bucket: int, since: datetime, page_size: int) -> Iterator[list[Shard]]:
         found = sorted(

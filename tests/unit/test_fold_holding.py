@@ -226,7 +226,7 @@ def test_an_unreadable_row_is_named_and_the_others_are_kept() -> None:
     assert got == {good.key: good}
     assert len(problems) == 1
     assert "held row 0" in problems[0]
-    assert "expected a list of 12 values" in problems[0]
+    assert "expected a list of 13 values" in problems[0]
 
 
 def test_a_bucket_whose_watermark_stays_keeps_its_held_map_and_counts_nothing_twice(

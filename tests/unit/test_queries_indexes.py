@@ -40,6 +40,10 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
     "customers_reset_for_period": [{"period": "2025-01"}],
     "changed_shards": [{"bucket": 3, "since": JAN, "limit": 500}],
     "pending_alerts": [{"limit": 200}],
+    "month_records": [
+        {"fold_key": "c1_2025-01", "after": None, "upto": JAN},
+        {"fold_key": "c1_2025-01", "after": JAN, "upto": FEB},
+    ],
     "tally_records": [
         {"bucket": 3, "after": None, "upto": JAN, "limit": 500},
         {"bucket": 3, "after": JAN, "upto": FEB, "limit": 500},

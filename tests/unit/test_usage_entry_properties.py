@@ -48,7 +48,13 @@ EXAMPLES = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 CUSTOMER = "lab_001"
-INJECTABLE = ("get_customer", "commit_usage", "store_rejection", "get_record_hash")
+INJECTABLE = (
+    "get_customer",
+    "commit_usage",
+    "commit_record",
+    "store_rejection",
+    "get_stored_record",
+)
 
 
 # --- CloudEvents around the generated bodies ---------------------------------------------------
