@@ -131,18 +131,25 @@ def plan_bucket(  # noqa: PLR0917 - the decision's inputs, each needed
     write_interval: timedelta,
     held_bytes: int = 0,
     scenes: Mapping[str, int] | None = None,
+    touched: Mapping[tuple[str, str], datetime] | None = None,
 ) -> BucketPlan:
     """Decide, per customer-month with new records or a held entry, write now or hold.
     `held_bytes`: the stored size of `held` (the plan's size starts there: an upper bound,
     since the months written now leave it, cheap to keep). `scenes`: by key, the scenes
-    counted by aggregation since each `headroom_checks` entry's last write."""
+    counted by aggregation since each `headroom_checks` entry's last write. `touched`: the
+    newest shard change of each month of the bucket the fold is writing anyway (its records
+    are counted with it, up to that change at least: a late record touches a shard)."""
     plan = BucketPlan()
-    by_key = {f"{c}_{m}": (c, m) for c, m in records}
+    touched = touched or {}
+    by_key = {f"{c}_{m}": (c, m) for c, m in (*records, *touched)}
     by_key.update({key: (h.customer_id, h.month) for key, h in held.items()})
     for key, (customer_id, month) in sorted(by_key.items()):
         found = tuple(records.get((customer_id, month), ()))
         entry = held.get(key)
-        owed = owed_by(entry, found)
+        owed = max(
+            (t for t in (owed_by(entry, found), touched.get((customer_id, month))) if t),
+            default=None,
+        )
         pending = bool(found) or (entry is not None and not entry.empty) or owed is not None
         bound = upto if upto is not None else (entry.upto if entry is not None else None)
         if entry is not None and _holds(
@@ -151,7 +158,7 @@ def plan_bucket(  # noqa: PLR0917 - the decision's inputs, each needed
             values = add_values(entry.values, found) if found else entry.values
             counted = int(values[SCENES]) + (scenes or {}).get(key, 0)
             if entry.headroom is None or counted < entry.headroom:
-                if (found or owed != entry.owed) and bound is not None:
+                if (found or owed is not None) and bound is not None:
                     entry = replace(entry, values=values, upto=bound, owed=owed)
                     plan.months_held += 1
                 plan.held[key] = entry

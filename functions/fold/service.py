@@ -175,6 +175,7 @@ def run_fold(
         for record in found:
             records[record.bucket][record.customer_id, record.month].append(record)
     hot = set(by_customer)
+    touched = _touched(by_customer)
     scenes = _headroom_scenes(repo, buckets, records, hot, now, config, counts)
     plans = {
         number: holding.plan_bucket(
@@ -187,6 +188,7 @@ def run_fold(
             config.write_interval,
             bucket.watermark.held_bytes,
             scenes,
+            touched.get(number),
         )
         for number, bucket in buckets.items()
     }
@@ -310,6 +312,20 @@ def _move_watermarks(  # noqa: PLR0917 - the fold's own state, private
             if later is not None:
                 repo.set_watermark(fresh, later)
         counts.add("watermarks_moved")
+
+
+def _touched(
+    by_customer: Mapping[str, Mapping[str, Mapping[str, Shard]]],
+) -> dict[int, dict[tuple[str, str], datetime]]:
+    """By bucket, by customer-month: the newest shard change this fold read."""
+    out: dict[int, dict[tuple[str, str], datetime]] = defaultdict(dict)
+    for customer_id, months in by_customer.items():
+        for month, shards in months.items():
+            for shard in shards.values():
+                newest = out[shard.bucket].get((customer_id, month))
+                if newest is None or shard.updated_at > newest:
+                    out[shard.bucket][customer_id, month] = shard.updated_at
+    return out
 
 
 def _headroom_scenes(  # noqa: PLR0917 - run_fold's state, private
