@@ -67,6 +67,9 @@ FLAG_COVER: Final = timedelta(seconds=60)
 """How long after its commit a flag covers the same instance's unflagged records of its
 customer-month. A record that commits later than this after its flag touches a shard of its
 month instead (a zero increment: the fold sees the month changed)."""
+TOUCHED_AT_FIELD: Final = "touched_at"
+"""On a shard: the commit time of the last late record's zero increment (= its `updated_at`
+when that was the shard's last write): the fold counts the month's records when it sees it."""
 AGGREGATED_INT_FIELDS: Final = ("scenes_generated", "episodes_generated", "cost_cents")
 """Integer fields of a records-counted record the fold sums by aggregation (`records` is the
 count): every one is on every such record, a number or null (`tally_fields`)."""

@@ -131,6 +131,7 @@ EXEMPTIONS: Final[tuple[SingleFieldExemption, ...]] = (
         _SEQUENTIAL + "; the fold's scan uses the COLLECTION_GROUP composite "
         "(fold_bucket, updated_at)",
         "updated_at",
+        "touched_at",
     ),
     *_exempt(
         names.USAGE_FOLD_STATE,

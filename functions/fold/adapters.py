@@ -26,6 +26,7 @@ from shared.counters import (
     FOLD_KEY_FIELD,
     SHARD_FLOAT_FIELDS,
     SHARD_INT_FIELDS,
+    TOUCHED_AT_FIELD,
     counter_doc_id,
     record_counts,
     split_counter_doc_id,
@@ -65,6 +66,7 @@ def _shard(snap: Any) -> Shard | None:
         values,
         updated_at,
         bucket if isinstance(bucket, int) else 0,
+        touched=data.get(TOUCHED_AT_FIELD) == updated_at,
     )
 
 

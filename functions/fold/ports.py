@@ -27,6 +27,9 @@ class Shard:
     """`shared.counters.SHARD_INT_FIELDS` and `SHARD_FLOAT_FIELDS` (absent ones are 0)."""
     updated_at: datetime
     bucket: int = 0
+    touched: bool = False
+    """This version is a late record's zero increment (`shared.counters.TOUCHED_AT_FIELD`):
+    the month's records counted from the records must be counted up to at least it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -317,11 +317,11 @@ def _move_watermarks(  # noqa: PLR0917 - the fold's own state, private
 def _touched(
     by_customer: Mapping[str, Mapping[str, Mapping[str, Shard]]],
 ) -> dict[int, dict[tuple[str, str], datetime]]:
-    """By bucket, by customer-month: the newest shard change this fold read."""
+    """By bucket, by customer-month: the newest late record's shard touch this fold read."""
     out: dict[int, dict[tuple[str, str], datetime]] = defaultdict(dict)
     for customer_id, months in by_customer.items():
         for month, shards in months.items():
-            for shard in shards.values():
+            for shard in (s for s in shards.values() if s.touched):
                 newest = out[shard.bucket].get((customer_id, month))
                 if newest is None or shard.updated_at > newest:
                     out[shard.bucket][customer_id, month] = shard.updated_at

@@ -23,7 +23,7 @@ from functions.usage.ports import (
     UnstorableRecordError,
 )
 from shared import clients, logs, names
-from shared.counters import FLAG_AT_FIELD
+from shared.counters import FLAG_AT_FIELD, TOUCHED_AT_FIELD
 from shared.errors import classify, is_transient, status_name
 from shared.settings import Settings
 
@@ -48,6 +48,7 @@ class _Protobufs:
     """Wraps a raw CommitRequest for the GAPIC client (no copy)."""
     RECORDED_AT: Any
     UPDATED_AT: Any
+    TOUCHED_AT: Any
     MUST_NOT_EXIST: Any
     SHARD_MASK: Any
 
@@ -72,6 +73,7 @@ def _protobufs() -> _Protobufs:
         commit_request=firestore.CommitRequest.wrap,
         RECORDED_AT=transform(field_path="recorded_at", set_to_server_value=request_time),
         UPDATED_AT=transform(field_path="updated_at", set_to_server_value=request_time),
+        TOUCHED_AT=transform(field_path=TOUCHED_AT_FIELD, set_to_server_value=request_time),
         MUST_NOT_EXIST=common.Precondition.pb()(exists=False),
         SHARD_MASK=common.DocumentMask.pb()(field_paths=list(_SHARD_META)),
     )
@@ -180,11 +182,16 @@ class FirestoreUsageRepository(clients.FirestoreAdapter):
         return self._commit([(record_id, record)], None)
 
     def touch_shard(self, counter: ShardIncrement) -> None:
-        """Merge the shard with `counter`'s (zero) increments and a new `updated_at`."""
-        self._commit([], counter)
+        """Merge the shard with `counter`'s (zero) increments, a new `updated_at` and the same
+        `touched_at` (the fold tells a touch from an increment by it)."""
+        self._commit([], counter, touch=True)
 
     def _commit(
-        self, records: Sequence[tuple[str, Mapping[str, Any]]], counter: ShardIncrement | None
+        self,
+        records: Sequence[tuple[str, Mapping[str, Any]]],
+        counter: ShardIncrement | None,
+        *,
+        touch: bool = False,
     ) -> datetime | None:
         pb = _protobufs()
         client = self.client
@@ -206,7 +213,7 @@ class FirestoreUsageRepository(clients.FirestoreAdapter):
                 for record_id, record in records
             ]
             if counter is not None:
-                writes.append(self._shard_write(pb, documents, counter))
+                writes.append(self._shard_write(pb, documents, counter, touch=touch))
         except (TypeError, ValueError, OverflowError) as exc:  # a value protobuf cannot hold
             raise UnstorableRecordError(str(exc)) from exc
         request = pb.commit_request(pb.CommitRequest(database=database, writes=writes))
@@ -230,7 +237,9 @@ class FirestoreUsageRepository(clients.FirestoreAdapter):
         committed: datetime = response.commit_time
         return committed
 
-    def _shard_write(self, pb: _Protobufs, documents: str, counter: ShardIncrement) -> Any:
+    def _shard_write(
+        self, pb: _Protobufs, documents: str, counter: ShardIncrement, *, touch: bool = False
+    ) -> Any:
         increments = [
             *(
                 pb.FieldTransform(field_path=name, increment=pb.Value(integer_value=amount))
@@ -252,7 +261,7 @@ class FirestoreUsageRepository(clients.FirestoreAdapter):
                 },
             ),
             update_mask=pb.SHARD_MASK,
-            update_transforms=[*increments, pb.UPDATED_AT],
+            update_transforms=[*increments, *([pb.TOUCHED_AT] if touch else []), pb.UPDATED_AT],
         )
 
     def get_stored_record(self, record_id: str) -> StoredRecord | None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import itertools
-import math
 import json
+import math
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta

@@ -145,7 +145,7 @@ def touch(repo: FakeRepo, cid: str, at: float) -> None:
     """A late record's zero increment of one of its month's shards (functions/usage/flags.py)."""
     zero = {"records": 0, "scenes_generated": 0, "episodes_generated": 0, "cost_cents": 0}
     at_ = T0 + timedelta(seconds=at)
-    repo.add(Shard("c", NOV, "7", zero, at_, bucket_of("c", NOV, 4)))
+    repo.add(Shard("c", NOV, "7", zero, at_, bucket_of("c", NOV, 4), touched=True))
 
 
 @pytest.mark.parametrize("lag", [0.5, 3.5], ids=["within-the-bound", "after-the-bound"])
