@@ -15,6 +15,8 @@ from devstack.emulators import Emulators
 from functions.fold.service import FoldConfig
 from functions.usage.flags import FlagBook
 from functions.usage.ports import Outcome
+from ops import export
+from ops.export import ExportStats
 from shared.counters import FLAG_AT_FIELD, TALLY_FIELD, TOUCHED_AT_FIELD, counter_doc_id
 from tests.integration.test_usage_fold_records import NOW, fold_once, settings_for
 from tests.integration.test_usage_ingest import Env, msg
@@ -79,3 +81,36 @@ def test_records_past_their_flags_cover_are_counted_through_their_touches(
     fold_once(env, "f2")
     again = env.col("usage_counters").document(counter_doc_id("late", "2025-01")).get().to_dict()
     assert again["records"] == 20  # nothing counted twice
+
+
+def test_every_record_the_usage_function_writes_is_exported_and_valid(
+    emulators: Emulators, firestore_client: Any
+) -> None:
+    """The fold's bookkeeping on the records (a flag's `fold_bucket`, a covered record's
+    `fold_flag_at`, `fold_key`, the integer counts) is part of the record's model: billing's
+    export keeps every record, none is skipped as invalid (they were, while the model refused
+    `fold_bucket`)."""
+    env = Env(
+        emulators,
+        firestore_client,
+        BLUEPRINT_USAGE_SHARD_RATE="100000",
+        BLUEPRINT_USAGE_TRACKING_COLLECTION=f"x{random.getrandbits(32):08x}_usage",
+    )
+    env.put_customer("exp", bundle_tier="pro")
+    bodies = [
+        event_body(event_id=f"x{n}", customer_id="exp", timestamp="2025-01-05T00:00:00Z")
+        for n in range(6)
+    ]
+    results, _ = deliver_all(
+        lambda m: env.service.handle(m, NOW), [msg(b, f"xm{n}") for n, b in enumerate(bodies)], 2
+    )
+    assert {r.outcome for r in results} == {Outcome.RECORDED}
+    stored = [d.to_dict() for d in env.col("usage_tracking").stream()]
+    assert any(TALLY_FIELD in r for r in stored)
+    assert any(FLAG_AT_FIELD in r for r in stored)
+    stats = ExportStats()
+    rows = list(
+        export.record_rows(firestore_client, "2025-01", now=NOW, settings=env.settings, stats=stats)
+    )
+    assert len(rows) == 6
+    assert (stats.records_skipped, stats.skipped) == (0, [])
