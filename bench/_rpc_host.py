@@ -57,6 +57,8 @@ class _Counter(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientIntercept
         if method == "RunQuery":
             return _query(responses)
         if method == "RunAggregationQuery":
+            # Billed one read per 1,000 index entries matched, at least one; the benches'
+            # aggregations match fewer (bench/usage_cost.py, assumptions).
             _add("reads")
         return responses
 

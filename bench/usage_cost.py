@@ -420,6 +420,11 @@ def main() -> int:
                     "fold": "one fold per burst (production: every minute); steady-state "
                     "scenarios (folds > 1): one uncounted warm-up round, then one fold per "
                     "round",
+                    "aggregation_reads": "each RunAggregationQuery request is billed one read "
+                    "per batch of up to 1,000 index entries it matches, at least one (Google "
+                    "Cloud blog, 'Calculate SUM and AVG aggregations using Firestore', "
+                    "2023-11-07); counted as one read each: no request here matches more "
+                    "than 1,000 (a month's records since its last write)",
                 },
             },
             indent=2,
