@@ -31,7 +31,7 @@ from shared.counters import (
     record_counts,
     split_counter_doc_id,
 )
-from shared.errors import classify, is_transient
+from shared.errors import TransientError, classify, is_transient, status_name
 from shared.firestore_values import server_timestamp
 from shared.settings import Settings
 from shared.times import month_of
@@ -225,7 +225,15 @@ class FirestoreFoldRepository(FirestoreAdapter):
             try:
                 results: Any = aggregation.get(**self._call())
             except Exception as exc:
-                raise classify(exc, f"count {counter_doc_id(customer_id, month)}") from exc
+                what = f"count {counter_doc_id(customer_id, month)}"
+                if status_name(exc) == "FAILED_PRECONDITION":
+                    # The query's index is missing or still building (a deploy before its
+                    # index): the next fold can count, once it is built; never skip the month.
+                    raise TransientError(
+                        f"{what}: the composite index (fold_key, recorded_at, cost_cents, ...) "
+                        f"of firestore.indexes.json is missing or not built yet: {exc}"
+                    ) from exc
+                raise classify(exc, what) from exc
             for result in results[0]:
                 alias = str(result.alias)
                 value = result.value
