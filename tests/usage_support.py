@@ -192,7 +192,8 @@ def sum_shards(
     query = client.collection(records).where(filter=FieldFilter("customer_id", "==", customer_id))
     for snap in query.stream(timeout=30):
         data = snap.to_dict() or {}
-        if TALLY_FIELD not in data or month_of(data["timestamp"]) != month:
+        counted = TALLY_FIELD in data or FOLD_KEY_FIELD in data  # a flag, or covered by one
+        if not counted or month_of(data["timestamp"]) != month:
             continue
         totals["tallied"] += 1
         ints, floats = record_counts(data)
