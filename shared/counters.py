@@ -5,9 +5,11 @@ Layout (docs/counters.md):
   usage function in the same commit as the record (fields `SHARD_INT_FIELDS`,
   `SHARD_FLOAT_FIELDS`, plus `customer_id`, `month`, `fold_bucket`, `updated_at`);
 - `usage_counters/{customer_id}_{YYYY-MM}`: the month's totals, written (set) by the fold only;
-- `usage_tracking/{id}` records of quiet customer-months carry `fold_bucket` instead of a shard
-  increment: the fold counts them from the records (`record_counts`) into the summary's
-  `shards.tally`;
+- `usage_tracking/{id}` records of quiet customer-months carry `fold_key` instead of a shard
+  increment: the fold counts them by aggregation into the summary's `shards.tally`; one per
+  instance and 45 s is a flag (`fold_bucket`: what the fold's scan finds), the others name the
+  flag that covers them (`fold_flag_at`); records from before flags carry `fold_bucket` only and
+  are counted from the scan (`record_counts`);
 - `usage_fold_state/{bucket}`: the fold's watermarks per bucket. A shard's `fold_bucket` is a
   stable hash of its customer-month, so the fold's scan of what changed is spread over
   `buckets` index prefixes instead of one sequential index.

@@ -18,7 +18,9 @@ tallies"):
 
 Exactness: the held sums and the bucket's records watermark move in the same guarded write of
 the state document; a held tally starts at its summary's bound (`HeldTally.base`), and the
-planner adds it only while the summary is still at that bound (`tally.tally_shard`).
+planner adds it only while the summary is still at that bound (`tally.tally_shard`). Records
+counted by aggregation are never summed here: an entry only says what the month owes (`owed`:
+its flags' cover, a late record's touch) until a write has counted past it.
 """
 
 from __future__ import annotations

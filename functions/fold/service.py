@@ -3,11 +3,14 @@
 Steps (docs/counters.md):
 1. finish alert markers an earlier run left pending (publish failed, or its run died);
 2. per bucket b (in parallel): scan the shards with `fold_bucket == b` and `updated_at >
-   watermark_b - overlap`, oldest first, in pages, up to a cap; and the records counted from
-   the records with `fold_bucket == b` and `records_watermark_b < recorded_at <= T`, read at
-   T, the server time of the watermarks' read (exact: no overlap needed);
+   watermark_b - overlap`, oldest first, in pages, up to a cap; and the flags of the months
+   counted from the records (`fold_bucket == b`, `records_watermark_b < recorded_at <= T`),
+   read at T, the server time of the watermarks' read (exact: no overlap needed); each held
+   month with an alert ahead that owes a count gets its scenes counted (aggregation);
 3. group the changed shards by customer; per customer (in parallel): read the customer and its
-   summaries in one round trip, plan (`functions.fold.planner`), ONE atomic guarded commit
+   summaries in one round trip, count its written months' records by aggregation after their
+   summaries' bounds (`functions.fold.customer`), plan (`functions.fold.planner`), ONE atomic
+   guarded commit
    (summaries + customer fields + new alert markers), re-read and re-plan on a conflict; then
    publish the new alerts (marker, publish, mark published);
 4. move each bucket's watermarks (once per fold): to the newest shard seen and to T, or, where

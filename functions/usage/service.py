@@ -2,8 +2,10 @@
 
 `prepare` (pure) -> the customer (per-instance cache, 1 read cold) -> price -> ONE commit:
 `create(usage_tracking/{id})`, and how it is counted depends on how busy its customer-month is
-in this instance (`functions.usage.pace`): a quiet one's record carries its `fold_bucket` and is
-the only write (the fold counts it from the records); a hot one's commit also increments one
+in this instance (`functions.usage.pace`): a quiet one's record is the only write, carrying its
+`fold_key` and integer counts (the fold counts the month's records by aggregation), and either
+`fold_bucket` (a flag: `functions.usage.flags`) or the flag that covers it; a hot one's commit
+also increments one
 shard of its month counter (`shared.counters` layout), shared by the events gathered with it.
 `AlreadyExists` = recorded before: nothing counted (exactly once under redelivery). Nothing
 under `customers/` is written here; the fold sums records and shards into the month summary and
