@@ -14,6 +14,7 @@ from functions.usage.ports import Outcome
 from functions.usage.service import UsageService
 from shared.counters import FLAG_AT_FIELD, FLAG_COVER, FOLD_KEY_FIELD, TALLY_FIELD
 from shared.errors import TransientError
+from shared.queries import MONTH_RECORDS
 from tests.usage_support import NOW, FakeRepository, event_body, message
 
 
@@ -46,7 +47,10 @@ def test_the_first_record_of_a_month_is_a_flag_and_the_next_ones_name_it() -> No
     assert TALLY_FIELD not in second
     assert second[FLAG_AT_FIELD] == first["recorded_at"]
     assert isinstance(other[TALLY_FIELD], int)  # another customer-month: its own flag
-    # every one carries what the fold's aggregation sums
+    # every one carries what the fold's aggregation sums (and orders by: a record without one
+    # of these fields would be in no index entry of the query, so in no count)
+    for stored in (first, second, other):
+        assert {f for f, _ in MONTH_RECORDS.order} <= set(stored)
     assert (first[FOLD_KEY_FIELD], first["scenes_generated"]) == ("c_2025-01", 1)
     assert (second["scenes_generated"], isinstance(second["cost_cents"], int)) == (0, True)
     clock[0] = FLAG_EVERY + 1
