@@ -78,16 +78,18 @@ class BucketPlan:
     bucket's records watermark stays before them (the next fold reads them again)."""
 
 
-def owed_by(entry: HeldTally | None, found: Iterable[TallyRecord]) -> datetime | None:
-    """What the month owes: the later of its entry's `owed` and its new flags' cover."""
+def owed_by(
+    entry: HeldTally | None, found: Iterable[TallyRecord], touch: datetime | None = None
+) -> datetime | None:
+    """What the month owes: the latest of its entry's `owed`, its new flags' cover and a late
+    record's shard `touch`."""
     covers = [r.recorded_at + FLAG_COVER for r in found if r.flag]
-    if entry is not None and entry.owed is not None:
-        covers.append(entry.owed)
+    covers += [t for t in (entry.owed if entry is not None else None, touch) if t is not None]
     return max(covers, default=None)
 
 
 def _holds(
-    entry: HeldTally | None,
+    entry: HeldTally,
     *,
     hot_customers: Collection[str],
     now: datetime,
@@ -96,8 +98,7 @@ def _holds(
     """Whether a month with this entry may be held by this fold (its summary not written),
     headroom aside."""
     return not (
-        entry is None
-        or write_interval <= timedelta(0)
+        write_interval <= timedelta(0)
         or entry.month < month_of(now)
         or entry.customer_id in hot_customers
         or now - entry.written_at >= write_interval
@@ -148,10 +149,7 @@ def plan_bucket(  # noqa: PLR0917 - the decision's inputs, each needed
     for key, (customer_id, month) in sorted(by_key.items()):
         found = tuple(records.get((customer_id, month), ()))
         entry = held.get(key)
-        owed = max(
-            (t for t in (owed_by(entry, found), touched.get((customer_id, month))) if t),
-            default=None,
-        )
+        owed = owed_by(entry, found, touched.get((customer_id, month)))
         pending = bool(found) or (entry is not None and not entry.empty) or owed is not None
         bound = upto if upto is not None else (entry.upto if entry is not None else None)
         if entry is not None and _holds(
@@ -220,13 +218,13 @@ def after_write(  # noqa: PLR0917 - one customer's outcome, applied to its bucke
         if len(plan.held) >= held_max or plan.size + size > HELD_MAX_BYTES:
             # The map is full: this month is written by every fold that changes it, and what it
             # still owes keeps the bucket's records watermark before its flags.
+            if owed is None:
+                continue
             still = [
                 r.recorded_at
                 for r in tally.records
                 if r.flag and r.recorded_at + FLAG_COVER > tally.upto
             ]
-            if owed is None:
-                continue
             if still:
                 plan.pins.append(min(still))
                 continue

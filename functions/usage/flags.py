@@ -68,7 +68,3 @@ class FlagBook:
             kept = self._flags.get((customer_id, month))
             if kept is None or kept[1] < commit_time:
                 self._flags[customer_id, month] = (now, commit_time)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._flags)

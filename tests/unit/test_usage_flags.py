@@ -4,7 +4,7 @@ them, and one committed past that cover touches a shard of its month (also on re
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -59,14 +59,20 @@ def test_the_first_record_of_a_month_is_a_flag_and_the_next_ones_name_it() -> No
     assert repo.touches == []
 
 
-def test_a_record_committed_past_its_flags_cover_touches_a_shard_of_its_month() -> None:
+def after_one_flag() -> tuple[FakeRepository, UsageService, datetime]:
+    """Customer c's first record committed (a flag, at the returned time), and every later
+    commit slow: past that flag's cover, though the instance's clock calls the flag fresh."""
     repo = FakeRepository()
     repo.put_customer("c", bundle_tier="pro")
-    clock = [0.0]
-    service = quiet_service(repo, clock)
+    service = quiet_service(repo, [0.0])
     send(service, 1)
     flag_at = repo.records[next(iter(repo.records))]["recorded_at"]
-    repo.commit_clock = lambda: flag_at + FLAG_COVER + timedelta(seconds=1)  # a slow commit
+    repo.commit_clock = lambda: flag_at + FLAG_COVER + timedelta(seconds=1)
+    return repo, service, flag_at
+
+
+def test_a_record_committed_past_its_flags_cover_touches_a_shard_of_its_month() -> None:
+    repo, service, flag_at = after_one_flag()
     late_id = send(service, 2)
     assert repo.records[late_id][FLAG_AT_FIELD] == flag_at
     [touch] = repo.touches
@@ -79,13 +85,7 @@ def test_a_record_committed_past_its_flags_cover_touches_a_shard_of_its_month() 
 def test_a_redelivery_of_a_late_record_touches_its_shard_again() -> None:
     """The first delivery can die between its commit and its touch: the redelivery, which
     finds the record stored, makes the touch."""
-    repo = FakeRepository()
-    repo.put_customer("c", bundle_tier="pro")
-    clock = [0.0]
-    service = quiet_service(repo, clock)
-    send(service, 1)
-    flag_at = repo.records[next(iter(repo.records))]["recorded_at"]
-    repo.commit_clock = lambda: flag_at + FLAG_COVER + timedelta(seconds=1)
+    repo, service, _ = after_one_flag()
     repo.fail_calls["touch_shard"] = 1
     body = event_body(event_id="f-c-2", customer_id="c", action="scene_generated")
     with pytest.raises(TransientError, match="touch_shard"):  # Pub/Sub redelivers it
