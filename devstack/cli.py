@@ -130,11 +130,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("# fire the monthly reset: python -m devstack fire-reset [--month YYYY-MM]")
         interval = suite.settings.local_fold_interval_seconds
         print(f"# usage fold: every {interval:g} s (BLUEPRINT_LOCAL_FOLD_INTERVAL_SECONDS)")
-        held = suite.settings.usage_fold_write_interval_seconds
-        print(
-            f"# quiet customer-months written at least every {held:g} s, alerts at once "
-            "(BLUEPRINT_USAGE_FOLD_WRITE_INTERVAL_SECONDS)"
-        )
+        lag = suite.settings.usage_fold_lag_seconds
+        print(f"# a record is counted by the first fold {lag:g} s after it is written")
         print("# Ctrl-C stops everything; the emulators' data is in memory and goes with them.")
         print(
             f"{'# time':<12}  {'function':<26} {'document':<36} {'decision':<22} {'duration':>11}"

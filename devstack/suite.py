@@ -47,8 +47,9 @@ from shared.settings import Settings, load_settings
 ROOT: Final = Path(__file__).resolve().parents[1]
 RULES_FILE: Final = ROOT / "firestore.rules"
 SETUP_TIMEOUT: Final = 60.0
-WRITE_INTERVAL_ENV: Final = "BLUEPRINT_USAGE_FOLD_WRITE_INTERVAL_SECONDS"
-HELD_FOLDS: Final = 5  # fold intervals the local fold may hold a quiet month (prod: 5 x 60 s)
+FOLD_LAG_ENV: Final = "BLUEPRINT_USAGE_FOLD_LAG_SECONDS"
+LOCAL_FOLD_LAG: Final = "1"
+"""The local suite's freshness lag (production's default is longer): enough on the emulator."""
 """Seconds one setup call to an emulator may take: on a loaded machine the first request
 after start has taken more than 5 s."""
 
@@ -296,11 +297,9 @@ def start_local_suite(
         "PYTHONPATH": str(ROOT),
         "PYTHONUNBUFFERED": "1",
     }
+    suite_env.setdefault(FOLD_LAG_ENV, LOCAL_FOLD_LAG)
     settings = load_settings({k: v for k, v in suite_env.items() if isinstance(v, str)})
     interval = settings.local_fold_interval_seconds if fold_interval is None else fold_interval
-    if WRITE_INTERVAL_ENV not in suite_env:  # no ticks (tests fire the folds): 0, never held
-        suite_env[WRITE_INTERVAL_ENV] = str(HELD_FOLDS * interval)
-        settings = load_settings({k: v for k, v in suite_env.items() if isinstance(v, str)})
     log_path = emulators.log_dir / f"functions-{project}.log"
     cmd = [
         sys.executable,

@@ -1,18 +1,9 @@
-"""Where usage counts live: month counter shards, their summary, and the fold's dirty buckets.
+"""The ledger's layout: what a usage record carries for the fold, and the month summary's id.
 
-Layout (docs/counters.md):
-- `usage_counters/{customer_id}_{YYYY-MM}/shards/{k}`, k in [0, shards): incremented by the
-  usage function in the same commit as the record (fields `SHARD_INT_FIELDS`,
-  `SHARD_FLOAT_FIELDS`, plus `customer_id`, `month`, `fold_bucket`, `updated_at`);
-- `usage_counters/{customer_id}_{YYYY-MM}`: the month's totals, written (set) by the fold only;
-- `usage_tracking/{id}` records of quiet customer-months carry `fold_key` instead of a shard
-  increment: the fold counts them by aggregation into the summary's `shards.tally`; one per
-  instance and 45 s is a flag (`fold_bucket`: what the fold's scan finds), the others name the
-  flag that covers them (`fold_flag_at`); records from before flags carry `fold_bucket` only and
-  are counted from the scan (`record_counts`);
-- `usage_fold_state/{bucket}`: the fold's watermarks per bucket. A shard's `fold_bucket` is a
-  stable hash of its customer-month, so the fold's scan of what changed is spread over
-  `buckets` index prefixes instead of one sequential index.
+The `usage_tracking` records are the ledger; the month summaries `usage_counters/{customer}_
+{YYYY-MM}` and the customer's counters are its projection, which the fold rebuilds
+(docs/counters.md). The usage function writes these fields on every record; the fold and the
+recount read them. Nothing else is shared between the two.
 """
 
 from __future__ import annotations
@@ -20,21 +11,24 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
-from datetime import timedelta
+from dataclasses import dataclass, fields
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 
 from shared.times import MONTH_RE
 
-SHARD_INT_FIELDS: Final = ("records", "scenes_generated", "episodes_generated", "cost_cents")
-"""Exact integer counters of a shard (money in cents, so sums are exact)."""
-SHARD_FLOAT_FIELDS: Final = ("compute_minutes", "storage_gb")
-"""Amounts summed as floats (reports that must be exact sum the records instead)."""
-SHARD_META_FIELDS: Final = ("customer_id", "month", "fold_bucket", "updated_at")
+SCENE_GENERATED: Final = "scene_generated"
+"""The action that counts one scene."""
+BUCKET_FIELD: Final = "fold_bucket"
+"""On every record: its customer-month's fold bucket, the prefix of the fold's scan."""
+MONTH_KEY_FIELD: Final = "fold_key"
+"""On every record: `counter_doc_id` of its customer-month (the recount's filter)."""
+RECORDED_AT_FIELD: Final = "recorded_at"
+"""On every record: its commit time (server), the fold's clock."""
 
 
 def counter_doc_id(customer_id: str, month: str) -> str:
-    """Id of the customer-month's summary document (parent of its shards)."""
+    """Id of the customer-month's summary document."""
     return f"{customer_id}_{month}"
 
 
@@ -47,64 +41,118 @@ def split_counter_doc_id(doc_id: str) -> tuple[str, str] | None:
 
 
 def fold_bucket(customer_id: str, month: str, buckets: int) -> int:
-    """The dirty bucket of a customer-month: stable across processes and deploys."""
+    """The fold bucket of a customer-month: stable across processes and deploys. It spreads the
+    scan's sequential `recorded_at` over `buckets` index prefixes; one customer-month's records
+    share a prefix, as they share one in the `(customer_id, timestamp)` index."""
     digest = hashlib.sha256(counter_doc_id(customer_id, month).encode()).digest()
     return int.from_bytes(digest[:8], "big") % buckets
 
 
-TALLY: Final = "tally"
-"""Key of the records-counted part in a month summary's `shards` (never a shard's id)."""
-TALLY_FIELD: Final = "fold_bucket"
-"""Set on a `usage_tracking` record counted from the records (no shard increment): its
-customer-month's fold bucket, the prefix of the fold's scan of such records."""
-FOLD_KEY_FIELD: Final = "fold_key"
-"""Set on every record counted from the records: `counter_doc_id` of its customer-month. The
-fold counts a month's records by aggregation queries on it (`fold_key == key`, a range of
-`recorded_at`), reading one index batch per 1,000 records instead of each record."""
-FLAG_AT_FIELD: Final = "fold_flag_at"
-"""On a records-counted record WITHOUT `fold_bucket`: the commit time of the flagged record
-(one carrying `fold_bucket`) of the same customer-month and instance that covers it: the fold,
-having seen that flag, counts the month up to at least `FLAG_COVER` after it."""
-FLAG_COVER: Final = timedelta(seconds=60)
-"""How long after its commit a flag covers the same instance's unflagged records of its
-customer-month. A record that commits later than this after its flag touches a shard of its
-month instead (a zero increment: the fold sees the month changed)."""
-TOUCHED_AT_FIELD: Final = "touched_at"
-"""On a shard: the commit time of the last late record's zero increment (= its `updated_at`
-when that was the shard's last write): the fold counts the month's records when it sees it."""
-AGGREGATED_INT_FIELDS: Final = ("scenes_generated", "episodes_generated", "cost_cents")
-"""Integer fields of a records-counted record the fold sums by aggregation (`records` is the
-count): every one is on every such record, a number or null (`tally_fields`)."""
-AGGREGATED_FLOAT_FIELDS: Final = SHARD_FLOAT_FIELDS
-SCENE_GENERATED: Final = "scene_generated"
-"""The action that counts one scene (`scenes_generated`)."""
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return int(value)
+    return 0
 
 
-def _number(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+def _float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    return float(value) if math.isfinite(value) else 0.0
 
 
-def record_counts(record: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, float]]:
-    """What one stored `usage_tracking` record adds to its month's counters: the same
-    numbers its shard increment would add (`functions.usage.records.shard_increment`).
+@dataclass(frozen=True, slots=True)
+class Sums:
+    """What a set of records adds up to. Counts and money are integers (exact); the amounts
+    are floats, rounded to 6 places where they are stored."""
 
-    `cost_cents` comes from `estimated_cost`, a float of a cent-rounded Decimal: its shortest
-    repr is that decimal, so the cents are exact."""
-    cost = record.get("estimated_cost")
-    cents = 0
-    if isinstance(cost, int | float) and not isinstance(cost, bool) and math.isfinite(cost):
-        cents = int((Decimal(repr(float(cost))) * 100).to_integral_value(ROUND_HALF_UP))
-    episodes = record.get("episodes_generated")
-    ints = {
-        "records": 1,
-        "scenes_generated": 1 if record.get("action") == SCENE_GENERATED else 0,
-        "episodes_generated": episodes
-        if isinstance(episodes, int) and not isinstance(episodes, bool)
-        else 0,
-        "cost_cents": cents,
+    records: int = 0
+    scenes_generated: int = 0
+    episodes_generated: int = 0
+    cost_cents: int = 0
+    compute_minutes: float = 0.0
+    storage_gb: float = 0.0
+
+    def __add__(self, other: Sums) -> Sums:
+        return Sums(
+            self.records + other.records,
+            self.scenes_generated + other.scenes_generated,
+            self.episodes_generated + other.episodes_generated,
+            self.cost_cents + other.cost_cents,
+            self.compute_minutes + other.compute_minutes,
+            self.storage_gb + other.storage_gb,
+        )
+
+    def same_as(self, other: Sums) -> bool:
+        """Equal counts and money; amounts equal to 6 places (float sums differ by order)."""
+        return (
+            self.exact() == other.exact()
+            and round(self.compute_minutes, 6) == round(other.compute_minutes, 6)
+            and round(self.storage_gb, 6) == round(other.storage_gb, 6)
+        )
+
+    def exact(self) -> tuple[int, int, int, int]:
+        """The integer part: records, scenes, episodes, cents."""
+        return (self.records, self.scenes_generated, self.episodes_generated, self.cost_cents)
+
+    def as_fields(self) -> dict[str, int | float]:
+        """As a summary stores them."""
+        return {
+            "records": self.records,
+            "scenes_generated": self.scenes_generated,
+            "episodes_generated": self.episodes_generated,
+            "cost_cents": self.cost_cents,
+            "compute_minutes": round(self.compute_minutes, 6),
+            "storage_gb": round(self.storage_gb, 6),
+        }
+
+    @classmethod
+    def from_fields(cls, data: Mapping[str, Any]) -> Sums:
+        """Read back from a summary (or an aggregation's answer); a bad field counts 0."""
+        return cls(
+            _int(data.get("records")),
+            _int(data.get("scenes_generated")),
+            _int(data.get("episodes_generated")),
+            _int(data.get("cost_cents")),
+            _float(data.get("compute_minutes")),
+            _float(data.get("storage_gb")),
+        )
+
+
+SUM_FIELDS: Final = tuple(f.name for f in fields(Sums))
+SUMMED_RECORD_FIELDS: Final = SUM_FIELDS[1:]
+"""The fields of a record the recount sums (`records` is the count)."""
+
+
+def cost_cents(amount: Decimal) -> int:
+    """A cent-rounded amount in integer cents."""
+    return int((amount * 100).to_integral_value(ROUND_HALF_UP))
+
+
+def record_fields(
+    customer_id: str, month: str, action: str, amount: Decimal, buckets: int
+) -> dict[str, Any]:
+    """What the usage function adds to a record so the fold can find and sum it: its bucket,
+    its month key, and the integer counts no data-model field holds as a number."""
+    return {
+        BUCKET_FIELD: fold_bucket(customer_id, month, buckets),
+        MONTH_KEY_FIELD: counter_doc_id(customer_id, month),
+        "scenes_generated": 1 if action == SCENE_GENERATED else 0,
+        "cost_cents": cost_cents(amount),
     }
-    floats = {
-        "compute_minutes": _number(record.get("compute_minutes")),
-        "storage_gb": _number(record.get("storage_gb")),
-    }
-    return ints, floats
+
+
+def record_sums(record: Mapping[str, Any]) -> Sums:
+    """What one stored record adds to its month: the same numbers the recount's aggregation
+    sums over it (`SUMMED_RECORD_FIELDS`), so the fold and the recount agree by construction."""
+    return Sums(
+        1,
+        _int(record.get("scenes_generated")),
+        _int(record.get("episodes_generated")),
+        _int(record.get("cost_cents")),
+        _float(record.get("compute_minutes")),
+        _float(record.get("storage_gb")),
+    )

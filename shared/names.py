@@ -17,12 +17,11 @@ USAGE_REJECTIONS: Final = "usage_rejections"
 QUOTA_RESETS: Final = "quota_resets"
 QUOTA_ALERTS: Final = "quota_alerts"
 USAGE_COUNTERS: Final = "usage_counters"
-"""`usage_counters/{customer}_{YYYY-MM}`: the month summary (written by the fold only); its
-subcollection `shards/{k}` holds the counter shards the usage function increments."""
-USAGE_COUNTER_SHARDS: Final = "shards"
-"""Subcollection (collection group) of counter shards under each `usage_counters` document."""
+"""`usage_counters/{customer}_{YYYY-MM}`: the month summary, the sums of the month's records
+(written by the fold only)."""
 USAGE_FOLD_STATE: Final = "usage_fold_state"
-"""`usage_fold_state/{bucket}`: the fold's watermark per dirty bucket."""
+"""`usage_fold_state/{bucket}`: the fold's watermark per bucket; `usage_fold_state/months`:
+the last month the fold closed."""
 FEATURE_ROLLOUTS: Final = "feature_rollouts"
 """`feature_rollouts/{feature}`: audit of a gradual rollout."""
 

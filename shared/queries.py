@@ -98,24 +98,18 @@ EXEMPTIONS: Final[tuple[SingleFieldExemption, ...]] = (
     ),
     *_exempt(
         names.USAGE_TRACKING,
-        _SEQUENTIAL + "; the fold's scan of records-counted records uses the composite "
-        "(fold_bucket, recorded_at)",
+        _SEQUENTIAL + "; the fold's scan uses the composite (fold_bucket, recorded_at), the "
+        "recount the composite (fold_key, recorded_at, ...)",
         "recorded_at",
     ),
     *_exempt(
         names.USAGE_TRACKING,
-        _NO_QUERY + " alone (the composite (fold_bucket, recorded_at) serves the fold)",
+        _NO_QUERY + " alone (the fold's and the recount's composites serve them)",
         "fold_bucket",
-    ),
-    *_exempt(
-        names.USAGE_TRACKING,
-        _NO_QUERY + " alone (the composite (fold_key, recorded_at, ...) serves the fold's "
-        "aggregation)",
         "fold_key",
         "cost_cents",
         "scenes_generated",
     ),
-    *_exempt(names.USAGE_TRACKING, _SEQUENTIAL + "; " + _NO_QUERY, "fold_flag_at"),
     *_exempt(names.USAGE_TRACKING, _BLOB, "details"),
     *_exempt(
         names.USAGE_REJECTIONS,
@@ -126,19 +120,6 @@ EXEMPTIONS: Final[tuple[SingleFieldExemption, ...]] = (
     ),
     *_exempt(names.USAGE_REJECTIONS, _SEQUENTIAL, "publish_time"),
     *_exempt(names.USAGE_REJECTIONS, _BLOB, "payload", "errors", "attributes", "reason"),
-    *_exempt(
-        names.USAGE_COUNTER_SHARDS,
-        _SEQUENTIAL + "; the fold's scan uses the COLLECTION_GROUP composite "
-        "(fold_bucket, updated_at)",
-        "updated_at",
-        "touched_at",
-    ),
-    *_exempt(
-        names.USAGE_FOLD_STATE,
-        _BLOB + ": the held tallies, up to `usage_fold_held_max` entries of a dozen fields "
-        "each (read only with their document)",
-        "held",
-    ),
     *_exempt(
         names.QUOTA_ALERTS,
         _NO_QUERY + " (listings filter customer_id, month, state only)",
@@ -308,15 +289,15 @@ def customers_reset_for_period(
 # The operators' paged listings live in their own module; imported here so their shapes are
 # declared (and their indexes generated) whenever `shared.queries` is.
 from shared.queries_fold import (  # noqa: E402
-    CHANGED_SHARDS,
     MONTH_RECORDS,
+    MONTH_SUMMARIES,
+    NEW_RECORD_FIELDS,
+    NEW_RECORDS,
     PENDING_ALERTS,
-    TALLY_RECORD_FIELDS,
-    TALLY_RECORDS,
-    changed_shards,
     month_records,
+    month_summaries,
+    new_records,
     pending_alerts,
-    tally_records,
 )
 from shared.queries_paged import (  # noqa: E402
     ALERTS_PAGED,
@@ -337,33 +318,33 @@ from shared.queries_paged import (  # noqa: E402
 __all__ = [
     "ALERTS_PAGED",
     "BUILDERS",
-    "CHANGED_SHARDS",
     "DOCUMENT_ID",
     "MONTH_RECORDS",
+    "MONTH_SUMMARIES",
+    "NEW_RECORDS",
+    "NEW_RECORD_FIELDS",
     "PENDING_ALERTS",
     "REJECTIONS_PAGED",
     "REPLAY_PAGED",
     "RESETS_NEWEST_FIRST",
     "ROLLED_OUT",
     "ROLLED_OUT_BY_ID",
-    "TALLY_RECORDS",
-    "TALLY_RECORD_FIELDS",
     "USAGE_PAGED",
     "CompositeIndex",
     "Direction",
     "QueryShape",
     "alerts_page",
-    "changed_shards",
     "composite_indexes",
     "declares",
     "indexes_file",
     "month_records",
+    "month_summaries",
+    "new_records",
     "pending_alerts",
     "rejections_page",
     "replay_page",
     "resets_page",
     "rolled_out_page",
     "shapes_of",
-    "tally_records",
     "usage_page",
 ]

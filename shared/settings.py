@@ -129,11 +129,11 @@ class Settings(BaseSettings):
     usage_counters_collection: CollectionId = Field(
         names.USAGE_COUNTERS, validation_alias="BLUEPRINT_USAGE_COUNTERS_COLLECTION"
     )
-    """Month summaries `{customer}_{YYYY-MM}` (fold-written) with their `shards` subcollection."""
+    """Month summaries `{customer}_{YYYY-MM}`: the sums of each customer-month (fold-written)."""
     usage_fold_state_collection: CollectionId = Field(
         names.USAGE_FOLD_STATE, validation_alias="BLUEPRINT_USAGE_FOLD_STATE_COLLECTION"
     )
-    """The fold's watermarks, one document per dirty bucket."""
+    """The fold's state: one watermark document per bucket, and the last month closed."""
     feature_rollouts_collection: CollectionId = Field(
         names.FEATURE_ROLLOUTS, validation_alias="BLUEPRINT_FEATURE_ROLLOUTS_COLLECTION"
     )
@@ -187,49 +187,26 @@ class Settings(BaseSettings):
     )
     """How long the usage function reuses a customer read (existence, pricing tier) per
     instance; a tier change prices within this long; 0 reads every event."""
-    usage_counter_shards: int = Field(
-        128, ge=1, le=256, validation_alias="BLUEPRINT_USAGE_COUNTER_SHARDS"
-    )
-    """Counter shards per customer-month; each sustains about 1 write/s in production, so this
-    bounds one customer-month's sustained events/s (docs/usage.md). Only shards that were
-    written exist; a customer with a few events a month has a few."""
-    usage_shard_rate: float = Field(
-        20.0, ge=0, le=100_000, validation_alias="BLUEPRINT_USAGE_SHARD_RATE"
-    )
-    """Events per second of one customer-month in one instance from which they increment
-    counter shards (hot); below it each event writes only its record and the fold counts it
-    from the records (docs/counters.md). 0: every event increments a shard."""
-    usage_log_summary_seconds: float = Field(
-        60.0, ge=0, le=3600, validation_alias="BLUEPRINT_USAGE_LOG_SUMMARY_SECONDS"
-    )
-    """How often an instance writes one INFO line counting the events it recorded (each
-    event's own `recorded` line is then DEBUG: functions/usage/recorded_log.py). 0: one INFO
-    line per commit, as before."""
-    usage_group_commit: bool = Field(True, validation_alias="BLUEPRINT_USAGE_GROUP_COMMIT")
-    """Events of one customer-month in flight together in one instance share one commit (one
-    shard increment); false: one commit per event."""
-    usage_group_commit_window_ms: float = Field(
-        5.0, ge=0, le=200, validation_alias="BLUEPRINT_USAGE_GROUP_COMMIT_WINDOW_MS"
-    )
-    """How long the first event of a hot customer-month (`usage_shard_rate`) waits for others
-    to share its commit; quiet ones never wait."""
     usage_fold_buckets: int = Field(
         16, ge=1, le=1024, validation_alias="BLUEPRINT_USAGE_FOLD_BUCKETS"
     )
-    """Dirty buckets the fold scans (a stable hash of customer-month spreads the shards)."""
-    usage_fold_overlap_seconds: float = Field(
-        5.0, ge=0, le=3600, validation_alias="BLUEPRINT_USAGE_FOLD_OVERLAP_SECONDS"
+    """Buckets the fold scans in parallel: a stable hash of each record's customer-month
+    spreads the scan's index over this many prefixes."""
+    usage_fold_lag_seconds: float = Field(
+        5.0, ge=1, le=60, validation_alias="BLUEPRINT_USAGE_FOLD_LAG_SECONDS"
     )
-    """The fold rescans this much before each bucket's watermark (clock skew, late visibility);
-    folding twice is harmless (the fold sets, never increments)."""
+    """Freshness: a record committed at least this long before a fold reads is in that fold's
+    totals. The fold counts records up to this long before its read, so that a record stamped
+    just before that bound has landed (the local suite: 1)."""
     usage_fold_page_size: int = Field(
         500, ge=1, le=10_000, validation_alias="BLUEPRINT_USAGE_FOLD_PAGE_SIZE"
     )
-    """Shards per page of the fold's scan of one bucket."""
-    usage_fold_max_shards: int = Field(
-        100_000, ge=1, validation_alias="BLUEPRINT_USAGE_FOLD_MAX_SHARDS"
+    """Records per page of the fold's scan of one bucket."""
+    usage_fold_max_records: int = Field(
+        200_000, ge=1, validation_alias="BLUEPRINT_USAGE_FOLD_MAX_RECORDS"
     )
-    """Changed shards one fold takes at most (memory bound); the rest waits for the next fold."""
+    """New records one fold reads at most (memory and time bound); the rest waits for the next
+    fold."""
     usage_fold_workers: int = Field(8, ge=1, le=64, validation_alias="BLUEPRINT_USAGE_FOLD_WORKERS")
     """Threads of one fold (bucket scans, then customers) in parallel."""
     usage_fold_alert_lease_seconds: float = Field(
@@ -237,18 +214,6 @@ class Settings(BaseSettings):
     )
     """A pending quota alert claimed longer ago than this is taken over by a later fold (its
     claimer is presumed dead)."""
-    usage_fold_write_interval_seconds: float = Field(
-        300.0, ge=0, le=86_400, validation_alias="BLUEPRINT_USAGE_FOLD_WRITE_INTERVAL_SECONDS"
-    )
-    """How long the fold may hold a quiet customer-month's new records in its bucket's state
-    before it writes its summary and customer again (sooner when an alert threshold may be
-    crossed, its month ends or it turns hot: functions/fold/holding.py). 0: every fold writes
-    every changed month. The customer document converges within this plus one fold interval."""
-    usage_fold_held_max: int = Field(
-        2000, ge=0, le=3000, validation_alias="BLUEPRINT_USAGE_FOLD_HELD_MAX"
-    )
-    """Customer-months one bucket's state holds at most (about 300 bytes each, under the 1 MiB
-    document limit); the others are written by every fold that changes them."""
     local_fold_interval_seconds: float = Field(
         2.0, ge=0, le=3600, validation_alias="BLUEPRINT_LOCAL_FOLD_INTERVAL_SECONDS"
     )
@@ -275,8 +240,7 @@ class Settings(BaseSettings):
     log_level: str = Field(
         "INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", validation_alias="BLUEPRINT_LOG_LEVEL"
     )
-    """Lowest severity written. At INFO (production) a usage event in a shared commit writes
-    no line of its own: its commit's leader names it (one line per commit, docs/usage.md)."""
+    """Lowest severity written."""
 
     # Local harness only (devstack/): never read by a deployed function.
     sdk_root: str | None = Field(None, validation_alias="BLUEPRINT_SDK_ROOT")

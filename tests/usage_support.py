@@ -1,4 +1,5 @@
-"""Helpers for the usage tests: a fake repository, message builders, malformed bodies, shard sums."""
+"""Helpers for the usage tests: a fake repository, message builders, malformed bodies, the sums
+of the records (what the fold must reach)."""
 
 from __future__ import annotations
 
@@ -8,29 +9,16 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from cloudevents.http import CloudEvent
 
 from functions.edge.pubsub import Message
-from functions.usage.ports import (
-    CustomerDocument,
-    ShardIncrement,
-    StoredRecord,
-    UnstorableRecordError,
-)
+from functions.usage.ports import CustomerDocument, StoredRecord, UnstorableRecordError
 from shared import logs
-from shared.counters import (
-    FLAG_AT_FIELD,
-    FOLD_KEY_FIELD,
-    SHARD_FLOAT_FIELDS,
-    SHARD_INT_FIELDS,
-    TALLY_FIELD,
-    counter_doc_id,
-    record_counts,
-)
+from shared.counters import Sums, record_sums
 from shared.errors import TransientError
 from shared.pricing import to_decimal
 from shared.times import month_of
@@ -158,48 +146,25 @@ def expected_cost(body: Mapping[str, Any], rates: Mapping[str, str]) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# Shard sums (what the fold will add up)
+# The records' sums (what the fold must reach), read independently of the fold
 
 
-def sum_shards(
-    client: Any,
-    customer_id: str,
-    month: str,
-    collection: str = "usage_counters",
-    records: str | None = "usage_tracking",
-) -> dict[str, Any]:
-    """The customer-month's counters summed over its shards (every int and float field), plus,
-    from the `records` collection (usage_tracking; None: shards only), its records counted from the records
-    (`tallied`: how many): what the fold adds up."""
-    shards = (
-        client.collection(collection)
-        .document(counter_doc_id(customer_id, month))
-        .collection("shards")
-    )
-    totals: dict[str, Any] = dict.fromkeys(SHARD_INT_FIELDS, 0)
-    totals.update(dict.fromkeys(SHARD_FLOAT_FIELDS, 0.0))
-    totals["shards"] = 0
-    for snap in shards.stream(timeout=30):
-        data = snap.to_dict() or {}
-        totals["shards"] += 1
-        for name in (*SHARD_INT_FIELDS, *SHARD_FLOAT_FIELDS):
-            totals[name] += data.get(name, 0)
-    totals["tallied"] = 0
-    if records is None:
-        return totals
+def sum_records(
+    client: Any, customer_id: str, month: str, collection: str = "usage_tracking"
+) -> Sums:
+    """The customer-month's records summed from the records themselves, grouped by the month of
+    each event's own timestamp (not by the fold's month key)."""
     from google.cloud.firestore_v1.base_query import FieldFilter
 
-    query = client.collection(records).where(filter=FieldFilter("customer_id", "==", customer_id))
+    query = client.collection(collection).where(
+        filter=FieldFilter("customer_id", "==", customer_id)
+    )
+    total = Sums()
     for snap in query.stream(timeout=30):
         data = snap.to_dict() or {}
-        counted = TALLY_FIELD in data or FOLD_KEY_FIELD in data  # a flag, or covered by one
-        if not counted or month_of(data["timestamp"]) != month:
-            continue
-        totals["tallied"] += 1
-        ints, floats = record_counts(data)
-        for name, amount in [*ints.items(), *floats.items()]:
-            totals[name] += amount
-    return totals
+        if month_of(data["timestamp"]) == month:
+            total += record_sums(data)
+    return total
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,22 +190,15 @@ class FakeRepository:
         self.lock = threading.Lock()
         self.customers: dict[str, dict[str, Any]] = {}
         self.records: dict[str, dict[str, Any]] = {}
-        self.shards: dict[tuple[str, str, int], dict[str, Any]] = {}
         self.rejections: dict[str, dict[str, Any]] = {}
         self.reads = 0
         self.commits = 0
         self.fail_commits = 0
         """Raise a transient error on this many next commits (before writing)."""
         self.commit_delay = 0.0
-        """Seconds each commit takes (lets concurrent events queue up behind it)."""
-        self.batch_sizes: list[int] = []
+        """Seconds each commit takes (lets concurrent events overlap)."""
         self.fail_calls: dict[str, int] = {}
         """Raise TransientError on this many next calls of a method, by name."""
-        self.touches: list[ShardIncrement] = []
-        """Zero increments of late records (`touch_shard`)."""
-        self.clock_ticks = 0
-        self.commit_clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-        """The commit time of each `commit_record` (server time in Firestore)."""
 
     def put_customer(self, customer_id: str, **fields: Any) -> None:
         with self.lock:
@@ -253,77 +211,29 @@ class FakeRepository:
             doc = self.customers.get(customer_id)
             return None if doc is None else CustomerDocument(dict(doc))
 
-    def commit_usage(
-        self, record_id: str, record: Mapping[str, Any], counter: ShardIncrement | None
-    ) -> bool:
-        with self.lock:
-            self._maybe_fail("commit_usage")
-        return self.commit_batch([(record_id, record)], counter)
-
-    def commit_batch(
-        self, records: Sequence[tuple[str, Mapping[str, Any]]], counter: ShardIncrement | None
-    ) -> bool:
+    def create_record(self, record_id: str, record: Mapping[str, Any]) -> bool:
         if self.commit_delay:
             time.sleep(self.commit_delay)
         with self.lock:
+            self._maybe_fail("create_record")
             if self.fail_commits:
                 self.fail_commits -= 1
                 raise ConnectionError("fake: Firestore unreachable")
-            if any(record_id in self.records for record_id, _ in records):
+            if record_id in self.records:
                 return False
-            # As Firestore (and the real adapter's protobufs): integers are 64-bit.
-            increments = counter.ints.values() if counter is not None else ()
-            for value in [*(v for _, r in records for v in r.values()), *increments]:
+            for value in record.values():  # as Firestore: integers are 64-bit
                 _refuse_beyond_int64(value)
-            for record_id, record in records:
-                self.records[record_id] = {**record, "recorded_at": "SERVER_TIMESTAMP"}
+            self.records[record_id] = {**record, "recorded_at": datetime.now(UTC)}
             self.commits += 1
-            self.batch_sizes.append(len(records))
-            if counter is None:  # counted from the record by the fold
-                return True
-            key = (counter.customer_id, counter.month, counter.shard)
-            shard = self.shards.setdefault(key, {})
-            shard.update(
-                customer_id=counter.customer_id,
-                month=counter.month,
-                fold_bucket=counter.fold_bucket,
-                updated_at="SERVER_TIMESTAMP",
-            )
-            for name, amount in [*counter.ints.items(), *counter.floats.items()]:
-                shard[name] = shard.get(name, 0) + amount
             return True
-
-    def commit_record(self, record_id: str, record: Mapping[str, Any]) -> datetime | None:
-        with self.lock:
-            self._maybe_fail("commit_record")
-        if not self.commit_batch([(record_id, record)], None):
-            return None
-        with self.lock:
-            self.clock_ticks += 1
-            stamp = self.commit_clock()
-            self.records[record_id]["recorded_at"] = stamp
-            return stamp
-
-    def touch_shard(self, counter: ShardIncrement) -> None:
-        with self.lock:
-            self._maybe_fail("touch_shard")
-            self.touches.append(counter)
-        self.commit_batch([], counter)
 
     def get_stored_record(self, record_id: str) -> StoredRecord | None:
         with self.lock:
             self._maybe_fail("get_stored_record")
             if record_id not in self.records:
                 return None
-            stored = self.records[record_id]
-            digest, at, flag_at = (
-                stored.get(k) for k in ("payload_sha256", "recorded_at", FLAG_AT_FIELD)
-            )
-            return StoredRecord(
-                digest if isinstance(digest, str) else None,
-                at if isinstance(at, datetime) else None,
-                flag_at if isinstance(flag_at, datetime) else None,
-            )
+            digest = self.records[record_id].get("payload_sha256")
+            return StoredRecord(digest if isinstance(digest, str) else None)
 
     def _maybe_fail(self, call: str) -> None:
         """Raise the transient error injected for `call` (under the lock)."""
@@ -339,79 +249,17 @@ class FakeRepository:
             self.rejections[doc_id] = dict(data)
             return True
 
-    def totals(self, customer_id: str, month: str) -> dict[str, Any]:
-        """The customer-month's counters: its shards + its records counted from the records
-        (what the fold adds up)."""
-        out: dict[str, Any] = {}
+    def totals(self, customer_id: str, month: str) -> Sums:
+        """The customer-month's records summed (what the fold adds up)."""
         with self.lock:
-            for (cid, m, _), shard in self.shards.items():
-                if (cid, m) == (customer_id, month):
-                    for name in (*SHARD_INT_FIELDS, *SHARD_FLOAT_FIELDS):
-                        out[name] = out.get(name, 0) + shard.get(name, 0)
-            for record in self.records.values():
-                counted = TALLY_FIELD in record or FOLD_KEY_FIELD in record
-                if not counted or record["customer_id"] != customer_id:
-                    continue
-                if month_of(record["timestamp"]) != month:
-                    continue
-                ints, floats = record_counts(record)
-                for name, amount in [*ints.items(), *floats.items()]:
-                    out[name] = out.get(name, 0) + amount
-        return out
-
-    def tallied(self) -> int:
-        """Records written without a shard increment (counted from the records)."""
-        with self.lock:
-            return sum(TALLY_FIELD in r or FOLD_KEY_FIELD in r for r in self.records.values())
-
-
-# --------------------------------------------------------------------------------------------
-# Counter shards in the agreed layout (shared.counters), written directly: the fold's tests do
-# not depend on the usage function that writes them in production.
-
-
-def write_shard(
-    client: Any,
-    customer_id: str,
-    month: str,
-    shard: int | str = 0,
-    *,
-    records: int = 1,
-    scenes: int = 0,
-    episodes: int = 0,
-    cost_cents: int = 0,
-    compute_minutes: float = 0.0,
-    storage_gb: float = 0.0,
-    buckets: int = 16,
-    collection: str = "usage_counters",
-) -> None:
-    """Increment one shard `usage_counters/{customer}_{month}/shards/{shard}` as the usage
-    commit does: Increment on every counter, `updated_at` = server time, the routing fields."""
-    from google.cloud.firestore_v1 import SERVER_TIMESTAMP, Increment
-
-    from shared.counters import counter_doc_id, fold_bucket
-
-    ref = (
-        client.collection(collection)
-        .document(counter_doc_id(customer_id, month))
-        .collection("shards")
-        .document(str(shard))
-    )
-    ref.set(
-        {
-            "records": Increment(records),
-            "scenes_generated": Increment(scenes),
-            "episodes_generated": Increment(episodes),
-            "cost_cents": Increment(cost_cents),
-            "compute_minutes": Increment(compute_minutes),
-            "storage_gb": Increment(storage_gb),
-            "customer_id": customer_id,
-            "month": month,
-            "fold_bucket": fold_bucket(customer_id, month, buckets),
-            "updated_at": SERVER_TIMESTAMP,
-        },
-        merge=True,
-    )
+            return sum(
+                (
+                    record_sums(r)
+                    for r in self.records.values()
+                    if r["customer_id"] == customer_id and month_of(r["timestamp"]) == month
+                ),
+                Sums(),
+            )
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from functions.fold import planner
+from functions.fold import plan
 from functions.fold.ports import AlertPublisher, FoldCounts, FoldRepository, Marker
 from shared import logs
 from shared.firestore_values import plain_value
@@ -71,14 +71,14 @@ def finish_pending_alerts(
     counts: FoldCounts,
 ) -> None:
     """Publish every marker left `pending` whose claim is released or older than the lease
-    (its claimer, a fold or a usage delivery of the old design, died); one taker each."""
+    (its claimer died); one taker each."""
     for marker in repo.pending_markers(PENDING_LIMIT):
         if not claimable(marker, now, run_id, lease):
             continue
         if not repo.claim_marker(marker, {"claimed_by": run_id, "claimed_at": now}):
             continue  # another fold took it first
         counts.add("alerts_taken_over")
-        payload = {k: plain_value(marker.data.get(k)) for k in planner.PAYLOAD_FIELDS}
+        payload = {k: plain_value(marker.data.get(k)) for k in plan.PAYLOAD_FIELDS}
         payload["alert_id"] = marker.alert_id
         publish_alert(repo, publisher, payload, counts)
 

@@ -23,13 +23,11 @@ def _wiring() -> tuple[FirestoreFoldRepository, PubSubAlertPublisher, FoldConfig
     settings = get_settings()
     config = FoldConfig(
         buckets=settings.usage_fold_buckets,
-        overlap=timedelta(seconds=settings.usage_fold_overlap_seconds),
+        lag=timedelta(seconds=settings.usage_fold_lag_seconds),
         page_size=settings.usage_fold_page_size,
-        max_shards=settings.usage_fold_max_shards,
+        max_records=settings.usage_fold_max_records,
         workers=settings.usage_fold_workers,
         alert_lease=timedelta(seconds=settings.usage_fold_alert_lease_seconds),
-        write_interval=timedelta(seconds=settings.usage_fold_write_interval_seconds),
-        held_max=settings.usage_fold_held_max,
     )
     return FirestoreFoldRepository(settings), PubSubAlertPublisher(settings), config
 

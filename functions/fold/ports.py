@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from shared.counters import Sums
+
 _COUNTS_LOCK = threading.Lock()
 
 
@@ -17,94 +19,15 @@ class CommitConflictError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Shard:
-    """One counter shard `usage_counters/{customer}_{month}/shards/{shard}` as read."""
+class NewRecord:
+    """One `usage_tracking` record as the fold's scan reads it."""
 
     customer_id: str
     month: str
-    shard: str
-    values: Mapping[str, int | float]
-    """`shared.counters.SHARD_INT_FIELDS` and `SHARD_FLOAT_FIELDS` (absent ones are 0)."""
-    updated_at: datetime
-    bucket: int = 0
-    touched: bool = False
-    """This version is a late record's zero increment (`shared.counters.TOUCHED_AT_FIELD`):
-    the month's records counted from the records must be counted up to at least it."""
-
-
-@dataclass(frozen=True, slots=True)
-class TallyRecord:
-    """One `usage_tracking` record counted from the records (it carries `fold_bucket`, no
-    shard increment), as the fold's scan reads it."""
-
-    customer_id: str
-    month: str
-    """The month of the event's own timestamp."""
-    values: Mapping[str, int | float]
-    """What it adds to the month's counters (`shared.counters.record_counts`)."""
+    """The month of the event's own timestamp (from the record's `fold_key`)."""
+    sums: Sums
     recorded_at: datetime
-    """Its commit time (server)."""
-    bucket: int = 0
-    flag: bool = False
-    """A flag (`functions.usage.flags`): the record carries `fold_key`, so it and the records
-    its flag covers are counted by the month's aggregation (`values` are empty); the scan's
-    read only says the month changed."""
-
-
-@dataclass(frozen=True, slots=True)
-class HeldTally:
-    """A customer-month's records-counted records that folds counted but have not written into
-    its summary yet: the sums of those with `base < recorded_at <= upto`. Kept in its bucket's
-    state document (`held`: `functions.fold.held_format`) between summary writes."""
-
-    customer_id: str
-    month: str
-    base: datetime | None
-    """The summary's `shards.tally` bound these sums start from (None: it had none)."""
-    upto: datetime
-    values: Mapping[str, int | float]
-    """`shared.counters` sums of the held records (all 0: nothing held, only the facts below)."""
-    headroom: int | None
-    """Scenes the month could still count, after the last summary write, before it reaches its
-    next alert threshold (None: no threshold ahead, or no customer document)."""
-    written_at: datetime
-    """When the fold last wrote the month's summary."""
-    owed: datetime | None = None
-    """The month must be counted (aggregated) up to at least this: its latest flag's cover
-    (`shared.counters.FLAG_COVER` after the flag's commit) not yet counted (None: nothing)."""
-
-    @property
-    def key(self) -> str:
-        """Its key in the state document's `held` map."""
-        return f"{self.customer_id}_{self.month}"
-
-    @property
-    def empty(self) -> bool:
-        """No record held (only the facts of the last write)."""
-        return not any(self.values.values())
-
-
-@dataclass(frozen=True, slots=True)
-class Tally:
-    """A customer-month's records found by one fold's scan: every such record with
-    `after < recorded_at <= upto` of its bucket (complete for that range), plus what earlier
-    folds held back for it (`held`, from the same bucket's state)."""
-
-    records: tuple[TallyRecord, ...]
-    upto: datetime
-    held: HeldTally | None = None
-    bucket: int = 0
-    owed: datetime | None = None
-    """The month's flags' cover (`HeldTally.owed`), to keep when `upto` does not reach it."""
-    counted: Mapping[str, int | float] | None = None
-    """The month's records with `fold_key` and `counted_after < recorded_at <= upto`, counted
-    by aggregation after the summary was read (None: not counted)."""
-    counted_after: datetime | None = None
-
-    @property
-    def flagged(self) -> bool:
-        """Whether the month has records counted by aggregation to count (a flag, a cover)."""
-        return self.owed is not None or any(r.flag for r in self.records)
+    """Its commit time (server): the fold's clock."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,22 +40,15 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class Watermark:
-    """`usage_fold_state/{bucket}`: the newest shard `updated_at` the fold has folded, and the
-    `recorded_at` up to which it has counted the records counted from the records."""
+    """`usage_fold_state/{bucket}`: every record of the bucket with `recorded_at` at or before
+    `value` has been added to its month summary."""
 
     bucket: int
     value: datetime | None
     token: Any = None
     """Update time of the state document (None when it does not exist yet)."""
-    records: datetime | None = None
-    """`records_watermark`: every records-counted record with `recorded_at` at or before it is
-    in its month summary (None: none counted yet)."""
     read_time: datetime | None = None
     """Server time of the read (the same for every bucket of one read)."""
-    held: Mapping[str, HeldTally] = field(default_factory=dict)
-    """The bucket's held tallies, by `HeldTally.key`."""
-    held_bytes: int = 0
-    """Stored size of `held` (the length of its text)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +71,7 @@ class SummaryWrite:
 
 @dataclass(frozen=True, slots=True)
 class CustomerWrite:
-    """Set schema.md's counter fields on the customer, if unchanged since read."""
+    """Set the data model's counter fields on the customer, if unchanged since read."""
 
     fields: Mapping[str, Any]
     token: Any
@@ -165,7 +81,7 @@ class CustomerWrite:
 
 @dataclass(frozen=True, slots=True)
 class Commit:
-    """ONE atomic commit of a customer's fold: its summaries, the customer, new alert markers."""
+    """ONE atomic commit of a customer: its summaries, the customer, new alert markers."""
 
     customer_id: str
     summaries: tuple[SummaryWrite, ...] = ()
@@ -193,33 +109,29 @@ class FoldCounts:
     """What one fold did (log fields and test assertions)."""
 
     buckets: int = 0
-    shards_scanned: int = 0
     records_scanned: int = 0
-    """Records-counted records read by the scan."""
-    months_held: int = 0
-    """Customer-months whose new records were held in their bucket's state (no write)."""
-    recounts: int = 0
-    """Held tallies an overlapping fold had partly written: recounted from the records."""
-    headroom_counts: int = 0
-    """Held months whose scenes were counted (aggregation) to see if they reach an alert."""
-    months_counted: int = 0
-    """Month writes whose records were counted by aggregation."""
-    customer_months: int = 0
     customers: int = 0
+    customer_months: int = 0
     summaries_written: int = 0
     customers_written: int = 0
+    late_records: int = 0
+    """Records added to a month that was already closed."""
     conflicts: int = 0
     failed_customers: int = 0
     alerts_published: int = 0
     alerts_failed: int = 0
     alerts_taken_over: int = 0
     watermarks_moved: int = 0
+    months_recounted: int = 0
+    recount_corrections: int = 0
+    """Customer-months whose recount differed from their summary (corrected, logged)."""
+    closed_month: str | None = None
     capped: bool = False
     stopped_by_deadline: bool = False
     failures: list[str] = field(default_factory=list)
 
     def add(self, name: str, n: int = 1) -> None:
-        """Add to one count (folds of several customers run in parallel threads)."""
+        """Add to one count (customers are folded in parallel threads)."""
         with _COUNTS_LOCK:
             setattr(self, name, getattr(self, name) + n)
 
@@ -237,35 +149,15 @@ class FoldRepository(Protocol):
         """The state document of each bucket (one round trip), with the read's server time."""
         ...
 
-    def scan_bucket(self, bucket: int, since: datetime, page_size: int) -> Iterator[list[Shard]]:
-        """Pages of the shards of `bucket` with `updated_at > since`, oldest first."""
-        ...
-
     def scan_records(
-        self,
-        bucket: int,
-        after: datetime | None,
-        upto: datetime,
-        page_size: int,
-        read_time: datetime | None = None,
-    ) -> Iterator[list[TallyRecord]]:
-        """Pages of the records-counted records of `bucket` with `after < recorded_at <= upto`
-        (`after` None: from the first), oldest first, read at `read_time` (a little after
-        `upto`: every record stamped up to `upto` is committed by then)."""
+        self, bucket: int, after: datetime | None, upto: datetime, page_size: int, read_time: Any
+    ) -> Iterator[list[NewRecord]]:
+        """Pages of the records of `bucket` with `after < recorded_at <= upto` (`after` None:
+        from the first), oldest first, all read at `read_time`."""
         ...
 
-    def count_month(
-        self,
-        customer_id: str,
-        month: str,
-        after: datetime | None,
-        upto: datetime,
-        *,
-        scenes_only: bool = False,
-    ) -> dict[str, int | float]:
-        """Aggregation over the customer-month's records with `fold_key` and `after <
-        recorded_at <= upto`: `shared.counters` sums (`records` the count); with
-        `scenes_only`, only `scenes_generated` (one index batch per 1,000 records)."""
+    def set_watermark(self, watermark: Watermark, value: datetime) -> bool:
+        """Set the bucket's watermark if its document is unchanged since read; False if not."""
         ...
 
     def read_state(self, customer_id: str, months: Sequence[str]) -> CustomerState:
@@ -276,15 +168,22 @@ class FoldRepository(Protocol):
         """Apply `commit` atomically; CommitConflictError when a guard failed."""
         ...
 
-    def set_watermark(
-        self,
-        watermark: Watermark,
-        value: datetime | None,
-        records: datetime | None = None,
-        held: Mapping[str, HeldTally] | None = None,
-    ) -> bool:
-        """Set the bucket's watermarks and its held tallies (None: keep the ones read) if its
-        document is unchanged since read; False if not."""
+    def count_month(self, customer_id: str, month: str, upto: datetime) -> Sums:
+        """Count and sums of the customer-month's records with `recorded_at <= upto`
+        (aggregation queries: one read per 1,000 index entries)."""
+        ...
+
+    def month_summaries(self, month: str, after: str | None, limit: int) -> list[str]:
+        """Ids of the summaries of `month`, by id, after `after`."""
+        ...
+
+    def read_close(self) -> Snapshot | None:
+        """The month-close state document (`usage_fold_state/months`)."""
+        ...
+
+    def set_close(self, data: Mapping[str, Any], token: Any) -> Any:
+        """Set the month-close state if unchanged since read (token None: create): its new
+        update time, or None when it changed meanwhile."""
         ...
 
     def pending_markers(self, limit: int) -> list[Marker]:

@@ -11,13 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from functions.edge.pubsub import Message, decode_message
-from functions.usage.batching import GroupCommitter
 from functions.usage.cache import CustomerCache
-from functions.usage.flags import FlagBook
 from functions.usage.lasterror import NOTE_TIMEOUT_SECONDS, LastErrorNote
-from functions.usage.pace import Pace, RoundRobinShards
 from functions.usage.ports import Limits, LogNames, Result
-from functions.usage.recorded_log import RecordedLog
 from functions.usage.service import UsageService
 from shared import clients, logs
 from shared.errors import PermanentError
@@ -37,26 +33,11 @@ def build_service(settings: Settings, client: Any | None = None) -> UsageService
             max_future=timedelta(seconds=settings.usage_max_future_seconds),
         ),
         customer_cache=CustomerCache(ttl) if ttl > 0 else None,
-        shards=settings.usage_counter_shards,
         fold_buckets=settings.usage_fold_buckets,
-        pace=Pace(settings.usage_shard_rate) if settings.usage_shard_rate > 0 else None,
-        flags=FlagBook(),
-        choose_shard=RoundRobinShards(),
-        committer=(
-            GroupCommitter(repository, window=settings.usage_group_commit_window_ms / 1000)
-            if settings.usage_group_commit
-            else None
-        ),
-        recorded_log=(
-            RecordedLog(settings.usage_log_summary_seconds)
-            if settings.usage_log_summary_seconds > 0
-            else None
-        ),
         log_names=LogNames(
             customers=settings.customers_collection,
             usage_tracking=settings.usage_tracking_collection,
             usage_rejections=settings.usage_rejections_collection,
-            usage_counters=settings.usage_counters_collection,
         ),
     )
 
@@ -77,7 +58,7 @@ def build_notes(settings: Settings, client: Any | None = None) -> LastErrorNote:
 _NOTES: Final = clients.Lazy(lambda: build_notes(get_settings()))
 _SERVICE: Final = clients.Lazy(lambda: build_service(get_settings()))
 """Built once per process, even when the first 64 requests race for it (each service holds a
-customer cache and a group committer: two would halve the batches and double the reads)."""
+customer cache: two would double the reads)."""
 
 
 def default_service() -> UsageService:

@@ -8,11 +8,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final, Protocol
 
 from shared import names
-from shared.errors import FieldError, PermanentError, TransientError
+from shared.errors import FieldError, PermanentError
 from shared.models import BundleTier, UsageEvent
 
 MAX_REASON_ERRORS: Final = 20
@@ -20,12 +20,6 @@ MAX_REASON_ERRORS: Final = 20
 
 class UnstorableRecordError(PermanentError):
     """Firestore refused the record itself (InvalidArgument): reject the message for good."""
-
-
-class ContentionError(TransientError):
-    """Firestore answered ABORTED ("too much contention") for a commit: nothing was written.
-
-    The service tries another shard at once; a delivery that keeps meeting it is redelivered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +37,6 @@ class LogNames:
     customers: str = names.CUSTOMERS
     usage_tracking: str = names.USAGE_TRACKING
     usage_rejections: str = names.USAGE_REJECTIONS
-    usage_counters: str = names.USAGE_COUNTERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,28 +80,11 @@ class PricingCustomer:
 
 
 @dataclass(frozen=True, slots=True)
-class ShardIncrement:
-    """One event's (or one batch's) increment of one counter shard (`shared.counters` layout)."""
-
-    customer_id: str
-    month: str
-    shard: int
-    fold_bucket: int
-    ints: Mapping[str, int]
-    """`SHARD_INT_FIELDS` -> increment."""
-    floats: Mapping[str, float]
-    """`SHARD_FLOAT_FIELDS` -> increment."""
-
-
-@dataclass(frozen=True, slots=True)
 class StoredRecord:
     """What a redelivery needs of the record already stored under its id."""
 
     payload_sha256: str | None
     """None: written before hashes were stored."""
-    recorded_at: datetime | None = None
-    flag_at: datetime | None = None
-    """`fold_flag_at`: the flag that covers it (a records-counted record without `fold_bucket`)."""
 
 
 class UsageRepository(Protocol):
@@ -119,27 +95,12 @@ class UsageRepository(Protocol):
         """The customer document, or None when it does not exist."""
         ...
 
-    def commit_usage(
-        self, record_id: str, record: Mapping[str, Any], counter: ShardIncrement | None
-    ) -> bool:
-        """ONE atomic commit: create the record (+ recorded_at) and increment one shard (none
-        when `counter` is None: a record the fold counts from the records).
+    def create_record(self, record_id: str, record: Mapping[str, Any]) -> bool:
+        """Create `usage_tracking/{record_id}` with `recorded_at` = the commit time (server).
 
-        True when committed; False when the record already exists (nothing was written, the
-        shard untouched). Raises UnstorableRecordError when Firestore refuses the data, and
-        ContentionError on ABORTED (not retried on the same shard).
+        True when created; False when it already exists (nothing written). Raises
+        UnstorableRecordError when Firestore refuses the data.
         """
-        ...
-
-    def commit_record(self, record_id: str, record: Mapping[str, Any]) -> datetime | None:
-        """Create the record alone (+ recorded_at, the commit time): one counted from the
-        records. Its commit time; None when it already exists (nothing written). Raises as
-        `commit_usage`."""
-        ...
-
-    def touch_shard(self, counter: ShardIncrement) -> None:
-        """Merge `counter`'s shard with zero increments: its `updated_at` moves, so the fold
-        sees the month changed (a late record's way to be counted: `functions.usage.flags`)."""
         ...
 
     def get_stored_record(self, record_id: str) -> StoredRecord | None:
@@ -169,5 +130,3 @@ class Result:
     outcome: Outcome
     record_id: str | None = None
     rejection: Rejection | None = None
-    counter: ShardIncrement | None = None
-    """The shard increment committed (RECORDED only; None when counted from the record)."""

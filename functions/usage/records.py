@@ -1,4 +1,4 @@
-"""The documents one usage event writes (pure): its record, its shard increment, a rejection."""
+"""The documents one usage event writes (pure): its record, or its rejection."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from decimal import Decimal
 from typing import Any, Final
 
 from functions.edge.pubsub import Message
-from functions.usage.ports import MAX_REASON_ERRORS, PricingCustomer, Rejection, ShardIncrement
-from shared.counters import FOLD_KEY_FIELD, SCENE_GENERATED, counter_doc_id, fold_bucket
+from functions.usage.ports import MAX_REASON_ERRORS, PricingCustomer, Rejection
+from shared.counters import record_fields
 from shared.errors import FieldError, InvalidDocumentError
 from shared.firestore_values import plain_value
 from shared.ids import canonical_timestamp
@@ -23,9 +23,9 @@ REJECTION_PAYLOAD_LIMIT: Final = 16_384
 """Bytes of a rejected payload kept in its rejection document (the original size is stored too)."""
 _CENT: Final = Decimal(100)
 MAX_EVENT_COST_CENTS: Final = 10**14
-"""Most one event may cost (10^12 USD, as `MAX_EVENT_COUNT` bounds its count): the month's
-`cost_cents` counter is a 64-bit Firestore integer that adds events up, so one event must stay
-far below 2^63 - 1 (beyond it Firestore refuses the shard increment itself)."""
+"""Most one event may cost (10^12 USD, as `MAX_EVENT_COUNT` bounds its count): the month
+summary's `cost_cents` is a 64-bit Firestore integer that adds events up, so one event must
+stay far below 2^63 - 1."""
 _AMOUNTS: Final = (
     ("compute", "compute_minutes"),
     ("storage", "storage_gb"),
@@ -54,11 +54,6 @@ def read_customer(
     return PricingCustomer(customer_id, tier), errors
 
 
-def cost_cents(cost: CostEstimate) -> int:
-    """The record's estimated cost in integer cents (it is already rounded to cents)."""
-    return int(cost.amount * _CENT)
-
-
 def cost_problem(event: UsageEvent, cost: CostEstimate) -> FieldError | None:
     """The amount that makes an event cost more than `MAX_EVENT_COST_CENTS`, else None."""
     if cost.amount * _CENT <= MAX_EVENT_COST_CENTS:
@@ -82,8 +77,11 @@ def payload_sha256(event: UsageEvent) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def build_record(event: UsageEvent, cost: CostEstimate, message_id: str) -> dict[str, Any]:
-    """The `usage_tracking` document (without `recorded_at`, which the server stamps)."""
+def build_record(
+    event: UsageEvent, cost: CostEstimate, message_id: str, buckets: int
+) -> dict[str, Any]:
+    """The `usage_tracking` document (without `recorded_at`, which the server stamps): the
+    data model's fields, and what the fold needs to find and sum it (`shared.counters`)."""
     record: dict[str, Any] = {
         "schema_version": 1,
         "customer_id": event.customer_id,
@@ -105,42 +103,9 @@ def build_record(event: UsageEvent, cost: CostEstimate, message_id: str) -> dict
     record["details"] = event.details
     if event.event_id is not None:
         record["event_id"] = event.event_id
-    return record
-
-
-def shard_increment(
-    event: UsageEvent, cost: CostEstimate, shard: int, buckets: int
-) -> ShardIncrement:
-    """The counter-shard increment of one event, in the month of the event's own timestamp."""
     month = month_of(event.timestamp)
-    return ShardIncrement(
-        customer_id=event.customer_id,
-        month=month,
-        shard=shard,
-        fold_bucket=fold_bucket(event.customer_id, month, buckets),
-        ints={
-            "records": 1,
-            "scenes_generated": 1 if event.action == SCENE_GENERATED else 0,
-            "episodes_generated": event.episodes_generated or 0,
-            "cost_cents": cost_cents(cost),
-        },
-        floats={
-            "compute_minutes": float(event.compute_minutes or 0.0),
-            "storage_gb": float(event.storage_gb or 0.0),
-        },
-    )
-
-
-def tally_fields(counter: ShardIncrement) -> dict[str, Any]:
-    """What a record counted from the records carries for the fold's aggregation queries: its
-    month key and the integer counts no schema field holds as a number (`cost_cents`,
-    `scenes_generated`); `episodes_generated`, `compute_minutes` and `storage_gb` are on the
-    record already (a number, or null: skipped by a sum)."""
-    return {
-        FOLD_KEY_FIELD: counter_doc_id(counter.customer_id, counter.month),
-        "scenes_generated": counter.ints["scenes_generated"],
-        "cost_cents": counter.ints["cost_cents"],
-    }
+    record.update(record_fields(event.customer_id, month, event.action, cost.amount, buckets))
+    return record
 
 
 def rejection_document(message: Message, rejection: Rejection) -> dict[str, Any]:
