@@ -82,15 +82,13 @@ class UsageRecord(Document):
     this event from a different event sent under the same `event_id`."""
     recorded_at: UtcDatetime | None = None
     """When the record was written (server time)."""
-    # The fold's bookkeeping on a record counted from the records (docs/counters.md, Flags):
-    # not schema.md's, written by the usage function, read by the fold.
+    # The fold's bookkeeping, on every record (docs/counters.md, The documents): not
+    # schema.md's, written by the usage function, read by the fold and the month-close recount.
     fold_key: Annotated[str, Strict(), Field(min_length=1)] | None = None
-    """`{customer_id}_{YYYY-MM}`: the month whose aggregation counts this record."""
+    """`{customer_id}_{YYYY-MM}`: its customer-month's summary id (the recount's filter)."""
     fold_bucket: Annotated[int, Strict(), Field(ge=0)] | None = None
-    """On a flag: its customer-month's fold bucket (what the fold's scan finds)."""
-    fold_flag_at: UtcDatetime | None = None
-    """On a record covered by a flag: that flag's commit time."""
+    """Its customer-month's fold bucket (the prefix of the fold's scan)."""
     scenes_generated: Annotated[int, Strict(), Field(ge=0, le=1)] | None = None
-    """1 for a `scene_generated` record, else 0 (summed by the fold's aggregation)."""
+    """1 for a `scene_generated` record, else 0 (summed by the fold and the recount)."""
     cost_cents: Annotated[int, Strict(), Field(ge=0)] | None = None
-    """`estimated_cost` in integer cents (summed by the fold's aggregation)."""
+    """`estimated_cost` in integer cents (summed by the fold and the recount)."""

@@ -1,11 +1,12 @@
-"""The fold's pure planner and its service over in-memory fakes of the two Protocols."""
+"""The fold's pure plan and its service over in-memory fakes of the two Protocols: records are
+summed into month summaries and customer counters, each once, whatever folds overlap, crash or
+rerun; the month close recounts and corrects."""
 
 from __future__ import annotations
 
 import base64
 import itertools
 import json
-import math
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -13,151 +14,116 @@ from typing import Any
 
 import pytest
 from cloudevents.http import CloudEvent
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from functions.fold import entry, planner
+from functions.fold import entry, plan
+from functions.fold.alerts import claimable
 from functions.fold.ports import (
     Commit,
     CommitConflictError,
     CustomerState,
     FoldCounts,
-    HeldTally,
     Marker,
-    Shard,
+    NewRecord,
     Snapshot,
-    TallyRecord,
     Watermark,
 )
-from functions.fold.service import FoldConfig, claimable, run_fold
-from shared.counters import fold_bucket
+from functions.fold.service import FoldConfig, run_fold
+from shared.counters import Sums, fold_bucket
 from shared.errors import PermanentError
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 T0 = datetime(2026, 11, 20, 11, 0, tzinfo=UTC)
 NOV, DEC, OCT = "2026-11", "2026-12", "2026-10"
+LAG = timedelta(seconds=2)
+CONFIG = FoldConfig(buckets=4, lag=LAG, page_size=3, workers=2)
 
 
-def shard(cid: str, month: str, k: int, at: int, scenes: int = 0, episodes: int = 0) -> Shard:
-    return Shard(
-        cid,
-        month,
-        str(k),
-        {"records": 1, "scenes_generated": scenes, "episodes_generated": episodes},
-        T0 + timedelta(seconds=at),
-        fold_bucket(cid, month, 4),
-    )
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
 
 
 class FakeRepo:
-    """In-memory FoldRepository with create-once and update-time guards (versions are ints)."""
+    """In-memory FoldRepository: records with their commit times, documents with versions
+    (update-time guards), create-once markers."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.version = itertools.count(1)
-        self.shards: dict[tuple[str, str, str], Shard] = {}
+        self.records: list[tuple[int, NewRecord]] = []
+        """(bucket, record) as `usage_tracking` holds them."""
         self.docs: dict[str, tuple[dict[str, Any], int]] = {}
         self.fail_customers: set[str] = set()
         self.commits: list[Commit] = []
-        self.tally: list[TallyRecord] = []
-        """Records counted from the records (as `usage_tracking` holds them)."""
         self.server_now = NOW
-        """The server time of a read (what a read's read_time says)."""
-        self.record_reads = 0
-        self.aggregated: list[TallyRecord] = []
-        """Records with `fold_key` (counted by aggregation; their flags are in `tally` too)."""
-        self.aggregations = 0
+        self.hidden: set[int] = set()
+        """Indexes into `records` a scan does not see (committed but not yet visible)."""
+        self.recorded_reads = 0
 
-    # helpers
     def put(self, path: str, data: dict[str, Any]) -> None:
         self.docs[path] = (data, next(self.version))
 
     def data(self, path: str) -> dict[str, Any]:
         return self.docs[path][0]
 
-    def add(self, s: Shard) -> None:
-        self.shards[(s.customer_id, s.month, s.shard)] = s
+    def add(
+        self,
+        cid: str,
+        month: str,
+        seconds: float,
+        scenes: int = 0,
+        episodes: int = 0,
+        cents: int = 0,
+    ) -> None:
+        sums = Sums(1, scenes, episodes, cents, 0.5, 0.25)
+        self.records.append((fold_bucket(cid, month, 4), NewRecord(cid, month, sums, at(seconds))))
 
     def _snap(self, path: str) -> Snapshot | None:
         got = self.docs.get(path)
         return None if got is None else Snapshot(dict(got[0]), got[1])
+
+    def _guarded(self, path: str, data: dict[str, Any], token: Any) -> int | None:
+        with self.lock:
+            current = self.docs.get(path)
+            if (current[1] if current else None) != token:
+                return None
+            self.put(path, data)
+            return self.docs[path][1]
 
     # the protocol
     def read_watermarks(self, buckets: Sequence[int]) -> list[Watermark]:
         out = []
         for b in buckets:
             snap = self._snap(f"state/{b}")
-            data = snap.data if snap else {}
-            out.append(
-                Watermark(
-                    b,
-                    data.get("watermark"),
-                    snap and snap.update_time,
-                    records=data.get("records_watermark"),
-                    read_time=self.server_now,
-                    held=dict(data.get("held") or {}),
-                )
-            )
+            value = snap.data.get("watermark") if snap else None
+            out.append(Watermark(b, value, snap and snap.update_time, self.server_now))
         return out
 
     def scan_records(
-        self,
-        bucket: int,
-        after: datetime | None,
-        upto: datetime,
-        page_size: int,
-        read_time: datetime | None = None,
-    ) -> Iterator[list[TallyRecord]]:
-        assert read_time is None or read_time >= upto
+        self, bucket: int, after: datetime | None, upto: datetime, page_size: int, read_time: Any
+    ) -> Iterator[list[NewRecord]]:
+        assert read_time - upto >= LAG  # every page read at T, after U + lag
         found = sorted(
             (
                 r
-                for r in self.tally
-                if r.bucket == bucket
+                for i, (b, r) in enumerate(self.records)
+                if b == bucket
+                and i not in self.hidden
                 and (after is None or r.recorded_at > after)
                 and r.recorded_at <= upto
             ),
             key=lambda r: r.recorded_at,
         )
-        self.record_reads += len(found)
+        self.recorded_reads += len(found)
         for i in range(0, len(found), page_size):
             yield found[i : i + page_size]
 
-    def count_month(
-        self,
-        customer_id: str,
-        month: str,
-        after: datetime | None,
-        upto: datetime,
-        *,
-        scenes_only: bool = False,
-    ) -> dict[str, int | float]:
-        found = [
-            r
-            for r in self.aggregated
-            if (r.customer_id, r.month) == (customer_id, month)
-            and (after is None or r.recorded_at > after)
-            and r.recorded_at <= upto
-        ]
-        self.aggregations += 1
-        if scenes_only:
-            return {
-                "scenes_generated": sum(int(r.values.get("scenes_generated", 0)) for r in found)
-            }
-        out: dict[str, int | float] = {"records": len(found)}
-        for name in ("scenes_generated", "episodes_generated", "cost_cents"):
-            out[name] = sum(int(r.values.get(name, 0)) for r in found)
-        for name in ("compute_minutes", "storage_gb"):
-            out[name] = math.fsum(float(r.values.get(name, 0.0)) for r in found)
-        return out
-
-    def scan_bucket(self, bucket: int, since: datetime, page_size: int) -> Iterator[list[Shard]]:
-        found = sorted(
-            (s for s in self.shards.values() if s.bucket == bucket and s.updated_at > since),
-            key=lambda s: s.updated_at,
+    def set_watermark(self, watermark: Watermark, value: datetime) -> bool:
+        return (
+            self._guarded(f"state/{watermark.bucket}", {"watermark": value}, watermark.token)
+            is not None
         )
-        for i in range(0, len(found), page_size):
-            yield found[i : i + page_size]
 
     def read_state(self, customer_id: str, months: Sequence[str]) -> CustomerState:
         return CustomerState(
@@ -177,7 +143,7 @@ class FakeRepo:
             paths += [(f"alerts/{a}", None) for a, _ in commit.markers]
             for path, token in paths:
                 current = self.docs.get(path)
-                if (token is None) != (current is None) or (current and current[1] != token):
+                if (current[1] if current else None) != token:
                     raise CommitConflictError(path)
             for s in commit.summaries:
                 self.put(f"summaries/{commit.customer_id}_{s.month}", dict(s.data))
@@ -191,26 +157,29 @@ class FakeRepo:
                 self.put(f"alerts/{alert}", dict(marker))
             self.commits.append(commit)
 
-    def set_watermark(
-        self,
-        watermark: Watermark,
-        value: datetime | None,
-        records: datetime | None = None,
-        held: Mapping[str, HeldTally] | None = None,
-    ) -> bool:
-        with self.lock:
-            current = self.docs.get(f"state/{watermark.bucket}")
-            if (current and current[1]) != watermark.token:
-                return False
-            self.put(
-                f"state/{watermark.bucket}",
-                {
-                    "watermark": value if value is not None else watermark.value,
-                    "records_watermark": records if records is not None else watermark.records,
-                    "held": dict(held if held is not None else watermark.held),
-                },
-            )
-            return True
+    def count_month(self, customer_id: str, month: str, upto: datetime) -> Sums:
+        return sum(
+            (
+                r.sums
+                for _, r in self.records
+                if (r.customer_id, r.month) == (customer_id, month) and r.recorded_at <= upto
+            ),
+            Sums(),
+        )
+
+    def month_summaries(self, month: str, after: str | None, limit: int) -> list[str]:
+        ids = sorted(
+            p.split("/", 1)[1]
+            for p, (d, _) in self.docs.items()
+            if p.startswith("summaries/") and d.get("month") == month
+        )
+        return [i for i in ids if after is None or i > after][:limit]
+
+    def read_close(self) -> Snapshot | None:
+        return self._snap("state/months")
+
+    def set_close(self, data: Mapping[str, Any], token: Any) -> Any:
+        return self._guarded("state/months", dict(data), token)
 
     def pending_markers(self, limit: int) -> list[Marker]:
         return [
@@ -220,12 +189,8 @@ class FakeRepo:
         ][:limit]
 
     def claim_marker(self, marker: Marker, changes: Mapping[str, Any]) -> bool:
-        with self.lock:
-            path = f"alerts/{marker.alert_id}"
-            if self.docs[path][1] != marker.update_time:
-                return False
-            self.put(path, {**self.data(path), **changes})
-            return True
+        path = f"alerts/{marker.alert_id}"
+        return self._guarded(path, {**self.data(path), **changes}, marker.update_time) is not None
 
     def update_marker(self, alert_id: str, changes: Mapping[str, Any]) -> None:
         path = f"alerts/{alert_id}"
@@ -233,6 +198,13 @@ class FakeRepo:
 
     def existing_markers(self, alert_ids: Sequence[str]) -> set[str]:
         return {a for a in alert_ids if f"alerts/{a}" in self.docs}
+
+    # what the tests check
+    def summary(self, cid: str, month: str = NOV) -> dict[str, Any]:
+        return self.data(f"summaries/{cid}_{month}")
+
+    def truth(self, cid: str, month: str = NOV) -> Sums:
+        return self.count_month(cid, month, datetime.max.replace(tzinfo=UTC))
 
 
 class FakePublisher:
@@ -248,31 +220,266 @@ class FakePublisher:
         return f"m{len(self.sent)}"
 
 
-CONFIG = FoldConfig(buckets=4, overlap=timedelta(0), page_size=3, workers=2)
-
-
 def fold(repo: FakeRepo, pub: FakePublisher, run_id: str = "r1", **kw: Any) -> FoldCounts:
     return run_fold(repo, pub, now=kw.pop("now", NOW), run_id=run_id, config=CONFIG, **kw)
 
 
-# ---- planner -------------------------------------------------------------------------------
+def closed_through(repo: FakeRepo, month: str) -> None:
+    """Mark every month up to `month` closed (the tests of the fold proper start after it)."""
+    repo.put("state/months", {"closed_through": month})
 
-versions = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 50)), min_size=1, max_size=20)
+
+@pytest.fixture
+def repo() -> FakeRepo:
+    repo = FakeRepo()
+    closed_through(repo, OCT)
+    for cid in ("a", "b", "c"):
+        repo.put(f"customers/{cid}", {"quota_period": NOV})
+    return repo
 
 
-@given(versions, st.randoms())
-def test_merging_is_order_independent_and_idempotent(raw: list[tuple[int, int]], rnd: Any) -> None:
-    # Each shard grows with time: version n of shard k holds n scenes at second n.
-    seen = [shard("c", NOV, k, n, scenes=n) for k, n in raw]
-    once = planner.merge_shards({}, seen)
-    shuffled = list(seen)
-    rnd.shuffle(shuffled)
-    half = len(shuffled) // 2
-    twice = planner.merge_shards(planner.merge_shards({}, shuffled[:half]), shuffled[half:])
-    assert planner.totals(once) == planner.totals(twice)
-    assert planner.totals(planner.merge_shards(once, seen)) == planner.totals(once)
-    newest = {k: max(n for kk, n in raw if kk == k) for k, _ in raw}
-    assert planner.totals(once)["scenes_generated"] == sum(newest.values())
+# ---- the fold over records -------------------------------------------------------------------
+
+
+def test_records_reach_the_summary_and_the_customer_in_the_next_fold(repo: FakeRepo) -> None:
+    repo.add("a", NOV, 1, scenes=1, episodes=100, cents=1550)
+    repo.add("a", NOV, 2, scenes=1)
+    repo.add("a", OCT, 3, episodes=7)  # an event of last month, recorded now
+    counts = fold(repo, FakePublisher())
+    assert (counts.records_scanned, counts.customers, counts.customer_months) == (3, 1, 2)
+    summary = repo.summary("a")
+    assert Sums.from_fields(summary) == repo.truth("a")
+    assert (summary["records"], summary["cost_cents"], summary["bound"]) == (2, 1550, NOW - LAG)
+    customer = repo.data("customers/a")
+    assert customer["scenes_generated_this_month"] == 2
+    assert (customer["total_scenes_generated"], customer["total_episodes_generated"]) == (2, 107)
+    assert repo.summary("a", OCT)["episodes_generated"] == 7
+
+
+def test_a_record_committed_within_the_lag_waits_for_the_next_fold(repo: FakeRepo) -> None:
+    repo.add("a", NOV, 1, scenes=1)
+    repo.records.append((fold_bucket("a", NOV, 4), NewRecord("a", NOV, Sums(1, 1), NOW - LAG / 2)))
+    fold(repo, FakePublisher())
+    assert repo.summary("a")["scenes_generated"] == 1
+    repo.server_now = NOW + timedelta(seconds=60)
+    fold(repo, FakePublisher(), run_id="r2")
+    assert repo.summary("a")["scenes_generated"] == 2
+
+
+def test_a_rerun_and_an_overlapping_fold_count_nothing_twice(repo: FakeRepo) -> None:
+    for n in range(7):
+        repo.add("a", NOV, n, scenes=1)
+        repo.add("b", NOV, n, episodes=2)
+    marks_before = repo.read_watermarks(range(4))
+    fold(repo, FakePublisher())
+    # A fold that read the old watermarks (it started before the first moved them) scans the
+    # same range again: the bounds keep it from adding anything.
+    real = repo.read_watermarks
+    repo.read_watermarks = lambda buckets: marks_before  # type: ignore[method-assign]
+    again = fold(repo, FakePublisher(), run_id="r2")
+    repo.read_watermarks = real  # type: ignore[method-assign]
+    assert again.records_scanned == 14
+    assert again.summaries_written == 0
+    assert fold(repo, FakePublisher(), run_id="r3").records_scanned == 0
+    assert repo.summary("a")["scenes_generated"] == 7
+    assert repo.data("customers/b")["total_episodes_generated"] == 14
+
+
+def test_a_fold_that_crashed_before_moving_its_watermarks_is_redone_once(repo: FakeRepo) -> None:
+    for n in range(5):
+        repo.add("a", NOV, n, scenes=1)
+    real = repo.set_watermark
+
+    def crash(watermark: Watermark, value: datetime) -> bool:
+        raise ConnectionError("fake: the fold died after its commits")
+
+    repo.set_watermark = crash  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        fold(repo, FakePublisher())
+    assert repo.summary("a")["scenes_generated"] == 5
+    repo.set_watermark = real  # type: ignore[method-assign]
+    repo.add("a", NOV, 3600, scenes=1)  # committed after the first fold's bound
+    repo.server_now = NOW + timedelta(minutes=1)
+    counts = fold(repo, FakePublisher(), run_id="r2")
+    assert counts.records_scanned == 6  # the five again, and the new one
+    assert repo.summary("a")["scenes_generated"] == 6
+    assert repo.data("customers/a")["total_scenes_generated"] == 6
+
+
+def test_two_folds_at_once_count_each_record_once(repo: FakeRepo) -> None:
+    for n in range(40):
+        repo.add("abc"[n % 3], NOV, n, scenes=1, cents=n)
+    pub = FakePublisher()
+    threads = [threading.Thread(target=fold, args=(repo, pub, f"r{i}")) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for cid in "abc":
+        assert Sums.from_fields(repo.summary(cid)).exact() == repo.truth(cid).exact()
+        assert (
+            repo.data(f"customers/{cid}")["total_scenes_generated"]
+            == repo.truth(cid).scenes_generated
+        )
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 100), st.booleans()), max_size=40),
+    st.lists(st.sampled_from(["fold", "crash", "stale", "fail_a"]), min_size=1, max_size=6),
+)
+def test_any_sequence_of_folds_crashes_and_failures_counts_each_record_once(
+    events: list[tuple[str, int, bool]], steps: list[str]
+) -> None:
+    repo = FakeRepo()
+    closed_through(repo, OCT)
+    for cid in "abc":
+        repo.put(f"customers/{cid}", {"quota_period": NOV})
+    for cid, second, scene in events:
+        repo.add(cid, NOV, second, scenes=int(scene))
+    stale = repo.read_watermarks(range(4))
+    real_marks, real_set = repo.read_watermarks, repo.set_watermark
+    for n, step in enumerate(steps):
+        repo.fail_customers = {"a"} if step == "fail_a" else set()
+        if step == "stale":
+            repo.read_watermarks = lambda buckets: stale  # type: ignore[method-assign]
+        if step == "crash":
+            repo.set_watermark = lambda w, v: (_ for _ in ()).throw(ConnectionError("died"))  # type: ignore[method-assign]
+        try:
+            fold(repo, FakePublisher(), run_id=f"r{n}")
+        except ConnectionError:
+            pass
+        repo.read_watermarks, repo.set_watermark = real_marks, real_set  # type: ignore[method-assign]
+    repo.fail_customers = set()
+    fold(repo, FakePublisher(), run_id="last")
+    for cid in "abc":
+        truth = repo.truth(cid)
+        got = repo.docs.get(f"summaries/{cid}_{NOV}")
+        assert (Sums.from_fields(got[0]) if got else Sums()).exact() == truth.exact()
+        customer = repo.data(f"customers/{cid}")
+        assert customer.get("total_scenes_generated", 0) == truth.scenes_generated
+
+
+def test_a_failing_customer_holds_its_bucket_back_and_is_folded_next_time(repo: FakeRepo) -> None:
+    for cid in "abc":
+        repo.add(cid, NOV, 1, scenes=1)
+    repo.fail_customers = {"b"}
+    first = fold(repo, FakePublisher())
+    assert (first.customers, first.failed_customers) == (3, 1)
+    assert repo.docs.get(f"state/{fold_bucket('b', NOV, 4)}") is None  # not moved
+    repo.fail_customers = set()
+    fold(repo, FakePublisher(), run_id="r2")
+    assert [repo.summary(c)["scenes_generated"] for c in "abc"] == [1, 1, 1]
+
+
+def test_a_customer_refused_for_good_is_logged_and_does_not_hold_its_bucket(
+    repo: FakeRepo, caplog: pytest.LogCaptureFixture
+) -> None:
+    repo.add("a", NOV, 1, scenes=1)
+
+    def refuse(commit: Commit) -> None:
+        raise PermanentError("fold commit of customer a: InvalidArgument: too big")
+
+    repo.commit = refuse  # type: ignore[method-assign]
+    assert fold(repo, FakePublisher()).failed_customers == 1
+    assert repo.data(f"state/{fold_bucket('a', NOV, 4)}")["watermark"] == NOW - LAG
+    assert "customer a refused for good" in caplog.text
+
+
+def test_a_conflict_is_read_again_and_planned_again(repo: FakeRepo) -> None:
+    repo.add("a", NOV, 1, scenes=1)
+    real_read = repo.read_state
+    calls: list[int] = []
+
+    def read_then_change(customer_id: str, months: Sequence[str]) -> CustomerState:
+        got = real_read(customer_id, months)
+        if not calls:  # someone writes the customer between our read and our commit
+            repo.put("customers/a", {**repo.data("customers/a"), "total_scenes_generated": 10})
+        calls.append(1)
+        return got
+
+    repo.read_state = read_then_change  # type: ignore[method-assign]
+    assert fold(repo, FakePublisher()).conflicts == 1
+    assert repo.data("customers/a")["total_scenes_generated"] == 11
+
+
+def test_past_the_deadline_no_customer_starts_and_the_watermarks_stay(repo: FakeRepo) -> None:
+    repo.add("a", NOV, 1, scenes=1)
+    counts = fold(repo, FakePublisher(), deadline=0.0, clock=lambda: 1.0)
+    assert counts.stopped_by_deadline
+    assert repo.commits == []
+    assert not any(p.startswith("state/") and p != "state/months" for p in repo.docs)
+
+
+def test_a_capped_scan_stops_on_a_whole_commit_time_and_the_next_fold_goes_on(
+    repo: FakeRepo,
+) -> None:
+    config = FoldConfig(buckets=1, lag=LAG, page_size=2, max_records=3, workers=1)
+    for n in (1, 2, 3, 3, 3, 4, 5):
+        repo.records.append((0, NewRecord("a", NOV, Sums(1, 1), at(n))))
+    first = run_fold(repo, FakePublisher(), now=NOW, run_id="r1", config=config)
+    assert first.capped
+    assert (repo.summary("a")["scenes_generated"], repo.summary("a")["bound"]) == (5, at(3))
+    run_fold(repo, FakePublisher(), now=NOW, run_id="r2", config=config)
+    assert repo.summary("a")["scenes_generated"] == 7
+
+
+# ---- alerts --------------------------------------------------------------------------------
+
+
+def test_alerts_go_out_once_per_threshold(repo: FakeRepo) -> None:
+    repo.put("customers/q", {"quota_period": NOV, "monthly_scene_quota": 10})
+    for n in range(8):
+        repo.add("q", NOV, n, scenes=1)
+    pub = FakePublisher()
+    fold(repo, pub)
+    for n in range(8, 12):
+        repo.add("q", NOV, 3600 + n, scenes=1)
+    repo.server_now = NOW + timedelta(minutes=1)
+    fold(repo, pub, run_id="r2")
+    fold(repo, pub, run_id="r3")
+    assert [(a["threshold_percent"], a["scenes_generated"]) for a in pub.sent] == [
+        (80, 8),
+        (100, 12),
+    ]
+    assert repo.summary("q")["alerts"] == [80, 100]
+
+
+def test_a_failed_publish_is_released_and_the_next_fold_sends_it_once(repo: FakeRepo) -> None:
+    repo.put("customers/q", {"quota_period": NOV, "monthly_scene_quota": 10})
+    for n in range(8):
+        repo.add("q", NOV, n, scenes=1)
+    pub = FakePublisher()
+    pub.fail = 1
+    assert fold(repo, pub).alerts_failed == 1
+    assert repo.data(f"alerts/q_{NOV}_80")["claimed_by"] is None
+    assert fold(repo, pub, run_id="r2").alerts_published == 1
+    assert fold(repo, pub, run_id="r3").alerts_published == 0
+    assert [a["alert_id"] for a in pub.sent] == [f"q_{NOV}_80"]
+
+
+def test_pending_markers_are_claimable_when_released_or_older_than_the_lease() -> None:
+    lease = timedelta(seconds=120)
+    pending = {"state": "pending", "claimed_by": "other", "claimed_at": NOW - timedelta(seconds=30)}
+    assert not claimable(Marker("a", pending), NOW, "r", lease)
+    assert claimable(Marker("a", pending), NOW + lease, "r", lease)
+    released = {"state": "pending", "claimed_by": None, "claimed_at": None}
+    assert claimable(Marker("a", released), NOW, "r", lease)
+    assert not claimable(Marker("a", {"state": "published"}), NOW + lease, "r", lease)
+
+
+def test_a_marker_that_exists_already_is_listed_not_created_again(repo: FakeRepo) -> None:
+    repo.put("customers/o", {"quota_period": NOV, "monthly_scene_quota": 10})
+    repo.put(f"alerts/o_{NOV}_80", {"state": "published"})
+    for n in range(9):
+        repo.add("o", NOV, n, scenes=1)
+    pub = FakePublisher()
+    counts = fold(repo, pub)
+    assert (counts.failed_customers, counts.conflicts, counts.alerts_published) == (0, 1, 0)
+    assert repo.summary("o")["alerts"] == [80]
+
+
+# ---- the plan ------------------------------------------------------------------------------
 
 
 def state(customer: dict[str, Any] | None, **summaries: dict[str, Any]) -> CustomerState:
@@ -282,234 +489,110 @@ def state(customer: dict[str, Any] | None, **summaries: dict[str, Any]) -> Custo
     )
 
 
-def plan(
-    st_: CustomerState, seen: dict[str, list[Shard]], now: datetime = NOW
-) -> planner.CustomerPlan:
-    return planner.plan_customer("c", st_, seen, now=now, run_id="r", server_time="SERVER")
+def planned(st_: CustomerState, month: str, added: Sums, now: datetime = NOW) -> plan.CustomerPlan:
+    change = plan.MonthChange(added, NOW - LAG)
+    return plan.plan_customer("c", st_, {month: change}, now=now, run_id="r", server_time="T")
 
 
-def test_seed_only_for_the_month_the_legacy_counter_counts() -> None:
+def test_the_legacy_count_seeds_only_the_month_it_counts_and_only_once() -> None:
     legacy = {
         "scenes_generated_this_month": 45,
         "quota_reset_at": datetime(2026, 11, 1, tzinfo=UTC),
     }
-    got = plan(state(legacy), {NOV: [shard("c", NOV, 0, 1, scenes=5)]})
-    (month,) = got.months
-    assert (month.seed, month.scenes) == (45, 50)
-    other = plan(state(legacy), {OCT: [shard("c", OCT, 0, 1, scenes=5)]})
-    assert other.months[0].seed == 0
-    # Once the summary exists its seed stands, whatever the customer says now.
-    summary = {**got.commit.summaries[0].data, "folded_at": None}
-    later = plan(state({**legacy, "scenes_generated_this_month": 99}, **{NOV: summary}), {NOV: []})
-    assert later.months[0].seed == 45
-
-
-def test_an_unchanged_month_writes_nothing() -> None:
-    first = plan(state({"quota_period": NOV}), {NOV: [shard("c", NOV, 0, 1, scenes=2)]})
-    summary = dict(first.commit.summaries[0].data)
-    customer = {"quota_period": NOV, **first.commit.customer.fields}  # type: ignore[union-attr]
-    again = plan(state(customer, **{NOV: summary}), {NOV: [shard("c", NOV, 0, 1, scenes=2)]})
-    assert again.commit.empty
-
-
-def test_lifetime_adds_each_months_difference_once() -> None:
-    customer = {"quota_period": NOV, "total_scenes_generated": 100, "total_episodes_generated": 7}
-    first = plan(state(customer), {NOV: [shard("c", NOV, 0, 1, scenes=3, episodes=2)]})
-    fields = first.commit.customer.fields  # type: ignore[union-attr]
-    assert (fields["total_scenes_generated"], fields["total_episodes_generated"]) == (103, 9)
-    summary = dict(first.commit.summaries[0].data)
-    assert (summary["mirrored_scenes"], summary["mirrored_episodes"]) == (3, 2)
-    second = plan(
-        state({**customer, **fields}, **{NOV: summary}),
-        {NOV: [shard("c", NOV, 0, 5, scenes=4, episodes=2)]},
+    got = planned(state(legacy), NOV, Sums(5, 5))
+    data = got.commit.summaries[0].data
+    assert (data["seed_scenes"], data["scenes_total"]) == (45, 50)
+    assert got.commit.customer is not None
+    assert got.commit.customer.fields["scenes_generated_this_month"] == 50
+    assert planned(state(legacy), OCT, Sums(5, 5)).commit.summaries[0].data["seed_scenes"] == 0
+    later = planned(
+        state({**legacy, "scenes_generated_this_month": 99}, **{NOV: dict(data)}), NOV, Sums()
     )
-    assert second.commit.customer.fields["total_scenes_generated"] == 104  # type: ignore[union-attr]
+    assert later.commit.customer is not None
+    assert later.commit.customer.fields["scenes_generated_this_month"] == 50
 
 
 def test_the_month_rolls_over_and_never_moves_back() -> None:
     dec_now = datetime(2026, 12, 1, 0, 1, tzinfo=UTC)
-    late = plan(
-        state({"quota_period": NOV, "scenes_generated_this_month": 9}),
-        {NOV: [shard("c", NOV, 0, 1, scenes=1)]},
-        dec_now,
+    late = planned(
+        state({"quota_period": NOV, "scenes_generated_this_month": 9}), NOV, Sums(1, 1), dec_now
     )
     assert late.commit.customer is not None
     assert late.commit.customer.fields["scenes_generated_this_month"] == 0
     assert late.commit.customer.fields["quota_period"] == DEC
     assert late.commit.customer.stamp_reset
-    ahead = plan(
-        state({"quota_period": DEC, "scenes_generated_this_month": 9}),
-        {NOV: [shard("c", NOV, 0, 1, scenes=1)]},
-    )
+    ahead = planned(state({"quota_period": DEC, "scenes_generated_this_month": 9}), NOV, Sums(1, 1))
     assert ahead.commit.customer is not None
     assert "scenes_generated_this_month" not in ahead.commit.customer.fields
-    assert not ahead.commit.customer.stamp_reset
-
-
-def test_thresholds_create_markers_once_and_unlimited_never() -> None:
-    limited = {"quota_period": NOV, "monthly_scene_quota": 10}
-    got = plan(state(limited), {NOV: [shard("c", NOV, 0, 1, scenes=10)]})
-    assert [a for a, _ in got.commit.markers] == [f"c_{NOV}_80", f"c_{NOV}_100"]
-    assert got.commit.summaries[0].data["alerts"] == [80, 100]
-    assert set(got.alerts[0]) == set(planner.PAYLOAD_FIELDS)
-    summary = dict(got.commit.summaries[0].data)
-    again = plan(state(limited, **{NOV: summary}), {NOV: [shard("c", NOV, 1, 2, scenes=1)]})
-    assert again.commit.markers == ()
-    free = plan(
-        state({"quota_period": NOV, "monthly_scene_quota": -1}),
-        {NOV: [shard("c", NOV, 0, 1, scenes=99)]},
-    )
-    assert free.commit.markers == ()
 
 
 def test_an_unknown_customer_gets_a_summary_only() -> None:
-    got = plan(state(None), {NOV: [shard("c", NOV, 0, 1, scenes=2)]})
+    got = planned(state(None), NOV, Sums(2, 2))
     assert got.commit.customer is None
     assert got.commit.summaries[0].data["mirrored_scenes"] == 0  # added when it appears
 
 
-# ---- service -------------------------------------------------------------------------------
+def test_a_month_with_nothing_new_writes_nothing() -> None:
+    first = planned(state({"quota_period": NOV}), NOV, Sums(2, 2))
+    summary = dict(first.commit.summaries[0].data)
+    assert first.commit.customer is not None
+    customer = {"quota_period": NOV, **first.commit.customer.fields}
+    assert planned(state(customer, **{NOV: summary}), NOV, Sums()).commit.empty
 
 
-def test_a_failing_customer_holds_its_buckets_watermark_and_is_folded_next_time() -> None:
-    repo, pub = FakeRepo(), FakePublisher()
-    for cid in ("a", "b", "c", "d", "e"):
-        repo.put(f"customers/{cid}", {"quota_period": NOV})
-        for k in range(2):
-            repo.add(shard(cid, NOV, k, k + ord(cid), scenes=1))
-    repo.fail_customers = {"c"}
-    first = fold(repo, pub)
-    assert (first.customers, first.failed_customers) == (5, 1)
-    assert "c" not in {x.customer_id for x in repo.commits}
-    held = fold_bucket("c", NOV, 4)
-    assert repo.data(f"state/{held}")["watermark"] < shard("c", NOV, 0, ord("c")).updated_at
+# ---- the month close and the recount -------------------------------------------------------
+
+
+def test_the_first_fold_of_a_month_recounts_the_last_and_corrects_a_late_visible_record(
+    repo: FakeRepo, caplog: pytest.LogCaptureFixture
+) -> None:
+    for n in range(4):
+        repo.add("a", NOV, n, scenes=1, cents=100)
+    repo.add("b", NOV, 5, scenes=1)
+    repo.hidden = {1}  # committed with an early stamp, visible only after the fold passed it
+    fold(repo, FakePublisher())
+    assert repo.summary("a")["scenes_generated"] == 3
+    repo.hidden = set()
+    dec = datetime(2026, 12, 1, 0, 0, 30, tzinfo=UTC)
+    repo.server_now = dec
+    counts = fold(repo, FakePublisher(), run_id="r2", now=dec)
+    assert (counts.closed_month, counts.months_recounted, counts.recount_corrections) == (NOV, 2, 1)
+    summary = repo.summary("a")
+    assert (summary["scenes_generated"], summary["cost_cents"], summary["closed"]) == (4, 400, True)
+    assert repo.data("customers/a")["total_scenes_generated"] == 4  # the lifetime total too
+    assert "recount of a 2026-11" in caplog.text and "(3, 3, 0, 300)" in caplog.text
+    assert repo.data("state/months")["closed_through"] == NOV
+    assert fold(repo, FakePublisher(), run_id="r3", now=dec).months_recounted == 0
+
+
+def test_a_record_for_a_closed_month_is_still_counted_and_marked_late(repo: FakeRepo) -> None:
+    repo.add("a", NOV, 1, scenes=1)
+    fold(repo, FakePublisher())
+    dec = datetime(2026, 12, 1, 0, 0, 30, tzinfo=UTC)
+    repo.server_now = dec
+    fold(repo, FakePublisher(), run_id="r2", now=dec)
+    repo.records.append((fold_bucket("a", NOV, 4), NewRecord("a", NOV, Sums(1, 1), dec)))
+    repo.server_now = dec + timedelta(minutes=1)
+    counts = fold(repo, FakePublisher(), run_id="r3", now=dec + timedelta(minutes=1))
+    summary = repo.summary("a")
+    assert (summary["scenes_generated"], summary["late_records"], counts.late_records) == (2, 1, 1)
+
+
+def test_the_close_resumes_from_its_cursor_after_a_failure(repo: FakeRepo) -> None:
+    for cid in "abc":
+        repo.add(cid, NOV, 1, scenes=1)
+    fold(repo, FakePublisher())
+    dec = datetime(2026, 12, 1, 0, 0, 30, tzinfo=UTC)
+    repo.server_now = dec
+    repo.fail_customers = {"b"}
+    for cid in "abc":  # a difference in each, so every recount must write
+        repo.records.append((fold_bucket(cid, NOV, 4), NewRecord(cid, NOV, Sums(1, 1), at(0))))
+    first = fold(repo, FakePublisher(), run_id="r2", now=dec)
+    assert first.closed_month is None
     repo.fail_customers = set()
-    second = fold(repo, pub, run_id="r2")
-    assert repo.data("customers/c")["total_scenes_generated"] == 2
-    assert second.failed_customers == 0
-    assert fold(repo, pub, run_id="r3").customers == 0  # everything folded: nothing to scan
-
-
-def test_a_permanently_refused_customer_is_logged_and_does_not_hold_the_watermark() -> None:
-    repo, pub = FakeRepo(), FakePublisher()
-    repo.put("customers/bad", {"quota_period": NOV})
-    repo.add(shard("bad", NOV, 0, 1, scenes=1))
-
-    def refuse(commit: Commit) -> None:
-        raise PermanentError("fold commit of customer bad: InvalidArgument: too big")
-
-    repo.commit = refuse  # type: ignore[method-assign]
-    counts = fold(repo, pub)
-    assert counts.failed_customers == 1
-    bucket = fold_bucket("bad", NOV, 4)
-    assert repo.data(f"state/{bucket}")["watermark"] == shard("bad", NOV, 0, 1).updated_at
-
-
-def test_a_conflict_is_read_again_and_planned_again() -> None:
-    repo, pub = FakeRepo(), FakePublisher()
-    repo.put("customers/x", {"quota_period": NOV})
-    repo.add(shard("x", NOV, 0, 1, scenes=1))
-    real_read = repo.read_state
-    calls = []
-
-    def read_then_change(customer_id: str, months: Sequence[str]) -> CustomerState:
-        got = real_read(customer_id, months)
-        if not calls:  # someone writes the customer between our read and our commit
-            repo.put("customers/x", {**repo.data("customers/x"), "total_scenes_generated": 10})
-        calls.append(1)
-        return got
-
-    repo.read_state = read_then_change  # type: ignore[method-assign]
-    counts = fold(repo, pub)
-    assert counts.conflicts == 1
-    assert repo.data("customers/x")["total_scenes_generated"] == 11
-
-
-def test_past_the_deadline_no_customer_starts_and_the_watermarks_stay() -> None:
-    repo, pub = FakeRepo(), FakePublisher()
-    repo.put("customers/y", {"quota_period": NOV})
-    repo.add(shard("y", NOV, 0, 1, scenes=1))
-    counts = fold(repo, pub, deadline=0.0, clock=lambda: 1.0)
-    assert counts.stopped_by_deadline
-    assert repo.commits == []
-    marks = [d["watermark"] for p, (d, _) in repo.docs.items() if p.startswith("state/")]
-    assert all(m < shard("y", NOV, 0, 1).updated_at for m in marks)  # y is scanned again
-
-
-def test_pending_markers_are_claimable_when_released_or_older_than_the_lease() -> None:
-    lease = timedelta(seconds=120)
-    pending = {"state": "pending", "claimed_by": "other", "claimed_at": NOW - timedelta(seconds=30)}
-    assert not claimable(Marker("a", pending), NOW, "r", lease)
-    assert claimable(Marker("a", pending), NOW + lease, "r", lease)
-    assert claimable(
-        Marker("a", {"state": "pending", "claimed_by": None, "claimed_at": None}), NOW, "r", lease
-    )
-    assert not claimable(
-        Marker("a", {**pending, "claimed_by": "r", "claimed_at": None}), NOW, "r", lease
-    )
-    assert not claimable(Marker("a", {"state": "published"}), NOW + lease, "r", lease)
-
-
-def test_a_failed_publish_is_released_and_the_next_fold_sends_it_once() -> None:
-    repo, pub = FakeRepo(), FakePublisher()
-    repo.put("customers/q", {"quota_period": NOV, "monthly_scene_quota": 10})
-    repo.add(shard("q", NOV, 0, 1, scenes=8))
-    pub.fail = 1
-    assert fold(repo, pub).alerts_failed == 1
-    assert repo.data(f"alerts/q_{NOV}_80")["claimed_by"] is None
-    assert fold(repo, pub, run_id="r2").alerts_published == 1
-    assert fold(repo, pub, run_id="r3").alerts_published == 0
-    assert [a["alert_id"] for a in pub.sent] == [f"q_{NOV}_80"]
-
-
-def test_a_marker_created_before_the_fold_is_listed_not_created_again() -> None:
-    repo, pub = FakeRepo(), FakePublisher()
-    repo.put("customers/o", {"quota_period": NOV, "monthly_scene_quota": 10})
-    repo.put(f"alerts/o_{NOV}_80", {"state": "published"})  # the pre-fold usage function sent it
-    repo.add(shard("o", NOV, 0, 1, scenes=9))
-    counts = fold(repo, pub)
-    assert (counts.failed_customers, counts.conflicts, counts.alerts_published) == (0, 1, 0)
-    assert repo.data(f"summaries/o_{NOV}")["alerts"] == [80]
-    assert pub.sent == []
-
-
-# ---- the old design's stranded claim -------------------------------------------------------
-
-
-def test_old_usage_path_strands_a_claim_whose_message_died() -> None:
-    """Reproduction of the defect the fold fixes (issue 12, item 3), on the pre-fold usage
-    path: message A claims the 80 % marker, its publish fails and its delivery dies (dead
-    letter: never redelivered); message B reaches the threshold too but never takes over
-    another message's claim. Skipped once that path is gone."""
-    from functions import usage
-
-    service_cls = getattr(usage, "UsageService", None)
-    if service_cls is None or not hasattr(service_cls, "_claim_alert"):
-        pytest.skip("the usage function no longer publishes alerts (the fold does)")
-    from tests.usage_support import FakePublisher as UsagePublisher
-    from tests.usage_support import FakeRepository, event_body, message
-
-    repo = FakeRepository()
-    repo.put_customer(
-        "lab", quota_period="2025-01", scenes_generated_this_month=7, monthly_scene_quota=10
-    )
-    publisher = UsagePublisher()
-    service = service_cls(repo, publisher)
-    now = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
-    body = {"action": "scene_generated", "customer_id": "lab", "episodes_generated": None}
-    publisher.fail_next = 1
-    with pytest.raises(ConnectionError):
-        service.handle(message(event_body(event_id="a", **body), "msg-a"), now)
-    # msg-a is dead-lettered: no redelivery. msg-b, later, reaches the threshold too.
-    service.handle(message(event_body(event_id="b", **body), "msg-b"), now + timedelta(hours=1))
-    assert publisher.sent == []  # the old semantics: stranded for ever
-    marker = repo.markers["lab_2025-01_80"]
-    assert (marker["state"], marker["claimed_by"]) == ("pending", "msg-a")
-    # The fold's sweep finishes exactly that marker.
-    fold_repo, fold_pub = FakeRepo(), FakePublisher()
-    fold_repo.put("alerts/lab_2025-01_80", dict(marker))
-    assert fold(fold_repo, fold_pub, now=now + timedelta(hours=2)).alerts_published == 1
-    assert [a["alert_id"] for a in fold_pub.sent] == ["lab_2025-01_80"]
+    second = fold(repo, FakePublisher(), run_id="r3", now=dec)
+    assert second.closed_month == NOV
+    assert [repo.summary(c)["scenes_generated"] for c in "abc"] == [2, 2, 2]
 
 
 # ---- entry ---------------------------------------------------------------------------------
@@ -534,12 +617,11 @@ def tick(data: Any) -> CloudEvent:
         {"message": {"data": "***not base64***", "messageId": "2"}},
     ],
 )
-def test_every_tick_runs_one_fold_and_logs_its_counts(
-    data: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def test_every_tick_runs_one_fold(
+    data: Any, repo: FakeRepo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    repo, pub = FakeRepo(), FakePublisher()
-    repo.put("customers/z", {"quota_period": NOV})
-    repo.add(shard("z", NOV, 0, 1, scenes=1))
-    monkeypatch.setattr(entry, "_wiring", lambda: (repo, pub, CONFIG))
+    repo.add("a", NOV, 1, scenes=1)
+    monkeypatch.setattr(entry, "_wiring", lambda: (repo, FakePublisher(), CONFIG))
+    monkeypatch.setattr(entry, "datetime", type("Clock", (), {"now": staticmethod(lambda tz: NOW)}))
     entry.handle_cloud_event(tick(data), 300)
-    assert repo.data("customers/z")["total_scenes_generated"] == 1
+    assert repo.data("customers/a")["total_scenes_generated"] == 1

@@ -1,6 +1,6 @@
-"""The fold's aggregation of a month's records (FirestoreFoldRepository.count_month) when
+"""The recount's aggregation of a month's records (FirestoreFoldRepository.count_month) when
 Firestore refuses it: a missing or still-building index is retried by the next fold (the month
-is never skipped as refused for good, which would leave its records uncounted)."""
+is never skipped as refused for good, which would leave it unchecked)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_a_count_the_next_fold_can_make_is_transient(
     monkeypatch.setattr(adapters.queries, "month_records", lambda *a, **k: Refusing(error))
     repo = FirestoreFoldRepository(Settings(), client=object())
     with pytest.raises(TransientError if transient else PermanentError) as caught:
-        repo.count_month("c", "2026-11", None, UPTO)
+        repo.count_month("c", "2026-11", UPTO)
     assert "c_2026-11" in str(caught.value)
     assert is_permanent(caught.value) is not transient
     if isinstance(error, gexc.FailedPrecondition):
