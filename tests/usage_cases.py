@@ -1,4 +1,4 @@
-"""Generated usage messages (issue 11) and the outcome each must end in, for the property tests.
+"""Generated usage messages and the outcome each must end in, for the property tests.
 
 `body_cases(customer, now)` draws a Pub/Sub message body around a valid usage event: valid
 variations (unicode ids, year 1 to now with any offset, -0.0, 10^12 counts, `details` up to 20
@@ -262,7 +262,7 @@ def body_cases(draw: st.DrawFn, customer: str, now: datetime) -> Case:  # noqa: 
         key = draw(keys.filter(lambda k: k not in SCHEMA_FIELDS))
         event[key] = draw(details_values)
         return Case(f"extra {key!r}", _dump(event, ascii_only), "invalid_event", (key,))
-    if shape == "costly":  # cost beyond what a 64-bit cents counter can add up (> 10^12 USD)
+    if shape == "costly":  # cost beyond what a month's 64-bit cents sum can add up (> 10^12 USD)
         name = draw(st.sampled_from(["compute_minutes", "storage_gb"]))
         event.update(action=draw(st.sampled_from(BILLABLE)), compute_minutes=0, storage_gb=0)
         event[name] = draw(st.one_of(st.floats(1e13, 1.7976931348623157e308), st.just(10**16)))

@@ -123,7 +123,7 @@ class FirestoreFoldRepository(FirestoreAdapter):
                 result = ref.create(data, **self._call())
             else:
                 option = self.client.write_option(last_update_time=token)
-                result = ref.set(data, option=option, **self._call())
+                result = ref.update(data, option=option, **self._call())
         except (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound):
             return None
         except Exception as exc:

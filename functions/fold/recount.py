@@ -111,6 +111,27 @@ def summaries_of(repo: FoldRepository, month: str, after: str | None = None) -> 
         after = ids[-1]
 
 
+def recount_month(  # noqa: PLR0917 - the command's options
+    repo: FoldRepository,
+    publisher: AlertPublisher,
+    month: str,
+    run: Run,
+    counts: FoldCounts,
+    customer_id: str | None = None,
+    *,
+    dry_run: bool = False,
+) -> list[Recounted]:
+    """Recount `month` on demand (`blueprint usage recount`): every customer-month with a
+    summary, or one customer's; each corrected unless `dry_run`."""
+    pages = [[customer_id]] if customer_id is not None else summaries_of(repo, month)
+    return [
+        found
+        for page in pages
+        for cid in page
+        if (found := recount_one(repo, publisher, cid, month, run, counts, dry_run=dry_run))
+    ]
+
+
 def close_months(  # noqa: PLR0917 - run_fold's context
     repo: FoldRepository,
     publisher: AlertPublisher,

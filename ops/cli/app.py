@@ -21,6 +21,7 @@ from ops.cli import (
     seed,
     usage,
     usage_export,
+    usage_recount,
     usage_replay,
 )
 from ops.cli.common import (
@@ -56,6 +57,7 @@ def build_app() -> typer.Typer:
         usage,
         usage_export,
         usage_replay,
+        usage_recount,
         quota,
         seed,
         config,

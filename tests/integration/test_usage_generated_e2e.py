@@ -1,11 +1,12 @@
 """A fixed sample of the property tests' generated usage messages, end to end on the local suite.
 
 The same generator as tests/unit/test_usage_entry_properties.py (`tests/usage_cases.py`), a
-fixed seed: 40 bodies, taken in turn from each predicted outcome, (valid events with extreme values, and one or several defects each) are
-published on `usage-events` through the real Pub/Sub emulator, pushed to `on-usage-event` in
-the functions host, written to the real Firestore emulator. Each must end exactly as predicted:
-one record in `usage_tracking` counted once in its month's shards, or one document in
-`usage_rejections` of the predicted kind naming the field; and the host answered no 5xx.
+fixed seed: 40 bodies, taken in turn from each predicted outcome (valid events with extreme
+values, and one or several defects each), are published on `usage-events` through the real
+Pub/Sub emulator, pushed to `on-usage-event` in the functions host, written to the real
+Firestore emulator. Each must end exactly as predicted: one record in `usage_tracking`, which
+the fold counts once in the summary of its own month, or one document in `usage_rejections` of
+the predicted kind naming the field; and the host answered no 5xx.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from hypothesis import strategies as st
 
 from shared.ids import message_doc_id
 from shared.times import month_of
+from tests.integration.test_usage_local_suite import fold_until, summary_doc
 from tests.usage_cases import RECORDED, Case, body_cases
-from tests.usage_support import sum_shards
 
 SAMPLE = 40
 DRAWN = 400
@@ -106,22 +107,28 @@ def test_a_generated_sample_ends_recorded_or_rejected_as_predicted(local_suite: 
                     outcomes[n] = (records, rejection)
         time.sleep(0.5)
     time.sleep(1)  # a late second record or rejection would show now
+    # The fold counts each record in the summary of its own month, however old that month.
+    recorded = {
+        sample[n][0]: month_of(records[0]["timestamp"])
+        for n, (records, _) in outcomes.items()
+        if len(records) == 1
+    }
+    assert recorded, "no generated event was recorded"
+
+    def counted() -> bool:
+        return all(summary_doc(suite, c, m).get("records", 0) >= 1 for c, m in recorded.items())
+
+    fold_until(suite, counted)
     wrong = []
     for n, (customer, case) in enumerate(sample):
         records, rejection = _outcome(suite, customer, published[n])
         got = "nothing"
         if case.expected == RECORDED and rejection is None and len(records) == 1:
             month = month_of(records[0]["timestamp"])
-            counted = sum_shards(
-                suite.firestore,
-                customer,
-                month,
-                suite.settings.usage_counters_collection,
-                suite.settings.usage_tracking_collection,
-            )
-            if records[0]["message_id"] == published[n] and counted["records"] == 1:
+            folded = summary_doc(suite, customer, month).get("records", 0)
+            if records[0]["message_id"] == published[n] and folded == 1:
                 continue
-            got = f"record counted {counted['records']} times"
+            got = f"record counted {folded} times in {month}'s summary"
         elif rejection is not None and not records:
             named = [e["field"] for e in rejection["errors"]]
             if rejection["kind"] == case.expected and all(

@@ -5,6 +5,7 @@ rerun; the month close recounts and corrects."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import threading
@@ -345,10 +346,8 @@ def test_any_sequence_of_folds_crashes_and_failures_counts_each_record_once(
             repo.read_watermarks = lambda buckets: stale  # type: ignore[method-assign]
         if step == "crash":
             repo.set_watermark = lambda w, v: (_ for _ in ()).throw(ConnectionError("died"))  # type: ignore[method-assign]
-        try:
+        with contextlib.suppress(ConnectionError):
             fold(repo, FakePublisher(), run_id=f"r{n}")
-        except ConnectionError:
-            pass
         repo.read_watermarks, repo.set_watermark = real_marks, real_set  # type: ignore[method-assign]
     repo.fail_customers = set()
     fold(repo, FakePublisher(), run_id="last")
@@ -560,7 +559,8 @@ def test_the_first_fold_of_a_month_recounts_the_last_and_corrects_a_late_visible
     summary = repo.summary("a")
     assert (summary["scenes_generated"], summary["cost_cents"], summary["closed"]) == (4, 400, True)
     assert repo.data("customers/a")["total_scenes_generated"] == 4  # the lifetime total too
-    assert "recount of a 2026-11" in caplog.text and "(3, 3, 0, 300)" in caplog.text
+    assert "recount of a 2026-11" in caplog.text
+    assert "(3, 3, 0, 300)" in caplog.text
     assert repo.data("state/months")["closed_through"] == NOV
     assert fold(repo, FakePublisher(), run_id="r3", now=dec).months_recounted == 0
 

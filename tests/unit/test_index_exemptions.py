@@ -77,17 +77,13 @@ def test_no_stray_query_uses_an_exempted_field() -> None:
         QueryShape(names.QUOTA_ALERTS, equality=("claimed_by",)),
         QueryShape(names.USAGE_REJECTIONS, equality=("kind", "publish_time")),
         # a collection-group query served by single-field indexes: never built by default
-        QueryShape(names.USAGE_COUNTER_SHARDS, equality=("fold_bucket",)),
+        QueryShape(names.USAGE_COUNTERS, equality=("month",), group=True),
+        # the fold's fields alone: only their composites exist
+        QueryShape(names.USAGE_TRACKING, equality=("fold_bucket",)),
+        QueryShape(names.USAGE_TRACKING, equality=("fold_key",)),
     ],
 )
-def test_a_conflicting_declaration_is_caught(
-    shape: QueryShape, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    if shape.collection == names.USAGE_COUNTER_SHARDS:
-        if "group" not in QueryShape.__dataclass_fields__:
-            pytest.skip("QueryShape has no collection-group flag on this branch")
-        shape = QueryShape(shape.collection, shape.equality, shape.order, group=True)  # type: ignore[call-arg]
-
+def test_a_conflicting_declaration_is_caught(shape: QueryShape) -> None:
     @queries.declares(shape)
     def conflicting(client: object) -> None: ...
 
@@ -103,7 +99,9 @@ def test_a_conflicting_declaration_is_caught(
     [
         # composites are not affected by single-field exemptions
         QueryShape(names.USAGE_TRACKING, equality=("customer_id",), order=(("timestamp", ASC),)),
-        QueryShape(names.USAGE_COUNTER_SHARDS, equality=("x",), order=(("updated_at", ASC),)),
+        QueryShape(
+            names.USAGE_TRACKING, equality=("fold_bucket",), order=(("recorded_at", ASC),)
+        ),
         # kept orders
         QueryShape(names.USAGE_TRACKING, order=(("timestamp", ASC), (DOCUMENT_ID, ASC))),
         QueryShape(names.USAGE_REJECTIONS, order=(("rejected_at", DESC), (DOCUMENT_ID, DESC))),
@@ -140,7 +138,8 @@ def test_exemptions_are_listed_once_with_a_reason_and_cover_the_brief() -> None:
         (names.USAGE_REJECTIONS, "rejected_at"),
         (names.USAGE_REJECTIONS, "publish_time"),
         (names.USAGE_REJECTIONS, "payload"),
-        (names.USAGE_COUNTER_SHARDS, "updated_at"),
+        (names.USAGE_TRACKING, "fold_bucket"),
+        (names.USAGE_TRACKING, "fold_key"),
     ]:
         assert wanted in keys
 

@@ -38,16 +38,16 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
     ],
     "customers_by_id": [{}, {"after_id": "c9"}, {"after_id": "c9", "limit": 100}],
     "customers_reset_for_period": [{"period": "2025-01"}],
-    "changed_shards": [{"bucket": 3, "since": JAN, "limit": 500}],
-    "pending_alerts": [{"limit": 200}],
-    "month_records": [
-        {"fold_key": "c1_2025-01", "after": None, "upto": JAN},
-        {"fold_key": "c1_2025-01", "after": JAN, "upto": FEB},
-    ],
-    "tally_records": [
+    "new_records": [
         {"bucket": 3, "after": None, "upto": JAN, "limit": 500},
         {"bucket": 3, "after": JAN, "upto": FEB, "limit": 500},
     ],
+    "month_records": [{"month_key": "c1_2025-01", "upto": FEB}],
+    "month_summaries": [
+        {"month": "2025-01", "limit": 100},
+        {"month": "2025-01", "limit": 100, "after": "c1_2025-01"},
+    ],
+    "pending_alerts": [{"limit": 200}],
     "usage_page": [
         {"month": "2025-01"},
         {"month": "2025-01", "customer_id": "c1", "after": [JAN, "r1"], "limit": 10},

@@ -24,6 +24,11 @@ def test_defaults_need_no_environment() -> None:
     assert settings.firestore_emulator_host is None
 
 
+def test_the_fold_lag_defaults_to_5_seconds_and_takes_at_least_1() -> None:
+    assert load_settings({}).usage_fold_lag_seconds == 5
+    assert load_settings({"BLUEPRINT_USAGE_FOLD_LAG_SECONDS": "1"}).usage_fold_lag_seconds == 1
+
+
 def test_environment_overrides_names() -> None:
     settings = load_settings(
         {"GOOGLE_CLOUD_PROJECT": "my-proj-1", "BLUEPRINT_USAGE_EVENTS_TOPIC": "usage-v2"}
@@ -41,6 +46,8 @@ def test_environment_overrides_names() -> None:
         ("BLUEPRINT_CUSTOMERS_COLLECTION", "a/b"),
         ("BLUEPRINT_FIRESTORE_TIMEOUT_SECONDS", "-1"),
         ("BLUEPRINT_LOG_FORMAT", "xml"),
+        ("BLUEPRINT_USAGE_FOLD_LAG_SECONDS", "0.5"),
+        ("BLUEPRINT_USAGE_FOLD_MAX_RECORDS", "0"),
     ],
 )
 def test_bad_value_names_variable_and_value(variable: str, value: str) -> None:

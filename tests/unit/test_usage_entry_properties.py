@@ -1,11 +1,11 @@
-"""Property tests (issue 11): generated CloudEvents against `on_usage_event`'s entry, over fakes.
+"""Property tests: generated CloudEvents against `on_usage_event`'s entry, over fakes.
 
 Whatever the envelope (ce-type right or wrong, base64 or not, attributes, ids) and the body
 (valid events with extreme values, one or several defects: `tests/usage_cases.py`):
 - the only exception leaving the handler is TransientError, and only when the fake injected a
   transient failure, which a redelivery then gets past;
-- every event ends either recorded (one record, the month's counters incremented once) or in
-  the rejections with the kind the case predicts and a reason naming the field;
+- every event ends either recorded (one record, which adds exactly one to its month's sums) or
+  in the rejections with the kind the case predicts and a reason naming the field;
 - redelivering the same message records, counts and stores nothing more;
 - a second payload under a recorded key is a `conflicting_duplicate`: the first stands.
 """
@@ -50,8 +50,7 @@ EXAMPLES = settings(
 CUSTOMER = "lab_001"
 INJECTABLE = (
     "get_customer",
-    "commit_usage",
-    "commit_record",
+    "create_record",
     "store_rejection",
     "get_stored_record",
 )
@@ -138,8 +137,7 @@ def _repo(tier: BundleTier, customer: str = CUSTOMER) -> FakeRepository:
 
 
 def _state(repo: FakeRepository) -> tuple[Any, ...]:
-    shards = {key: dict(value) for key, value in repo.shards.items()}
-    return dict(repo.records), dict(repo.rejections), shards, repo.commits
+    return dict(repo.records), dict(repo.rejections), repo.commits
 
 
 def deliver(event: Any, service: UsageService, repo: FakeRepository, inject: str | None) -> Any:
@@ -165,11 +163,13 @@ def assert_ended_as_predicted(repo: FakeRepository, case: Case, result: Result |
         [record] = repo.records.values()
         assert record["customer_id"] == CUSTOMER
         totals = repo.totals(CUSTOMER, month_of(record["timestamp"]))
-        assert totals["records"] == 1
+        assert totals.records == 1
+        assert totals.scenes_generated == (record["action"] == "scene_generated")
+        assert record["fold_key"] == f"{CUSTOMER}_{month_of(record['timestamp'])}"
         assert repo.commits == 1
         return
     assert result.outcome is Outcome.REJECTED, (case.label, result)
-    assert (repo.records, repo.shards, repo.commits) == ({}, {}, 0), case.label
+    assert (repo.records, repo.commits) == ({}, 0), case.label
     [doc] = repo.rejections.values()
     assert doc["kind"] == case.expected, (case.label, doc["reason"])
     named = [e["field"] for e in doc["errors"]]
@@ -239,10 +239,11 @@ def test_a_second_payload_under_a_recorded_key_is_a_conflict_and_the_first_stand
     recorded = service.handle(message(json.dumps(first), "m-first"), NOW)
     assert recorded.outcome is Outcome.RECORDED
     [(record_id, record)] = list(repo.records.items())
-    counted = dict(repo.shards)
+    month = month_of(record["timestamp"])
+    counted = repo.totals(CUSTOMER, month)
     result = service.handle(message(json.dumps(second), "m-second"), NOW)
     assert repo.records == {record_id: record}  # the first payload wins
-    assert repo.shards == counted  # nothing counted twice
+    assert repo.totals(CUSTOMER, month) == counted  # nothing counted twice
     if result.outcome is Outcome.DUPLICATE:  # the same event, as validated (e.g. other offset)
         assert repo.rejections == {}
         return

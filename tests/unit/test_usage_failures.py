@@ -1,5 +1,5 @@
-"""Issue 11 regressions of the usage service: deep bodies, date edges, conflicting duplicates,
-wrong CloudEvent types (against the fakes)."""
+"""Regressions of the usage service: deep bodies, date edges, conflicting duplicates, wrong
+CloudEvent types, amounts beyond 64 bits (against the fakes)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import pytest
 
 from functions.usage.entry import handle_cloud_event
-from functions.usage.ports import Outcome
+from functions.usage.ports import Outcome, UnstorableRecordError
 from functions.usage.service import UsageService
 from shared.ids import message_doc_id
 from tests.usage_support import NOW, FakeRepository, cloud_event, event_body, message
@@ -62,19 +62,10 @@ def test_same_event_id_other_payload_is_a_conflicting_duplicate(
     assert doc["existing_payload_sha256"] == record["payload_sha256"]
     assert doc["payload_sha256"] != record["payload_sha256"]
     assert len(doc["payload_sha256"]) == 64
-    assert repo.totals("lab_001", "2025-01")["records"] == 1
+    assert repo.totals("lab_001", "2025-01").records == 1
     # Redelivery of the conflicting message: the same rejection, nothing new.
     assert service.handle(message(event_body(event_id="k", episodes_generated=7), "m-c"), NOW)
     assert len(repo.rejections) == 1
-
-
-def test_conflict_is_found_after_a_group_commit_fallback(repo: FakeRepository) -> None:
-    from functions.usage.batching import GroupCommitter
-
-    service = UsageService(repo, committer=GroupCommitter(repo))
-    service.handle(message(event_body(event_id="g"), "m-1"), NOW)
-    result = service.handle(message(event_body(event_id="g", storage_gb=9.0), "m-2"), NOW)
-    assert result.outcome is Outcome.CONFLICT
 
 
 def test_record_without_a_hash_is_a_plain_duplicate(repo: FakeRepository) -> None:
@@ -127,9 +118,8 @@ def test_an_amount_costing_beyond_the_64_bit_counters_is_rejected_naming_it(
     repo: FakeRepository, field: str
 ) -> None:
     """1e18 compute minutes is valid JSON and finite, but its cost in cents (3e19) does not fit
-    the shard's 64-bit `cost_cents` increment: Firestore refused the whole commit, stored as
-    `unstorable` naming `(record)` (found by the property tests; the fake now refuses ints
-    beyond 64 bits as the adapter's protobufs do)."""
+    the record's 64-bit `cost_cents` (nor the month's sum of them): refused before the write,
+    naming the amount, not stored as `unstorable` naming `(record)`."""
     body = event_body(**{field: 1e18})
     result = UsageService(repo).handle(message(body, "big"), NOW)
     assert result.outcome is Outcome.REJECTED
@@ -137,12 +127,23 @@ def test_an_amount_costing_beyond_the_64_bit_counters_is_rejected_naming_it(
     assert doc["kind"] == "invalid_event"
     assert [e["field"] for e in doc["errors"]] == [field]
     assert f"{field}=1e+18: an amount costing at most 100000000000000 cents" in doc["reason"]
-    assert (repo.records, repo.shards) == ({}, {})
+    assert (repo.records, repo.commits) == ({}, 0)
 
 
-def test_firestore_refuses_integers_beyond_64_bits_as_the_fake_does() -> None:
-    from functions.usage.adapters import _protobufs
+def test_the_adapter_refuses_integers_beyond_64_bits_as_the_fake_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The client encodes a record before sending it: an integer beyond 64 bits fails there,
+    and the adapter answers UnstorableRecordError (the fake's rule), without a round trip."""
+    from google.cloud import firestore
 
-    with pytest.raises(ValueError, match="out of range"):
-        _protobufs().Value(integer_value=2**63)
-    _protobufs().Value(integer_value=2**63 - 1)
+    from functions.usage.adapters import FirestoreUsageRepository
+    from shared.settings import load_settings
+
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:9")  # nothing listens there
+    client = firestore.Client(project="demo-offline")
+    adapter = FirestoreUsageRepository(load_settings({"BLUEPRINT_FIRESTORE_TIMEOUT_SECONDS": "1"}), client)
+    with pytest.raises(UnstorableRecordError, match="out of range"):
+        adapter.create_record("r", {"details": {"n": 2**63}})
+    with pytest.raises(UnstorableRecordError, match="out of range"):
+        FakeRepository().create_record("r", {"details": {"n": 2**63}})

@@ -1,12 +1,12 @@
-"""The usage service with fakes of its two Protocols: records, counters, rejections, alerts."""
+"""The usage service with a fake repository: records, their fold fields, rejections, the cache."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import threading
-from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,21 +15,13 @@ from typing import Any
 import pytest
 
 from functions.usage import entry
-from functions.usage.batching import GroupCommitter, merged
 from functions.usage.cache import CustomerCache
 from functions.usage.intake import prepare
-from functions.usage.ports import (
-    ContentionError,
-    Limits,
-    Outcome,
-    PricingCustomer,
-    Rejection,
-    ShardIncrement,
-)
+from functions.usage.ports import Limits, Outcome, PricingCustomer, Rejection
 from functions.usage.records import REJECTION_PAYLOAD_LIMIT
 from functions.usage.service import UsageService
 from ops.jsonschema import SCHEMA_FILE, render
-from shared.counters import fold_bucket
+from shared.counters import Sums, counter_doc_id, fold_bucket
 from shared.errors import PermanentError
 from shared.ids import message_doc_id, usage_record_id
 from shared.models import BundleTier, UsageEvent, UsageRecord, validate
@@ -119,15 +111,15 @@ def test_schema_example_is_recorded_once_with_cost_15_50(
     # Every schema.md field plus the bookkeeping ones, and it is a valid UsageRecord.
     stored = {k: v for k, v in record.items() if k != "recorded_at"}
     validate(UsageRecord, stored)
-    # Counted in one shard of January (the event's month), never on the customer document.
-    assert repo.totals("lab_001", "2025-01") == {
-        "records": 1,
-        "scenes_generated": 0,
-        "episodes_generated": 100,
-        "cost_cents": 1550,
-        "compute_minutes": 45.5,
-        "storage_gb": 2.3,
-    }
+    # Counted through its record in January (the event's month), never on the customer document.
+    assert repo.totals("lab_001", "2025-01") == Sums(
+        records=1,
+        scenes_generated=0,
+        episodes_generated=100,
+        cost_cents=1550,
+        compute_minutes=45.5,
+        storage_gb=2.3,
+    )
     assert repo.customers["lab_001"] == {
         "schema_version": 1,
         "bundle_tier": "pro",
@@ -165,8 +157,7 @@ def test_redelivery_writes_nothing_and_counts_nothing(
     assert again.outcome is Outcome.DUPLICATE
     assert other_message_same_event.outcome is Outcome.DUPLICATE
     assert len(repo.records) == 1
-    assert repo.totals("lab_001", "2025-01")["scenes_generated"] == 1
-    assert repo.totals("lab_001", "2025-01")["records"] == 1
+    assert repo.totals("lab_001", "2025-01") == Sums(records=1, scenes_generated=1)
 
 
 def test_without_event_id_the_record_id_comes_from_the_tuple(
@@ -209,7 +200,6 @@ def test_malformed_message_is_stored_once_and_never_counted(
     assert first.outcome is Outcome.REJECTED, name
     assert second.outcome is Outcome.REJECTED_BEFORE
     assert repo.records == {}
-    assert repo.shards == {}
     assert json.dumps(repo.customers, sort_keys=True) == before
     doc = repo.rejections[message_doc_id(f"m-{name}")]
     assert doc["message_id"] == f"m-{name}"
@@ -324,9 +314,8 @@ def test_transient_commit_failure_raises_and_redelivery_records(
     with pytest.raises(ConnectionError):
         service.handle(message(scene(1)), NOW)
     assert repo.records == {}
-    assert repo.shards == {}
     assert service.handle(message(scene(1)), NOW).outcome is Outcome.RECORDED
-    assert repo.totals("lab_001", "2025-01")["scenes_generated"] == 1
+    assert repo.totals("lab_001", "2025-01") == Sums(records=1, scenes_generated=1)
 
 
 def test_handle_cloud_event_decodes_and_records(
@@ -395,24 +384,6 @@ def test_every_record_carries_every_schema_md_field(
     validate(UsageRecord, {k: v for k, v in record.items() if k != "recorded_at"})
 
 
-# -- documents that predate the suite at the first month boundary ---------------------------
-
-OCTOBER_WRITE = datetime(2026, 10, 28, 9, 0, tzinfo=UTC)
-NOVEMBER_START = datetime(2026, 11, 1, 0, 0, 40, tzinfo=UTC)
-
-
-def october_legacy(repo: FakeRepository, scenes: int = 95) -> None:
-    """A document the old pipeline last wrote in October: no quota_period, no quota_reset_at."""
-    repo.put_customer(
-        "lab_001",
-        written_at=OCTOBER_WRITE,
-        bundle_tier="pro",
-        monthly_scene_quota=100,
-        scenes_generated_this_month=scenes,
-    )
-    repo.clock = NOVEMBER_START  # the usage commits happen in November
-
-
 def test_log_lines_name_the_configured_collections(monkeypatch: pytest.MonkeyPatch) -> None:
     from shared.settings import get_settings
 
@@ -428,34 +399,71 @@ def test_log_lines_name_the_configured_collections(monkeypatch: pytest.MonkeyPat
     assert service.log_names.usage_tracking == "usage_tracking"
 
 
-# -- counter shards ----------------------------------------------------------------------------
+# -- what each record carries for the fold --------------------------------------------------
 
 
-def test_scene_counts_in_one_random_shard_of_its_own_month(repo: FakeRepository) -> None:
-    picks = iter([3, 11, 3])
-    service = UsageService(repo, shards=16, fold_buckets=8, choose_shard=lambda n: next(picks))
-    service.handle(message(scene(1, episodes_generated=7), "m-1"), NOW)
+def test_each_record_carries_its_own_months_fold_fields(repo: FakeRepository) -> None:
+    service = UsageService(repo, fold_buckets=8)
+    january = service.handle(message(scene(1, episodes_generated=7), "m-1"), NOW)
     december = scene(2, timestamp="2024-12-31T23:59:59.999Z")
-    service.handle(message(december, "m-2"), NOW)
-    service.handle(message(event_body(event_id="e3"), "m-3"), NOW)
-    assert set(repo.shards) == {("lab_001", "2025-01", 3), ("lab_001", "2024-12", 11)}
-    jan = repo.shards[("lab_001", "2025-01", 3)]
-    assert jan["records"] == 2
-    assert jan["scenes_generated"] == 1
-    assert jan["episodes_generated"] == 107
-    assert jan["cost_cents"] == 5 + 1550  # 7 episodes x 0.007 = 0.05, then 15.50
-    assert jan["fold_bucket"] == fold_bucket("lab_001", "2025-01", 8)
-    assert repo.shards[("lab_001", "2024-12", 11)]["scenes_generated"] == 1
+    last_year = service.handle(message(december, "m-2"), NOW)
+    episodes = service.handle(message(event_body(event_id="e3"), "m-3"), NOW)
+    jan, dec, eps = (repo.records[r.record_id or ""] for r in (january, last_year, episodes))
+    # Each record names the month of its own timestamp, not of the time it was handled.
+    assert (jan["fold_key"], dec["fold_key"]) == ("lab_001_2025-01", "lab_001_2024-12")
+    assert eps["fold_key"] == counter_doc_id("lab_001", "2025-01")
+    assert jan["fold_bucket"] == eps["fold_bucket"] == fold_bucket("lab_001", "2025-01", 8)
+    assert dec["fold_bucket"] == fold_bucket("lab_001", "2024-12", 8)
+    assert all(0 <= r["fold_bucket"] < 8 for r in (jan, dec, eps))
+    # A scene counts 1, any other action 0; the cost in integer cents, as estimated_cost.
+    assert (jan["scenes_generated"], dec["scenes_generated"], eps["scenes_generated"]) == (1, 1, 0)
+    assert (jan["cost_cents"], eps["cost_cents"]) == (5, 1550)  # 7 episodes x 0.007 = 0.05
+    assert eps["estimated_cost"] == 15.50
+    assert repo.totals("lab_001", "2025-01") == Sums(
+        records=2,
+        scenes_generated=1,
+        episodes_generated=107,
+        cost_cents=1555,
+        compute_minutes=45.5,
+        storage_gb=2.3,
+    )
+    assert repo.totals("lab_001", "2024-12") == Sums(records=1, scenes_generated=1)
 
 
-def test_random_shard_stays_in_range() -> None:
-    repo = FakeRepository()
-    repo.put_customer("c", bundle_tier="pro")
-    service = UsageService(repo, shards=4)
-    for n in range(200):
-        service.handle(message(scene(n, customer="c"), f"m-{n}"), NOW)
-    assert {k for _, _, k in repo.shards} == {0, 1, 2, 3}
-    assert sum(s["records"] for s in repo.shards.values()) == 200
+def test_the_fold_buckets_setting_reaches_the_records(
+    repo: FakeRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.settings import get_settings
+
+    monkeypatch.setenv("BLUEPRINT_USAGE_FOLD_BUCKETS", "3")
+    get_settings.cache_clear()
+    try:
+        deployed = entry.build_service(get_settings())
+    finally:
+        get_settings.cache_clear()
+    service = dataclasses.replace(deployed, repository=repo)
+    for n in range(12):
+        customer = f"c{n}"
+        repo.put_customer(customer, bundle_tier="pro")
+        service.handle(message(scene(n, customer=customer), f"m-{n}"), NOW)
+    buckets = {r["customer_id"]: r["fold_bucket"] for r in repo.records.values()}
+    assert buckets == {c: fold_bucket(c, "2025-01", 3) for c in buckets}
+    assert len(buckets) == 12
+    assert set(buckets.values()) <= {0, 1, 2}
+
+
+def test_an_event_writes_its_record_and_nothing_else(repo: FakeRepository) -> None:
+    service = UsageService(repo)
+    for n in range(5):
+        assert service.handle(message(scene(n), f"m-{n}"), NOW).outcome is Outcome.RECORDED
+    assert repo.commits == 5
+    assert len(repo.records) == 5
+    assert repo.rejections == {}
+    assert repo.customers["lab_001"] == {
+        "schema_version": 1,
+        "bundle_tier": "pro",
+        "monthly_scene_quota": 10,
+    }
 
 
 def test_customer_cache_reads_once_per_ttl_and_never_caches_an_unknown_customer() -> None:
@@ -514,7 +522,7 @@ def test_eight_threads_record_every_event_once(repo: FakeRepository) -> None:
     for t in threads:
         t.join()
     assert len(repo.records) == 400
-    assert repo.totals("lab_001", "2025-01")["scenes_generated"] == 400
+    assert repo.totals("lab_001", "2025-01") == Sums(records=400, scenes_generated=400)
     assert repo.reads == 1
 
 
@@ -522,7 +530,7 @@ def test_a_permanent_error_escaping_the_service_is_acknowledged(
     repo: FakeRepository, log_lines: list[logging.LogRecord]
 ) -> None:
     class Refusing(FakeRepository):
-        def commit_usage(self, *args: Any, **kwargs: Any) -> bool:
+        def create_record(self, *args: Any, **kwargs: Any) -> bool:
             raise PermanentError("usage commit: PermissionDenied: 403")
 
     refusing = Refusing()
@@ -543,110 +551,3 @@ def test_the_usage_path_publishes_nothing_and_writes_no_customer(repo: FakeRepos
     before = json.dumps(repo.customers, sort_keys=True)
     UsageService(repo).handle(message(scene(1, monthly_scene_quota=None), "m-1"), NOW)
     assert json.dumps(repo.customers, sort_keys=True) == before
-
-
-# -- group commit ------------------------------------------------------------------------------
-
-
-def _threads(work: Any, items: list[Any], n: int) -> None:
-    threads = [threading.Thread(target=work, args=(items[i::n],)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-
-def test_group_commit_shares_commits_and_counts_exactly() -> None:
-    repo = FakeRepository()
-    repo.put_customer("c", bundle_tier="pro")
-    repo.commit_delay = 0.005  # a commit in flight long enough for others to queue behind it
-    committer = GroupCommitter(repo)
-    service = UsageService(repo, committer=committer)
-    results: list[Any] = []
-
-    def work(chunk: list[Any]) -> None:
-        for m in chunk:
-            results.append(service.handle(m, NOW))
-
-    _threads(
-        work,
-        [message(scene(n, customer="c", episodes_generated=n), f"m{n}") for n in range(400)],
-        8,
-    )
-    assert all(r.outcome is Outcome.RECORDED for r in results)
-    assert len(repo.records) == 400
-    totals = repo.totals("c", "2025-01")
-    assert (totals["records"], totals["scenes_generated"]) == (400, 400)
-    assert totals["episodes_generated"] == sum(range(400))
-    assert repo.commits < 200, repo.commits  # events shared commits
-    assert max(repo.batch_sizes) > 1
-    assert committer.stats.fallbacks == 0
-
-
-def test_a_duplicate_in_a_batch_falls_back_to_one_commit_per_event() -> None:
-    repo = FakeRepository()
-    repo.put_customer("c", bundle_tier="pro")
-    repo.commit_delay = 0.005
-    service = UsageService(repo, committer=GroupCommitter(repo))
-    first = [message(scene(n, customer="c"), f"m{n}") for n in range(100)]
-    for m in first[::2]:
-        service.handle(m, NOW)  # half of them recorded before: their redeliveries are duplicates
-    results: list[Any] = []
-
-    def work(chunk: list[Any]) -> None:
-        for m in chunk:
-            results.append(service.handle(m, NOW))
-
-    _threads(work, first, 8)
-    outcomes = Counter(r.outcome for r in results)
-    assert outcomes == {Outcome.RECORDED: 50, Outcome.DUPLICATE: 50}
-    assert repo.totals("c", "2025-01")["records"] == 100
-
-
-def test_a_failing_group_commit_lets_each_event_answer_for_itself() -> None:
-    repo = FakeRepository()
-    repo.put_customer("c", bundle_tier="pro")
-    committer = GroupCommitter(repo)
-    # A single event: the transient error reaches its caller (Pub/Sub redelivers it).
-    repo.fail_commits = 1
-    with pytest.raises(ConnectionError):
-        UsageService(repo, committer=committer).handle(message(scene(1, customer="c")), NOW)
-    assert repo.records == {}
-    assert committer._queues == {}  # nothing left holding the customer-month
-    assert committer._in_flight == {}
-    assert UsageService(repo, committer=committer).handle(message(scene(1, customer="c")), NOW)
-    assert len(repo.records) == 1
-
-
-def test_merged_increment_sums_every_field() -> None:
-    a = ShardIncrement("c", "2025-01", 3, 1, {"records": 1, "cost_cents": 5}, {"storage_gb": 0.5})
-    b = ShardIncrement("c", "2025-01", 9, 1, {"records": 1, "cost_cents": 7}, {"storage_gb": 1.0})
-    assert merged([a, b]) == ShardIncrement(
-        "c", "2025-01", 3, 1, {"records": 2, "cost_cents": 12}, {"storage_gb": 1.5}
-    )
-
-
-def test_contention_tries_another_shard_then_redelivers() -> None:
-    class Contended(FakeRepository):
-        hot_shards = frozenset({0, 1})
-
-        def commit_batch(self, records: Any, counter: ShardIncrement) -> bool:
-            if counter.shard in self.hot_shards:
-                raise ContentionError("ABORTED: too much contention")
-            return super().commit_batch(records, counter)
-
-    repo = Contended()
-    repo.put_customer("c", bundle_tier="pro")
-    picks = iter([0, 1, 5])
-    pauses: list[float] = []
-    service = UsageService(repo, choose_shard=lambda n: next(picks), pause=pauses.append)
-    result = service.handle(message(scene(1, customer="c")), NOW)
-    assert result.outcome is Outcome.RECORDED
-    assert result.counter is not None
-    assert result.counter.shard == 5
-    assert len(pauses) == 2
-    # Every shard contended: after CONTENTION_ATTEMPTS the delivery fails transiently.
-    always = UsageService(repo, choose_shard=lambda n: 0, pause=pauses.append)
-    with pytest.raises(ContentionError):
-        always.handle(message(scene(2, customer="c"), "m-2"), NOW)
-    assert len(repo.records) == 1
