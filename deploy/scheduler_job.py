@@ -5,7 +5,7 @@ it on every deploy) ensures both jobs and prints one JSON line per job:
 - `monthly-quota-reset` publishes on `quota-reset-schedule` at `0 0 1 * *` UTC; the function
   takes the month to reset from the message's publish time;
 - `usage-fold` publishes on `usage-fold-schedule` every minute (`* * * * *` UTC); each message
-  runs one fold of the usage counter shards (docs/counters.md).
+  runs one fold of the new usage records (docs/counters.md).
 There is no Scheduler emulator: the tests check the requests this module sends to a fake client.
 """
 
@@ -30,7 +30,7 @@ JOB_BODY: Final = json.dumps({"job": names.QUOTA_RESET_JOB}, separators=(",", ":
 
 FOLD_JOB_DESCRIPTION: Final = (
     "Usage counter fold: publishes on the fold schedule topic every minute; the function "
-    "fold-usage-counters folds the changed counter shards into month totals and customers."
+    "fold-usage-counters sums the new usage records into month totals and customers."
 )
 FOLD_JOB_BODY: Final = json.dumps({"job": names.USAGE_FOLD_JOB}, separators=(",", ":")).encode()
 FOLD_RETRY: Final = {"retry_count": 0}

@@ -54,7 +54,7 @@ def on_feature_flags_written(event: CloudEvent) -> None:
 
 @functions_framework.cloud_event
 def on_usage_event(event: CloudEvent) -> None:
-    """Pub/Sub `usage-events` message published: record it once, count it in a shard."""
+    """Pub/Sub `usage-events` message published: record it once (the fold counts it)."""
     from functions.usage import entry  # noqa: PLC0415 - each function loads only its own package
 
     entry.handle_cloud_event(event)

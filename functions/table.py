@@ -184,11 +184,10 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
         topic_setting="usage_events_topic",
         memory="1Gi",
         cpu="1",
-        # I/O-bound (one Firestore commit): many requests in flight per instance, which is also
-        # what lets a busy customer-month's events share a commit (group commit).
+        # I/O-bound (one Firestore create): many requests in flight per instance.
         concurrency=64,
         request_logs=False,
-        description="Record each usage event exactly once with its cost; count it in a shard.",
+        description="Record each usage event exactly once with its cost (one record, nothing else).",
         delivery=USAGE_DELIVERY,
     ),
     FunctionSpec(
@@ -227,7 +226,7 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
         # One fold at a time in normal operation; overlapping folds stay correct (guarded sets).
         max_instances=1,
         concurrency=1,
-        description="Fold usage counter shards into month summaries, customer fields, alerts.",
+        description="Sum the new usage records into month summaries, customer counters, alerts.",
         delivery=SCHEDULE_DELIVERY,
     ),
 )

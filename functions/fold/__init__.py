@@ -1,1 +1,1 @@
-"""The counter fold: changed shards -> month summaries -> customer fields and quota alerts."""
+"""The fold: new usage records -> month summaries -> customer counters and quota alerts."""

@@ -170,7 +170,7 @@ def plan_customer(
     """Decide one customer: a write, or None (skipped or error, counted in `page`).
 
     The roll-over: the new value is the period's count so far, the larger of what the fold's
-    month summary holds (`month_count`, shards + legacy seed) and the per-document rule
+    month summary holds (`month_count`, records + legacy seed) and the per-document rule
     (`shared.quota.plan_reset`: `scene_counts_by_month`, or a kept legacy count).
 
     `first_look` counts what the summary reports about the document (invalid fields, no

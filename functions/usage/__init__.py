@@ -1,1 +1,1 @@
-"""Usage ingest (`on-usage-event`): each usage event -> one record + one counter-shard increment."""
+"""Usage ingest (`on-usage-event`): each usage event -> exactly one record."""
