@@ -14,9 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from functions.usage.ports import ShardIncrement  # noqa: E402
-from functions.usage.records import build_record, shard_increment  # noqa: E402
-from shared.counters import counter_doc_id  # noqa: E402
+from functions.usage.records import build_record  # noqa: E402
 from shared.ids import usage_record_id  # noqa: E402
 from shared.models import BundleTier, UsageEvent  # noqa: E402
 from shared.pricing import estimate_cost  # noqa: E402
@@ -57,57 +55,28 @@ def seed_customers(client: Any, ids: Sequence[str]) -> None:
 
 @dataclass(frozen=True)
 class BareWrite:
-    """One commit's writes, computed before the clock runs (the bare baselines time the
-    writes only, not the function's validation and pricing)."""
+    """One event's write, computed before the clock runs (the bare baselines time the write
+    only, not the function's validation and pricing)."""
 
     record_id: str
     record: dict[str, Any]
-    counter: ShardIncrement
 
 
-def bare_write(body: dict[str, Any], shard: int, shards: int = 128, buckets: int = 16) -> BareWrite:
-    """The writes the function makes for `body` (its record and its shard increment)."""
+def bare_write(body: dict[str, Any], buckets: int = 16) -> BareWrite:
+    """The record the function writes for `body` (the same id and fields)."""
     event = UsageEvent.model_validate(body)
     cost = estimate_cost(event, BundleTier.PRO)
-    record = build_record(event, cost, "bare")
-    return BareWrite(
-        usage_record_id(event), record, shard_increment(event, cost, shard % shards, buckets)
-    )
+    return BareWrite(usage_record_id(event), build_record(event, cost, "bare", buckets))
 
 
 def bare_commit(client: Any, write: BareWrite) -> None:
-    """The same writes by a bare client: one batch, create + merge set with Increments."""
-    from google.cloud.firestore_v1 import SERVER_TIMESTAMP, Increment  # noqa: PLC0415
+    """The same write by a bare client: `create` of the record with `recorded_at` = the
+    server's time (what the function's repository does, without its retry wrapper)."""
+    from google.cloud.firestore_v1 import SERVER_TIMESTAMP  # noqa: PLC0415
 
-    c = write.counter
-    batch = client.batch()
-    batch.create(
-        client.collection("usage_tracking").document(write.record_id),
-        {**write.record, "recorded_at": SERVER_TIMESTAMP},
+    client.collection("usage_tracking").document(write.record_id).create(
+        {**write.record, "recorded_at": SERVER_TIMESTAMP}, timeout=30
     )
-    shard = (
-        client.collection("usage_counters")
-        .document(counter_doc_id(c.customer_id, c.month))
-        .collection("shards")
-        .document(str(c.shard))
-    )
-    batch.set(
-        shard,
-        {
-            "customer_id": c.customer_id,
-            "month": c.month,
-            "fold_bucket": c.fold_bucket,
-            **{k: Increment(v) for k, v in {**c.ints, **c.floats}.items()},
-            "updated_at": SERVER_TIMESTAMP,
-        },
-        merge=True,
-    )
-    batch.commit(timeout=30)
-
-
-def raw_commit(repository: Any, write: BareWrite) -> None:
-    """The same writes with the function's own commit encoding (`commit_usage`), no function."""
-    repository.commit_usage(write.record_id, write.record, write.counter)
 
 
 def run_concurrently(items: Sequence[T], work: Callable[[T], None], workers: int) -> float:

@@ -3,7 +3,8 @@
 `ratio`: decode the MessagePublishedData envelope, prepare (size, JSON + model, future
 timestamp, details storable, record id), price with the customer's tier; divided by
 `UsageEvent.model_validate_json` of the same body, measured in the same run. Target <= 3.
-`ratio_full`: the whole pure path of the handler, adding the counter plan and the record dict.
+`ratio_full`: the whole pure path of the handler, adding the record dict (with the fields the
+fold sums it by: bucket, month key, scenes, cents).
 Prints JSON.
 """
 
@@ -21,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from functions.edge.pubsub import decode_envelope
 from functions.usage.intake import prepare
 from functions.usage.ports import Limits, Prepared
-from functions.usage.records import build_record, shard_increment
+from functions.usage.records import build_record
 from shared.models import BundleTier, Customer, UsageEvent
 from shared.pricing import estimate_cost
 
@@ -67,8 +68,7 @@ def full_once() -> None:
     prepared = prepare(message, NOW, LIMITS)
     assert isinstance(prepared, Prepared)
     cost = estimate_cost(prepared.event, CUSTOMER.bundle_tier)
-    shard_increment(prepared.event, cost, 7, 16)
-    build_record(prepared.event, cost, message.message_id)
+    build_record(prepared.event, cost, message.message_id, 16)
 
 
 def pydantic_once() -> None:

@@ -2,8 +2,7 @@
 
 Each test works in its own collections (settings with a unique prefix). Deliveries are played by
 worker threads: a delivery that raises goes back on the queue, as Pub/Sub would redeliver it.
-`contended` runs the same service under production's per-document write limit
-(tests/contention.py).
+Counts are read from the records themselves (`sum_records`): what the fold must reach.
 """
 
 from __future__ import annotations
@@ -22,12 +21,12 @@ from devstack.emulators import Emulators
 from functions.edge.pubsub import Message
 from functions.usage.adapters import FirestoreUsageRepository
 from functions.usage.entry import build_service
-from functions.usage.ports import Outcome, ShardIncrement
+from functions.usage.ports import Outcome
 from functions.usage.service import UsageService
+from shared.counters import Sums, counter_doc_id, fold_bucket
 from shared.ids import message_doc_id
 from shared.settings import Settings, load_settings
-from tests.contention import ContendedClient, TokenBuckets
-from tests.usage_support import event_body, malformed_bodies, sum_shards
+from tests.usage_support import event_body, malformed_bodies, sum_records
 
 NOW = datetime(2025, 1, 20, 12, 0, tzinfo=UTC)
 
@@ -67,14 +66,8 @@ class Env:
         result = self.col(name).count().get()
         return int(result[0][0].value)
 
-    def shards(self, customer_id: str, month: str) -> dict[str, Any]:
-        return sum_shards(
-            self.client,
-            customer_id,
-            month,
-            self.settings.usage_counters_collection,
-            self.settings.usage_tracking_collection,
-        )
+    def sums(self, customer_id: str, month: str) -> Sums:
+        return sum_records(self.client, customer_id, month, self.settings.usage_tracking_collection)
 
 
 @pytest.fixture
@@ -87,11 +80,7 @@ def msg(body: dict[str, Any] | bytes, message_id: str) -> Message:
     return Message(message_id, data, {}, NOW.isoformat())
 
 
-def test_raw_commit_stores_what_the_client_stores(env: Env) -> None:
-    # commit_usage builds its protobufs itself: what it stores must be exactly what the
-    # client's WriteBatch.create + set(merge=True) with Increment / SERVER_TIMESTAMP store.
-    from google.cloud.firestore_v1 import SERVER_TIMESTAMP, Increment
-
+def test_create_record_stores_the_record_as_given_and_the_commit_time_once(env: Env) -> None:
     record: dict[str, Any] = {
         "schema_version": 1,
         "customer_id": "c1",
@@ -102,6 +91,10 @@ def test_raw_commit_stores_what_the_client_stores(env: Env) -> None:
         "episodes_generated": 2**63 - 1,
         "storage_gb": 0.0,
         "compute_minutes": None,
+        "fold_bucket": 3,
+        "fold_key": "c1_2025-01",
+        "scenes_generated": 1,
+        "cost_cents": 1550,
         "details": {
             "batch_size": 10,
             "ratio": -1.25e-300,
@@ -113,55 +106,21 @@ def test_raw_commit_stores_what_the_client_stores(env: Env) -> None:
             "empty_list": [],
         },
     }
-    counter = ShardIncrement(
-        customer_id="c1",
-        month="2025-01",
-        shard=7,
-        fold_bucket=3,
-        ints={"records": 1, "scenes_generated": 1, "episodes_generated": 9, "cost_cents": 1550},
-        floats={"compute_minutes": 45.5, "storage_gb": 2.25},
-    )
-    for _ in range(2):  # the second commit increments the shard the first one created
-        record_id = f"raw{_}"
-        assert env.repo.commit_usage(record_id, record, counter) is True
-    counters = env.settings.usage_counters_collection
-    client_shard = env.client.collection(counters).document("c2_2025-01").collection("shards")
-    for n in range(2):
-        batch = env.client.batch()
-        batch.create(
-            env.col("usage_tracking").document(f"client{n}"),
-            {**record, "recorded_at": SERVER_TIMESTAMP},
-        )
-        batch.set(
-            client_shard.document("7"),
-            {
-                "customer_id": "c1",
-                "month": "2025-01",
-                "fold_bucket": 3,
-                **{k: Increment(v) for k, v in {**counter.ints, **counter.floats}.items()},
-                "updated_at": SERVER_TIMESTAMP,
-            },
-            merge=True,
-        )
-        batch.commit()
-    raw = env.col("usage_tracking").document("raw0").get().to_dict()
-    client = env.col("usage_tracking").document("client0").get().to_dict()
-    assert isinstance(raw.pop("recorded_at"), datetime)
-    assert isinstance(client.pop("recorded_at"), datetime)
-    assert raw == client
-    assert raw["timestamp"] == record["timestamp"]
-    raw_shard = (
-        env.client.collection(counters).document("c1_2025-01").collection("shards").document("7")
-    )
-    ours, theirs = raw_shard.get().to_dict(), client_shard.document("7").get().to_dict()
-    assert isinstance(ours.pop("updated_at"), datetime)
-    assert isinstance(theirs.pop("updated_at"), datetime)
-    assert ours == theirs
-    assert ours["records"] == 2
-    assert ours["compute_minutes"] == 91.0
-    assert ours["cost_cents"] == 3100
-    # The summary document is never written by the usage path: only its shards exist.
-    assert not env.client.collection(counters).document("c1_2025-01").get().exists
+    before = datetime.now(UTC)
+    assert env.repo.create_record("r1", record) is True
+    ref = env.col("usage_tracking").document("r1")
+    stored = ref.get().to_dict()
+    recorded_at = stored.pop("recorded_at")
+    assert stored == record
+    # The server's commit time, not the client's clock (the emulator's clock is this machine's).
+    assert abs((recorded_at - before).total_seconds()) < 60
+    update_time = ref.get().update_time
+    # Created once: the same id again writes nothing, whatever it carries.
+    assert env.repo.create_record("r1", {**record, "cost_cents": 1}) is False
+    assert ref.get().update_time == update_time
+    assert ref.get().to_dict()["cost_cents"] == 1550
+    # The usage path writes no summary: only the fold does.
+    assert env.count("usage_counters") == 0
 
 
 def test_a_redelivered_record_is_counted_once(env: Env) -> None:
@@ -170,10 +129,12 @@ def test_a_redelivered_record_is_counted_once(env: Env) -> None:
     first = env.service.handle(msg(body, "m1"), NOW)
     again = env.service.handle(msg(body, "m2"), NOW)
     assert (first.outcome, again.outcome) == (Outcome.RECORDED, Outcome.DUPLICATE)
-    totals = env.shards("c1", "2025-01")
-    # A quiet customer-month: the record alone, counted from the record by the fold.
-    assert (totals["records"], totals["scenes_generated"], totals["shards"]) == (1, 1, 0)
-    assert totals["tallied"] == 1
+    totals = env.sums("c1", "2025-01")
+    assert (totals.records, totals.scenes_generated, totals.cost_cents) == (1, 1, 1550)
+    [record] = [d.to_dict() for d in env.col("usage_tracking").stream()]
+    assert record["fold_key"] == counter_doc_id("c1", "2025-01")
+    assert record["fold_bucket"] == fold_bucket("c1", "2025-01", env.settings.usage_fold_buckets)
+    assert isinstance(record["recorded_at"], datetime)
     assert env.customer("c1") == {"schema_version": 1, "bundle_tier": "pro"}
 
 
@@ -230,83 +191,11 @@ def test_1000_events_delivered_3_times_shuffled_record_exactly_once(env: Env) ->
     assert env.count("usage_tracking") == 1000
     records = {d.get("event_id"): d.to_dict() for d in env.col("usage_tracking").stream()}
     for (cid, month), want in _expected(bodies, records).items():
-        got = env.shards(cid, month)
-        assert {k: got[k] for k in want} == want, (cid, month)
+        got = env.sums(cid, month)
+        assert {k: getattr(got, k) for k in want} == want, (cid, month)
     # Nothing under customers/ moved.
     for cid, tier in customers.items():
         assert env.customer(cid) == {"schema_version": 1, "bundle_tier": tier}
-
-
-def test_hot_customer_at_8_way_under_the_per_document_limit(
-    emulators: Emulators, firestore_client: Any
-) -> None:
-    """Production's ~1 write/s per document (token buckets, ABORTED past them): 2,000 events of
-    one hot customer among 3, 8 workers -> no delivery fails for good, exact counts."""
-    buckets = TokenBuckets(rate=1.0, burst=3.0)
-    env = Env(emulators, ContendedClient(firestore_client, buckets))
-    for cid in ("hot", "warm1", "warm2"):
-        env.put_customer(cid, bundle_tier="pro")
-    rng = random.Random(2000)
-    owners = ["hot"] * 1700 + ["warm1"] * 150 + ["warm2"] * 150
-    rng.shuffle(owners)
-    messages = [
-        msg(
-            event_body(
-                event_id=f"h{n}",
-                customer_id=cid,
-                action="scene_generated",
-                timestamp="2025-01-20T11:00:00Z",
-                episodes_generated=2,
-                details=None,
-            ),
-            f"hm{n}",
-        )
-        for n, cid in enumerate(owners)
-    ]
-    results, redelivered = deliver_all(lambda m: env.service.handle(m, NOW), messages, workers=8)
-
-    assert all(r.outcome is Outcome.RECORDED for r in results)
-    assert len(results) == 2000  # every delivery ended recorded: none failed for good
-    # Contention is absorbed by moving to another shard and, past that, by redelivery. How many
-    # redeliveries depends on the machine's speed (90-212 of 2,000 seen), so only a bound that
-    # catches a retry storm is asserted: fewer redeliveries than deliveries.
-    assert redelivered < len(messages), redelivered
-    assert env.count("usage_tracking") == 2000
-    for cid in ("hot", "warm1", "warm2"):
-        n = owners.count(cid)
-        got = env.shards(cid, "2025-01")
-        assert (got["records"], got["scenes_generated"], got["episodes_generated"]) == (n, n, 2 * n)
-        assert env.customer(cid) == {"schema_version": 1, "bundle_tier": "pro"}
-    # Busy: spread over the shards (group commit makes fewer commits than events, so not
-    # necessarily every one of the 128 is written).
-    assert env.shards("hot", "2025-01")["shards"] > env.settings.usage_counter_shards // 2
-
-
-def test_contention_simulator_aborts_a_hot_document_like_production(
-    emulators: Emulators, firestore_client: Any
-) -> None:
-    # The simulator is not vacuous: one shard only, no retry room -> ABORTED, transient.
-    from google.api_core.exceptions import Aborted
-
-    from shared.errors import TransientError
-
-    buckets = TokenBuckets(rate=0.01, burst=2.0)
-    env = Env(
-        emulators,
-        ContendedClient(firestore_client, buckets),
-        BLUEPRINT_USAGE_COUNTER_SHARDS="1",
-        BLUEPRINT_USAGE_SHARD_RATE="0",  # every event increments the (one) shard
-        BLUEPRINT_FIRESTORE_TIMEOUT_SECONDS="0.5",
-    )
-    env.put_customer("c", bundle_tier="pro")
-    for n in range(2):
-        body = event_body(event_id=f"c{n}", customer_id="c")
-        assert env.service.handle(msg(body, f"cm{n}"), NOW).outcome is Outcome.RECORDED
-    with pytest.raises(TransientError) as raised:
-        env.service.handle(msg(event_body(event_id="c3", customer_id="c"), "cm3"), NOW)
-    assert "contention" in str(raised.value) or isinstance(raised.value.__cause__, Aborted)
-    assert buckets.aborted > 0
-    assert env.count("usage_tracking") == 2
 
 
 def test_malformed_messages_stored_once_never_counted(env: Env) -> None:
@@ -321,8 +210,8 @@ def test_malformed_messages_stored_once_never_counted(env: Env) -> None:
     assert outcomes == {Outcome.REJECTED: len(bodies), Outcome.REJECTED_BEFORE: len(bodies)}
     assert env.count("usage_rejections") == len(bodies)
     assert env.count("usage_tracking") == 0
-    assert env.shards("lab_001", "2025-01")["shards"] == 0
-    assert env.shards("lab_001", "2025-01")["tallied"] == 0
+    assert env.sums("lab_001", "2025-01") == Sums()
+    assert env.count("usage_counters") == 0
     assert env.customer("lab_001") == {
         "schema_version": 1,
         "bundle_tier": "pro",
@@ -338,8 +227,8 @@ def test_malformed_messages_stored_once_never_counted(env: Env) -> None:
 
 
 def test_32_threads_one_service_concurrent_duplicates_exact(env: Env) -> None:
-    """Thread safety of one service instance (cache, group commit, shard picker) on the real
-    emulator: 32 threads, 4 customers x 2 months, every message delivered twice at once."""
+    """Thread safety of one service instance (its customer cache) on the real emulator: 32
+    threads, 4 customers x 2 months, every message delivered twice at once."""
     customers = ["t0", "t1", "t2", "t3"]
     for cid in customers:
         env.put_customer(cid, bundle_tier="pro")
@@ -367,7 +256,5 @@ def test_32_threads_one_service_concurrent_duplicates_exact(env: Env) -> None:
     for cid in customers:
         for month in ("2024-12", "2025-01"):
             want = sum(1 for b in bodies if b["customer_id"] == cid and b["timestamp"][:7] == month)
-            got = env.shards(cid, month)
-            assert (got["records"], got["scenes_generated"]) == (want, want), (cid, month)
-    assert env.service.committer is not None
-    assert env.service.committer._queues == {}
+            got = env.sums(cid, month)
+            assert (got.records, got.scenes_generated) == (want, want), (cid, month)

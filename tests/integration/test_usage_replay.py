@@ -40,7 +40,7 @@ from shared.ids import message_doc_id, usage_record_id
 from shared.models import UsageEvent
 from shared.settings import Settings, load_settings
 from shared.times import month_of
-from tests.usage_support import sum_shards
+from tests.usage_support import sum_records
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 MONTH = month_of(NOW)
@@ -141,11 +141,11 @@ def everything(client: Any) -> dict[str, Any]:
 
 
 def fold(settings: Settings, client: Any, pubsub: PubSubHelper, run_id: str) -> list[Any]:
-    """One fold of every bucket (rescanning the last hour); returns the alerts it published."""
+    """One fold of every bucket; returns the alerts it published."""
     pubsub.create_topic(settings.quota_alerts_topic)
     subscription = pubsub.create_subscription(settings.quota_alerts_topic)
-    config = FoldConfig(overlap=timedelta(hours=1))
-    time.sleep(config.records_lag.total_seconds() + 0.2)  # records count after the lag
+    config = FoldConfig(lag=timedelta(seconds=1))
+    time.sleep(config.lag.total_seconds() + 0.5)  # the records written so far count now
     run_fold(
         FirestoreFoldRepository(settings, client),
         PubSubAlertPublisher(settings, pubsub.publisher),
@@ -216,7 +216,7 @@ def test_a_dead_letter_replayed_is_recorded_and_counted_once_and_a_second_replay
     assert doc(db, "usage_rejections", dl_first)["replay_count"] == 2
     assert doc(db, "usage_rejections", dl_first)["replay_outcome"] == "duplicate"
     assert fold(settings, db, pubsub, "run-2") == []  # no alert twice
-    assert sum_shards(db, "dl_cust", MONTH)["records"] == 2
+    assert sum_records(db, "dl_cust", MONTH).records == 2
     counts = doc(db, "usage_counters", counter_doc_id("dl_cust", MONTH))
     assert (counts["records"], counts["scenes_total"], counts["episodes_generated"]) == (2, 2, 12)
     assert len(list(db.collection("usage_tracking").stream())) == 2
@@ -236,7 +236,7 @@ def test_an_event_recorded_before_it_was_dead_lettered_replays_as_a_duplicate(
     assert result["counts"]["duplicate"] == 1
     assert result["items"][0]["record_id"] == record_id(data)
     assert doc(db, "usage_tracking", record_id(data))["message_id"] == "m-original"
-    assert sum_shards(db, "both", MONTH)["records"] == 1
+    assert sum_records(db, "both", MONTH).records == 1
     assert doc(db, "usage_rejections", dl)["replay_outcome"] == "duplicate"
 
 
@@ -260,7 +260,7 @@ def test_unknown_customer_replayed_once_the_customer_exists_keeps_its_message_id
     assert (item["id"], item["old_kind"]) == (message_doc_id("m-lab"), "unknown_customer")
     record = doc(db, "usage_tracking", record_id(lab.data))
     assert (record["customer_id"], record["message_id"]) == ("lab_001", "m-lab")
-    assert sum_shards(db, "lab_001", MONTH)["records"] == 1
+    assert sum_records(db, "lab_001", MONTH).records == 1
     assert "replayed_at" not in doc(db, "usage_rejections", message_doc_id("m-ghost"))
 
     # Every unknown_customer: lab_001's was replayed before; ghost is still unknown, and its

@@ -258,6 +258,8 @@ def test_records_reach_the_summary_and_the_customer_in_the_next_fold(repo: FakeR
 
 
 def test_a_record_committed_within_the_lag_waits_for_the_next_fold(repo: FakeRepo) -> None:
+    """Every record carries its bucket, so the scan itself finds a record that arrives late:
+    no second signal (which another write could hide) is needed for it to be counted."""
     repo.add("a", NOV, 1, scenes=1)
     repo.records.append((fold_bucket("a", NOV, 4), NewRecord("a", NOV, Sums(1, 1), NOW - LAG / 2)))
     fold(repo, FakePublisher())
@@ -268,6 +270,9 @@ def test_a_record_committed_within_the_lag_waits_for_the_next_fold(repo: FakeRep
 
 
 def test_a_rerun_and_an_overlapping_fold_count_nothing_twice(repo: FakeRepo) -> None:
+    """Records scanned again (a watermark read before another fold moved it) are added only
+    above the summary's bound: nothing outside the summary holds a count, so a re-scan cannot
+    count one twice."""
     for n in range(7):
         repo.add("a", NOV, n, scenes=1)
         repo.add("b", NOV, n, episodes=2)
