@@ -14,6 +14,7 @@ from typer._click.exceptions import ClickException, UsageError
 
 from ops.cli import (
     config,
+    console,
     flags,
     inspect,
     migrate,
@@ -61,6 +62,7 @@ def build_app() -> typer.Typer:
         config,
         flags,
         inspect,
+        console,
     ):
         command.register(app)
     return app
