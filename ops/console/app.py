@@ -119,9 +119,10 @@ def create_app(
 
     @app.get("/months/<month>")
     def month(month: str) -> str:
+        picked = _month(month, now())
         view = reads.month_view(
             client(),
-            _month(month, now()),
+            picked,
             now=now(),
             cursor=request.args.get("cursor") or None,
             settings=config,
@@ -132,7 +133,8 @@ def create_app(
     def month_export(month: str, fmt: str) -> Response:
         if fmt not in ("csv", "jsonl"):
             abort(404, f"No export format {fmt!r}: csv or jsonl.")
-        text = reads.export_text(client(), _month(month, now()), fmt, now=now())
+        picked = _month(month, now())
+        text = reads.export_text(client(), picked, fmt, now=now())
         kind = "text/csv" if fmt == "csv" else "application/x-ndjson"
         name = f"usage-{month}.{fmt}"
         headers = {"Content-Disposition": f'attachment; filename="{name}"'}
