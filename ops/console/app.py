@@ -125,6 +125,7 @@ def create_app(
             picked,
             now=now(),
             cursor=request.args.get("cursor") or None,
+            prefix=request.args.get("q", "").strip() or None,
             settings=config,
         )
         return render_template("month.html", view=view)

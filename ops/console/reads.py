@@ -291,6 +291,7 @@ class MonthView:
     rows: tuple[MonthRow, ...]
     pager: Pager
     page_cost: Decimal
+    prefix: str
 
 
 def month_view(
@@ -299,12 +300,15 @@ def month_view(
     *,
     now: datetime,
     cursor: str | None = None,
+    prefix: str | None = None,
     page_size: int = PAGE_SIZE,
     settings: Settings | None = None,
 ) -> MonthView:
-    """A page of customers (by id) with their month summaries."""
+    """A page of customers (by id; of an id prefix if given) with their month summaries."""
     export.check_month(month, now)
-    page = inspect.customers(client, page_size=page_size, cursor=cursor, settings=settings)
+    page = inspect.customers(
+        client, page_size=page_size, cursor=cursor, prefix=prefix or None, settings=settings
+    )
     found = summaries.month_summaries(client, (i.id for i in page.items), month, settings=settings)
     rows: list[MonthRow] = []
     for item in page.items:
@@ -329,6 +333,7 @@ def month_view(
         tuple(rows),
         Pager(page.next_cursor, cursor is None),
         round_cents(cost),
+        prefix or "",
     )
 
 

@@ -41,7 +41,7 @@ def _app(client: Any) -> Any:
 
 
 def test_every_route_is_read_only() -> None:
-    app = create_app(lambda: _DownClient(), settings=SETTINGS, clock=lambda: NOW)
+    app = create_app(_DownClient, settings=SETTINGS, clock=lambda: NOW)
     methods = {m for rule in app.url_map.iter_rules() for m in rule.methods or ()}
     assert methods <= {"GET", "HEAD", "OPTIONS"}
     assert _app(_DownClient()).post("/").status_code == 405

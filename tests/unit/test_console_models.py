@@ -258,8 +258,10 @@ def test_svg_escapes_labels_and_carries_each_bar_value() -> None:
             chart_geometry([day], {"<script>": {day: Decimal("1.50")}}), title="a&b", unit="usd"
         )
     )
-    assert svg.startswith("<svg") and svg.endswith("</svg>")
-    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    assert svg.startswith("<svg")
+    assert svg.endswith("</svg>")
+    assert "<script>" not in svg
+    assert "&lt;script&gt;" in svg
     assert "<title>a&amp;b</title>" in svg
     assert 'data-value="1.50"' in svg
     assert svg.count("<rect") == 1
