@@ -159,6 +159,13 @@ def render_svg(geometry: ChartGeometry, *, title: str, unit: str) -> Markup:
                 f'<text class="day" x="{x}" y="{g.baseline + 16}" text-anchor="middle">'
                 f"{day.day}</text>"
             )
+    x = LEFT + 8
+    for action, color in g.legend:  # one key per action, across the top of the plot
+        out.append(
+            f'<rect class="key" x="{x}" y="{TOP}" width="10" height="10" fill="{color}"/>'
+            f'<text class="key" x="{x + 14}" y="{TOP + 9}">{escape(action)}</text>'
+        )
+        x += 14 + 7 * len(action) + 16
     out.append(
         f'<line class="axis" x1="{LEFT}" x2="{g.width - RIGHT}" '
         f'y1="{g.baseline}" y2="{g.baseline}"/>'

@@ -264,4 +264,5 @@ def test_svg_escapes_labels_and_carries_each_bar_value() -> None:
     assert "&lt;script&gt;" in svg
     assert "<title>a&amp;b</title>" in svg
     assert 'data-value="1.50"' in svg
-    assert svg.count("<rect") == 1
+    assert svg.count('<rect class="bar"') == 1
+    assert svg.count('<rect class="key"') == 1  # the legend names the one action
