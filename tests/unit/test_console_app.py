@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -74,3 +76,21 @@ def test_bad_input_is_refused_before_any_read(url: str, says: str) -> None:
     assert answer.status_code in (400, 404)
     assert says in answer.get_data(as_text=True)
     assert client.calls == 0
+
+
+def test_the_console_needs_only_the_runtime_dependencies() -> None:
+    """Cloud Run installs requirements.txt alone: no typer, rich or matplotlib (the ops
+    extra) and nothing of devstack may be imported on the way to a page."""
+    script = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in ('typer', 'rich', 'matplotlib', 'devstack'):\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import ops.console.app, ops.console.reads, ops.replay\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
