@@ -7,7 +7,7 @@ geometry, a contract's status, the sort of a page, the replay command of a group
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -224,27 +224,30 @@ class ProblemGroup:
     items: tuple[Problem, ...]
     command: str
     dry_run_command: str
-
-    @property
-    def replayable(self) -> bool:
-        """Whether a replay can deliver any of them."""
-        return self.kind not in NOT_REPLAYABLE
+    replayable: bool
+    """Whether `blueprint usage replay` takes this kind and can deliver any of them."""
 
 
 def group_problems(
-    problems: Sequence[Problem], *, since: datetime | None, customer_id: str | None = None
+    problems: Sequence[Problem],
+    *,
+    since: datetime | None,
+    customer_id: str | None = None,
+    kinds: Collection[str] = (),
 ) -> list[ProblemGroup]:
-    """Problems by kind (dead letters first, then by kind), each group newest first as read."""
-    kinds: dict[str, list[Problem]] = {}
+    """Problems by kind (dead letters first, then by kind), each group newest first as read.
+    `kinds`: those `blueprint usage replay --kind` accepts (any, when empty)."""
+    by_kind: dict[str, list[Problem]] = {}
     for problem in problems:
-        kinds.setdefault(problem.kind, []).append(problem)
-    order = sorted(kinds, key=lambda k: (k != "dead_letter", k))
+        by_kind.setdefault(problem.kind, []).append(problem)
+    order = sorted(by_kind, key=lambda k: (k != "dead_letter", k))
     return [
         ProblemGroup(
             kind,
-            tuple(kinds[kind]),
+            tuple(by_kind[kind]),
             replay_command(kind, since=since, customer_id=customer_id),
             replay_command(kind, since=since, customer_id=customer_id, dry_run=True),
+            kind not in NOT_REPLAYABLE and (not kinds or kind in kinds),
         )
         for kind in order
     ]

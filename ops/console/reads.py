@@ -31,6 +31,7 @@ from ops.console.models import (
     contract_status,
     group_problems,
 )
+from ops.replay import KINDS
 from shared.models import Customer
 from shared.pricing import round_cents
 from shared.quota import counter_period
@@ -223,6 +224,7 @@ def customer_view(
     start, end = month_bounds(month)
     rejected = inspect.rejections(client, customer_id=customer_id, since=start, settings=settings)
     in_month = [problem_of(r) for r in rejected.items if r.rejected_at and r.rejected_at < end]
+    groups = group_problems(in_month, since=start, customer_id=customer_id, kinds=KINDS)
     decisions, config_problems = _decisions(client, customer_id)
     cost_chart, records_chart = _charts(report)
     return CustomerView(
@@ -240,7 +242,7 @@ def customer_view(
         records=page.items,
         records_pager=Pager(page.next_cursor, cursor is None),
         alerts=alerts.items,
-        problems=tuple(group_problems(in_month, since=start, customer_id=customer_id)),
+        problems=tuple(groups),
         decisions=decisions,
         config_problems=config_problems,
         skipped=tuple(report.skipped),
@@ -273,12 +275,10 @@ def problems_view(
     settings: Settings | None = None,
 ) -> ProblemsView:
     """Rejections and dead letters since `since` (of one `kind` if given): one page."""
-    from ops.replay import KINDS  # noqa: PLC0415 - the replay's kinds, for the filter links
-
     page = inspect.rejections(
         client, kind=kind, since=since, page_size=page_size, cursor=cursor, settings=settings
     )
-    groups = group_problems([problem_of(r) for r in page.items], since=since)
+    groups = group_problems([problem_of(r) for r in page.items], since=since, kinds=KINDS)
     return ProblemsView(since, kind, tuple(groups), Pager(page.next_cursor, cursor is None), KINDS)
 
 

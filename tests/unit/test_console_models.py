@@ -24,6 +24,7 @@ from ops.console.models import (
 )
 from ops.console.reads import customer_row, months_until, problem_of
 from ops.inspect import CustomerItem, RejectionItem
+from ops.replay import KINDS
 from ops.summaries import summary_of
 from shared.models import Customer
 
@@ -162,6 +163,9 @@ def test_groups_by_kind_dead_letters_first_each_with_its_command() -> None:
     assert groups[0].command.endswith("--kind dead_letter --since 2026-03-01T00:00:00Z")
     assert groups[0].dry_run_command == groups[0].command + " --dry-run"
     assert [g.replayable for g in groups] == [True, False, True]
+    # A kind the replay does not take (a document without one) gets no runnable command.
+    odd = group_problems([Problem("5", "(no kind)", None, None, NOW)], since=since, kinds=KINDS)
+    assert [g.replayable for g in odd] == [False]
 
 
 def test_a_rejection_keeps_the_outcome_of_an_earlier_replay() -> None:
