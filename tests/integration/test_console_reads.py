@@ -14,6 +14,7 @@ from google.cloud.firestore_v1.client import Client
 from google.cloud.firestore_v1.document import DocumentReference
 from google.cloud.firestore_v1.query import Query
 
+from ops import inspect
 from ops.console.app import create_app
 from shared.settings import get_settings
 from shared.times import month_of
@@ -145,3 +146,20 @@ def test_a_customer_page_reads_that_customers_month_only(
     # The month's 60 records summed (the report's query) plus one page of 50 (+1) listed;
     # none of the other customer's 60.
     assert reads["usage_tracking"] == 60 + 50 + 1
+
+
+def test_an_id_prefix_pages_through_exactly_its_customers(firestore_client: Any) -> None:
+    _seed(firestore_client)
+    ids = [
+        c.id
+        for c in inspect.iter_all(
+            lambda cursor: inspect.customers(
+                firestore_client, page_size=7, cursor=cursor, prefix="cust_01"
+            )
+        )
+    ]
+    assert ids == [f"cust_{i:04d}" for i in range(100, CUSTOMERS)]
+    # A cursor of the whole listing is not one of the prefix's.
+    whole = inspect.customers(firestore_client, page_size=7)
+    with pytest.raises(inspect.CursorError):
+        inspect.customers(firestore_client, cursor=whole.next_cursor, prefix="cust_01")
