@@ -15,7 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
-from flask import Flask, Response, abort, render_template, request
+from flask import Flask, Response, abort, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from ops.console import reads
 from ops.console.models import Banner, Sort
@@ -88,6 +89,7 @@ def create_app(
 
     @app.get("/customers/<customer_id>")
     def customer(customer_id: str) -> str:
+        _document_id(customer_id)
         month = _month(request.args.get("month"), now())
         view = reads.customer_view(
             client(),
@@ -142,11 +144,9 @@ def create_app(
         return Response(text, mimetype=kind, headers=headers)
 
     @app.get("/month")
-    def month_picked() -> Response:
-        from flask import redirect, url_for  # noqa: PLC0415
-
+    def month_picked() -> WerkzeugResponse:
         picked = _month(request.args.get("month"), now())
-        return redirect(url_for("month", month=picked))  # type: ignore[return-value]
+        return redirect(url_for("month", month=picked))
 
     _errors(app, config)
     return app
@@ -172,6 +172,18 @@ def _probe(db: Any, settings: Settings) -> None:
 def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _document_id(text: str) -> str:
+    from pydantic import TypeAdapter, ValidationError  # noqa: PLC0415
+
+    from shared.types import DocumentId  # noqa: PLC0415
+
+    try:
+        return str(TypeAdapter(DocumentId).validate_python(text))
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        abort(400, f"customer id {text!r}: {reason}.")
 
 
 def _month(text: str | None, now: datetime) -> str:

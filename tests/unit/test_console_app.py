@@ -68,6 +68,7 @@ def test_firestore_unreachable_is_a_banner_and_503(url: str) -> None:
         ("/customers/c1?month=Jan", "expected YYYY-MM"),
         ("/problems?since=yesterday", "expected a day"),
         ("/months/2026-02/export.xml", "csv or jsonl"),
+        ("/customers/__reserved__", "customer id &#39;__reserved__&#39;"),
     ],
 )
 def test_bad_input_is_refused_before_any_read(url: str, says: str) -> None:
