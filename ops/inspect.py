@@ -235,15 +235,19 @@ def customers(
     page_size: int = DEFAULT_PAGE_SIZE,
     cursor: str | None = None,
     settings: Settings | None = None,
+    prefix: str | None = None,
 ) -> Page[CustomerItem]:
-    """Every customer, by id."""
+    """Every customer, by id; with `prefix`, those whose id starts with it."""
+    filters = {"prefix": _doc_id("prefix", prefix)} if prefix else {}
 
     def query(after: Sequence[Any] | None, limit: int, settings: Settings) -> Any:
         first = after[0] if after else None
-        return queries.customers_by_id(client, first, limit=limit, settings=settings)
+        return queries.customers_by_id(
+            client, first, limit=limit, settings=settings, prefix=prefix or None
+        )
 
     paging = (page_size, cursor, settings)
-    return _page("customers", {}, query, _by_id, _customer_item, paging)
+    return _page("customers", filters, query, _by_id, _customer_item, paging)
 
 
 def usage(

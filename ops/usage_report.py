@@ -76,6 +76,8 @@ class UsageReport:
     actions: dict[str, Totals] = field(default_factory=dict)
     total: Totals = field(default_factory=lambda: Totals("TOTAL"))
     daily_cost: dict[date, Decimal] = field(default_factory=dict)
+    daily_actions: dict[date, dict[str, Totals]] = field(default_factory=dict)
+    """Per day (UTC), per action: the console's chart."""
     scenes_generated: int = 0
     quota: int | None = None
     customer_exists: bool = False
@@ -121,6 +123,8 @@ def build_report(
         report.actions.setdefault(record.action, Totals(record.action)).add(record)
         report.total.add(record)
         report.daily_cost[record.timestamp.date()] += to_decimal(record.estimated_cost)
+        day_actions = report.daily_actions.setdefault(record.timestamp.date(), {})
+        day_actions.setdefault(record.action, Totals(record.action)).add(record)
         if record.action == SCENE_GENERATED:
             report.scenes_generated += 1
     if customer is not None:

@@ -251,19 +251,27 @@ def customers_by_id(
     limit: int | None = None,
     settings: Settings | None = None,
     collection: str | None = None,
+    prefix: str | None = None,
 ) -> Query:
     """The monthly reset's scan: customers ordered by document id, starting after the customer
     `after_id` (None: from the first), at most `limit` of them (None: all, streamed). Served by
     the automatic document-id index, so it works whatever fields a customer has (a range filter
-    on `quota_reset_at` would skip documents lacking the field)."""
+    on `quota_reset_at` would skip documents lacking the field). `prefix`: only ids starting
+    with it (cursors on the same order, so the query's shape is unchanged)."""
     from google.cloud.firestore_v1.field_path import FieldPath  # noqa: PLC0415 (cheap import)
 
     if limit is not None and limit < 1:
         raise ValueError(f"limit={limit}: expected a positive number or None")
     customers = _customers(client, settings, collection)
     query: Query = customers.order_by(FieldPath.document_id())
-    if after_id is not None:
+    if prefix and (after_id is None or after_id < prefix):
+        query = query.start_at({FieldPath.document_id(): customers.document(prefix)})
+    elif after_id is not None:
         query = query.start_after({FieldPath.document_id(): customers.document(after_id)})
+    if prefix:
+        # U+F8FF sorts after every character an id is likely to hold: the end of the prefix.
+        end = customers.document(prefix + "\uf8ff")
+        query = query.end_before({FieldPath.document_id(): end})
     if limit is not None:
         query = query.limit(limit)
     return query

@@ -14,6 +14,7 @@ from typer._click.exceptions import ClickException, UsageError
 
 from ops.cli import (
     config,
+    console,
     flags,
     inspect,
     migrate,
@@ -63,6 +64,7 @@ def build_app() -> typer.Typer:
         config,
         flags,
         inspect,
+        console,
     ):
         command.register(app)
     return app

@@ -1,0 +1,1 @@
+"""The billing console: a read-only web page on the usage and configuration data."""
