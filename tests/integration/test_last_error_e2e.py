@@ -10,7 +10,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +23,7 @@ from devstack.emulators import free_port
 from functions.usage.adapters import FirestoreNoteStore, FirestoreUsageRepository
 from functions.usage.entry import handle_cloud_event
 from functions.usage.lasterror import NOTE_TIMEOUT_SECONDS, LastErrorNote
-from functions.usage.ports import CustomerDocument, ShardIncrement
+from functions.usage.ports import CustomerDocument
 from functions.usage.service import UsageService
 from shared.errors import TransientError
 
@@ -32,15 +32,13 @@ ATTEMPTS = 5
 
 
 class CommitUnavailable(FirestoreUsageRepository):
-    """The real adapter, except that every commit fails as Firestore's 503 would."""
+    """The real adapter, except that every record's write fails as Firestore's 503 would."""
 
     def get_customer(self, customer_id: str) -> CustomerDocument | None:
         return CustomerDocument({"schema_version": 1, "bundle_tier": "pro"})
 
-    def commit_batch(
-        self, records: Sequence[tuple[str, Mapping[str, Any]]], counter: ShardIncrement
-    ) -> bool:
-        raise TransientError(f"usage commit of {records[0][0]}: 503 UNAVAILABLE (injected)")
+    def create_record(self, record_id: str, record: Mapping[str, Any]) -> bool:
+        raise TransientError(f"create usage_tracking/{record_id}: 503 UNAVAILABLE (injected)")
 
 
 class Endpoint:
@@ -145,7 +143,7 @@ def test_a_message_that_keeps_failing_is_dead_lettered_with_its_last_error(
     assert doc["delivery_attempts"] == ATTEMPTS
     assert doc["customer_id"] == cid
     assert doc["attributes"] == {"origin": "drill"}
-    assert doc["last_error"].startswith("TransientError: usage commit of ")
+    assert doc["last_error"].startswith("TransientError: create usage_tracking/")
     assert "503 UNAVAILABLE (injected)" in doc["last_error"]
     assert doc["last_delivery_attempt"] == ATTEMPTS
     assert isinstance(doc["last_error_at"], datetime)

@@ -9,9 +9,15 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from devstack.emulators import Emulators
+from functions.usage.entry import build_service
+from functions.usage.ports import Outcome
 from ops.examples import EXAMPLE_FILES, example_models
+from shared.counters import counter_doc_id, fold_bucket
 from shared.firestore_values import from_firestore, to_firestore
-from shared.models import Customer, Scene
+from shared.models import Customer, Scene, UsageRecord
+from shared.settings import load_settings
+from tests.usage_support import NOW, event_body, message
 
 pytestmark = pytest.mark.integration
 
@@ -68,3 +74,31 @@ def test_server_timestamp_becomes_a_real_timestamp(firestore_client: Any) -> Non
 
 def test_every_collection_has_an_example() -> None:
     assert set(EXAMPLE_FILES) == {"customers", "scenes", "feature_flags", "usage_tracking"}
+
+
+def test_a_record_the_usage_function_writes_reads_back_as_a_usage_record(
+    emulators: Emulators, firestore_client: Any
+) -> None:
+    prefix = f"rt_{uuid.uuid4().hex[:8]}"
+    settings = load_settings(
+        {
+            **emulators.env,
+            "BLUEPRINT_CUSTOMERS_COLLECTION": f"{prefix}_customers",
+            "BLUEPRINT_USAGE_TRACKING_COLLECTION": f"{prefix}_usage",
+        }
+    )
+    firestore_client.collection(settings.customers_collection).document("lab_001").set(
+        {"schema_version": 1, "bundle_tier": "pro"}
+    )
+    result = build_service(settings, firestore_client).handle(message(event_body()), NOW)
+    assert result.outcome is Outcome.RECORDED
+    snap = firestore_client.collection(settings.usage_tracking_collection).document(
+        result.record_id or ""
+    )
+    record = from_firestore(UsageRecord, snap.get().to_dict())
+    assert record.recorded_at is not None
+    assert record.recorded_at.tzinfo == UTC
+    assert record.fold_key == counter_doc_id("lab_001", "2025-01")
+    assert record.fold_bucket == fold_bucket("lab_001", "2025-01", settings.usage_fold_buckets)
+    assert (record.scenes_generated, record.cost_cents) == (0, 1550)
+    assert record.estimated_cost == 15.5

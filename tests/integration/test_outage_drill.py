@@ -1,4 +1,4 @@
-"""Issue 11's outage drill: the functions host killed for 8 s (and until Pub/Sub gives up on a
+"""The outage drill: the functions host killed for 8 s (and until Pub/Sub gives up on a
 message) during a burst of 800 usage events, then `blueprint usage replay` of the dead letters.
 
 With production's delivery policy (10 attempts, backoff scaled by LOCAL_BACKOFF_SCALE for the
@@ -30,12 +30,12 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from ops.cli import main
 from shared import logs
-from shared.counters import counter_doc_id
 from shared.models import UsageEvent
 from shared.names import topic_path
 from shared.publisher import usage_event_bytes
 from shared.times import month_of
-from tests.usage_support import sum_shards
+from tests.integration.test_usage_local_suite import customer_doc, fold_until_counted
+from tests.usage_support import sum_records
 
 EVENTS = 800
 OUTAGE_SECONDS = 8.0
@@ -173,37 +173,15 @@ def test_functions_host_killed_for_8_s_during_800_events(local_suite: Any) -> No
     }
     records = recorded()
     assert sorted(r["event_id"] for r in records) == sorted(wanted)  # exactly 800, once each
-    shards = sum_shards(
-        suite.firestore,
-        cid,
-        month,
-        settings.usage_counters_collection,
-        settings.usage_tracking_collection,
-    )
-    assert (shards["records"], shards["scenes_generated"]) == (EVENTS, EVENTS)
-    assert shards["episodes_generated"] == EVENTS
+    totals = sum_records(suite.firestore, cid, month, settings.usage_tracking_collection)
+    assert (totals.records, totals.scenes_generated) == (EVENTS, EVENTS)
+    assert totals.episodes_generated == EVENTS
 
     # Fold: exact counters, and every quota alert published.
-    since = suite.mark()
-    suite.fire_fold()
-    suite.wait_for(
-        lambda items: any(
-            i["function"] == "fold-usage-counters" and i["status"] < 300 for i in items
-        ),
-        since,
-        timeout=120,
-    )
-    summary = (
-        suite.firestore.collection(settings.usage_counters_collection)
-        .document(counter_doc_id(cid, month))
-        .get()
-        .to_dict()
-    )
+    summary = fold_until_counted(suite, cid, month, EVENTS)
     assert (summary["records"], summary["scenes_total"]) == (EVENTS, EVENTS)
-    assert summary["cost_cents"] == shards["cost_cents"]
-    customer = (
-        suite.firestore.collection(settings.customers_collection).document(cid).get().to_dict()
-    )
+    assert summary["cost_cents"] == totals.cost_cents
+    customer = customer_doc(suite, cid)
     assert customer["scenes_generated_this_month"] == EVENTS
     assert customer["total_episodes_generated"] == EVENTS
     sent: list[dict[str, Any]] = []

@@ -99,9 +99,7 @@ def test_a_conflicting_declaration_is_caught(shape: QueryShape) -> None:
     [
         # composites are not affected by single-field exemptions
         QueryShape(names.USAGE_TRACKING, equality=("customer_id",), order=(("timestamp", ASC),)),
-        QueryShape(
-            names.USAGE_TRACKING, equality=("fold_bucket",), order=(("recorded_at", ASC),)
-        ),
+        QueryShape(names.USAGE_TRACKING, equality=("fold_bucket",), order=(("recorded_at", ASC),)),
         # kept orders
         QueryShape(names.USAGE_TRACKING, order=(("timestamp", ASC), (DOCUMENT_ID, ASC))),
         QueryShape(names.USAGE_REJECTIONS, order=(("rejected_at", DESC), (DOCUMENT_ID, DESC))),

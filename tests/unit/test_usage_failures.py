@@ -142,7 +142,9 @@ def test_the_adapter_refuses_integers_beyond_64_bits_as_the_fake_does(
 
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:9")  # nothing listens there
     client = firestore.Client(project="demo-offline")
-    adapter = FirestoreUsageRepository(load_settings({"BLUEPRINT_FIRESTORE_TIMEOUT_SECONDS": "1"}), client)
+    adapter = FirestoreUsageRepository(
+        load_settings({"BLUEPRINT_FIRESTORE_TIMEOUT_SECONDS": "1"}), client
+    )
     with pytest.raises(UnstorableRecordError, match="out of range"):
         adapter.create_record("r", {"details": {"n": 2**63}})
     with pytest.raises(UnstorableRecordError, match="out of range"):
