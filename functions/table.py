@@ -187,7 +187,7 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
         # I/O-bound (one Firestore create): many requests in flight per instance.
         concurrency=64,
         request_logs=False,
-        description="Record each usage event exactly once with its cost (one record, nothing else).",
+        description="Record each usage event exactly once with its cost (its only write).",
         delivery=USAGE_DELIVERY,
     ),
     FunctionSpec(

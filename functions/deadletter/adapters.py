@@ -8,6 +8,7 @@ from typing import Any
 from functions.deadletter.ports import Existing, UnstorableError
 from shared import names
 from shared.clients import FirestoreAdapter
+from shared.settings import Settings
 
 
 class FirestoreDeadLetterStore(FirestoreAdapter):
@@ -67,3 +68,22 @@ class FirestoreDeadLetterStore(FirestoreAdapter):
         except gexc.AlreadyExists:
             return False
         return True
+
+
+class FirestoreNoteStore(FirestoreAdapter):
+    """`NoteStore` over google-cloud-firestore: one `set(merge=True)`, no retry, short deadline."""
+
+    def __init__(self, settings: Settings, client: Any | None = None, timeout: float = 2.0) -> None:
+        super().__init__(settings, client, min(timeout, settings.firestore_timeout_seconds))
+
+    def merge_note(self, doc_id: str, fields: Mapping[str, Any]) -> None:
+        """Merge `fields` + `last_error_at` (server time) into `usage_rejections/{doc_id}`."""
+        from google.cloud.firestore_v1 import SERVER_TIMESTAMP  # noqa: PLC0415
+
+        ref = self.client.collection(self._settings.usage_rejections_collection).document(doc_id)
+        ref.set(
+            {**fields, "last_error_at": SERVER_TIMESTAMP},
+            merge=True,
+            retry=None,
+            timeout=self._timeout,
+        )

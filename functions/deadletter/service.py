@@ -36,7 +36,7 @@ PAYLOAD_LIMIT: Final = 16_384
 DEAD_LETTER: Final = "dead_letter"
 LAST_ERROR_FIELDS: Final = ("last_error", "last_error_at", "last_delivery_attempt")
 """The usage function's last failing delivery leaves these on the dead letter's id before the
-dead letter arrives (`functions.usage.lasterror`; best effort: not when Firestore is down, nor
+dead letter arrives (`functions.deadletter.note`; best effort: not when Firestore is down, nor
 without `deliveryAttempt`); they are kept when it did."""
 RECORDED_MARK: Final = "dead_letter_message_id"
 """Present once the recorder stored the dead letter (a note alone lacks it)."""

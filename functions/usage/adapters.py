@@ -106,22 +106,3 @@ class FirestoreUsageRepository(clients.FirestoreAdapter):
                     return False
                 raise classify(again, f"store {collection}/{doc_id}") from again
         return True
-
-
-class FirestoreNoteStore(clients.FirestoreAdapter):
-    """`NoteStore` over google-cloud-firestore: one `set(merge=True)`, no retry, short deadline."""
-
-    def __init__(self, settings: Settings, client: Any | None = None, timeout: float = 2.0) -> None:
-        super().__init__(settings, client, min(timeout, settings.firestore_timeout_seconds))
-
-    def merge_note(self, doc_id: str, fields: Mapping[str, Any]) -> None:
-        """Merge `fields` + `last_error_at` (server time) into `usage_rejections/{doc_id}`."""
-        from google.cloud.firestore_v1 import SERVER_TIMESTAMP  # noqa: PLC0415
-
-        ref = self.client.collection(self._settings.usage_rejections_collection).document(doc_id)
-        ref.set(
-            {**fields, "last_error_at": SERVER_TIMESTAMP},
-            merge=True,
-            retry=None,
-            timeout=self._timeout,
-        )

@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from functions.deadletter.note import NOTE_TIMEOUT_SECONDS, LastErrorNote
 from functions.edge.pubsub import Message, decode_message
 from functions.usage.cache import CustomerCache
-from functions.usage.lasterror import NOTE_TIMEOUT_SECONDS, LastErrorNote
 from functions.usage.ports import Limits, LogNames, Result
 from functions.usage.service import UsageService
 from shared import clients, logs
@@ -45,8 +45,8 @@ def build_service(settings: Settings, client: Any | None = None) -> UsageService
 def build_notes(settings: Settings, client: Any | None = None) -> LastErrorNote:
     """The last-error note over Firestore; the last attempt is the usage subscription's
     `max_delivery_attempts` in the function table."""
+    from functions.deadletter.adapters import FirestoreNoteStore  # noqa: PLC0415 - cold start
     from functions.table import USAGE_DELIVERY  # noqa: PLC0415 - cheap, kept beside its use
-    from functions.usage.adapters import FirestoreNoteStore  # noqa: PLC0415 - cold start
 
     return LastErrorNote(
         FirestoreNoteStore(settings, client, timeout=NOTE_TIMEOUT_SECONDS),

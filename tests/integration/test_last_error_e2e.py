@@ -20,9 +20,10 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from werkzeug.serving import make_server
 
 from devstack.emulators import free_port
-from functions.usage.adapters import FirestoreNoteStore, FirestoreUsageRepository
+from functions.deadletter.adapters import FirestoreNoteStore
+from functions.deadletter.note import NOTE_TIMEOUT_SECONDS, LastErrorNote
+from functions.usage.adapters import FirestoreUsageRepository
 from functions.usage.entry import handle_cloud_event
-from functions.usage.lasterror import NOTE_TIMEOUT_SECONDS, LastErrorNote
 from functions.usage.ports import CustomerDocument
 from functions.usage.service import UsageService
 from shared.errors import TransientError

@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 from cloudevents.http import CloudEvent
 
+from functions.deadletter.adapters import FirestoreNoteStore
+from functions.deadletter.note import LAST_ERROR_LIMIT, LastErrorNote, error_text, note_id
+from functions.deadletter.note import short_subscription as short
 from functions.deadletter.ports import Existing, Source
 from functions.deadletter.service import (
     LAST_ERROR_FIELDS,
@@ -22,10 +25,7 @@ from functions.deadletter.service import (
     doc_id_of,
 )
 from functions.edge.pubsub import decode_envelope
-from functions.usage.adapters import FirestoreNoteStore
 from functions.usage.entry import handle_cloud_event
-from functions.usage.lasterror import LAST_ERROR_LIMIT, LastErrorNote, error_text, note_id
-from functions.usage.lasterror import short_subscription as short
 from functions.usage.service import UsageService
 from shared.settings import load_settings
 from tests.usage_support import FakeRepository, event_body
