@@ -22,6 +22,8 @@ from ops.cli import (
     usage,
     usage_export,
     usage_replay,
+    usage_send,
+    watch,
 )
 from ops.cli.common import (
     EXIT_FAILED,
@@ -56,11 +58,13 @@ def build_app() -> typer.Typer:
         usage,
         usage_export,
         usage_replay,
+        usage_send,
         quota,
         seed,
         config,
         flags,
         inspect,
+        watch,
     ):
         command.register(app)
     return app
