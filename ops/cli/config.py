@@ -148,7 +148,6 @@ def _flags(answer: Any) -> str:
     return f" [{'; '.join(notes)}]" if notes else ""
 
 
-
 def customer_json(config: CustomerConfig) -> dict[str, Any]:
     """`config customer --json` (docs/cli.md)."""
     return {

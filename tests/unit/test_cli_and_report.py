@@ -334,7 +334,9 @@ def test_report_of_an_unknown_customer_without_records_is_an_error(
         client_factory=object,
     )
     assert code == 1
-    assert "usage report: unknown customer 'ghost' (no customers/ghost document" in one_error_line(err)
+    assert "usage report: unknown customer 'ghost' (no customers/ghost document" in one_error_line(
+        err
+    )
     assert out == ""
     # A deleted customer whose records remain still gets its report.
     records = [
