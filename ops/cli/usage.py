@@ -74,10 +74,10 @@ def report(
             ur.check_chart_path(chart)
         except ur.ReportError as exc:
             raise CliError(f"usage report: {exc}") from None
-    records, doc = ur.fetch_usage(run.client_factory(), customer, month)
+    records, doc, last_write = ur.fetch_usage(run.client_factory(), customer, month)
     if doc is None and not records:
         raise unknown_customer("usage report", customer, f" and no usage records in {month}")
-    built = ur.build_report(customer, month, records, doc)
+    built = ur.build_report(customer, month, records, doc, last_write)
     for skipped in built.skipped:
         sys.stderr.write(f"warning: skipped usage record {skipped}\n")
     if as_json:
@@ -117,7 +117,7 @@ def render(report: UsageReport, console: Console) -> None:
         console.print(f"note: no customers/{report.customer_id} document")
     console.print(table)
     console.print(f"quota used: {report.quota_text}")
-    if report.counter is not None and report.counter != report.scenes_generated:
-        console.print(f"note: the customer's counter for {report.month} says {report.counter}")
+    if report.counter_note:
+        console.print(report.counter_note)
     if report.skipped:
         console.print(f"skipped {len(report.skipped)} invalid records (see stderr)")

@@ -290,7 +290,7 @@ def test_usage_errors_do_not_repeat_the_program_name(capsys: pytest.CaptureFixtu
 
 def _fake_fetch(records: list[tuple[str, dict[str, Any]]], customer: dict[str, Any] | None) -> Any:
     def fetch(client: Any, customer_id: str, month: str, settings: Any = None) -> Any:
-        return records, customer
+        return records, customer, None
 
     return fetch
 
