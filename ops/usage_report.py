@@ -166,10 +166,11 @@ def build_report(
             by_month = (model.scene_counts_by_month or {}).get(month)
             if by_month is not None:
                 report.counter = by_month
-            elif counter_period(model) == month:
-                report.counter = model.scenes_generated_this_month
-            elif counter_period(model) is None and last_write is not None:
-                if month_of(last_write) == month:
+            else:
+                # No period on the document: it predates the suite; its counter counts the
+                # month of its last write (the legacy rule, as the fold reads it).
+                period = counter_period(model) or (month_of(last_write) if last_write else None)
+                if period == month:
                     report.counter = model.scenes_generated_this_month
     report.actions = dict(sorted(report.actions.items()))
     return report
