@@ -6,7 +6,7 @@ the month's `scene_generated` records (decisions.md: quotas count them per calen
 
 The query is `usage_tracking where customer_id == C and month_start <= timestamp < next_month
 order by timestamp`: it needs the composite index (customer_id ASC, timestamp ASC) that
-schema.md lists.
+`firestore.indexes.json` declares.
 """
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ class UsageRecord(Document):
     recorded_at: UtcDatetime | None = None
     """When the record was written (server time)."""
     # The fold's bookkeeping on a record counted from the records (docs/counters.md, Flags):
-    # not schema.md's, written by the usage function, read by the fold.
+    # not the specification's, written by the usage function, read by the fold.
     fold_key: Annotated[str, Strict(), Field(min_length=1)] | None = None
     """`{customer_id}_{YYYY-MM}`: the month whose aggregation counts this record."""
     fold_bucket: Annotated[int, Strict(), Field(ge=0)] | None = None
