@@ -1,4 +1,4 @@
-"""Generated usage messages (issue 11) and the outcome each must end in, for the property tests.
+"""Generated usage messages and the outcome each must end in, for the property tests.
 
 `body_cases(customer, now)` draws a Pub/Sub message body around a valid usage event: valid
 variations (unicode ids, year 1 to now with any offset, -0.0, 10^12 counts, `details` up to 20

@@ -1,4 +1,4 @@
-"""Requests functions-framework cannot parse before the function runs (issue 11).
+"""Requests functions-framework cannot parse before the function runs.
 
 A Firestore-trigger body nested ~1000 levels (JSON content type, or protobuf as the local relay
 sends it) made functions-framework's CloudEvent parse raise RecursionError: a 500 before the
