@@ -322,3 +322,21 @@ def test_rejection_poll_returns_each_new_document_once_oldest_first(
     # A rejection's line names its kind, customer and reason.
     text = Item("rejection", "a", t0, {"kind": "unknown_customer", "reason": "no such"}).line()
     assert text == "2026-12-01T10:00:00Z  rejection     unknown_customer customer -: no such"
+
+
+def test_watch_with_pubsub_unreachable_is_one_line_saying_what_to_start(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = _subscriber(monkeypatch, [])
+
+    def down(request: dict[str, Any], **_: Any) -> None:
+        raise gexc.ServiceUnavailable("connection refused")
+
+    monkeypatch.setattr(fake, "create_subscription", down)
+    code, out, err = run(["watch", "invalidations", "--for", "1"], capsys)
+    assert code == 1
+    assert out == ""
+    [line] = err.splitlines()
+    assert "watch invalidations: " in line
+    assert "is not reachable (ServiceUnavailable)" in line
+    assert "make emulators" in line
