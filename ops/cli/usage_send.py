@@ -141,7 +141,7 @@ def send(
     The event is recorded by on-usage-event (with `make run` running): find it with
     `blueprint inspect usage --customer ID --month YYYY-MM`, or its rejection with
     `blueprint inspect rejections`."""
-    from shared.errors import BlueprintError, InvalidDocumentError  # noqa: PLC0415
+    from shared.errors import BlueprintError  # noqa: PLC0415
     from shared.models import UsageEvent, document_errors  # noqa: PLC0415
     from shared.publisher import publish_event  # noqa: PLC0415
     from shared.times import month_of  # noqa: PLC0415
@@ -166,9 +166,7 @@ def send(
     event = UsageEvent.model_validate(data)
     try:
         message_id = publish_event(event, client=publisher_factory() if publisher_factory else None)
-    except InvalidDocumentError as exc:  # pragma: no cover - the check above sees it first
-        raise explain(exc.errors) from None
-    except BlueprintError as exc:
+    except BlueprintError as exc:  # PublishError (down, no answer) or PermanentError (refused)
         raise CliError(f"{COMMAND}: {one_line(exc)}") from None
     month = month_of(event.timestamp)
     if as_json:
