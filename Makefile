@@ -5,14 +5,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv run test test-unit test-integration lint format types check emulators bench clean
+.PHONY: help venv run test test-unit test-integration lint format types check emulators bench bench-table clean
 
 help:
 	@echo "make run        start the whole suite locally on the emulators (Ctrl-C stops it)"
 	@echo "make test       run every test (unit + real emulators); installs what it needs"
 	@echo "make check      lint + types + tests"
 	@echo "make emulators  start only the Firestore and Pub/Sub emulators"
-	@echo "make bench      run the benchmarks (JSON on stdout)"
+	@echo "make bench      run the benchmarks (JSON on stdout, then one Markdown table)"
+	@echo "make bench-table  the table of the last run of each benchmark (bench/results/)"
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,7 +53,11 @@ types: $(STAMP)
 check: lint types test
 
 bench: $(STAMP)
-	@for b in bench/[!_]*.py; do echo "== $$b" >&2; $(BIN)/python $$b || exit 1; done
+	@for b in bench/[!_]*.py; do [ $$b = bench/table.py ] && continue; echo "== $$b" >&2; $(BIN)/python $$b || exit 1; done
+	@$(BIN)/python -m bench.table
+
+bench-table: $(STAMP)
+	@$(BIN)/python -m bench.table
 
 clean:
 	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache

@@ -6,12 +6,13 @@ ratio to the baseline (`python -c pass`) and to `python -c "import argparse"` of
 
 from __future__ import annotations
 
-import json
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _common import emit
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = 15
@@ -46,18 +47,16 @@ def main() -> None:
     medians = {name: median_seconds(args) for name, args in CASES.items()}
     base = medians["baseline: python -c pass"]
     argparse_import = medians["argparse import"]
-    print(
-        json.dumps(
-            {
-                "runs": RUNS,
-                "median_seconds": {k: round(v, 4) for k, v in medians.items()},
-                "ratio_to_baseline": {k: round(v / base, 2) for k, v in medians.items()},
-                "ratio_to_argparse_import": {
-                    k: round(v / argparse_import, 2) for k, v in medians.items()
-                },
+    emit(
+        __file__,
+        {
+            "runs": RUNS,
+            "median_seconds": {k: round(v, 4) for k, v in medians.items()},
+            "ratio_to_baseline": {k: round(v / base, 2) for k, v in medians.items()},
+            "ratio_to_argparse_import": {
+                k: round(v / argparse_import, 2) for k, v in medians.items()
             },
-            indent=2,
-        )
+        },
     )
 
 

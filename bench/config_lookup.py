@@ -17,6 +17,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _common import emit
 from google.cloud import firestore
 
 from devstack.emulators import start_emulators
@@ -112,22 +113,21 @@ def main() -> None:
         fallback_ms = _fallback_latency(pair, client)
         cold_ms = statistics.median(cold_times) * 1000
         warm_ms = statistics.median(warm_times) * 1000
-        print(
-            json.dumps(
-                {
-                    "bench": "config_lookup",
-                    "rounds": ROUNDS,
-                    "cold_median_ms": round(cold_ms, 3),
-                    "warm_median_ms": round(warm_ms, 4),
-                    "cold_over_warm": round(cold_ms / warm_ms, 1),
-                    "round_trips_per_cold_lookup": cold_rpcs,
-                    "round_trips_per_warm_lookup": warm_rpcs,
-                    "invalidation_visible_median_ms": round(invalidation_ms, 1),
-                    "paused_firestore_stale_answer_ms": round(fallback_ms, 1),
-                    "read_timeout_ms": 1000,
-                },
-                indent=1,
-            )
+        emit(
+            __file__,
+            {
+                "bench": "config_lookup",
+                "rounds": ROUNDS,
+                "cold_median_ms": round(cold_ms, 3),
+                "warm_median_ms": round(warm_ms, 4),
+                "cold_over_warm": round(cold_ms / warm_ms, 1),
+                "round_trips_per_cold_lookup": cold_rpcs,
+                "round_trips_per_warm_lookup": warm_rpcs,
+                "invalidation_visible_median_ms": round(invalidation_ms, 1),
+                "paused_firestore_stale_answer_ms": round(fallback_ms, 1),
+                "read_timeout_ms": 1000,
+            },
+            indent=1,
         )
 
 

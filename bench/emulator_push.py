@@ -14,7 +14,6 @@ the wall time is the mean number in flight.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import threading
@@ -26,6 +25,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from _common import emit  # noqa: E402
 
 from devstack.emulators import free_port, start_emulators  # noqa: E402
 
@@ -107,7 +108,7 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=600)
     parser.add_argument("--handler-ms", type=float, default=50.0)
     args = parser.parse_args()
-    print(json.dumps(measure(args.messages, args.handler_ms / 1000), indent=2))
+    emit(__file__, measure(args.messages, args.handler_ms / 1000))
     return 0
 
 

@@ -163,7 +163,7 @@ def main() -> int:
     args = parser.parse_args()
     PAGE_SIZE[0] = args.page_size
     sizes = sorted(int(s) for s in args.sizes.split(","))
-    return run_on_emulator(PROJECT, lambda: measure(sizes, args.rounds))
+    return run_on_emulator(PROJECT, lambda: measure(sizes, args.rounds), __file__)
 
 
 if __name__ == "__main__":

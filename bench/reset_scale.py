@@ -187,7 +187,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="baseline/reset pairs per size")
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
-    return run_on_emulator(PROJECT, lambda: measure(sizes, args.rounds))
+    return run_on_emulator(PROJECT, lambda: measure(sizes, args.rounds), __file__)
 
 
 if __name__ == "__main__":

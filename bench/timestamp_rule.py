@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _common import emit
 from pydantic import AwareDatetime, TypeAdapter
 
 from shared.models import UsageEvent
@@ -69,7 +70,7 @@ def main() -> None:
     out["event_us"] = round(event * 1e6, 2)
     out["json_loads_us"] = round(decode * 1e6, 2)
     out["ratio_event"] = round(event / decode, 2)
-    print(json.dumps(out))
+    emit(__file__, out, indent=None)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
+from _common import emit  # noqa: E402
 from cloudevents.http import from_http  # noqa: E402
 
 from devstack.suite import LocalSuite, register_trigger, start_local_suite  # noqa: E402
@@ -148,7 +149,7 @@ def main() -> int:
         "note": "write-to-stamp ends when the function returns (stamp written, invalidation "
         "published); baseline = emulator delivery to an endpoint that answers at once",
     }
-    print(json.dumps(result, indent=2))
+    emit(__file__, result)
     return 0
 
 

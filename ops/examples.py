@@ -1,4 +1,15 @@
-"""schema.md's example documents, kept in the package as data (`ops/data/examples/`)."""
+"""The specification's example documents, kept in the package as data (`ops/data/examples/`):
+what `make run` and `blueprint seed-demo` load, the demo story.
+
+Every value is the specification's but one, so that the demo tells one consistent story:
+- `lab_001.contract_end` is 2099-01-01 (the specification's 2026-01-01 has passed: the demo
+  customer would be billed on an ended contract); no test relies on the original date.
+- `lab_001.scenes_generated_this_month` stays 45 with no record behind it: loaded this month, it
+  is the count the month started with (the legacy rule: a document without bookkeeping counts
+  the month of its last write, and the fold adds records to it). `blueprint usage report` says
+  so: "started the month at 45 (counted before the records)". The tests of the models, the
+  reset and the fold rely on 45.
+"""
 
 from __future__ import annotations
 

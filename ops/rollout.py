@@ -1,6 +1,6 @@
 """The library behind `blueprint flags rollout FEATURE --percent N [--tier T] [--dry-run] [--undo]`.
 
-schema.md: "use feature flags for gradual feature enablement". A customer is in a rollout of
+The specification: "use feature flags for gradual feature enablement". A customer is in a rollout of
 `feature` at `percent` when `bucket(feature, customer_id) < percent`: the bucket is a SHA-256 of
 the pair mapped to [0, 100), the same in every process and release (not Python's salted
 `hash()`), so raising 10 % to 20 % keeps the first 10 % and adds the next ten.

@@ -1,4 +1,4 @@
-"""`blueprint seed-demo`: load schema.md's example documents (`ops/examples.py`) into Firestore.
+"""`blueprint seed-demo`: load the demo's example documents (`ops/examples.py`) into Firestore.
 
 Configuration documents go through the migration's compare-then-write plan, the usage record is
 created when absent: running it twice writes nothing the second time.

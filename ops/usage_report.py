@@ -6,7 +6,7 @@ the month's `scene_generated` records (decisions.md: quotas count them per calen
 
 The query is `usage_tracking where customer_id == C and month_start <= timestamp < next_month
 order by timestamp`: it needs the composite index (customer_id ASC, timestamp ASC) that
-schema.md lists.
+`firestore.indexes.json` declares.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from shared.models import Customer, UsageRecord, document_errors
 from shared.pricing import round_cents, to_decimal
 from shared.quota import counter_period, is_unlimited
 from shared.settings import Settings, get_settings
-from shared.times import MONTH_RE, month_start, next_month_start
+from shared.times import MONTH_RE, month_of, month_start, next_month_start
 
 
 class ReportError(BlueprintError):
@@ -82,20 +82,50 @@ class UsageReport:
     quota: int | None = None
     customer_exists: bool = False
     counter: int | None = None
-    """The customer's own count for the month (scene_counts_by_month, else the period counter)."""
+    """The customer's own count for the month (scene_counts_by_month, else the period counter,
+    else, on a document without bookkeeping last written in the month, its counter: the legacy
+    rule the fold applies)."""
     skipped: list[str] = field(default_factory=list)
     """Records that failed validation (id: reason); not summed."""
 
     @property
+    def started_at(self) -> int | None:
+        """Scenes the month started with, counted before its records: the customer's counter
+        beyond the records (a customer migrated mid-month, or the demo's seeded 45; the fold
+        keeps that count and adds the records to it), None when the records explain it all."""
+        if self.counter is None or self.counter <= self.scenes_generated:
+            return None
+        return self.counter - self.scenes_generated
+
+    @property
     def quota_text(self) -> str:
-        """`37 of 100 scenes (37.0 %)` or `37 scenes (unlimited)`."""
+        """`37 of 100 scenes (37.0 %)` or `37 scenes (unlimited)`; with a seeded start, the
+        customer's count, then where it comes from."""
+        start = self.started_at
+        used = self.scenes_generated + (start or 0)
         if is_unlimited(self.quota):
-            return f"{self.scenes_generated} scenes (unlimited)"
-        assert self.quota is not None
-        pct = (
-            Decimal(self.scenes_generated * 100) / Decimal(self.quota) if self.quota else Decimal(0)
+            text = f"{used} scenes (unlimited)"
+        else:
+            assert self.quota is not None
+            pct = Decimal(used * 100) / Decimal(self.quota) if self.quota else Decimal(0)
+            text = f"{used} of {self.quota} scenes ({pct.quantize(Decimal('0.1'))} %)"
+        if start is not None:
+            text += (
+                f": started the month at {start} (counted before the records) + "
+                f"{self.scenes_generated} scene_generated records"
+            )
+        return text
+
+    @property
+    def counter_note(self) -> str | None:
+        """What to say when the customer's counter is behind its records (the fold counts new
+        records within about a minute); a counter ahead of them is `started_at`."""
+        if self.counter is None or self.counter >= self.scenes_generated:
+            return None
+        return (
+            f"note: the customer's counter for {self.month} says {self.counter} (not yet "
+            "counted: the newest records)"
         )
-        return f"{self.scenes_generated} of {self.quota} scenes ({pct.quantize(Decimal('0.1'))} %)"
 
 
 def build_report(
@@ -103,8 +133,12 @@ def build_report(
     month: str,
     records: Iterable[tuple[str, Mapping[str, Any]]],
     customer: Mapping[str, Any] | None,
+    last_write: datetime | None = None,
 ) -> UsageReport:
-    """Sum (id, data) usage records of one customer and month. Pure."""
+    """Sum (id, data) usage records of one customer and month. Pure.
+
+    `last_write`: the customer document's update time, which tells the month the counter of a
+    document without bookkeeping counts (the legacy rule, `shared.quota.legacy_period`)."""
     start, end = parse_month(month)
     report = UsageReport(customer_id, month)
     day = start.date()
@@ -136,8 +170,12 @@ def build_report(
             by_month = (model.scene_counts_by_month or {}).get(month)
             if by_month is not None:
                 report.counter = by_month
-            elif counter_period(model) == month:
-                report.counter = model.scenes_generated_this_month
+            else:
+                # No period on the document: it predates the suite; its counter counts the
+                # month of its last write (the legacy rule, as the fold reads it).
+                period = counter_period(model) or (month_of(last_write) if last_write else None)
+                if period == month:
+                    report.counter = model.scenes_generated_this_month
     report.actions = dict(sorted(report.actions.items()))
     return report
 
@@ -179,8 +217,8 @@ def render_table(report: UsageReport) -> str:
         if index == 0 or index == len(table) - 2:
             lines.append("  ".join("-" * w for w in widths))
     lines.append(f"quota used: {report.quota_text}")
-    if report.counter is not None and report.counter != report.scenes_generated:
-        lines.append(f"note: the customer's counter for {report.month} says {report.counter}")
+    if report.counter_note:
+        lines.append(report.counter_note)
     if report.skipped:
         lines.append(f"skipped {len(report.skipped)} invalid records (see stderr)")
     return "\n".join(lines)
@@ -242,8 +280,9 @@ def _usage_query(client: Any, customer_id: str, month: str, settings: Settings) 
 
 def fetch_usage(
     client: Any, customer_id: str, month: str, settings: Settings | None = None
-) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any] | None]:
-    """The month's usage records of a customer (one query) and the customer document."""
+) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any] | None, datetime | None]:
+    """The month's usage records of a customer (one query), the customer document and its
+    update time."""
     settings = settings or get_settings()
     timeout = settings.firestore_timeout_seconds
     query = _usage_query(client, customer_id, month, settings)
@@ -251,7 +290,9 @@ def fetch_usage(
     customer = (
         client.collection(settings.customers_collection).document(customer_id).get(timeout=timeout)
     )
-    return records, customer.to_dict() if customer.exists else None
+    if not customer.exists:
+        return records, None, None
+    return records, customer.to_dict(), customer.update_time
 
 
 def report_json(report: UsageReport) -> dict[str, Any]:
@@ -278,6 +319,7 @@ def report_json(report: UsageReport) -> dict[str, Any]:
             "monthly_scene_quota": report.quota,
             "unlimited": is_unlimited(report.quota),
             "customer_counter": report.counter,
+            "started_month_at": report.started_at,
         },
         "daily_cost_usd": {
             day.isoformat(): str(round_cents(v)) for day, v in report.daily_cost.items()

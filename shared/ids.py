@@ -1,7 +1,7 @@
 """Deterministic, valid Firestore document ids for usage records.
 
 From the producer's `event_id` when present, else from (customer_id, scene_id, action, timestamp)
-as schema.md says. The id starts with a hash of the exact key, so ids do not increase with
+as the specification says. The id starts with a hash of the exact key, so ids do not increase with
 time (a collection whose ids increase monotonically tops out near 500 writes/s in production);
 the readable part after it helps people, and the hash keeps distinct keys distinct even when
 the readable part had to be sanitised or cut.

@@ -75,7 +75,8 @@ def usage_page(
 ) -> Query:
     """Usage records of calendar month `YYYY-MM` (UTC), of one customer (and action) or of
     every customer, oldest first; cursor values `(timestamp, document id)`. Across customers
-    the single-field index on `timestamp` serves it; per customer schema.md's composite."""
+    the single-field index on `timestamp` serves it; per customer the composite index
+    (customer_id, timestamp)."""
     if action is not None and customer_id is None:
         raise ValueError(f"action={action!r} needs a customer_id (no index serves it alone)")
     settings = settings or get_settings()

@@ -1,7 +1,7 @@
-"""The bundle tier table (schema.md, "Bundle Tier Specifications") as data.
+"""The bundle tier table (the specification's "Bundle Tier Specifications") as data.
 
-Where schema.md's table is silent (features other than audio, subtitles, sim2real, contact-rich,
-tactile), the entitlements below are this project's decision; see docs/decisions.md.
+Where the specification's table is silent (features other than audio, subtitles, sim2real,
+contact-rich, tactile), the entitlements below are this project's decision; see docs/decisions.md.
 """
 
 from __future__ import annotations

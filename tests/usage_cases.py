@@ -6,7 +6,7 @@ levels, a body of exactly the size limit), or one defect: a wrong value in one o
 a missing or extra field, an extreme number or date, non-JSON, deep nesting, an oversized body,
 an unknown customer, a future timestamp. Each case says what it must end as: `recorded`, or the
 rejection `kind` and the fields its reason must name. The oracle is written from docs/usage.md
-and schema.md, not from the code under test. The unit property tests wrap them in CloudEvents
+and the specification (docs/data-model.md), not from the code under test. The unit property tests wrap them in CloudEvents
 with envelope variations; the end-to-end sample publishes them on the local suite.
 """
 
@@ -130,7 +130,7 @@ def timestamps(draw: st.DrawFn, now: datetime) -> str:
 
 @st.composite
 def valid_events(draw: st.DrawFn, customer: str, now: datetime) -> dict[str, Any]:
-    """A valid usage event (schema.md) for `customer`."""
+    """A valid usage event (docs/data-model.md) for `customer`."""
     body: dict[str, Any] = {
         "schema_version": 1,
         "customer_id": customer,

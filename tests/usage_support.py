@@ -27,7 +27,7 @@ NOW = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 
 
 def event_body(**over: Any) -> dict[str, Any]:
-    """A valid usage event body (schema.md's example), with overrides; None removes a key."""
+    """A valid usage event body (the specification's example), with overrides; None removes a key."""
     body: dict[str, Any] = {
         "schema_version": 1,
         "event_id": "evt-1",

@@ -24,6 +24,8 @@ from ops.cli import (
     usage_export,
     usage_recount,
     usage_replay,
+    usage_send,
+    watch,
 )
 from ops.cli.common import (
     EXIT_FAILED,
@@ -59,12 +61,14 @@ def build_app() -> typer.Typer:
         usage_export,
         usage_replay,
         usage_recount,
+        usage_send,
         quota,
         seed,
         config,
         flags,
         inspect,
         console,
+        watch,
     ):
         command.register(app)
     return app

@@ -157,6 +157,18 @@ def not_future(month: str, command: str, verb: str, now: datetime | None = None)
     return month
 
 
+def unknown_customer(command: str, customer_id: str, detail: str = "", after: str = "") -> CliError:
+    """The one wording (exit 1) of a customer id that names no customer, in every command:
+    `COMMAND: unknown customer 'ID' (no customers/ID document[DETAIL]): check the id[AFTER]`."""
+    from shared.settings import get_settings  # noqa: PLC0415
+
+    where = f"{get_settings().customers_collection}/{customer_id}"
+    return CliError(
+        f"{command}: unknown customer {customer_id!r} (no {where} document{detail}): "
+        f"check the id{after}"
+    )
+
+
 def short(value: Any, limit: int = 120) -> str:
     """`repr(value)`, cut to `limit` characters."""
     text = repr(value)

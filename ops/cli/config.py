@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
 
-from ops.cli.common import CliError, Run, check_document_id, run_of
+from ops.cli.common import CliError, Run, check_document_id, run_of, unknown_customer
 
 if TYPE_CHECKING:
     from shared.config_service import CustomerConfig, CustomerConfigService, SceneConfig
@@ -54,12 +54,24 @@ def customer(
     ],
     as_json: Annotated[bool, typer.Option("--json", help="the answer as one JSON object")] = False,
 ) -> None:
-    """A customer's tier and each feature with its reason."""
+    """A customer's tier and each feature with its reason.
+
+    An id without a customer document is an error (exit 1), as in `usage report`, after the
+    defaults the service would serve it are shown, marked as such."""
     run = run_of(ctx)
     config = _service(run).get_customer_config(customer_id)
+    # Stale: Firestore failed, so the document's absence is not known.
+    unknown = not config.exists and not config.stale
     if as_json:
         run.json(customer_json(config))
-        return
+    else:
+        _print_customer(run, customer_id, config)
+    if unknown:
+        after = "; shown: the defaults it would be served" if not as_json else ""
+        raise unknown_customer("config customer", customer_id, after=after)
+
+
+def _print_customer(run: Run, customer_id: str, config: CustomerConfig) -> None:
     from rich.table import Table  # noqa: PLC0415
 
     run.print(f"customer {customer_id}: tier {config.tier.value}" + _flags(config))
@@ -128,10 +140,11 @@ def _settings(answer: SceneConfig) -> list[tuple[str, Any, str]]:
 
 def _flags(answer: Any) -> str:
     notes = []
-    if not getattr(answer, "exists", True):
-        notes.append("no such document: defaults")
     if answer.stale:
+        # Firestore failed: whether the document exists is not known, and not claimed.
         notes.append("STALE: Firestore unavailable")
+    elif not getattr(answer, "exists", True):
+        notes.append("UNKNOWN: no such document; the defaults it would be served")
     return f" [{'; '.join(notes)}]" if notes else ""
 
 

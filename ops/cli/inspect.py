@@ -15,7 +15,14 @@ from typing import Annotated, Any, Final
 
 import typer
 
-from ops.cli.common import EXIT_USAGE, CliError, check_document_id, check_month, run_of
+from ops.cli.common import (
+    EXIT_USAGE,
+    CliError,
+    check_document_id,
+    check_month,
+    run_of,
+    unknown_customer,
+)
 
 
 def check_since(text: str | None) -> datetime | None:
@@ -87,7 +94,7 @@ def _customers(client: Any, *, customer_id: str | None, page_size: int, cursor: 
         return inspect.customers(client, page_size=page_size, cursor=cursor)
     found = inspect.customer(client, customer_id)
     if found is None:
-        raise CliError(f"inspect customers: no customer {customer_id!r}")
+        raise unknown_customer("inspect customers", customer_id)
     return Page((found,), None)
 
 

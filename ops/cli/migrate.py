@@ -21,7 +21,7 @@ def _batch_size(value: int) -> int:
 
 def register(app: typer.Typer) -> None:
     """The `migrate` command."""
-    app.command("migrate", help="JSON export files -> Firestore (schema.md's guide).")(migrate)
+    app.command("migrate", help="JSON export files -> Firestore (the migration guide).")(migrate)
 
 
 def migrate(

@@ -1,4 +1,4 @@
-"""`blueprint seed-demo`: load schema.md's example documents (the work is in `ops.seed`)."""
+"""`blueprint seed-demo`: load the demo's example documents (the work is in `ops.seed`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ops.cli.common import run_of
 
 def register(app: typer.Typer) -> None:
     """The `seed-demo` command."""
-    app.command("seed-demo", help="Load schema.md's example documents (idempotent).")(seed_demo)
+    app.command("seed-demo", help="Load the demo's example documents (idempotent).")(seed_demo)
 
 
 def seed_demo(
@@ -19,7 +19,7 @@ def seed_demo(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would be written")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="the result as one JSON object")] = False,
 ) -> None:
-    """Load schema.md's example documents."""
+    """Load the demo's example documents (`ops/data/examples/`)."""
     from ops.seed import seed_demo as seed  # noqa: PLC0415
 
     run = run_of(ctx)

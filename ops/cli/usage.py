@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ops.cli.common import EXIT_USAGE, CliError, check_document_id, check_month, not_future, run_of
+from ops.cli.common import (
+    EXIT_USAGE,
+    CliError,
+    check_document_id,
+    check_month,
+    not_future,
+    run_of,
+    unknown_customer,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -62,14 +70,14 @@ def report(
     not_future(month, "usage report", "reported")
     ur.parse_month(month)
     if chart:
-        ur.check_chart_path(chart)
-    records, doc = ur.fetch_usage(run.client_factory(), customer, month)
+        try:
+            ur.check_chart_path(chart)
+        except ur.ReportError as exc:
+            raise CliError(f"usage report: {exc}") from None
+    records, doc, last_write = ur.fetch_usage(run.client_factory(), customer, month)
     if doc is None and not records:
-        raise CliError(
-            f"usage report: no customer {customer!r} and no usage records of it in "
-            f"{month} (check the id)"
-        )
-    built = ur.build_report(customer, month, records, doc)
+        raise unknown_customer("usage report", customer, f" and no usage records in {month}")
+    built = ur.build_report(customer, month, records, doc, last_write)
     for skipped in built.skipped:
         sys.stderr.write(f"warning: skipped usage record {skipped}\n")
     if as_json:
@@ -79,7 +87,10 @@ def report(
     else:
         render(built, run.console())
     if chart:
-        ur.write_chart(built, chart)
+        try:
+            ur.write_chart(built, chart)
+        except ur.ReportError as exc:
+            raise CliError(f"usage report: {exc}") from None
 
 
 def render(report: UsageReport, console: Console) -> None:
@@ -106,7 +117,7 @@ def render(report: UsageReport, console: Console) -> None:
         console.print(f"note: no customers/{report.customer_id} document")
     console.print(table)
     console.print(f"quota used: {report.quota_text}")
-    if report.counter is not None and report.counter != report.scenes_generated:
-        console.print(f"note: the customer's counter for {report.month} says {report.counter}")
+    if report.counter_note:
+        console.print(report.counter_note)
     if report.skipped:
         console.print(f"skipped {len(report.skipped)} invalid records (see stderr)")

@@ -1,4 +1,4 @@
-"""`blueprint migrate`: JSON export files -> Firestore, following schema.md's migration guide.
+"""`blueprint migrate`: JSON export files -> Firestore, following the specification's guide.
 
 1. Load the export: one file per collection (`customers.json`, `scenes.json`, optional
    `feature_flags.json`; an object of id -> document, or a list of documents carrying `id`), or a

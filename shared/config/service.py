@@ -78,7 +78,7 @@ class _ClassLookup:
 
 
 class _CachedLookup(Generic[P, R]):
-    """Descriptor giving a method the `cache_clear()` attribute `schema.md` spells."""
+    """Descriptor giving a method the `cache_clear()` attribute the specification spells."""
 
     def __init__(self, func: Callable[Concatenate[Any, P], R]) -> None:
         self._func = func

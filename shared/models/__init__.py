@@ -1,4 +1,4 @@
-"""One pydantic model per document kind, field for field as schema.md lists them.
+"""One pydantic model per document kind, field for field (docs/data-model.md is made of them).
 
 Ranges follow what the schema implies: tiers, support tiers and data packs are enums; quota
 >= -1; quality in [0, 1]; counts, minutes and GB non-negative and finite; timestamps

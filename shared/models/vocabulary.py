@@ -61,7 +61,7 @@ class Feature(enum.StrEnum):
 
 
 FEATURE_ALIASES: dict[str, Feature] = {"tactile_sensors": Feature.TACTILE}
-"""Other spellings met in real documents (schema.md's own example writes `tactile_sensors`)."""
+"""Other spellings met in real documents (the specification's example writes `tactile_sensors`)."""
 
 
 def _canonical_feature_keys(value: Any) -> Any:

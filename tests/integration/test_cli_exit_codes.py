@@ -59,9 +59,17 @@ CASES: list[tuple[list[str], int, str | None]] = [
     (
         ["usage", "report", "--customer", "lab_001", "--month", "2025-01", "--chart", "x.jpg"],
         1,
-        ".png",
+        "usage report: --chart 'x.jpg': expected a file name ending in .png",
     ),
-    (["usage", "report", "--customer", "ghost", "--month", "2025-01"], 1, "no customer 'ghost'"),
+    (
+        ["usage", "report", "--customer", "ghost", "--month", "2025-01"],
+        1,
+        "unknown customer 'ghost'",
+    ),
+    # usage send, watch
+    (["usage", "send", "--customer", "lab_001"], 2, "--action"),
+    (["usage", "send", "--customer", "lab_001", "--action", "Bad!"], 2, "usage send: --action"),
+    (["watch", "everything"], 2, "expected one of alerts, invalidations, rejections"),
     # usage replay
     (["usage", "replay", "--dry-run"], 0, None),
     (["usage", "replay", "--kind", "unknown_customer"], 0, None),
@@ -81,6 +89,7 @@ CASES: list[tuple[list[str], int, str | None]] = [
     # config
     (["config"], 2, "config: Missing command"),
     (["config", "customer", "lab_001"], 0, None),
+    (["config", "customer", "ghost_42"], 1, "config customer: unknown customer 'ghost_42'"),
     (["config", "scene", "scene_kitchen_v2"], 0, None),
     (["config", "customer"], 2, "Missing argument 'ID'"),
     (["config", "customer", "a/b"], 2, "document id"),

@@ -20,7 +20,7 @@ CASES: list[Case] = [
     (["inspect", "customers", "--page-size", "0"], 2, "--page-size"),
     (["inspect", "customers", "--cursor", "not-a-cursor"], 2, "inspect customers"),
     (["inspect", "rejections", "--since", "20250110"], 2, "--since"),
-    (["inspect", "customers", "nobody_here"], 1, "no customer 'nobody_here'"),
+    (["inspect", "customers", "nobody_here"], 1, "unknown customer 'nobody_here'"),
 ]
 
 

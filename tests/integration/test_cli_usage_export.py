@@ -26,8 +26,12 @@ CASES: list[Case] = [
     (["usage", "export"], 2, "--month"),
     (["usage", "export", "--month", "2026-13"], 2, "expected YYYY-MM"),
     (["usage", "export", "--month", FUTURE], 2, "future month"),
-    (["usage", "export", "--month", "2025-01", "--format", "xml"], 2, "--format"),
-    (["usage", "export", "--month", "2025-01", "--output", "/no/such/dir/x.csv"], 1, "x.csv"),
+    (["usage", "export", "--month", "2025-01", "--format", "xml"], 2, "expected csv or jsonl"),
+    (
+        ["usage", "export", "--month", "2025-01", "--output", "/no/such/dir/x.csv"],
+        1,
+        "usage export: --output '/no/such/dir/x.csv': directory '/no/such/dir' does not exist",
+    ),
 ]
 
 

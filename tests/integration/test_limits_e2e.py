@@ -1,4 +1,4 @@
-"""Issue 11 end to end on the local suite: config documents at Firestore's limits through the
+"""End to end on the local suite: config documents at Firestore's limits through the
 emulator's own triggers, and bad messages on the reset's schedule topic, each acknowledged (2xx)
 and recorded where a person finds it (one ERROR line, the invalidation, `quota_resets/_rejected`).
 """

@@ -408,7 +408,7 @@ def test_operators_cli_dry_run_then_reset_with_a_progress_bar(
 def test_a_manual_run_for_the_current_month_keeps_a_seeded_count_so_far(
     firestore_client: Any,
 ) -> None:
-    """schema.md's seed (`scenes_generated_this_month: 45`, no bookkeeping) written this month:
+    """The demo's seed (`scenes_generated_this_month: 45`, no bookkeeping) written this month:
     a manual reset of this month keeps 45, the document's update time tells the month."""
     customers, audits = _prefix("legacy_now")
     now = datetime.now(UTC)

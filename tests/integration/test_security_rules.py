@@ -3,7 +3,7 @@
 Every case states who does what to which document and whether it must be allowed. Requests go
 over the REST API with unsigned user tokens (the Python client bypasses rules); seed data goes
 through the Python client. A denied write must leave the document untouched; an allowed one must
-really change it. Cases named `hole_*` are regressions of the holes in schema.md's example rules:
+really change it. Cases named `hole_*` are regressions of the holes in the specification's example rules:
 each one is also run against those rules, where it must come out the other way.
 """
 
@@ -60,7 +60,7 @@ service cloud.firestore {
   }
 }
 """
-"""The example rules of schema.md ("Field-Level Security"), verbatim: the holes to close."""
+"""The specification's example rules ("Field-Level Security"), verbatim: the holes to close."""
 
 # ---- principals -------------------------------------------------------------------------
 
@@ -303,7 +303,7 @@ CASES: list[Case] = [
             {"n": 1}),
     *matrix("scene-subcollection-create", "create", "scenes/scene_a/notes/new_{who}", NOBODY,
             {"n": 1}),
-    # ---- named cases: the holes of schema.md's example rules and other edges ----
+    # ---- named cases: the holes of the specification's example rules and other edges ----
     Case("hole_customer_raises_own_tier", "owner", "update", "customers/cust_a", False,
          {"bundle_tier": "foundation"}),
     Case("hole_customer_raises_own_quota", "owner", "update", "customers/cust_a", False,
@@ -452,7 +452,7 @@ def decided_rules(emulators: Any) -> Iterator[RulesProject]:
 
 @pytest.fixture(scope="module")
 def schema_md_rules(emulators: Any) -> Iterator[RulesProject]:
-    """schema.md's example rules, loaded into another project."""
+    """The specification's example rules, loaded into another project."""
     with rules_project(emulators.firestore_host, SCHEMA_MD_PROJECT, SCHEMA_MD_RULES) as setup:
         yield setup
 
@@ -521,7 +521,7 @@ HOLES = [c for c in CASES if c.name.startswith("hole_")]
 
 @pytest.mark.parametrize("case", HOLES, ids=[c.name for c in HOLES])
 def test_hole_is_open_in_schema_md_rules(case: Case, schema_md_rules: RulesProject) -> None:
-    """Each regression case really exercises a hole: schema.md's rules decide it the other way."""
+    """Each regression case really exercises a hole: the specification's rules decide it the other way."""
     check(schema_md_rules, case, not case.allow)
 
 

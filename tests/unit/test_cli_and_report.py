@@ -290,7 +290,7 @@ def test_usage_errors_do_not_repeat_the_program_name(capsys: pytest.CaptureFixtu
 
 def _fake_fetch(records: list[tuple[str, dict[str, Any]]], customer: dict[str, Any] | None) -> Any:
     def fetch(client: Any, customer_id: str, month: str, settings: Any = None) -> Any:
-        return records, customer
+        return records, customer, None
 
     return fetch
 
@@ -334,7 +334,9 @@ def test_report_of_an_unknown_customer_without_records_is_an_error(
         client_factory=object,
     )
     assert code == 1
-    assert "no customer 'ghost'" in one_error_line(err)
+    assert "usage report: unknown customer 'ghost' (no customers/ghost document" in one_error_line(
+        err
+    )
     assert out == ""
     # A deleted customer whose records remain still gets its report.
     records = [

@@ -304,7 +304,7 @@ def test_every_pubsub_function_gets_the_tables_delivery_policy() -> None:
             assert f"topics add-iam-policy-binding {dead} " in script
     usage = next(spec for spec in pubsub if spec.name == "on-usage-event")
     script = steps["delivery-on-usage-event"]["args"][1]
-    # Production's policy (issue 11): 10 attempts, 10-600 s backoff.
+    # Production's policy: 10 attempts, 10-600 s backoff.
     assert "--max-delivery-attempts=10" in script
     assert "--min-retry-delay=10s --max-retry-delay=600s" in script
     assert usage.delivery is not None

@@ -1,4 +1,4 @@
-"""Config documents at Firestore's limits and the schedule topic's bad messages (issue 11):
+"""Config documents at Firestore's limits and the schedule topic's bad messages:
 each permanent failure acknowledged and recorded, only TransientError ever raised."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Property tests (issue 11): generated CloudEvents against the entry points, over the fakes.
+"""Property tests: generated CloudEvents against the entry points, over the fakes.
 
 For `on_customer_written` / `on_scene_written` / `on_feature_flags_written` and
 `reset_monthly_quotas`: whatever the headers and body (valid DocumentEventData around real

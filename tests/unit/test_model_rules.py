@@ -1,6 +1,6 @@
 """Timestamps and counts in the models: an in-range UTC value, or a field error; nothing else.
 
-Regressions (issue 11): "20250110" was read as Unix seconds (1970-08-23); an offset that
+Regressions: "20250110" was read as Unix seconds (1970-08-23); an offset that
 crosses year 1 or 9999 in UTC raised OverflowError out of validation (a 500, redelivered);
 a count that saturates a 64-bit counter was accepted.
 """

@@ -1,4 +1,4 @@
-"""Models: schema.md's examples validate; bad values fail naming the field, the value, the rule."""
+"""Models: the example documents validate; bad values fail naming the field, the value, the rule."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def test_example_customer_reads_as_expected() -> None:
     customer = validate(Customer, CUSTOMER)
     assert customer.bundle_tier is BundleTier.PRO
     assert customer.contract_start == datetime(2025, 1, 1, tzinfo=UTC)
-    # schema.md writes `tactile_sensors`; it is read as the `tactile` feature.
+    # The specification writes `tactile_sensors`; it is read as the `tactile` feature.
     assert customer.feature_overrides == {Feature.TACTILE: True}
 
 

@@ -154,7 +154,7 @@ def test_committed_indexes_file_is_the_generated_one() -> None:
 
 
 def test_schema_md_usage_indexes_are_kept() -> None:
-    """schema.md promises (customer_id, timestamp) and (scene_id, timestamp)."""
+    """The specification promises (customer_id, timestamp) and (scene_id, timestamp)."""
     wanted = [["customer_id", "timestamp"], ["scene_id", "timestamp"]]
     got = [
         [f["fieldPath"] for f in i["fields"]]

@@ -381,7 +381,7 @@ def test_snake_case_fields_and_no_data_fall_back_to_the_publish_time() -> None:
 
 
 def test_a_body_that_is_not_a_json_object_is_refused_not_taken_as_the_scheduled_month() -> None:
-    """Issue 11: a stray message on the topic must not reset customers (the Scheduler's body
+    """A stray message on the topic must not reset customers (the Scheduler's body
     is always `{"job": ...}`)."""
     for data in (b"\xff not json", b"[" * 1000, b"[1]", b'"2026-12"', b"12"):
         msg = {"data": b64(data), "publishTime": "2026-11-30T23:59:59Z"}

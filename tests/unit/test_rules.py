@@ -13,7 +13,7 @@ from shared.models import BundleTier, Customer, DataPackTier, Feature, FeatureFl
 from shared.scene_config import GATED_BOOLEANS, effective_scene_config
 from shared.tiers import KNOWN_VLA_MODELS, TIERS
 
-# schema.md's "Bundle Tier Specifications", row by row, as written there.
+# The specification's "Bundle Tier Specifications", row by row, as written there.
 SCHEMA_TABLE: dict[str, dict[str, Any]] = {
     "standard": dict(data="core", eps=10, maxv=250, q=0.70, vla=(), lang=0, av=False, s2r=False),
     "pro": dict(
