@@ -82,8 +82,8 @@ class UsageRecord(Document):
     this event from a different event sent under the same `event_id`."""
     recorded_at: UtcDatetime | None = None
     """When the record was written (server time)."""
-    # The fold's bookkeeping, on every record (docs/counters.md, The documents): not
-    # the specification's, written by the usage function, read by the fold and the month-close recount.
+    # The fold's bookkeeping, on every record (docs/counters.md, The documents): written by
+    # the usage function, read by the fold and the month-close recount.
     fold_key: Annotated[str, Strict(), Field(min_length=1)] | None = None
     """`{customer_id}_{YYYY-MM}`: its customer-month's summary id (the recount's filter)."""
     fold_bucket: Annotated[int, Strict(), Field(ge=0)] | None = None

@@ -13,21 +13,6 @@ import pytest
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 
-PENDING: Final[frozenset[str]] = frozenset(
-    {
-        # Owned by the engineer rewriting the usage counting, cleaned on their branch; the
-        # integrator empties this set once that branch is merged.
-        "bench/usage_cost.py",
-        "docs/usage.md",
-        "tests/unit/test_fold.py",
-        "tests/unit/test_usage_entry_properties.py",
-        "tests/unit/test_usage_failures.py",
-        "tests/unit/test_usage_group_commit.py",
-        "tests/unit/test_usage_recorded_log.py",
-    }
-)
-"""Files allowed to hold such a reference for now."""
-
 # Spelled in pieces so that this file does not match itself.
 FORBIDDEN: Final = re.compile(
     r"\bissues?\s+#?\d+|\(#\d+\)|" + re.escape("/" + "work/"), re.IGNORECASE
@@ -57,7 +42,7 @@ def offences(names: list[str]) -> dict[str, list[str]]:
 
 
 def test_no_issue_numbers_or_machine_paths_in_tracked_files() -> None:
-    found = offences([n for n in tracked_files() if n not in PENDING])
+    found = offences(tracked_files())
     assert not found, "\n".join(f"{name}:{line}" for name, lines in found.items() for line in lines)
 
 
@@ -69,10 +54,3 @@ def test_the_pattern_catches_what_it_is_for() -> None:
         assert FORBIDDEN.search(text), text
     for text in ("the audit's issues", "ResetIssue", "range(10)", "Decimal(0)", "network/"):
         assert not FORBIDDEN.search(text), text
-
-
-def test_every_pending_file_still_needs_its_place() -> None:
-    """An entry whose file is clean (or gone) is removed: the set only shrinks."""
-    names = set(tracked_files())
-    stale = sorted(n for n in PENDING if n not in names or not offences([n]))
-    assert not stale, f"clean now, remove from PENDING: {stale}"
