@@ -95,7 +95,7 @@ def build_record(
         "message_id": message_id,
         "payload_sha256": payload_sha256(event),
     }
-    # schema.md's fields are always there (null where the event had nothing: not applicable,
+    # The data model's fields are always there (null where the event had nothing: not applicable,
     # not 0), so every record has the same shape; event_id only when the producer sent one.
     record["episodes_generated"] = event.episodes_generated
     record["compute_minutes"] = event.compute_minutes

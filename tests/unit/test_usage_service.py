@@ -108,7 +108,7 @@ def test_schema_example_is_recorded_once_with_cost_15_50(
     assert record["event_id"] == "evt-1"
     assert record["details"] == {"batch_size": 10, "quality_level": "high"}
     assert record["timestamp"] == datetime(2025, 1, 10, 14, 30, tzinfo=UTC)
-    # Every schema.md field plus the bookkeeping ones, and it is a valid UsageRecord.
+    # Every field of the data model plus the bookkeeping ones, and it is a valid UsageRecord.
     stored = {k: v for k, v in record.items() if k != "recorded_at"}
     validate(UsageRecord, stored)
     # Counted through its record in January (the event's month), never on the customer document.
@@ -374,7 +374,7 @@ def test_every_record_carries_every_schema_md_field(
     service: UsageService, repo: FakeRepository
 ) -> None:
     # A bare scene_generated event (no amounts, no details) still yields a record with all of
-    # schema.md's fields (null where the event had nothing), plus rate card and message id.
+    # The data model's fields (null where the event had nothing), plus rate card and message id.
     result = service.handle(message(scene(1), "m-bare"), NOW)
     record = repo.records[result.record_id or ""]
     assert set(record) >= SCHEMA_MD_RECORD_FIELDS | {"rate_card_version", "message_id"}
