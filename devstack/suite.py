@@ -181,9 +181,8 @@ class LocalSuite:
 
     # --- data --------------------------------------------------------------------------------
     def load_examples(self) -> dict[str, list[str]]:
-        """Write schema.md's examples, validated through the models; paths by collection."""
-        from ops.examples import example_models  # noqa: PLC0415
-        from shared.firestore_values import to_firestore  # noqa: PLC0415
+        """Write the specification's examples, validated through the models; paths by collection."""
+        from ops.examples import example_models, stored_example  # noqa: PLC0415
 
         collections = {
             names.CUSTOMERS: self.settings.customers_collection,
@@ -195,7 +194,8 @@ class LocalSuite:
         for collection, docs in example_models().items():
             target = collections.get(collection, collection)
             for doc_id, model in docs.items():
-                self.firestore.collection(target).document(doc_id).set(to_firestore(model))
+                data = stored_example(collection, model, self.settings.usage_fold_buckets)
+                self.firestore.collection(target).document(doc_id).set(data)
                 written.setdefault(target, []).append(f"{target}/{doc_id}")
         return written
 

@@ -9,6 +9,9 @@ Every value is the specification's but one, so that the demo tells one consisten
   the month of its last write, and the fold adds records to it). `blueprint usage report` says
   so: "started the month at 45 (counted before the records)". The tests of the models, the
   reset and the fold rely on 45.
+- The usage record is stored as the usage function stores one (`stored_example`): with the
+  fields the fold finds and sums it by, and `recorded_at` = the server's time, so the fold
+  counts it like any other record.
 """
 
 from __future__ import annotations
@@ -35,6 +38,25 @@ def raw_examples(collection: str) -> dict[str, dict[str, Any]]:
     filename, _ = EXAMPLE_FILES[collection]
     text = resources.files("ops").joinpath(f"data/examples/{filename}").read_text("utf-8")
     data: dict[str, dict[str, Any]] = json.loads(text)
+    return data
+
+
+def stored_example(collection: str, model: BaseModel, buckets: int) -> dict[str, Any]:
+    """An example as Firestore stores it; a usage record with the ledger's fields
+    (`shared.counters.record_fields`) and its commit time, as the usage function writes one."""
+    from google.cloud.firestore_v1 import SERVER_TIMESTAMP  # noqa: PLC0415
+
+    from shared.counters import RECORDED_AT_FIELD, record_fields  # noqa: PLC0415
+    from shared.firestore_values import to_firestore  # noqa: PLC0415
+    from shared.pricing import to_decimal  # noqa: PLC0415
+    from shared.times import month_of  # noqa: PLC0415
+
+    data: dict[str, Any] = to_firestore(model)
+    if isinstance(model, UsageRecord):
+        amount = to_decimal(model.estimated_cost)
+        month = month_of(model.timestamp)
+        data.update(record_fields(model.customer_id, month, model.action, amount, buckets))
+        data[RECORDED_AT_FIELD] = SERVER_TIMESTAMP
     return data
 
 

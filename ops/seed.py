@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ops.examples import raw_examples
+from ops.examples import raw_examples, stored_example
 from ops.migration import (
     CUSTOMERS,
     FEATURE_FLAGS,
@@ -75,7 +75,6 @@ def seed_demo(client: Any, *, dry_run: bool = False) -> SeedResult:
     if not dry_run:
         target.write(writes, batch_size=400)
         for ref, record in new_usage:
-            from shared.firestore_values import to_firestore  # noqa: PLC0415
-
-            ref.set(to_firestore(record), timeout=settings.firestore_timeout_seconds)
+            data = stored_example(names.USAGE_TRACKING, record, settings.usage_fold_buckets)
+            ref.set(data, timeout=settings.firestore_timeout_seconds)
     return SeedResult(dry_run, len(writes), sum(result.unchanged.values()), len(new_usage))

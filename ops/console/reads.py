@@ -204,10 +204,10 @@ def customer_view(
 ) -> CustomerView | None:
     """The customer's month, or None when there is neither a customer document nor a record
     in the month (a typo, most likely). Totals are the exact sums of the month's records."""
-    records, document = usage_report.fetch_usage(client, customer_id, month, settings)
+    records, document, last_write = usage_report.fetch_usage(client, customer_id, month, settings)
     if document is None and not records:
         return None
-    report = usage_report.build_report(customer_id, month, records, document)
+    report = usage_report.build_report(customer_id, month, records, document, last_write)
     item = inspect.customer(client, customer_id, settings=settings) if document else None
     status = None
     if item is not None:
