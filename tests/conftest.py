@@ -7,6 +7,7 @@ so `tests/unit` stays free of network and processes.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 from google.cloud import firestore
 from hypothesis import settings as hypothesis_settings
 
-from devstack.emulators import LOCALHOST, Emulators, free_port, start_emulators
+from devstack.emulators import LOCALHOST, Emulators, free_port, logdirs, start_emulators
 from devstack.pubsub import PubSubHelper
 from devstack.suite import LocalSuite, start_local_suite
 from ops.localstack import STATE_FILE_ENV
@@ -44,6 +45,16 @@ def _own_state_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.pop(STATE_FILE_ENV, None)
     else:
         os.environ[STATE_FILE_ENV] = saved
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_log_directory_left() -> Iterator[None]:
+    """Every emulator log directory this test process made is gone when the session ends (set up
+    first, so it checks after every other session fixture stopped its emulators)."""
+    yield
+    temp = Path(tempfile.gettempdir())
+    left = [d for d in temp.glob(f"{logdirs.PREFIX}*") if logdirs.owner_of(d) == os.getpid()]
+    assert left == [], f"emulator log directories left behind: {left}"
 
 
 @pytest.fixture(scope="session")

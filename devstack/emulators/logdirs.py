@@ -40,7 +40,7 @@ def sweep_orphans(temp: Path | None = None) -> list[Path]:
     root = Path(temp or tempfile.gettempdir())
     removed = []
     for candidate in root.glob(f"{PREFIX}*"):
-        owner = _owner(candidate)
+        owner = owner_of(candidate)
         if owner is None or _alive(owner) or (candidate / KEPT_FILE).exists():
             continue  # not ours to judge (no owner), still in use, or kept on purpose
         shutil.rmtree(candidate, ignore_errors=True)
@@ -48,7 +48,8 @@ def sweep_orphans(temp: Path | None = None) -> list[Path]:
     return removed
 
 
-def _owner(log_dir: Path) -> int | None:
+def owner_of(log_dir: Path) -> int | None:
+    """The process that made this log directory, when it says."""
     try:
         return int((log_dir / OWNER_FILE).read_text().strip())
     except (OSError, ValueError):
