@@ -17,12 +17,14 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from functions.table import FUNCTIONS
+
 FOLD_FUNCTION: Final = "fold-usage-counters"
 HEARTBEAT_SECONDS: Final = 60.0
 """At most one `nothing new` line per this many seconds of quiet folds."""
 
 TIME_WIDTH: Final = 12
-FUNCTION_WIDTH: Final = 26
+FUNCTION_WIDTH: Final = max(len(spec.name) for spec in FUNCTIONS)
 SUBJECT_WIDTH: Final = 36
 DURATION_WIDTH: Final = 11
 
