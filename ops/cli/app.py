@@ -51,7 +51,7 @@ def build_app() -> typer.Typer:
     @app.callback()
     def root() -> None:
         """BlueprintPipeline operators' tools (docs/cli.md)."""
-        # Runs before any command (never for --help): the local suite, when nothing else is set.
+        # Before every command: talk to the running local suite when no Google variable is set.
         localstack.use_running_suite()
 
     for command in (
