@@ -125,6 +125,9 @@ def _host_answers(state: SuiteState) -> bool:
 @pytest.mark.slow
 def test_a_killed_host_comes_back_and_the_outage_drill_takes_it_away(runner: Runner) -> None:
     runner.wait_line(r"^# Ctrl-C stops everything")
+    start_up = "\n".join(runner.lines)  # the try-it block ends it, with this Python's scripts
+    assert re.search(r"^#   \S*blueprint inspect customers$", start_up, re.MULTILINE), start_up
+    assert re.search(r"^#   \S*python -m devstack outage --seconds 20 ", start_up, re.MULTILINE)
     first = runner.suite()
     assert _host_answers(first)
 
@@ -170,7 +173,18 @@ def test_a_killed_host_comes_back_and_the_outage_drill_takes_it_away(runner: Run
     assert third.host_pid not in (first.host_pid, second.host_pid)
     assert port_answers(third.firestore)
 
-    # Ctrl-C: a clean stop, nothing left behind.
+    # Ctrl-C while an outage holds the host away: still a clean stop, nothing left behind.
+    again = subprocess.run(
+        [sys.executable, "-m", "devstack", "outage", "--seconds", "600"],
+        cwd=ROOT,
+        env={**os.environ, STATE_FILE_ENV: str(runner.state)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr
+    runner.wait_line(r"# functions host taken away by the outage drill .* starts in (599|600) s")
     runner.proc.send_signal(signal.SIGINT)
     assert runner.proc.wait(timeout=60) == 0, runner.output()
     text = runner.output()
