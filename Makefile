@@ -15,11 +15,15 @@ help:
 	@echo "make bench      run the benchmarks (JSON on stdout, then one Markdown table)"
 	@echo "make bench-table  the table of the last run of each benchmark (bench/results/)"
 
+# pip's own lines (one per package) are the progress: a quiet install looked like a hang.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@test -x $(BIN)/python || { echo "# creating the virtual environment $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "# installing the pinned dependencies into $(VENV) (first run only, about a minute)"
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -r requirements-dev.txt
+	@echo "# installing this project into $(VENV) (editable)"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
+	@echo "# $(VENV) is ready"
 
 venv: $(STAMP)
 

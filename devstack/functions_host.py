@@ -42,7 +42,7 @@ from typing import Any
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from devstack.decisions import decision_of
+from devstack.decisions import decision_of, fold_activity_of
 from devstack.push import Backoff, local_delivery, pubsub_push
 from functions.table import FUNCTIONS, TriggerKind
 from shared import logs
@@ -73,6 +73,12 @@ class InvocationLog:
     def begin(self) -> None:
         """Start collecting decisions logged by this thread's function call."""
         self._local.decisions = []
+        self._local.fold = None
+
+    def fold_logged(self, counts: dict[str, int]) -> None:
+        """The fold logged its counts in this thread (kept with the invocation)."""
+        if getattr(self._local, "decisions", None) is not None:
+            self._local.fold = counts
 
     def decision_logged(self, decision: str) -> None:
         """A function logged a decision in this thread."""
@@ -84,7 +90,10 @@ class InvocationLog:
         """Record one finished invocation (and its request, so it can be replayed)."""
         decisions = getattr(self._local, "decisions", None) or []
         entry["decision"] = ",".join(decisions) or ("-" if entry["status"] < 300 else "error")
-        self._local.decisions = None
+        fold = getattr(self._local, "fold", None)
+        if fold is not None:
+            entry["fold"] = fold
+        self._local.decisions = self._local.fold = None
         with self._lock:
             entry["seq"] = len(self._items)
             self._items.append(entry)
@@ -121,6 +130,9 @@ class _DecisionHandler(logging.Handler):
         decision = decision_of(record)
         if decision:
             self.log.decision_logged(decision)
+        fold = fold_activity_of(record)
+        if fold is not None:
+            self.log.fold_logged(fold)
 
 
 def _document_of(environ: dict[str, Any]) -> str:

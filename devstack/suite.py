@@ -34,8 +34,7 @@ from devstack.emulators import (
     start_group,
 )
 from devstack.pubsub import PubSubHelper
-from devstack.push import (  # noqa: F401 -- the names were defined here before; kept importable
-    DEAD_LETTER_SUBSCRIPTION,
+from devstack.push import (  # noqa: F401 -- push_subscription_name: still importable from here
     create_topics_and_subscriptions,
     push_subscription_name,
 )
@@ -69,6 +68,7 @@ class LocalSuite:
     _fold_ticker: Ticker | None = None
     host_cmd: list[str] = dataclasses.field(default_factory=list)
     host_env: dict[str, str] = dataclasses.field(default_factory=dict)
+    _host_gone: bool = False  # stopped, or its exit seen and handled: not a crash at stop
 
     # --- addresses ---------------------------------------------------------------------------
     @property
@@ -204,7 +204,12 @@ class LocalSuite:
         """SIGKILL the functions host's whole group, as a crash would (outage drills)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.host.pgid, signal.SIGKILL)
-        self.host.stop()  # reaps it and its watchdog
+        self.host_exited()
+
+    def host_exited(self) -> None:
+        """Reap a host that is gone (and its watchdog); the suite will start another."""
+        self.host.stop()
+        self._host_gone = True
 
     def start_host(self) -> None:
         """Start the functions host again on the same port (its invocation log starts empty)."""
@@ -212,11 +217,14 @@ class LocalSuite:
         self.host = Emulator(
             "functions host", self.host.host, self.host.port, popen, self.host.log_path
         )
+        self._host_gone = False
         _wait_host(self.host)
 
     def crashed(self) -> list[Emulator]:
-        """Parts (emulators, functions host) whose leading process has exited."""
-        parts = [self.emulators.firestore, self.emulators.pubsub, self.host]
+        """Parts (emulators, functions host) whose leading process exited on its own."""
+        parts = [self.emulators.firestore, self.emulators.pubsub]
+        if not self._host_gone:
+            parts.append(self.host)
         return [part for part in parts if part.popen.poll() is not None]
 
     def stop(self, keep_logs: bool = False) -> Path | None:
@@ -301,15 +309,7 @@ def start_local_suite(
     settings = load_settings({k: v for k, v in suite_env.items() if isinstance(v, str)})
     interval = settings.local_fold_interval_seconds if fold_interval is None else fold_interval
     log_path = emulators.log_dir / f"functions-{project}.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        host_module,
-        "--host",
-        host_addr,
-        "--port",
-        port_text,
-    ]
+    cmd = [sys.executable, "-m", host_module, "--host", host_addr, "--port", port_text]
     if not echo:
         cmd.append("--quiet")
     try:

@@ -7,16 +7,19 @@ so `tests/unit` stays free of network and processes.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from google.cloud import firestore
 from hypothesis import settings as hypothesis_settings
 
-from devstack.emulators import LOCALHOST, Emulators, free_port, start_emulators
+from devstack.emulators import LOCALHOST, Emulators, free_port, logdirs, start_emulators
 from devstack.pubsub import PubSubHelper
 from devstack.suite import LocalSuite, start_local_suite
+from ops.localstack import STATE_FILE_ENV
 from shared.settings import get_settings
 
 # Property tests judge behaviour, not speed: on a loaded 2-core machine a per-example deadline
@@ -28,6 +31,30 @@ TEST_PROJECT = "demo-blueprint-test"
 E2E_PROJECT = "demo-blueprint-e2e"
 """Project of the `local_suite` fixture: its triggers fire only for this project's documents."""
 _EMULATOR_VARS = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_state_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The tests' suites write, and the CLI under test reads, a state file of their own: a
+    developer's running `make run` is neither found by the tests nor overwritten by them."""
+    path = tmp_path_factory.mktemp("devstack") / "state.json"
+    saved = os.environ.get(STATE_FILE_ENV)
+    os.environ[STATE_FILE_ENV] = str(path)
+    yield path
+    if saved is None:
+        os.environ.pop(STATE_FILE_ENV, None)
+    else:
+        os.environ[STATE_FILE_ENV] = saved
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_log_directory_left() -> Iterator[None]:
+    """Every emulator log directory this test process made is gone when the session ends (set up
+    first, so it checks after every other session fixture stopped its emulators)."""
+    yield
+    temp = Path(tempfile.gettempdir())
+    left = [d for d in temp.glob(f"{logdirs.PREFIX}*") if logdirs.owner_of(d) == os.getpid()]
+    assert left == [], f"emulator log directories left behind: {left}"
 
 
 @pytest.fixture(scope="session")

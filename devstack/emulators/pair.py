@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 from devstack.emulators.emulator import Emulator
 from devstack.emulators.errors import EmulatorError
 from devstack.emulators.groups import start_group
+from devstack.emulators.logdirs import make_log_dir, mark_kept
 from devstack.emulators.net import LOCALHOST, free_port, http
 from devstack.emulators.sdk import find_commands
 from shared.settings import Settings, get_settings
@@ -99,6 +99,8 @@ class Emulators:
         if self.owns_log_dir and not keep:
             shutil.rmtree(self.log_dir, ignore_errors=True)
             return None
+        if self.owns_log_dir:
+            mark_kept(self.log_dir)
         return self.log_dir if self.log_dir.exists() else None
 
     def __enter__(self) -> Emulators:
@@ -135,7 +137,7 @@ def start_emulators(
     """
     settings = settings or get_settings()
     commands = find_commands(settings)
-    logs = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="blueprint-emulators-"))
+    logs = Path(log_dir) if log_dir else make_log_dir()
     logs.mkdir(parents=True, exist_ok=True)
     child_env = dict(os.environ)
     # The SDK's Firestore wrapper honours $JAVA; the Pub/Sub one uses the PATH.

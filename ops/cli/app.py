@@ -12,6 +12,7 @@ import typer
 # typer 0.29 vendors click; its exception classes are public there only (pinned version).
 from typer._click.exceptions import ClickException, UsageError
 
+from ops import localstack
 from ops.cli import (
     config,
     console,
@@ -54,6 +55,8 @@ def build_app() -> typer.Typer:
     @app.callback()
     def root() -> None:
         """BlueprintPipeline operators' tools (docs/cli.md)."""
+        # Before every command: talk to the running local suite when no Google variable is set.
+        localstack.use_running_suite()
 
     for command in (
         migrate,

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from devstack.emulators import group_alive, http, start_emulators
+from ops.localstack import STATE_FILE_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,7 +86,10 @@ def test_stop_kills_both_groups_even_paused_or_with_wrapper_killed(emulators: ob
         # ... and a paused group is stopped all the same.
         pair.pause_firestore()
     finally:
-        pair.stop()
+        kept = pair.stop()
+        # The killed wrapper counts as a crash: the logs are kept, and this test removes them.
+        assert kept == pair.log_dir
+        shutil.rmtree(pair.log_dir)
     assert _gone(fs_pgid)
     assert _gone(ps_pgid)
     pair.stop()  # idempotent
@@ -116,13 +120,15 @@ def test_cli_leaves_nothing_running_when_signalled(sig: signal.Signals) -> None:
     assert [p for p in pgids if not _gone(p)] == [], "".join(lines)
 
 
-@pytest.mark.parametrize("how", ["ctrl-c", "host-crash"])
-def test_run_leaves_nothing_running(how: str) -> None:
-    """`make run` (python -m devstack run): Ctrl-C stops every part; a part that crashes stops
-    the run, with its log, instead of leaving a half-working suite (writes silently dropped)."""
+@pytest.mark.parametrize("how", ["ctrl-c", "emulator-crash"])
+def test_run_leaves_nothing_running(how: str, tmp_path: Path) -> None:
+    """`make run` (python -m devstack run): Ctrl-C stops every part; an emulator that crashes
+    stops the run, with its log, instead of leaving a half-working suite (its data is gone).
+    A functions host that crashes is started again: tests/integration/test_devstack_restart.py."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "devstack", "run", "--no-examples", "--project", "demo-harness-run"],
         cwd=ROOT,
+        env={**os.environ, STATE_FILE_ENV: str(tmp_path / "state.json")},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -136,7 +142,7 @@ def test_run_leaves_nothing_running(how: str) -> None:
         if how == "ctrl-c":
             proc.send_signal(signal.SIGINT)
         else:
-            os.killpg(groups["host"], signal.SIGKILL)
+            os.killpg(groups["pubsub"], signal.SIGKILL)
         out, _ = proc.communicate(timeout=60)
         lines.append(out)
     finally:
@@ -152,7 +158,7 @@ def test_run_leaves_nothing_running(how: str) -> None:
         assert not log_dir.exists()
     else:
         assert proc.returncode == 2, text
-        assert "error: the functions host exited on its own" in text
+        assert "error: the Pub/Sub emulator exited on its own" in text
         # After a crash the logs are kept, and the last line says where.
         assert f"# stopped; nothing left running; logs kept in {log_dir}" in text
         assert (log_dir / "firestore.log").exists()
@@ -161,14 +167,15 @@ def test_run_leaves_nothing_running(how: str) -> None:
     assert [n for n, p in groups.items() if not _gone(p)] == [], text
 
 
-def test_groups_die_with_a_killed_runner() -> None:
+def test_groups_die_with_a_killed_runner_and_the_next_start_removes_its_logs() -> None:
     """SIGKILL of the process that started the emulators (an OOM kill, a CI job cancelled)
-    runs no cleanup code in it: its watchdogs stop the groups all the same."""
+    runs no cleanup code in it: its watchdogs stop the groups all the same, and the next start
+    removes the log directory it left."""
     script = (
         "from devstack.emulators import start_emulators\n"
         "import time\n"
         "pair = start_emulators('demo-harness-kill')\n"
-        "print('groups', *pair.pgids, flush=True)\n"
+        "print('groups', *pair.pgids, pair.log_dir, flush=True)\n"
         "time.sleep(600)\n"
     )
     proc = subprocess.Popen(
@@ -178,7 +185,8 @@ def test_groups_die_with_a_killed_runner() -> None:
     pgids: list[int] = []
     try:
         line = proc.stdout.readline()
-        pgids = [int(p) for p in line.split()[1:]]
+        pgids = [int(p) for p in line.split()[1:3]]
+        left = Path(line.split()[3])
         assert len(pgids) == 2, line
         assert all(group_alive(p) for p in pgids)
         proc.kill()
@@ -187,6 +195,9 @@ def test_groups_die_with_a_killed_runner() -> None:
         while time.monotonic() < deadline and not all(_gone(p) for p in pgids):
             time.sleep(0.1)
         assert [p for p in pgids if not _gone(p)] == []
+        assert left.is_dir()  # nothing ran to remove it ...
+        with start_emulators("demo-harness-next"):
+            assert not left.exists()  # ... until the next start
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -1,4 +1,4 @@
-"""The outage drill: the functions host killed for 8 s (and until Pub/Sub gives up on a
+"""The outage drill in a test: the functions host killed for 8 s (and until Pub/Sub gives up on a
 message) during a burst of 800 usage events, then `blueprint usage replay` of the dead letters.
 
 With production's delivery policy (10 attempts, backoff scaled by LOCAL_BACKOFF_SCALE for the

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from devstack import cli, suite
+from devstack import cli, runner, suite
 
 SLOW_SECONDS = 6.0
-"""Seen on this machine under load: the Firestore emulator's first eventarcTrigger POST took
+"""Seen on a loaded 2-core machine: the Firestore emulator's first eventarcTrigger POST took
 more than the 5 s the harness used to allow, and `make run` died with a TimeoutError."""
 
 
@@ -59,7 +59,7 @@ def test_run_reports_an_unreachable_part_in_one_line(
     def boom(*args: Any, **kwargs: Any) -> None:
         raise TimeoutError("timed out")
 
-    monkeypatch.setattr(suite, "start_local_suite", boom)
+    monkeypatch.setattr(runner, "start_local_suite", boom)
     assert cli.main(["run", "--project", "demo-blueprint"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ")
