@@ -15,6 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from devstack.console import LocalConsole
 from devstack.emulators import EmulatorError, tail
 from devstack.livelog import LiveLog, header, notice
 from devstack.stopping import catch_stop_signals, stopped_line, wait_for_interrupt
@@ -107,8 +108,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     catch_stop_signals()
     clean = False
     outages = outage_file(state_path)
+    console: LocalConsole | None = None
     try:
         suite.emulators.export()
+        console = LocalConsole(suite.settings)
         remove_outage(outages)  # one left by a suite that was killed is not for this one
         write_state(suite_state(suite), state_path)
         for line in _startup_lines(suite, state_path):
@@ -118,13 +121,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             count = sum(len(v) for v in loaded.values())
             print(f"# loaded {count} example documents: {sorted(loaded)}", flush=True)
         month = datetime.now(UTC).strftime("%Y-%m")
-        for line in try_it_lines(month, bin_prefix()):
+        for line in try_it_lines(month, bin_prefix(), console.url):
             print(line, flush=True)
         print(header(), flush=True)
         _live(suite, state_path)
         clean = True
     finally:
         print("# stopping ...", flush=True)
+        if console is not None:
+            console.stop()
         kept = suite.stop(keep_logs=not clean)
         remove_state(state_path)
         remove_outage(outages)
