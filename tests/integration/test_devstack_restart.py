@@ -128,6 +128,10 @@ def test_a_killed_host_comes_back_and_the_outage_drill_takes_it_away(runner: Run
     start_up = "\n".join(runner.lines)  # the try-it block ends it, with this Python's scripts
     assert re.search(r"^#   \S*blueprint inspect customers$", start_up, re.MULTILINE), start_up
     assert re.search(r"^#   \S*python -m devstack outage --seconds 20 ", start_up, re.MULTILINE)
+    console = re.search(r"^#   open the console: (http://\S+)$", start_up, re.MULTILINE)
+    assert console, start_up
+    status, page = http("GET", console[1], timeout=10)
+    assert status == 200, page
     first = runner.suite()
     assert _host_answers(first)
 
