@@ -37,6 +37,17 @@ _FIRST_REQUEST: Final = 4
 count and 4 sums); the rest go in a second request over the same query."""
 
 
+def _failed(exc: Exception, what: str, index: str) -> Exception:
+    """A query's failure, classified. A missing or still-building index (a deploy before its
+    index) is transient: the next fold can read once it is built; nothing is ever skipped."""
+    if status_name(exc) == "FAILED_PRECONDITION":
+        return TransientError(
+            f"{what}: the composite index {index} of firestore.indexes.json is missing or not "
+            f"built yet: {exc}"
+        )
+    return classify(exc, what)
+
+
 def _new_record(snap: Any) -> NewRecord | None:
     """A scanned record as the port's NewRecord; None for one the fold cannot place (the usage
     function always writes these fields: a hand-made record)."""
@@ -63,17 +74,11 @@ class FirestoreFoldRepository(FirestoreAdapter):
         snaps = {s.reference.id: s for s in self.client.get_all(refs, **self._call())}
         out = []
         for bucket in buckets:
-            snap = snaps.get(str(bucket))
-            read_time = getattr(snap, "read_time", None)
-            value = (snap.to_dict() or {}).get("watermark") if snap and snap.exists else None
-            out.append(
-                Watermark(
-                    bucket,
-                    value if isinstance(value, datetime) else None,
-                    snap.update_time if snap is not None and snap.exists else None,
-                    read_time,
-                )
-            )
+            snap = snaps[str(bucket)]
+            value = (snap.to_dict() or {}).get("watermark") if snap.exists else None
+            mark = value if isinstance(value, datetime) else None
+            token = snap.update_time if snap.exists else None
+            out.append(Watermark(bucket, mark, token, snap.read_time))
         return out
 
     def scan_records(
@@ -91,7 +96,12 @@ class FirestoreFoldRepository(FirestoreAdapter):
                 cursor=cursor,
                 settings=self._settings,
             )
-            snaps = list(query.stream(read_time=read_time, **self._call()))
+            try:
+                snaps = list(query.stream(read_time=read_time, **self._call()))
+            except Exception as exc:
+                raise _failed(
+                    exc, f"scan of fold bucket {bucket}", "(fold_bucket, recorded_at)"
+                ) from exc
             page = [r for r in map(_new_record, snaps) if r is not None]
             if page:
                 yield page
@@ -145,14 +155,9 @@ class FirestoreFoldRepository(FirestoreAdapter):
             try:
                 results: Any = aggregation.get(**self._call())
             except Exception as exc:
-                if status_name(exc) == "FAILED_PRECONDITION":
-                    # The query's index is missing or still building (a deploy before its
-                    # index): the next fold can count, once it is built; never skip the month.
-                    raise TransientError(
-                        f"count {key}: the composite index (fold_key, recorded_at, cost_cents, "
-                        f"...) of firestore.indexes.json is missing or not built yet: {exc}"
-                    ) from exc
-                raise classify(exc, f"count {key}") from exc
+                raise _failed(
+                    exc, f"count {key}", "(fold_key, recorded_at, cost_cents, ...)"
+                ) from exc
             out.update({str(r.alias): r.value for r in results[0]})
         return Sums.from_fields(out)
 
@@ -227,17 +232,10 @@ class FirestoreFoldRepository(FirestoreAdapter):
 
     def claim_marker(self, marker: Marker, changes: Mapping[str, Any]) -> bool:
         """Update the marker only if unchanged since read."""
-        from google.api_core import exceptions as gexc  # noqa: PLC0415
-
         ref = self.client.collection(self._settings.quota_alerts_collection).document(
             marker.alert_id
         )
-        option = self.client.write_option(last_update_time=marker.update_time)
-        try:
-            ref.update(dict(changes), option=option, **self._call())
-        except (gexc.FailedPrecondition, gexc.NotFound):
-            return False
-        return True
+        return self._guarded_set(ref, dict(changes), marker.update_time) is not None
 
     def update_marker(self, alert_id: str, changes: Mapping[str, Any]) -> None:
         """Update a marker (+ `published_at` when it becomes published)."""

@@ -67,7 +67,7 @@ def commit_customer(  # noqa: PLR0917 - one customer's commit and its context
             continue
         counts.add("summaries_written", len(planned.commit.summaries))
         counts.add("customers_written", planned.commit.customer is not None)
-        counts.add("late_records", sum(m.late for m in planned.months))
+        counts.add("late_records", planned.late)
         for payload in planned.alerts:
             publish_alert(repo, publisher, payload, counts)
         return planned

@@ -11,6 +11,7 @@ from functions.edge.pubsub import decode_message
 from functions.fold.adapters import FirestoreFoldRepository, PubSubAlertPublisher
 from functions.fold.service import FoldConfig, run_fold
 from shared import logs
+from shared.errors import PermanentError
 from shared.firestore_values import server_timestamp
 from shared.settings import get_settings
 
@@ -42,15 +43,23 @@ def handle_cloud_event(event: Any, timeout_seconds: float) -> None:
         )
     repo, publisher, config = _wiring()
     started = time.monotonic()
-    counts = run_fold(
-        repo,
-        publisher,
-        now=datetime.now(UTC),
-        run_id=f"fold-{message.message_id}",
-        config=config,
-        server_time=server_timestamp(),
-        deadline=started + max(1.0, timeout_seconds - DEADLINE_MARGIN_SECONDS),
-    )
+    try:
+        counts = run_fold(
+            repo,
+            publisher,
+            now=datetime.now(UTC),
+            run_id=f"fold-{message.message_id}",
+            config=config,
+            server_time=server_timestamp(),
+            deadline=started + max(1.0, timeout_seconds - DEADLINE_MARGIN_SECONDS),
+        )
+    except PermanentError as exc:  # a retry cannot fix it: acknowledged, said to a person
+        logs.error(
+            f"fold refused for good; the next tick tries again: {exc}",
+            decision="fold-refused",
+            message_id=message.message_id,
+        )
+        return
     logs.info(
         "usage counters folded",
         decision="folded" if not counts.failed_customers else "folded-partly",

@@ -155,23 +155,13 @@ PAYLOAD_FIELDS: Final = tuple(alert_payload("c", "2000-01", 80, 1, 1, "m", datet
 
 
 @dataclass(frozen=True, slots=True)
-class MonthPlan:
-    """One month summary after the commit, and what the recount changed."""
-
-    month: str
-    sums: Sums
-    before: Sums
-    late: int
-    """Records this commit added to a closed month."""
-
-
-@dataclass(frozen=True, slots=True)
 class CustomerPlan:
     """What one customer's commit writes, and the alerts to publish after it."""
 
     commit: Commit
-    months: tuple[MonthPlan, ...]
     alerts: tuple[Mapping[str, Any], ...]
+    late: int = 0
+    """Records this commit adds to closed months."""
 
 
 def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -193,7 +183,7 @@ def plan_customer(
     adapter turns into the commit time). `existing_markers`: alert ids found to exist already:
     listed in the summary, never created again."""
     facts = customer_facts(state.customer, now) if state.customer is not None else None
-    months: list[MonthPlan] = []
+    late_records = 0
     writes: list[SummaryWrite] = []
     alerts: list[Mapping[str, Any]] = []
     markers: list[tuple[str, Mapping[str, Any]]] = []
@@ -203,8 +193,8 @@ def plan_customer(
         change = changes[month]
         stored = state.summaries.get(month)
         old = dict(stored.data) if stored is not None else {}
-        before = Sums.from_fields(old)
-        sums = (change.recounted if change.recounted is not None else before) + change.added
+        sums = change.recounted if change.recounted is not None else Sums.from_fields(old)
+        sums += change.added
         closed = bool(old.get("closed"))
         late = change.added.records if closed else 0
         if stored is not None:
@@ -250,7 +240,7 @@ def plan_customer(
         }
         if stored is None or not _same(old, data):
             writes.append(SummaryWrite(month, data, None if stored is None else stored.update_time))
-        months.append(MonthPlan(month, sums, before, late))
+        late_records += late
     customer_write = None
     if facts is not None and state.customer is not None:
         fields = _customer_fields(facts, state, scenes_by_month, now, delta_scenes, delta_episodes)
@@ -259,7 +249,7 @@ def plan_customer(
             rollover = facts.period < month_of(now)
             customer_write = CustomerWrite(changed, state.customer.update_time, rollover)
     commit = Commit(customer_id, tuple(writes), customer_write, tuple(markers))
-    return CustomerPlan(commit, tuple(months), tuple(alerts))
+    return CustomerPlan(commit, tuple(alerts), late_records)
 
 
 def _customer_fields(  # noqa: PLR0917 - private helper of plan_customer

@@ -630,3 +630,17 @@ def test_every_tick_runs_one_fold(
     monkeypatch.setattr(entry, "datetime", type("Clock", (), {"now": staticmethod(lambda tz: NOW)}))
     entry.handle_cloud_event(tick(data), 300)
     assert repo.data("customers/a")["total_scenes_generated"] == 1
+
+
+def test_a_fold_refused_for_good_is_acknowledged_and_logged(
+    repo: FakeRepo, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(buckets: Sequence[int]) -> list[Watermark]:
+        raise PermanentError("scan of fold bucket 0: PermissionDenied: no")
+
+    repo.read_watermarks = refuse  # type: ignore[method-assign]
+    monkeypatch.setattr(entry, "_wiring", lambda: (repo, FakePublisher(), CONFIG))
+    data = {"message": {"data": base64.b64encode(b"{}").decode(), "messageId": "9"}}
+    entry.handle_cloud_event(tick(data), 300)  # returns: no 500 for what a retry cannot fix
+    assert "fold refused for good" in caplog.text
+    assert "PermissionDenied" in caplog.text

@@ -53,3 +53,33 @@ def test_a_count_the_next_fold_can_make_is_transient(
     assert is_permanent(caught.value) is not transient
     if isinstance(error, gexc.FailedPrecondition):
         assert "firestore.indexes.json" in str(caught.value)
+
+
+class RefusingScan:
+    """A scan query whose stream() raises `error`."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def stream(self, **kwargs: Any) -> Any:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (gexc.FailedPrecondition("The query requires an index."), True),
+        (gexc.DeadlineExceeded("slow"), True),
+        (gexc.PermissionDenied("no"), False),
+    ],
+)
+def test_a_scan_the_next_fold_can_make_is_transient(
+    monkeypatch: pytest.MonkeyPatch, error: Exception, transient: bool
+) -> None:
+    monkeypatch.setattr(adapters.queries, "new_records", lambda *a, **k: RefusingScan(error))
+    repo = FirestoreFoldRepository(Settings(), client=object())
+    with pytest.raises(TransientError if transient else PermanentError) as caught:
+        next(repo.scan_records(3, None, UPTO, 10, UPTO))
+    assert "fold bucket 3" in str(caught.value)
+    if isinstance(error, gexc.FailedPrecondition):
+        assert "(fold_bucket, recorded_at)" in str(caught.value)
