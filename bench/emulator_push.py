@@ -5,10 +5,10 @@
 Publishes `--messages` messages to a topic with one push subscription whose endpoint (a small
 threaded HTTP server here) holds each request `--handler-ms` and answers 204, and counts the
 requests in flight at once. Production's push keeps up to the instance's concurrency in flight
-(64 for `on-usage-event`); the emulator's figure says how much of the usage function's group
-commit the local suite can show, and why `bench/usage_cost.py` also plays production's push
-(`--push-concurrency`). The baseline is the handler's own bound: messages x handler time /
-the wall time is the mean number in flight.
+(64 for `on-usage-event`); the emulator's figure says how far the local suite's delivery is
+from that, and why `bench/usage_cost.py` plays production's push (`--push-concurrency`). The
+baseline is the handler's own bound: messages x handler time / the wall time is the mean
+number in flight.
 """
 
 from __future__ import annotations

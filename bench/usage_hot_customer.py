@@ -1,153 +1,283 @@
-"""One hot customer at 8-way concurrency vs the same events spread over 100 customers, under
-production's per-document write limit.
+"""One hot customer's burst through the usage function, with folds running: writes per document
+under production's per-document write limit (prints JSON).
 
-Starts its own emulators; runs the usage service as deployed (`build_service`: counter shards,
-customer cache, group commit) with the real Firestore adapter in-process, 8 threads, through
-the contention simulator (tests/contention.py: a token bucket per document, ~1 write/s with a
-small burst; a commit past it fails with ABORTED as production's does, and the adapter's
-bounded retry handles it as it would a real one). A delivery that still fails is redelivered
-(queued again), as Pub/Sub would. `hot`: every event for one customer; `spread`: the same
-events over 100 customers. Rounds alternate after a warm-up; ratio = hot rate / spread rate.
-Target >= 0.8. Prints JSON (with the same run without group commit for comparison).
+    python bench/usage_hot_customer.py [--events 1200] [--fold-interval 2]
+
+Starts its own emulators with the write recorder (tests/write_recorder.py: wildcard triggers,
+one delivery per write, in commit order). The usage function runs as deployed: its
+functions-framework app (`functions/main.py`, `on_usage_event`), served Pub/Sub push envelopes
+by 8 threads, all for one customer. Meanwhile a fold (`run_fold`, real adapters) runs every
+`--fold-interval` seconds (production: 60; faster here, so that several folds fall inside the
+burst), and one more after it, once the records are past the fold's lag.
+
+Figures:
+- `busiest_document_10s`: the most writes any one document took in any 10 s (the recorder's
+  `ce-time`, whole seconds). Target <= 15 (production's soft limit is about 1 write/s
+  sustained per document).
+- `max_writes_per_document_per_fold`: after each fold the bench writes a marker document; the
+  deliveries between two markers are that fold's writes (the emulator delivers one at a time,
+  in commit order). Target: 1 for every document other than the records, and each record
+  written once.
+- the month summary and the customer's counter hold every event (the fold counted them all).
+
+Production's fold runs every 60 s, so there the summary and the customer document take one
+write a minute, whatever the customer's rate; the records share one index prefix
+(`(fold_bucket, recorded_at)`, as `(customer_id, timestamp)`), about 500 writes/s each.
+There is no hot counter document, so the contention simulator has nothing to play here.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
-import statistics
 import sys
+import threading
 import time
-from dataclasses import replace
-from datetime import UTC, datetime
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _usage_common import PROJECT, ROOT, event_body, seed_customers
+from _usage_common import PROJECT, ROOT, event_body
 
 sys.path.insert(0, str(ROOT))
 
-from devstack.delivery import deliver_all
+from devstack.delivery import push_body
 from devstack.emulators import start_emulators
-from functions.edge.pubsub import Message
-from functions.usage.adapters import FirestoreUsageRepository
-from functions.usage.batching import LANES as DEFAULT_LANES
-from functions.usage.batching import GroupCommitter
-from functions.usage.entry import build_service
-from functions.usage.service import UsageService
-from shared import logs
-from shared.settings import load_settings
-from tests.contention import ContendedClient, TokenBuckets
+from devstack.functions_host import MAIN_SOURCE
+from functions.fold.adapters import FirestoreFoldRepository
+from functions.fold.ports import FoldCounts
+from functions.fold.service import FoldConfig, run_fold
+from functions.usage import entry
+from shared import clients, logs
+from shared.counters import counter_doc_id
+from shared.firestore_values import server_timestamp
+from shared.settings import get_settings
+from shared.times import month_of
+from tests.write_recorder import WriteRecorder
 
 WORKERS = 8
-EVENTS = int(os.environ.get("BENCH_EVENTS", "1200"))
-WARMUP = 300
-ROUNDS = 2
-SPREAD = [f"spread_{i:03d}" for i in range(100)]
-LANES = int(os.environ.get("BENCH_LANES", str(DEFAULT_LANES)))
+CUSTOMER = "hot"
+MARKS = "bench_fold_marks"
+LAG_SECONDS = 1.0
+TARGET_BUSIEST_10S = 15
 
 
-def deliver(service: UsageService, messages: list[Message]) -> tuple[float, int]:
-    """Events/s with WORKERS threads; a delivery that raises is queued again (redelivery)."""
-    start = time.perf_counter()
-    _, redelivered = deliver_all(lambda m: service.handle(m, datetime.now(UTC)), messages, WORKERS)
-    return len(messages) / (time.perf_counter() - start), redelivered
+class NoAlerts:
+    """Unlimited quota: no alert is expected."""
+
+    def publish_alert(self, data: bytes, attributes: Any) -> str:
+        raise AssertionError("unlimited quota: no alert expected")
 
 
-class Setup:
-    """One configuration of the service (with or without group commit) and its buckets."""
+class Folds:
+    """Runs a fold every `interval` seconds in a thread; after each, writes a marker document
+    (`bench_fold_marks/{n}`) that separates its writes from the next fold's."""
 
-    def __init__(self, client: Any, env: dict[str, str], group_commit: bool) -> None:
-        self.buckets = TokenBuckets(rate=1.0, burst=3.0)
-        flag = str(group_commit).lower()
-        settings = load_settings({**env, "BLUEPRINT_USAGE_GROUP_COMMIT": flag})
-        service = build_service(settings, ContendedClient(client, self.buckets))
-        if service.committer is not None:
-            assert isinstance(service.repository, FirestoreUsageRepository)
-            window = settings.usage_group_commit_window_ms / 1000
-            service = replace(
-                service,
-                committer=GroupCommitter(service.repository, lanes=LANES, window=window),
+    def __init__(self, db: Any, interval: float) -> None:
+        settings = get_settings()
+        self.db = db
+        self.repo = FirestoreFoldRepository(settings, db)
+        self.config = FoldConfig(
+            buckets=settings.usage_fold_buckets, lag=timedelta(seconds=LAG_SECONDS)
+        )
+        self.interval = interval
+        self.counts: list[FoldCounts] = []
+        self.seconds: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def once(self) -> FoldCounts:
+        started = time.perf_counter()
+        n = len(self.counts)
+        counts = run_fold(
+            self.repo,
+            NoAlerts(),
+            now=datetime.now(UTC),
+            run_id=f"bench-{n}",
+            config=self.config,
+            server_time=server_timestamp(),
+        )
+        self.seconds.append(round(time.perf_counter() - started, 2))
+        self.counts.append(counts)
+        self.db.collection(MARKS).document(str(n)).set({"fold": n})
+        return counts
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.once()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def per_fold(writes: list[tuple[str, datetime]]) -> list[Counter[str]]:
+    """The recorded writes split at the fold markers: one Counter of documents per fold (the
+    writes before the first fold's marker belong to it), plus what came after the last one."""
+    segments: list[Counter[str]] = [Counter()]
+    for path, _ in writes:
+        if path.startswith(f"{MARKS}/"):
+            segments.append(Counter())
+        else:
+            segments[-1][path] += 1
+    return segments
+
+
+def burst(app: Any, events: int, run: str) -> list[int]:
+    """`events` push envelopes of the one customer, 8 threads; the HTTP statuses."""
+    bodies = [event_body(n, CUSTOMER, run) for n in range(events)]
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    for body in bodies:
+        body["timestamp"] = now
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def work(chunk: list[int]) -> None:
+        http = app.test_client()
+        for n in chunk:
+            envelope = push_body(
+                json.dumps(bodies[n]).encode(),
+                f"{run}-{n}",
+                f"projects/{PROJECT}/subscriptions/on-usage-event-push",
+                {"customer_id": CUSTOMER},
             )
-        self.service = service
-        self.tag = "g" if group_commit else "n"
-        self.hot: list[float] = []
-        self.spread: list[float] = []
-        self.redelivered = 0
+            response = http.post(
+                f"/projects/{PROJECT}/topics/usage-events",
+                data=envelope,
+                content_type="application/json",
+            )
+            with lock:
+                statuses.append(response.status_code)
 
-    def messages(self, run: str, spread: bool, count: int) -> list[Message]:
-        out = []
-        for n in range(count):
-            cid = SPREAD[n % len(SPREAD)] if spread else "hot"
-            data = json.dumps(event_body(n, cid, f"{self.tag}{run}")).encode()
-            out.append(Message(f"{self.tag}{run}-{n}", data))
-        return out
-
-    def round(self, r: int) -> None:
-        rate, again = deliver(self.service, self.messages(f"s{r}", True, EVENTS))
-        self.spread.append(rate)
-        self.redelivered += again
-        rate, again = deliver(self.service, self.messages(f"h{r}", False, EVENTS))
-        self.hot.append(rate)
-        self.redelivered += again
-
-    def result(self) -> dict[str, Any]:
-        hot, spread = statistics.mean(self.hot), statistics.mean(self.spread)
-        stats = self.service.committer.stats if self.service.committer else None
-        return {
-            "hot_events_per_s": round(hot, 1),
-            "spread_100_customers_events_per_s": round(spread, 1),
-            "ratio": round(hot / spread, 2),
-            "redeliveries": self.redelivered,
-            "aborted_commits": self.buckets.aborted,
-            "admitted_commits": self.buckets.admitted,
-            "records_per_batch_commit": round(stats.records / max(1, stats.commits), 2)
-            if stats
-            else None,
-        }
+    threads = [
+        threading.Thread(target=work, args=(list(range(i, events, WORKERS)),))
+        for i in range(WORKERS)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return statuses
 
 
-def main() -> None:
+def measure(events: int, fold_interval: float) -> dict[str, Any]:
+    import functions_framework  # noqa: PLC0415 - heavy
     from google.cloud import firestore  # noqa: PLC0415
 
-    logs.configure("json", level=logging.WARNING)  # one INFO line per event would swamp stdout
-    emulators = start_emulators(PROJECT)
+    recorder = WriteRecorder()
+    pair = start_emulators(PROJECT, functions_emulator=recorder.address)
     try:
-        emulators.export()
-        client = firestore.Client(project=PROJECT)
-        seed_customers(client, ["hot", *SPREAD])
-        grouped_setup = Setup(client, emulators.env, group_commit=True)
-        single_setup = Setup(client, emulators.env, group_commit=False)
-        for setup in (grouped_setup, single_setup):  # warm up both (JIT, caches, channels)
-            deliver(setup.service, setup.messages("warm-h", False, WARMUP))
-            deliver(setup.service, setup.messages("warm-s", True, WARMUP))
-        for r in range(ROUNDS):  # alternate, so both see the same machine load
-            grouped_setup.round(r)
-            single_setup.round(r)
-        grouped, single = grouped_setup.result(), single_setup.result()
-        settings = load_settings(emulators.env)
-        print(
-            json.dumps(
-                {
-                    "bench": "usage_hot_customer",
-                    "workers": WORKERS,
-                    "events_per_round": EVENTS,
-                    "rounds": ROUNDS,
-                    "counter_shards": settings.usage_counter_shards,
-                    "group_commit_lanes": LANES,
-                    "simulated_limit": "1 write/s per document, burst 3",
-                    **grouped,
-                    "target_min_ratio": 0.8,
-                    "without_group_commit": single,
-                }
-            )
+        recorder.register(pair.firestore.url, PROJECT)
+        pair.export()
+        os.environ["BLUEPRINT_USAGE_FOLD_LAG_SECONDS"] = str(LAG_SECONDS)
+        get_settings.cache_clear()
+        entry.reset_default_service()
+        clients.reset_clients()
+        settings = get_settings()
+        db = firestore.Client(project=PROJECT)
+        db.collection(settings.customers_collection).document(CUSTOMER).set(
+            {"schema_version": 1, "bundle_tier": "pro", "monthly_scene_quota": -1}
         )
+        recorder.wait_for(f"{settings.customers_collection}/{CUSTOMER}")
+        app = functions_framework.create_app(  # type: ignore[no-untyped-call]
+            "on_usage_event", str(MAIN_SOURCE), "cloudevent"
+        )
+        burst(app, 50, "warm")  # imports, the client's channel, the customer cache
+        time.sleep(LAG_SECONDS + 0.5)
+        folds = Folds(db, fold_interval)
+        folds.once()  # the warm-up's records: counted, not part of the burst's figures
+        recorder.wait_quiet(quiet=1.0)
+        recorder.clear()
+        first = len(folds.counts)
+        folds.start()
+        started = time.perf_counter()
+        statuses = burst(app, events, "burst")
+        burst_seconds = time.perf_counter() - started
+        folds.stop()
+        time.sleep(LAG_SECONDS + 0.5)
+        folds.once()  # the rest of the burst, past the lag
+        recorder.wait_quiet(quiet=2.0)
+        writes = list(recorder.writes)
+        segments = per_fold(writes)
+        counts = folds.counts[first:]
+        tracking = f"{settings.usage_tracking_collection}/"
+        record_writes = Counter(p for p, _ in writes if p.startswith(tracking))
+        others = [
+            Counter({p: n for p, n in seg.items() if not p.startswith(tracking)})
+            for seg in segments
+        ]
+        busiest_other = max((max(seg.values(), default=0) for seg in others), default=0)
+        month = month_of(datetime.now(UTC))
+        summary = (
+            db.collection(settings.usage_counters_collection)
+            .document(counter_doc_id(CUSTOMER, month))
+            .get()
+            .to_dict()
+            or {}
+        )
+        customer = (
+            db.collection(settings.customers_collection).document(CUSTOMER).get().to_dict() or {}
+        )
+        busiest, where = recorder.max_in_window(10.0)
+        total = events + 50
+        return {
+            "bench": "usage_hot_customer",
+            "events": events,
+            "workers": WORKERS,
+            "answered_200": statuses.count(200),
+            "burst_seconds": round(burst_seconds, 2),
+            "events_per_s": round(events / burst_seconds, 1),
+            "fold_interval_seconds": fold_interval,
+            "folds": len(counts),
+            "fold_seconds": folds.seconds[first:],
+            "records_scanned_per_fold": [c.records_scanned for c in counts],
+            "record_writes": sum(record_writes.values()),
+            "records_written_more_than_once": sum(1 for n in record_writes.values() if n > 1),
+            "non_record_writes_per_fold": [sum(seg.values()) for seg in others],
+            "fold_own_writes_per_fold": [
+                c.summaries_written + c.customers_written + c.watermarks_moved for c in counts
+            ],
+            "non_record_documents_written": sorted({p for seg in others for p in seg}),
+            "max_writes_per_document_per_fold": busiest_other,
+            "target_max_writes_per_document_per_fold": 1,
+            "busiest_document_10s": busiest,
+            "busiest_document": where,
+            "target_max_busiest_document_10s": TARGET_BUSIEST_10S,
+            "summary_records": summary.get("records"),
+            "customer_scenes_generated_this_month": customer.get("scenes_generated_this_month"),
+            "expected_count": total,
+            "targets_met": busiest <= TARGET_BUSIEST_10S
+            and busiest_other <= 1
+            and all(n == 1 for n in record_writes.values())
+            and len(record_writes) == events
+            and summary.get("records") == total
+            and customer.get("scenes_generated_this_month") == total,
+        }
     finally:
-        emulators.stop()
+        pair.stop()
+        recorder.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1200)
+    parser.add_argument("--fold-interval", type=float, default=2.0)
+    args = parser.parse_args()
+    logs.configure("json", level=logging.WARNING)
+    started = time.perf_counter()
+    result = measure(args.events, args.fold_interval)
+    result["total_seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(result, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
