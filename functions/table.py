@@ -112,8 +112,8 @@ class FunctionSpec:
     it: its gunicorn serves 4 threads per vCPU otherwise, and requests past them queue)."""
     request_logs: bool = True
     """False: Cloud Run's request log of this function's 2xx answers is excluded from the
-    `_Default` sink (not ingested, not billed; failures are still logged). For the usage
-    function, whose successes are recorded in Firestore and logged once per commit."""
+    `_Default` sink (not ingested, not billed; failures are still logged): for functions whose
+    successes are recorded in Firestore or say what they did in a line of their own."""
     description: str = ""
     delivery: DeliveryPolicy | None = None
     """Pub/Sub triggers: the subscription's retry and dead-letter policy (required for them)."""
@@ -140,6 +140,10 @@ def _stamper(subject: str, document: str, collection_setting: str, what: str) ->
         event_type=FIRESTORE_WRITTEN,
         document=document,
         collection_setting=collection_setting,
+        # Every fold that counts a customer's usage writes its document, and each write runs
+        # this trigger: its 2xx request lines would bill a log line per write for nothing
+        # (its own decision line says what it did).
+        request_logs=False,
         description=f"Stamp {what} and publish cache invalidations.",
     )
 

@@ -183,7 +183,7 @@ class Settings(BaseSettings):
     )
     """How far in the future a usage timestamp may lie (clock skew) before it is rejected."""
     usage_customer_cache_seconds: float = Field(
-        60.0, ge=0, le=600, validation_alias="BLUEPRINT_USAGE_CUSTOMER_CACHE_SECONDS"
+        300.0, ge=0, le=600, validation_alias="BLUEPRINT_USAGE_CUSTOMER_CACHE_SECONDS"
     )
     """How long the usage function reuses a customer read (existence, pricing tier) per
     instance; a tier change prices within this long; 0 reads every event."""
@@ -203,7 +203,7 @@ class Settings(BaseSettings):
     )
     """Records per page of the fold's scan of one bucket."""
     usage_fold_max_records: int = Field(
-        200_000, ge=1, validation_alias="BLUEPRINT_USAGE_FOLD_MAX_RECORDS"
+        100_000, ge=1, validation_alias="BLUEPRINT_USAGE_FOLD_MAX_RECORDS"
     )
     """New records one fold reads at most (memory and time bound); the rest waits for the next
     fold."""

@@ -40,7 +40,7 @@ class FoldConfig:
     """Records are counted up to U = T - lag, read at T: a record stamped at or before U has
     landed by T (the emulator stamps a commit before it lands)."""
     page_size: int = 500
-    max_records: int = 200_000
+    max_records: int = 100_000
     workers: int = 8
     alert_lease: timedelta = timedelta(seconds=120)
 

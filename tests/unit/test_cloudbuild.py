@@ -313,15 +313,25 @@ def test_every_pubsub_function_gets_the_tables_delivery_policy() -> None:
 
 def test_functions_without_request_logs_get_one_exclusion_of_their_2xx_request_logs() -> None:
     quiet = [spec.name for spec in FUNCTIONS if not spec.request_logs]
-    assert quiet == ["on-usage-event"]
+    assert quiet == [
+        "on-customer-written",
+        "on-scene-written",
+        "on-feature-flags-written",
+        "on-usage-event",
+    ]
     steps = {step["id"]: step for step in load()["steps"]}
     script = steps["log-exclusions"]["args"][1]
-    assert 'resource.labels.service_name="on-usage-event"' in script
+    assert (
+        'resource.labels.service_name=("on-customer-written" OR "on-scene-written" OR '
+        '"on-feature-flags-written" OR "on-usage-event")'
+    ) in script
     assert "httpRequest.status<300" in script  # failures keep their request log
     assert 'log_id("run.googleapis.com/requests")' in script
     assert "--remove-exclusions=blueprint-ok-requests" in script  # a redeploy replaces it
     assert "," not in script.split("filter=", 1)[1]  # gcloud splits --add-exclusion on commas
-    two = (*FUNCTIONS, replace_spec(FUNCTIONS[0], name="b", request_logs=False))
-    assert 'service_name=("on-usage-event" OR "b")' in str(cloudbuild.request_log_filter(two))
+    one = tuple(
+        replace_spec(spec, request_logs=spec.name != "on-usage-event") for spec in FUNCTIONS
+    )
+    assert 'service_name="on-usage-event"' in str(cloudbuild.request_log_filter(one))
     everyone = tuple(replace_spec(spec, request_logs=True) for spec in FUNCTIONS)
     assert cloudbuild.request_log_filter(everyone) is None
