@@ -143,7 +143,7 @@ def main() -> int:
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
-    return run_on_emulator(PROJECT, lambda: measure(args.customers, args.rounds))
+    return run_on_emulator(PROJECT, lambda: measure(args.customers, args.rounds), __file__)
 
 
 if __name__ == "__main__":

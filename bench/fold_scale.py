@@ -57,6 +57,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from _common import emit  # noqa: E402
+
 from functions.fold.ports import (  # noqa: E402
     Commit,
     CustomerState,
@@ -524,7 +526,7 @@ def main() -> int:
         result["time"] = measure_time(args.customers, args.records, args.workers)
     result["targets_met"] = all(result[k]["met"] for k in ("memory", "time") if k in result)
     result["total_seconds"] = round(time.perf_counter() - started, 1)
-    print(json.dumps(result, indent=2))
+    emit(__file__, result)
     return 0
 
 

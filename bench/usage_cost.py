@@ -66,6 +66,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from _common import emit  # noqa: E402
+
 from devstack.delivery import push_body  # noqa: E402
 from devstack.emulators import free_port  # noqa: E402
 from devstack.functions_host import EMPTY_TRIGGER_PREFIX  # noqa: E402
@@ -408,29 +410,27 @@ def main() -> int:
             )
         finally:
             suite.stop()
-    print(
-        json.dumps(
-            {
-                "benchmark": "usage_cost",
-                "functions": [spec.name for spec in FUNCTIONS],
-                "scenarios": results,
-                "targets_met": all(r["met"] for r in results),
-                "prices": PRICES,
-                "assumptions": {
-                    "billed_seconds_per_request": BILLED_SECONDS_PER_REQUEST,
-                    "log_entry_overhead_bytes": LOG_ENTRY_OVERHEAD_BYTES,
-                    "request_log_bytes": REQUEST_LOG_BYTES,
-                    "fold": "one fold per round (production: every minute); the fold billed at "
-                    "its measured duration on the emulator",
-                    "aggregation_reads": "each RunAggregationQuery request is billed one read "
-                    "per batch of up to 1,000 index entries it matches, at least one (Google "
-                    "Cloud blog, 'Calculate SUM and AVG aggregations using Firestore', "
-                    "2023-11-07); counted as one each: only the month close aggregates",
-                },
-                "total_seconds": round(time.perf_counter() - started, 1),
+    emit(
+        __file__,
+        {
+            "benchmark": "usage_cost",
+            "functions": [spec.name for spec in FUNCTIONS],
+            "scenarios": results,
+            "targets_met": all(r["met"] for r in results),
+            "prices": PRICES,
+            "assumptions": {
+                "billed_seconds_per_request": BILLED_SECONDS_PER_REQUEST,
+                "log_entry_overhead_bytes": LOG_ENTRY_OVERHEAD_BYTES,
+                "request_log_bytes": REQUEST_LOG_BYTES,
+                "fold": "one fold per round (production: every minute); the fold billed at "
+                "its measured duration on the emulator",
+                "aggregation_reads": "each RunAggregationQuery request is billed one read "
+                "per batch of up to 1,000 index entries it matches, at least one (Google "
+                "Cloud blog, 'Calculate SUM and AVG aggregations using Firestore', "
+                "2023-11-07); counted as one each: only the month close aggregates",
             },
-            indent=2,
-        )
+            "total_seconds": round(time.perf_counter() - started, 1),
+        },
     )
     return 0
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _common import emit
+
 from functions.edge.pubsub import decode_envelope
 from functions.usage.intake import prepare
 from functions.usage.ports import Limits, Prepared
@@ -94,19 +96,18 @@ def main() -> None:
     baseline = cpu_per_call(pydantic_once, n)
     handler = cpu_per_call(handler_once, n)
     full = cpu_per_call(full_once, n)
-    print(
-        json.dumps(
-            {
-                "bench": "usage_cpu",
-                "events": n,
-                "handler_cpu_us_per_event": round(handler * 1e6, 2),
-                "pydantic_model_validate_json_us": round(baseline * 1e6, 2),
-                "ratio": round(handler / baseline, 2),
-                "full_pure_path_us_per_event": round(full * 1e6, 2),
-                "ratio_full": round(full / baseline, 2),
-                "target_max_ratio": 3.0,
-            }
-        )
+    emit(
+        __file__,
+        {
+            "bench": "usage_cpu",
+            "events": n,
+            "handler_cpu_us_per_event": round(handler * 1e6, 2),
+            "pydantic_model_validate_json_us": round(baseline * 1e6, 2),
+            "ratio": round(handler / baseline, 2),
+            "full_pure_path_us_per_event": round(full * 1e6, 2),
+            "ratio_full": round(full / baseline, 2),
+            "target_max_ratio": 3.0,
+        },
     )
 
 

@@ -42,6 +42,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import emit
 from _usage_common import PROJECT, ROOT, event_body
 
 sys.path.insert(0, str(ROOT))
@@ -275,7 +276,7 @@ def main() -> int:
     started = time.perf_counter()
     result = measure(args.events, args.fold_interval)
     result["total_seconds"] = round(time.perf_counter() - started, 1)
-    print(json.dumps(result, indent=2))
+    emit(__file__, result)
     return 0
 
 
