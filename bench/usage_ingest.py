@@ -22,6 +22,7 @@ import base64
 import http.client
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -126,13 +127,14 @@ def main() -> None:
     from google.cloud import firestore  # noqa: PLC0415
 
     emulators = start_emulators(PROJECT)
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-usage-"))
     server = None
     try:
         emulators.export()
         client = firestore.Client(project=PROJECT)
         seed_customers(client, CUSTOMERS)
         port = free_port()
-        log = Path(tempfile.mkdtemp(prefix="bench-usage-")) / "functions.log"
+        log = log_dir / "functions.log"
         # 8 requests in flight, as 2 gunicorn worker processes x 4 threads (the machine's two
         # cores); deployed, one instance serves many at once (BENCH_SERVER_PROCESSES=1 plays
         # one process).
@@ -289,6 +291,7 @@ def main() -> None:
         if server is not None:
             kill_group(server.pid, server)
         emulators.stop()
+        shutil.rmtree(log_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
