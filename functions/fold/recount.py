@@ -25,7 +25,6 @@ from shared.times import month_of, next_month, previous_month
 
 PAGE: Final = 200
 """Summaries recounted per page (in parallel within a page)."""
-CLOSE_STATE_FIELDS: Final = ("closed_through", "closing", "after")
 
 
 @dataclass(frozen=True, slots=True)
