@@ -414,6 +414,11 @@ def main() -> int:
         __file__,
         {
             "benchmark": "usage_cost",
+            "usd_per_million_over_target": {
+                r["scenario"]: round(r["total_usd_per_million"] / r["target_usd_per_million"], 2)
+                for r in results
+            },
+            **{f"{r['scenario']}_usd_per_million": r["total_usd_per_million"] for r in results},
             "functions": [spec.name for spec in FUNCTIONS],
             "scenarios": results,
             "targets_met": all(r["met"] for r in results),

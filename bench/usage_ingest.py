@@ -269,6 +269,10 @@ def main() -> None:
             __file__,
             {
                 "bench": "usage_ingest",
+                "ratio": {name: phase["ratio"] for name, phase in phases.items()},
+                "ratio_through_http": {
+                    name: phase["ratio_through_http"] for name, phase in phases.items()
+                },
                 "function_processes": SERVER_PROCESSES,
                 "rounds": ROUNDS,
                 **phases,
