@@ -61,6 +61,9 @@ class MonthChange:
     """The recount's sums of the records at or before the bound: they replace the stored
     sums (the month close, `blueprint usage recount`)."""
     close: bool = False
+    """Mark the summary closed (its month has ended and this is its recount)."""
+    month_closed: bool = False
+    """The fold closed this month already: what this commit adds came late."""
 
 
 def bound_of(summary: Snapshot | None) -> datetime | None:
@@ -70,7 +73,10 @@ def bound_of(summary: Snapshot | None) -> datetime | None:
 
 
 def changes_from_records(
-    state: CustomerState, records: Mapping[str, Sequence[NewRecord]], upto: Mapping[str, datetime]
+    state: CustomerState,
+    records: Mapping[str, Sequence[NewRecord]],
+    upto: Mapping[str, datetime],
+    closed_through: str | None = None,
 ) -> dict[str, MonthChange]:
     """Per month: the scanned records above its summary's bound (as just read), up to the
     month's scan bound `upto[month]`. A record at or below the bound is in the summary already
@@ -81,7 +87,8 @@ def changes_from_records(
         fresh = [r for r in found if (bound is None or r.recorded_at > bound)]
         added = sum((r.sums for r in fresh if r.recorded_at <= upto[month]), Sums())
         new_bound = upto[month] if bound is None or upto[month] > bound else bound
-        out[month] = MonthChange(added, new_bound)
+        late = closed_through is not None and month <= closed_through
+        out[month] = MonthChange(added, new_bound, month_closed=late)
     return out
 
 
@@ -195,7 +202,7 @@ def plan_customer(
         old = dict(stored.data) if stored is not None else {}
         sums = change.recounted if change.recounted is not None else Sums.from_fields(old)
         sums += change.added
-        closed = bool(old.get("closed"))
+        closed = bool(old.get("closed")) or change.month_closed
         late = change.added.records if closed else 0
         if stored is not None:
             seed = _int(old.get("seed_scenes")) or 0

@@ -94,6 +94,9 @@ def run_fold(
     finish_pending_alerts(
         repo, publisher, now=now, run_id=run_id, lease=config.alert_lease, counts=counts
     )
+    close_state = repo.read_close()
+    closed = close_state.data.get("closed_through") if close_state else None
+    closed_through = closed if isinstance(closed, str) else None
     marks = repo.read_watermarks(range(config.buckets))
     read_time = next((w.read_time for w in marks if w.read_time is not None), None)
     if read_time is None:
@@ -132,7 +135,7 @@ def run_fold(
                 publisher,
                 customer_id,
                 sorted({*found, current}),
-                lambda state: plan.changes_from_records(state, found, month_bounds),
+                lambda state: plan.changes_from_records(state, found, month_bounds, closed_through),
                 run,
                 counts,
             ),

@@ -583,6 +583,18 @@ def test_a_record_for_a_closed_month_is_still_counted_and_marked_late(repo: Fake
     assert (summary["scenes_generated"], summary["late_records"], counts.late_records) == (2, 1, 1)
 
 
+def test_a_customers_first_record_for_a_closed_month_is_counted_as_late(repo: FakeRepo) -> None:
+    repo.add("c", OCT, 10, episodes=4)  # October is closed (the fixture); c had no summary
+    counts = fold(repo, FakePublisher())
+    summary = repo.summary("c", OCT)
+    assert (summary["episodes_generated"], summary["closed"], summary["late_records"]) == (
+        4,
+        True,
+        1,
+    )
+    assert counts.late_records == 1
+
+
 def test_the_close_resumes_from_its_cursor_after_a_failure(repo: FakeRepo) -> None:
     for cid in "abc":
         repo.add(cid, NOV, 1, scenes=1)
