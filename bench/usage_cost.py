@@ -414,7 +414,7 @@ def main() -> int:
         __file__,
         {
             "benchmark": "usage_cost",
-            "cost_ratio_to_target": {
+            "cost_to_target_ratio": {
                 r["scenario"]: round(r["total_usd_per_million"] / r["target_usd_per_million"], 2)
                 for r in results
             },
