@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, Final, TextIO
 
 import typer
 
@@ -179,3 +179,12 @@ def one_line(exc: BaseException) -> str:
     """An exception's message on one line, at most 400 characters."""
     text = " ".join(str(exc).split())
     return text if len(text) <= 400 else text[:397] + "..."
+
+
+MonthOption = Annotated[
+    str,
+    typer.Option(
+        "--month", callback=check_month, help="calendar month, YYYY-MM (UTC)", show_default=False
+    ),
+]
+"""The required `--month YYYY-MM` of the commands that read one month."""

@@ -10,8 +10,8 @@ import typer
 from ops.cli.common import (
     EXIT_USAGE,
     CliError,
+    MonthOption,
     check_document_id,
-    check_month,
     not_future,
     run_of,
     unknown_customer,
@@ -44,15 +44,7 @@ def report(
             "--customer", callback=check_document_id, help="customer id", show_default=False
         ),
     ],
-    month: Annotated[
-        str,
-        typer.Option(
-            "--month",
-            callback=check_month,
-            help="calendar month, YYYY-MM (UTC)",
-            show_default=False,
-        ),
-    ],
+    month: MonthOption,
     csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout instead of a table")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="the report as one JSON object")] = False,
     chart: Annotated[

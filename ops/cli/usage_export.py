@@ -8,7 +8,7 @@ from typing import Annotated, Final, TextIO
 
 import typer
 
-from ops.cli.common import EXIT_USAGE, CliError, check_month, not_future, run_of
+from ops.cli.common import EXIT_USAGE, CliError, MonthOption, not_future, run_of
 from ops.cli.usage import usage_app
 
 COMMAND: Final = "usage export"
@@ -54,15 +54,7 @@ def register(app: typer.Typer) -> None:
 
 def export(
     ctx: typer.Context,
-    month: Annotated[
-        str,
-        typer.Option(
-            "--month",
-            callback=check_month,
-            help="calendar month, YYYY-MM (UTC)",
-            show_default=False,
-        ),
-    ],
+    month: MonthOption,
     fmt: Annotated[
         str,
         typer.Option("--format", metavar="csv|jsonl", callback=check_format, help="csv or jsonl"),

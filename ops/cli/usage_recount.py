@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ops.cli.common import check_document_id, check_month, run_of
+from ops.cli.common import MonthOption, check_document_id, run_of
 from ops.cli.usage import usage_app
 
 COMMAND = "usage recount"
@@ -23,15 +23,7 @@ def register(app: typer.Typer) -> None:
 
 def recount_command(
     ctx: typer.Context,
-    month: Annotated[
-        str,
-        typer.Option(
-            "--month",
-            callback=check_month,
-            help="calendar month, YYYY-MM (UTC)",
-            show_default=False,
-        ),
-    ],
+    month: MonthOption,
     customer: Annotated[
         str | None,
         typer.Option("--customer", callback=check_document_id, help="only this customer's"),
