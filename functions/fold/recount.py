@@ -18,7 +18,13 @@ from typing import Final
 
 from functions.fold import plan
 from functions.fold.customer import Run, commit_customer, guarded
-from functions.fold.ports import AlertPublisher, CustomerState, FoldCounts, FoldRepository
+from functions.fold.ports import (
+    AlertPublisher,
+    CustomerState,
+    FoldCounts,
+    FoldRepository,
+    Snapshot,
+)
 from shared import logs
 from shared.counters import Sums, split_counter_doc_id
 from shared.times import month_of, next_month, previous_month
@@ -136,14 +142,15 @@ def close_months(  # noqa: PLR0917 - run_fold's context
     publisher: AlertPublisher,
     run: Run,
     counts: FoldCounts,
+    stored: Snapshot | None,
     workers: int,
     deadline: float | None,
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """Close the oldest ended month not closed yet: recount each of its summaries, mark them
     closed, then record the month as closed. Resumable: a fold that runs out of time, or
-    whose recount of a customer failed, leaves a cursor for the next fold."""
-    stored = repo.read_close()
+    whose recount of a customer failed, leaves a cursor for the next fold. `stored`: the
+    close state as the fold read it at its start (its writes are guarded by that read)."""
     data = dict(stored.data) if stored is not None else {}
     token = stored.update_time if stored is not None else None
     closed = data.get("closed_through")

@@ -150,5 +150,5 @@ def run_fold(
         if repo.set_watermark(mark, bound):
             counts.add("watermarks_moved")
         # else: another fold moved it meanwhile, from the same or a later scan: it stands.
-    close_months(repo, publisher, run, counts, config.workers, deadline, clock)
+    close_months(repo, publisher, run, counts, close_state, config.workers, deadline, clock)
     return counts
