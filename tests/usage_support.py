@@ -16,7 +16,7 @@ from typing import Any
 from cloudevents.http import CloudEvent
 
 from functions.edge.pubsub import Message
-from functions.usage.ports import CustomerDocument, StoredRecord, UnstorableRecordError
+from functions.usage.ports import UnstorableRecordError
 from shared import logs
 from shared.counters import Sums, record_sums
 from shared.errors import TransientError
@@ -204,12 +204,12 @@ class FakeRepository:
         with self.lock:
             self.customers[customer_id] = {"schema_version": 1, **fields}
 
-    def get_customer(self, customer_id: str) -> CustomerDocument | None:
+    def get_customer(self, customer_id: str) -> Mapping[str, Any] | None:
         with self.lock:
             self._maybe_fail("get_customer")
             self.reads += 1
             doc = self.customers.get(customer_id)
-            return None if doc is None else CustomerDocument(dict(doc))
+            return None if doc is None else dict(doc)
 
     def create_record(self, record_id: str, record: Mapping[str, Any]) -> bool:
         if self.commit_delay:
@@ -227,13 +227,11 @@ class FakeRepository:
             self.commits += 1
             return True
 
-    def get_stored_record(self, record_id: str) -> StoredRecord | None:
+    def get_stored_sha256(self, record_id: str) -> str | None:
         with self.lock:
-            self._maybe_fail("get_stored_record")
-            if record_id not in self.records:
-                return None
-            digest = self.records[record_id].get("payload_sha256")
-            return StoredRecord(digest if isinstance(digest, str) else None)
+            self._maybe_fail("get_stored_sha256")
+            digest = self.records.get(record_id, {}).get("payload_sha256")
+            return digest if isinstance(digest, str) else None
 
     def _maybe_fail(self, call: str) -> None:
         """Raise the transient error injected for `call` (under the lock)."""

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from functions.edge.pubsub import Message
-from shared import logs, names
+from shared import clients, logs, names
 from shared.ids import dead_letter_doc_id
+from shared.settings import Settings, get_settings
 
 LAST_ERROR_LIMIT: Final = 300
 """Characters of `type: message` kept."""
@@ -118,3 +119,29 @@ class LastErrorNote:
             delivery_attempt=message.delivery_attempt,
         )
         return True
+
+
+def build_usage_note(settings: Settings, client: Any | None = None) -> LastErrorNote:
+    """The usage function's note over Firestore; its last attempt is the usage subscription's
+    `max_delivery_attempts` in the function table."""
+    from functions.deadletter.adapters import FirestoreNoteStore  # noqa: PLC0415 - cold start
+    from functions.table import USAGE_DELIVERY  # noqa: PLC0415 - cheap, kept beside its use
+
+    return LastErrorNote(
+        FirestoreNoteStore(settings, client, timeout=NOTE_TIMEOUT_SECONDS),
+        max_attempts=USAGE_DELIVERY.max_delivery_attempts,
+        collection=settings.usage_rejections_collection,
+    )
+
+
+USAGE_NOTE: Final = clients.Lazy(lambda: build_usage_note(get_settings()))
+"""The deployed usage function's note, built on first use."""
+
+
+def note_failure(message: Message, exc: Exception, notes: LastErrorNote | None = None) -> None:
+    """Note `exc` of a usage message (the deployed note unless `notes`). Best effort, never
+    raises: the original error is what Pub/Sub must see."""
+    try:
+        (notes or USAGE_NOTE.get()).failed(message, exc)
+    except Exception as again:  # `failed` never raises; building the deployed one can
+        logs.warning(f"last error not noted: {type(again).__name__}: {again}"[:300])

@@ -10,7 +10,6 @@ are not usage: each gets an ERROR log, and a reset one also a document under its
 
 from __future__ import annotations
 
-import base64
 import enum
 import json
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from functions.deadletter.ports import DeadLetter, DeadLetterStore, Source, UnstorableError
+from functions.edge.payloads import payload_fields
 from functions.edge.pubsub import Message
 from shared import logs
 from shared.errors import FieldError, TransientError
@@ -31,8 +31,6 @@ SOURCE_SUBSCRIPTION: Final = "CloudPubSubDeadLetterSourceSubscription"
 SOURCE_PROJECT: Final = "CloudPubSubDeadLetterSourceSubscriptionProject"
 SOURCE_DELIVERY_COUNT: Final = "CloudPubSubDeadLetterSourceDeliveryCount"
 SOURCE_PUBLISH_TIME: Final = "CloudPubSubDeadLetterSourceTopicPublishTime"
-PAYLOAD_LIMIT: Final = 16_384
-"""Bytes of the payload kept, as for every other usage rejection (the size is stored too)."""
 DEAD_LETTER: Final = "dead_letter"
 LAST_ERROR_FIELDS: Final = ("last_error", "last_error_at", "last_delivery_attempt")
 """The usage function's last failing delivery leaves these on the dead letter's id before the
@@ -99,31 +97,16 @@ def reason_of(letter: DeadLetter) -> str:
 
 def document_of(letter: DeadLetter) -> dict[str, Any]:
     """The stored document (without `rejected_at`, which the server stamps)."""
-    raw = letter.data
-    try:
-        text: str | None = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
-    truncated = len(raw) > PAYLOAD_LIMIT
-    if text is not None:
-        payload = raw[:PAYLOAD_LIMIT].decode("utf-8", errors="ignore")  # whole characters only
-        encoding = "utf-8"
-    else:
-        payload = base64.b64encode(raw[:PAYLOAD_LIMIT]).decode("ascii")
-        encoding = "base64"
     errors = [FieldError("(delivery)", letter.delivery_attempts, "an acknowledged delivery")]
     if letter.problem is not None:
         errors.append(letter.problem)
-    doc: dict[str, Any] = {
+    return {
         "schema_version": 1,
         "kind": DEAD_LETTER,
         "message_id": None,
         "reason": reason_of(letter),
         "errors": [e.as_dict() for e in errors],
-        "payload": payload,
-        "payload_encoding": encoding,
-        "payload_bytes": len(raw),
-        "payload_truncated": truncated,
+        **payload_fields(letter.data),
         "attributes": dict(letter.attributes),
         "publish_time": parse_rfc3339(letter.source_publish_time, naive_is_utc=True),
         "source_subscription": letter.source_subscription,
@@ -134,25 +117,6 @@ def document_of(letter: DeadLetter) -> dict[str, Any]:
         "last_error": None,
         "last_error_at": None,
     }
-    if text is not None and not truncated:
-        doc.update(_owner(text))
-    return doc
-
-
-def _owner(text: str) -> dict[str, str]:
-    """customer_id / event_id when the body names them (people search by customer)."""
-    try:
-        parsed = json.loads(text)
-    except (ValueError, RecursionError):
-        return {}
-    if not isinstance(parsed, dict):
-        return {}
-    found = {}
-    for key in ("customer_id", "event_id"):
-        value = parsed.get(key)
-        if isinstance(value, str) and len(value) <= 1500:
-            found[key] = value
-    return found
 
 
 def reset_month(letter: DeadLetter, now: datetime) -> str:

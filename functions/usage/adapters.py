@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from functions.usage.ports import CustomerDocument, StoredRecord, UnstorableRecordError
+from functions.usage.ports import UnstorableRecordError
 from shared import clients, logs
 from shared.counters import RECORDED_AT_FIELD
 from shared.errors import classify, status_name
@@ -31,7 +31,7 @@ class FirestoreUsageRepository(clients.FirestoreAdapter):
     def _doc(self, collection: str, doc_id: str) -> Any:
         return self.client.collection(collection).document(doc_id)
 
-    def get_customer(self, customer_id: str) -> CustomerDocument | None:
+    def get_customer(self, customer_id: str) -> Mapping[str, Any] | None:
         """Plain read of `customers/{id}`."""
         ref = self._doc(self._settings.customers_collection, customer_id)
         try:
@@ -40,9 +40,7 @@ class FirestoreUsageRepository(clients.FirestoreAdapter):
             raise classify(
                 exc, f"read {self._settings.customers_collection}/{customer_id}"
             ) from exc
-        if not snap.exists:
-            return None
-        return CustomerDocument(snap.to_dict() or {})
+        return (snap.to_dict() or {}) if snap.exists else None
 
     def create_record(self, record_id: str, record: Mapping[str, Any]) -> bool:
         """Create the record with `recorded_at` = the server's time (one write)."""
@@ -63,7 +61,7 @@ class FirestoreUsageRepository(clients.FirestoreAdapter):
             raise classify(exc, f"create {collection}/{record_id}") from exc
         return True
 
-    def get_stored_record(self, record_id: str) -> StoredRecord | None:
+    def get_stored_sha256(self, record_id: str) -> str | None:
         """`payload_sha256` of `usage_tracking/{record_id}` (one read of one field)."""
         collection = self._settings.usage_tracking_collection
         ref = self._doc(collection, record_id)
@@ -71,10 +69,8 @@ class FirestoreUsageRepository(clients.FirestoreAdapter):
             snap = ref.get(field_paths=["payload_sha256"], **self._call())
         except Exception as exc:
             raise classify(exc, f"read {collection}/{record_id}") from exc
-        if not snap.exists:
-            return None
-        digest = (snap.to_dict() or {}).get("payload_sha256")
-        return StoredRecord(digest if isinstance(digest, str) else None)
+        digest = (snap.to_dict() or {}).get("payload_sha256") if snap.exists else None
+        return digest if isinstance(digest, str) else None
 
     def store_rejection(self, doc_id: str, data: Mapping[str, Any]) -> bool:
         """Create `usage_rejections/{doc_id}` once."""

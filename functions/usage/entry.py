@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from functions.deadletter.note import NOTE_TIMEOUT_SECONDS, LastErrorNote
-from functions.edge.pubsub import Message, decode_message
+from functions.deadletter.note import USAGE_NOTE, LastErrorNote, note_failure
+from functions.edge.pubsub import decode_message
 from functions.usage.cache import CustomerCache
 from functions.usage.ports import Limits, LogNames, Result
 from functions.usage.service import UsageService
@@ -42,20 +42,6 @@ def build_service(settings: Settings, client: Any | None = None) -> UsageService
     )
 
 
-def build_notes(settings: Settings, client: Any | None = None) -> LastErrorNote:
-    """The last-error note over Firestore; the last attempt is the usage subscription's
-    `max_delivery_attempts` in the function table."""
-    from functions.deadletter.adapters import FirestoreNoteStore  # noqa: PLC0415 - cold start
-    from functions.table import USAGE_DELIVERY  # noqa: PLC0415 - cheap, kept beside its use
-
-    return LastErrorNote(
-        FirestoreNoteStore(settings, client, timeout=NOTE_TIMEOUT_SECONDS),
-        max_attempts=USAGE_DELIVERY.max_delivery_attempts,
-        collection=settings.usage_rejections_collection,
-    )
-
-
-_NOTES: Final = clients.Lazy(lambda: build_notes(get_settings()))
 _SERVICE: Final = clients.Lazy(lambda: build_service(get_settings()))
 """Built once per process, even when the first 64 requests race for it (each service holds a
 customer cache: two would double the reads)."""
@@ -69,7 +55,7 @@ def default_service() -> UsageService:
 def reset_default_service() -> None:
     """Forget the service (tests that change the settings)."""
     _SERVICE.reset()
-    _NOTES.reset()
+    USAGE_NOTE.reset()
 
 
 def handle_cloud_event(
@@ -98,13 +84,5 @@ def handle_cloud_event(
             delivery_attempt=message.delivery_attempt,
         )
         if notes is not None or service is None:
-            _note(message, exc, notes)
+            note_failure(message, exc, notes)
         raise
-
-
-def _note(message: Message, exc: Exception, notes: LastErrorNote | None) -> None:
-    """Best effort, never raises (the original error is what Pub/Sub must see)."""
-    try:
-        (notes or _NOTES.get()).failed(message, exc)
-    except Exception as again:  # `failed` never raises; building the default one can
-        logs.warning(f"last error not noted: {type(again).__name__}: {again}"[:300])

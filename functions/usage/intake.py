@@ -5,9 +5,8 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
 from pydantic import ValidationError
 
@@ -16,71 +15,10 @@ from functions.usage.ports import Limits, Prepared, Rejection
 from shared.errors import FieldError
 from shared.ids import usage_record_id
 from shared.models import UsageEvent, field_errors
-
-_MAX_DETAILS_DEPTH: Final = 20
-_INT64: Final = 2**63
-_MAX_KEY_BYTES: Final = 1500
-_MAX_KEY_CHARS: Final = _MAX_KEY_BYTES // 4
-"""A key of at most this many characters is within the byte limit whatever its characters."""
+from shared.storable import storable_problems
 
 _EVENT_VALIDATOR: Final = UsageEvent.__pydantic_validator__
 """`UsageEvent.model_validate_json` without its Python wrapper (this runs once per event)."""
-
-_PLAIN: Final = (str, bool, type(None))
-
-
-def _storable_problems(value: Any, path: str, depth: int, in_array: bool) -> list[FieldError]:
-    """What Firestore would refuse in a `details` value (or we do: non-finite numbers)."""
-    kind = type(value)
-    problem: FieldError | None = None
-    if kind in _PLAIN:
-        pass
-    elif kind is int:
-        if not -_INT64 <= value < _INT64:
-            problem = FieldError(path, value, "a 64-bit integer")
-    elif kind is float:
-        if not math.isfinite(value):
-            problem = FieldError(path, value, "a finite number")
-    elif depth > _MAX_DETAILS_DEPTH:
-        problem = FieldError(path, "...", f"at most {_MAX_DETAILS_DEPTH} levels of nesting")
-    elif kind is dict or kind is list:
-        return _container_problems(value, path, depth, in_array)
-    else:
-        problem = FieldError(path, value, "a JSON value")
-    return [] if problem is None else [problem]
-
-
-def _key_problem(path: str, key: str) -> FieldError | None:
-    """What Firestore refuses in a map key: empty, over 1500 bytes, or reserved (__name__)."""
-    if key == "":
-        return FieldError(path, "", "map keys that are not empty")
-    if len(key.encode()) > _MAX_KEY_BYTES:
-        return FieldError(path, key, f"map keys of at most {_MAX_KEY_BYTES} bytes (Firestore)")
-    if len(key) >= 4 and key.startswith("__") and key.endswith("__"):
-        return FieldError(f"{path}.{key}", key, "a key not like __name__ (Firestore)")
-    return None
-
-
-def _container_problems(value: Any, path: str, depth: int, in_array: bool) -> list[FieldError]:
-    out: list[FieldError] = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            # The common key (not empty, short, no leading "_") needs no closer look.
-            bad = (
-                None
-                if key and len(key) <= _MAX_KEY_CHARS and key[0] != "_"
-                else _key_problem(path, key)
-            )
-            if bad is None:
-                out += _storable_problems(item, f"{path}.{key}", depth + 1, False)
-            else:
-                out.append(bad)
-        return out
-    if in_array:
-        return [FieldError(path, value, "no array directly inside an array (Firestore)")]
-    for i, item in enumerate(value):
-        out += _storable_problems(item, f"{path}.{i}", depth + 1, True)
-    return out
 
 
 def wrong_type(message: Message) -> Rejection | None:
@@ -114,7 +52,7 @@ def prepare(message: Message, now: datetime, limits: Limits) -> Prepared | Rejec
             "future_timestamp", (FieldError("timestamp", event.timestamp.isoformat(), expected),)
         )
     if event.details:
-        problems = _storable_problems(event.details, "details", 1, False)
+        problems = storable_problems(event.details, "details")
         if problems:
             return Rejection("invalid_event", tuple(problems))
     return Prepared(event, usage_record_id(event))

@@ -65,13 +65,6 @@ class Prepared:
 
 
 @dataclass(frozen=True, slots=True)
-class CustomerDocument:
-    """A customer document as read (the service only needs its data)."""
-
-    data: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
 class PricingCustomer:
     """What an event needs from its customer: that it exists, and the tier that prices it."""
 
@@ -79,20 +72,12 @@ class PricingCustomer:
     tier: BundleTier
 
 
-@dataclass(frozen=True, slots=True)
-class StoredRecord:
-    """What a redelivery needs of the record already stored under its id."""
-
-    payload_sha256: str | None
-    """None: written before hashes were stored."""
-
-
 class UsageRepository(Protocol):
     """Firestore as the usage service needs it. Errors other than the ones named here come
     out classified (`shared.errors.classify`): TransientError or PermanentError."""
 
-    def get_customer(self, customer_id: str) -> CustomerDocument | None:
-        """The customer document, or None when it does not exist."""
+    def get_customer(self, customer_id: str) -> Mapping[str, Any] | None:
+        """The customer document's data, or None when it does not exist."""
         ...
 
     def create_record(self, record_id: str, record: Mapping[str, Any]) -> bool:
@@ -103,8 +88,9 @@ class UsageRepository(Protocol):
         """
         ...
 
-    def get_stored_record(self, record_id: str) -> StoredRecord | None:
-        """What `usage_tracking/{record_id}` holds of it; None when it does not exist."""
+    def get_stored_sha256(self, record_id: str) -> str | None:
+        """`payload_sha256` of `usage_tracking/{record_id}`; None when the record does not
+        exist or holds none."""
         ...
 
     def store_rejection(self, doc_id: str, data: Mapping[str, Any]) -> bool:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Final
 
+from functions.edge.payloads import payload_fields
 from functions.edge.pubsub import Message
 from functions.usage.ports import MAX_REASON_ERRORS, PricingCustomer, Rejection
 from shared.counters import record_fields
@@ -19,8 +19,6 @@ from shared.models import BundleTier, Customer, UsageEvent, validate
 from shared.pricing import CostEstimate
 from shared.times import month_of
 
-REJECTION_PAYLOAD_LIMIT: Final = 16_384
-"""Bytes of a rejected payload kept in its rejection document (the original size is stored too)."""
 _CENT: Final = Decimal(100)
 MAX_EVENT_COST_CENTS: Final = 10**14
 """Most one event may cost (10^12 USD, as `MAX_EVENT_COUNT` bounds its count): the month
@@ -110,44 +108,16 @@ def build_record(
 
 def rejection_document(message: Message, rejection: Rejection) -> dict[str, Any]:
     """The `usage_rejections` document (without `rejected_at`, which the server stamps)."""
-    raw = message.data
-    try:
-        text: str | None = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
-    truncated = len(raw) > REJECTION_PAYLOAD_LIMIT
-    if text is not None:
-        # Cut on a character boundary: drop a partial trailing UTF-8 sequence, never garble.
-        payload = raw[:REJECTION_PAYLOAD_LIMIT].decode("utf-8", errors="ignore")
-        encoding = "utf-8"
-    else:
-        payload = base64.b64encode(raw[:REJECTION_PAYLOAD_LIMIT]).decode("ascii")
-        encoding = "base64"
     doc: dict[str, Any] = {
         "schema_version": 1,
         "message_id": message.message_id,
         "kind": rejection.kind,
         "reason": rejection.reason,
         "errors": [e.as_dict() for e in rejection.errors[:MAX_REASON_ERRORS]],
-        "payload": payload,
-        "payload_encoding": encoding,
-        "payload_bytes": len(raw),
-        "payload_truncated": truncated,
+        **payload_fields(message.data),
         "attributes": dict(message.attributes),
+        **rejection.facts,
     }
-    doc.update(rejection.facts)
-    publish_time = message.publish_time
-    if publish_time is not None:
-        doc["publish_time"] = publish_time
-    # Where the body parses far enough, say whose it is (people search by customer).
-    if text is not None and not truncated:
-        try:
-            parsed = json.loads(text)
-        except (ValueError, RecursionError):  # "[" * 1000 is not JSON we can read either
-            parsed = None
-        if isinstance(parsed, dict):
-            for key in ("customer_id", "event_id"):
-                value = parsed.get(key)
-                if isinstance(value, str) and len(value) <= 1500:
-                    doc[key] = value
+    if message.publish_time is not None:
+        doc["publish_time"] = message.publish_time
     return doc

@@ -108,10 +108,10 @@ class UsageService:
         return cache.load(customer_id, lambda: self._read_customer(customer_id))
 
     def _read_customer(self, customer_id: str) -> PricingCustomer | None:
-        doc = self.repository.get_customer(customer_id)
-        if doc is None:
+        data = self.repository.get_customer(customer_id)
+        if data is None:
             return None
-        customer, bad_fields = read_customer(customer_id, doc.data)
+        customer, bad_fields = read_customer(customer_id, data)
         if bad_fields:
             logs.invalid_document(
                 self.log_names.customers, customer_id, bad_fields, customer=customer_id
@@ -125,8 +125,7 @@ class UsageService:
         under the same key (Stripe's rule: the first stands, the second is refused as a
         `conflicting_duplicate`). Read only on AlreadyExists, so the common path pays nothing."""
         mine = str(record["payload_sha256"])
-        stored = self.repository.get_stored_record(record_id)
-        existing = stored.payload_sha256 if stored is not None else None
+        existing = self.repository.get_stored_sha256(record_id)
         if existing is None or existing == mine:
             logs.info(
                 "usage event already recorded (redelivery): nothing written again",

@@ -24,7 +24,6 @@ from functions.deadletter.adapters import FirestoreNoteStore
 from functions.deadletter.note import NOTE_TIMEOUT_SECONDS, LastErrorNote
 from functions.usage.adapters import FirestoreUsageRepository
 from functions.usage.entry import handle_cloud_event
-from functions.usage.ports import CustomerDocument
 from functions.usage.service import UsageService
 from shared.errors import TransientError
 
@@ -35,8 +34,8 @@ ATTEMPTS = 5
 class CommitUnavailable(FirestoreUsageRepository):
     """The real adapter, except that every record's write fails as Firestore's 503 would."""
 
-    def get_customer(self, customer_id: str) -> CustomerDocument | None:
-        return CustomerDocument({"schema_version": 1, "bundle_tier": "pro"})
+    def get_customer(self, customer_id: str) -> Mapping[str, Any] | None:
+        return {"schema_version": 1, "bundle_tier": "pro"}
 
     def create_record(self, record_id: str, record: Mapping[str, Any]) -> bool:
         raise TransientError(f"create usage_tracking/{record_id}: 503 UNAVAILABLE (injected)")

@@ -52,7 +52,7 @@ INJECTABLE = (
     "get_customer",
     "create_record",
     "store_rejection",
-    "get_stored_record",
+    "get_stored_sha256",
 )
 
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from functions.edge.payloads import PAYLOAD_LIMIT
 from functions.usage import entry
 from functions.usage.cache import CustomerCache
 from functions.usage.intake import prepare
 from functions.usage.ports import Limits, Outcome, PricingCustomer, Rejection
-from functions.usage.records import REJECTION_PAYLOAD_LIMIT
 from functions.usage.service import UsageService
 from ops.jsonschema import SCHEMA_FILE, render
 from shared.counters import Sums, counter_doc_id, fold_bucket
@@ -284,7 +284,7 @@ def test_oversized_body_is_truncated_on_a_character_boundary(
     assert doc["payload_bytes"] == len(body)
     assert doc["payload_truncated"] is True
     stored = doc["payload"].encode()
-    assert len(stored) <= REJECTION_PAYLOAD_LIMIT
+    assert len(stored) <= PAYLOAD_LIMIT
     assert body.startswith(stored)
 
 
