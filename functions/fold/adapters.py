@@ -62,14 +62,20 @@ def _new_record(snap: Any) -> NewRecord | None:
 class FirestoreFoldRepository(FirestoreAdapter):
     """`FoldRepository` over google-cloud-firestore."""
 
-    def _counters(self) -> Any:
-        return self.client.collection(self._settings.usage_counters_collection)
+    def _summary(self, customer_id: str, month: str) -> Any:
+        collection = self.client.collection(self._settings.usage_counters_collection)
+        return collection.document(counter_doc_id(customer_id, month))
+
+    def _alerts(self) -> Any:
+        return self.client.collection(self._settings.quota_alerts_collection)
+
+    def _customer(self, customer_id: str) -> Any:
+        return self.client.collection(self._settings.customers_collection).document(customer_id)
 
     def _state(self, doc_id: str) -> Any:
         return self.client.collection(self._settings.usage_fold_state_collection).document(doc_id)
 
     def read_watermarks(self, buckets: Sequence[int]) -> list[Watermark]:
-        """`usage_fold_state/{b}` for each bucket, one get_all (with its server read time)."""
         refs = [self._state(str(b)) for b in buckets]
         snaps = {s.reference.id: s for s in self.client.get_all(refs, **self._call())}
         out = []
@@ -84,7 +90,6 @@ class FirestoreFoldRepository(FirestoreAdapter):
     def scan_records(
         self, bucket: int, after: datetime | None, upto: datetime, page_size: int, read_time: Any
     ) -> Iterator[list[NewRecord]]:
-        """Pages of the bucket's records in (after, upto], all read at `read_time`."""
         cursor = None
         while True:
             query = queries.new_records(
@@ -110,19 +115,15 @@ class FirestoreFoldRepository(FirestoreAdapter):
             cursor = snaps[-1]
 
     def set_watermark(self, watermark: Watermark, value: datetime) -> bool:
-        """Set `usage_fold_state/{b}` guarded by the read (create when it did not exist)."""
         data = {"bucket": watermark.bucket, "watermark": value, "folded_at": server_timestamp()}
-        return (
-            self._guarded_set(self._state(str(watermark.bucket)), data, watermark.token) is not None
-        )
+        ref = self._state(str(watermark.bucket))
+        return self._guarded_set(ref, data, watermark.token) is not None
 
     def read_close(self) -> Snapshot | None:
-        """`usage_fold_state/months`."""
         snap = self._state(CLOSE_DOC).get(**self._call())
         return Snapshot(snap.to_dict() or {}, snap.update_time) if snap.exists else None
 
     def set_close(self, data: Mapping[str, Any], token: Any) -> Any:
-        """Set `usage_fold_state/months` guarded by the read; its new update time, or None."""
         return self._guarded_set(self._state(CLOSE_DOC), dict(data), token)
 
     def _guarded_set(self, ref: Any, data: dict[str, Any], token: Any) -> Any:
@@ -162,32 +163,19 @@ class FirestoreFoldRepository(FirestoreAdapter):
         return Sums.from_fields(out)
 
     def month_summaries(self, month: str, after: str | None, limit: int) -> list[str]:
-        """Ids of the month's summaries, by id, after `after`."""
         query = queries.month_summaries(
             self.client, month, limit=limit, after=after, settings=self._settings
         )
         return [s.id for s in query.select([]).stream(**self._call())]
 
     def read_state(self, customer_id: str, months: Sequence[str]) -> CustomerState:
-        """The customer and the month summaries, one get_all."""
-        customer_ref = self.client.collection(self._settings.customers_collection).document(
-            customer_id
-        )
-        refs = [customer_ref] + [
-            self._counters().document(counter_doc_id(customer_id, m)) for m in months
+        refs = [self._customer(customer_id)] + [self._summary(customer_id, m) for m in months]
+        found = {s.reference.path: s for s in self.client.get_all(refs, **self._call())}
+        snaps = [found.get(ref.path) for ref in refs]
+        read = [
+            Snapshot(s.to_dict() or {}, s.update_time) if s and s.exists else None for s in snaps
         ]
-        snaps = {s.reference.path: s for s in self.client.get_all(refs, **self._call())}
-
-        def snapshot(ref: Any) -> Snapshot | None:
-            snap = snaps.get(ref.path)
-            if snap is None or not snap.exists:
-                return None
-            return Snapshot(snap.to_dict() or {}, snap.update_time)
-
-        return CustomerState(
-            snapshot(customer_ref),
-            {m: snapshot(ref) for m, ref in zip(months, refs[1:], strict=True)},
-        )
+        return CustomerState(read[0], dict(zip(months, read[1:], strict=True)))
 
     def commit(self, commit: Commit) -> None:
         """One WriteBatch: summaries (create or guarded update), customer (guarded), markers."""
@@ -197,25 +185,22 @@ class FirestoreFoldRepository(FirestoreAdapter):
         batch = client.batch()
         stamp = server_timestamp()
         for summary in commit.summaries:
-            ref = self._counters().document(counter_doc_id(commit.customer_id, summary.month))
+            ref = self._summary(commit.customer_id, summary.month)
             data = dict(summary.data)
             if summary.token is None:
                 batch.create(ref, data)
             else:
                 batch.update(ref, data, option=client.write_option(last_update_time=summary.token))
         if commit.customer is not None:
-            ref = client.collection(self._settings.customers_collection).document(
-                commit.customer_id
-            )
+            ref = self._customer(commit.customer_id)
             fields = dict(commit.customer.fields)
             if commit.customer.stamp_reset:
                 fields["quota_reset_at"] = stamp
             batch.update(
                 ref, fields, option=client.write_option(last_update_time=commit.customer.token)
             )
-        alerts = client.collection(self._settings.quota_alerts_collection)
         for alert_id, marker in commit.markers:
-            batch.create(alerts.document(alert_id), {**marker, "created_at": stamp})
+            batch.create(self._alerts().document(alert_id), {**marker, "created_at": stamp})
         try:
             batch.commit(**self._call())
         except (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound) as exc:
@@ -224,31 +209,25 @@ class FirestoreFoldRepository(FirestoreAdapter):
             raise classify(exc, f"fold commit of customer {commit.customer_id}") from exc
 
     def pending_markers(self, limit: int) -> list[Marker]:
-        """`quota_alerts` documents with state `pending`."""
         query = queries.pending_alerts(self.client, limit=limit, settings=self._settings)
         return [
             Marker(s.id, s.to_dict() or {}, s.update_time) for s in query.stream(**self._call())
         ]
 
     def claim_marker(self, marker: Marker, changes: Mapping[str, Any]) -> bool:
-        """Update the marker only if unchanged since read."""
-        ref = self.client.collection(self._settings.quota_alerts_collection).document(
-            marker.alert_id
-        )
+        ref = self._alerts().document(marker.alert_id)
         return self._guarded_set(ref, dict(changes), marker.update_time) is not None
 
     def update_marker(self, alert_id: str, changes: Mapping[str, Any]) -> None:
         """Update a marker (+ `published_at` when it becomes published)."""
-        ref = self.client.collection(self._settings.quota_alerts_collection).document(alert_id)
+        ref = self._alerts().document(alert_id)
         data = dict(changes)
         if data.get("state") == "published":
             data["published_at"] = server_timestamp()
         ref.update(data, **self._call())
 
     def existing_markers(self, alert_ids: Sequence[str]) -> set[str]:
-        """Which alert markers exist, one get_all."""
-        alerts = self.client.collection(self._settings.quota_alerts_collection)
-        refs = [alerts.document(a) for a in alert_ids]
+        refs = [self._alerts().document(a) for a in alert_ids]
         return {s.id for s in self.client.get_all(refs, **self._call()) if s.exists}
 
 
@@ -261,7 +240,6 @@ class PubSubAlertPublisher:
         self._topic = names.topic_path(settings.project_id, settings.quota_alerts_topic)
 
     def publish_alert(self, data: bytes, attributes: Mapping[str, str]) -> str:
-        """Publish and wait for the message id (bounded)."""
         client = self._client or publisher_client()
         timeout = self._settings.firestore_timeout_seconds
         future = client.publish(

@@ -41,23 +41,21 @@ class Snapshot:
 @dataclass(frozen=True, slots=True)
 class Watermark:
     """`usage_fold_state/{bucket}`: every record of the bucket with `recorded_at` at or before
-    `value` has been added to its month summary."""
+    `value` has been added to its month summary. `token`: the document's update time (None: it
+    does not exist yet); `read_time`: the read's server time (one for every bucket)."""
 
     bucket: int
     value: datetime | None
     token: Any = None
-    """Update time of the state document (None when it does not exist yet)."""
     read_time: datetime | None = None
-    """Server time of the read (the same for every bucket of one read)."""
 
 
 @dataclass(frozen=True, slots=True)
 class CustomerState:
-    """A customer and the month summaries the fold needs, read in one round trip."""
+    """A customer and its month summaries by month (None: not there), read in one round trip."""
 
     customer: Snapshot | None
     summaries: Mapping[str, Snapshot | None]
-    """By month; None where the summary does not exist yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +69,12 @@ class SummaryWrite:
 
 @dataclass(frozen=True, slots=True)
 class CustomerWrite:
-    """Set the data model's counter fields on the customer, if unchanged since read."""
+    """Set the data model's counter fields on the customer, if unchanged since read; with
+    `stamp_reset`, `quota_reset_at` too (server time: the fold rolled the month over)."""
 
     fields: Mapping[str, Any]
     token: Any
     stamp_reset: bool = False
-    """Also set `quota_reset_at` to the server time (the fold rolled the month over)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +85,7 @@ class Commit:
     summaries: tuple[SummaryWrite, ...] = ()
     customer: CustomerWrite | None = None
     markers: tuple[tuple[str, Mapping[str, Any]], ...] = ()
-    """(alert id, marker data) created in the same commit (create: fails if one exists)."""
+    """(alert id, marker data), each created (fails if it exists)."""
 
     @property
     def empty(self) -> bool:
@@ -114,8 +112,7 @@ class FoldCounts:
     customer_months: int = 0
     summaries_written: int = 0
     customers_written: int = 0
-    late_records: int = 0
-    """Records added to a month that was already closed."""
+    late_records: int = 0  # records added to a month that was closed already
     conflicts: int = 0
     failed_customers: int = 0
     alerts_published: int = 0
@@ -123,8 +120,7 @@ class FoldCounts:
     alerts_taken_over: int = 0
     watermarks_moved: int = 0
     months_recounted: int = 0
-    recount_corrections: int = 0
-    """Customer-months whose recount differed from their summary (corrected, logged)."""
+    recount_corrections: int = 0  # customer-months whose summary differed (corrected, logged)
     closed_month: str | None = None
     capped: bool = False
     stopped_by_deadline: bool = False
@@ -147,60 +143,47 @@ class FoldRepository(Protocol):
 
     def read_watermarks(self, buckets: Sequence[int]) -> list[Watermark]:
         """The state document of each bucket (one round trip), with the read's server time."""
-        ...
 
     def scan_records(
         self, bucket: int, after: datetime | None, upto: datetime, page_size: int, read_time: Any
     ) -> Iterator[list[NewRecord]]:
         """Pages of the records of `bucket` with `after < recorded_at <= upto` (`after` None:
         from the first), oldest first, all read at `read_time`."""
-        ...
 
     def set_watermark(self, watermark: Watermark, value: datetime) -> bool:
         """Set the bucket's watermark if its document is unchanged since read; False if not."""
-        ...
 
     def read_state(self, customer_id: str, months: Sequence[str]) -> CustomerState:
         """The customer document and the summaries of `months` (one round trip)."""
-        ...
 
     def commit(self, commit: Commit) -> None:
         """Apply `commit` atomically; CommitConflictError when a guard failed."""
-        ...
 
     def count_month(self, customer_id: str, month: str, upto: datetime) -> Sums:
         """Count and sums of the customer-month's records with `recorded_at <= upto`
         (aggregation queries: one read per 1,000 index entries)."""
-        ...
 
     def month_summaries(self, month: str, after: str | None, limit: int) -> list[str]:
         """Ids of the summaries of `month`, by id, after `after`."""
-        ...
 
     def read_close(self) -> Snapshot | None:
         """The month-close state document (`usage_fold_state/months`)."""
-        ...
 
     def set_close(self, data: Mapping[str, Any], token: Any) -> Any:
         """Set the month-close state if unchanged since read (token None: create): its new
         update time, or None when it changed meanwhile."""
-        ...
 
     def pending_markers(self, limit: int) -> list[Marker]:
         """Alert markers whose state is `pending`."""
-        ...
 
     def claim_marker(self, marker: Marker, changes: Mapping[str, Any]) -> bool:
         """Update the marker only if unchanged since read; False if it changed."""
-        ...
 
     def update_marker(self, alert_id: str, changes: Mapping[str, Any]) -> None:
         """Update a marker (published, or released after a failed publish)."""
-        ...
 
     def existing_markers(self, alert_ids: Sequence[str]) -> set[str]:
         """Which of these alert markers exist (one round trip)."""
-        ...
 
 
 class AlertPublisher(Protocol):
@@ -208,4 +191,3 @@ class AlertPublisher(Protocol):
 
     def publish_alert(self, data: bytes, attributes: Mapping[str, str]) -> str:
         """Publish one message and wait until Pub/Sub accepted it; return its message id."""
-        ...

@@ -36,27 +36,15 @@ class CustomerCache:
         self._max = max_entries
         self._clock = clock
         self._entries: dict[str, tuple[float, PricingCustomer]] = {}
-        self._lock = threading.Lock()
         self._loading: dict[str, threading.Event] = {}
         """Customers being read right now -> set when that read is done."""
-        self.hits = 0
-        self.misses = 0
+        self._lock = threading.Lock()
 
     def get(self, customer_id: str) -> PricingCustomer | None:
         """A customer read less than `ttl` ago, else None (read it)."""
         with self._lock:
-            hit = self._fresh(customer_id)
-            if hit is None:
-                self.misses += 1
-            return hit
-
-    def _fresh(self, customer_id: str) -> PricingCustomer | None:
-        """The entry if it has not expired, counted as a hit (under the lock)."""
-        entry = self._entries.get(customer_id)
-        if entry is not None and self._clock() < entry[0]:
-            self.hits += 1
-            return entry[1]
-        return None
+            entry = self._entries.get(customer_id)
+        return entry[1] if entry is not None and self._clock() < entry[0] else None
 
     def load(
         self, customer_id: str, read: Callable[[], PricingCustomer | None]
@@ -74,11 +62,7 @@ class CustomerCache:
                 flight = self._loading[customer_id] = threading.Event()
         if not mine:
             flight.wait(LOAD_WAIT_SECONDS)
-            with self._lock:
-                hit = self._fresh(customer_id)
-            if hit is not None:
-                return hit
-            return read()  # the first read found nothing or failed: ask for ourselves
+            return self.get(customer_id) or read()  # the first read found none, or failed
         try:
             customer = read()
             if customer is None:
@@ -103,8 +87,3 @@ class CustomerCache:
         """Forget one customer (it changed or vanished)."""
         with self._lock:
             self._entries.pop(customer_id, None)
-
-    def clear(self) -> None:
-        """Forget every customer."""
-        with self._lock:
-            self._entries.clear()

@@ -78,7 +78,6 @@ class UsageRepository(Protocol):
 
     def get_customer(self, customer_id: str) -> Mapping[str, Any] | None:
         """The customer document's data, or None when it does not exist."""
-        ...
 
     def create_record(self, record_id: str, record: Mapping[str, Any]) -> bool:
         """Create `usage_tracking/{record_id}` with `recorded_at` = the commit time (server).
@@ -86,16 +85,13 @@ class UsageRepository(Protocol):
         True when created; False when it already exists (nothing written). Raises
         UnstorableRecordError when Firestore refuses the data.
         """
-        ...
 
     def get_stored_sha256(self, record_id: str) -> str | None:
         """`payload_sha256` of `usage_tracking/{record_id}`; None when the record does not
         exist or holds none."""
-        ...
 
     def store_rejection(self, doc_id: str, data: Mapping[str, Any]) -> bool:
         """Create `usage_rejections/{doc_id}` (+ rejected_at); False if it already existed."""
-        ...
 
 
 class Outcome(enum.StrEnum):
