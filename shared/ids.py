@@ -1,4 +1,5 @@
-"""Deterministic, valid Firestore document ids for usage records.
+"""Deterministic, valid Firestore document ids for usage records, and the payload hash that
+tells a redelivery from another payload under the same id.
 
 From the producer's `event_id` when present, else from (customer_id, scene_id, action, timestamp)
 as the specification says. The id starts with a hash of the exact key, so ids do not increase with
@@ -10,6 +11,7 @@ the readable part had to be sanitised or cut.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -44,6 +46,17 @@ def usage_record_id(event: UsageEvent) -> str:
     ts = canonical_timestamp(event.timestamp)
     digest = _hash("tuple", event.customer_id, event.scene_id, event.action, ts)
     return f"{digest}_{_readable(event.customer_id, event.scene_id, event.action, ts)}"
+
+
+def payload_sha256(event: UsageEvent) -> str:
+    """SHA-256 of the event's canonical JSON: its fields as validated (timestamps in UTC), keys
+    sorted, no whitespace. Delivery metadata (message id, attributes, publish time) is not part
+    of it, so a redelivery hashes the same and a different payload under one `event_id` does not.
+    """
+    plain = event.model_dump(mode="json", exclude_none=True)
+    plain["timestamp"] = canonical_timestamp(event.timestamp)
+    text = json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def message_doc_id(message_id: str) -> str:

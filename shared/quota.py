@@ -1,29 +1,24 @@
-"""Monthly scene-quota rules shared by the usage function and the monthly reset (pure).
+"""Monthly scene-quota rules shared by the fold, the monthly reset and the alerts' readers (pure).
 
-The design (docs/counters.md): `scene_counts_by_month.{YYYY-MM}` counts scene_generated events by
-the month of their own timestamp and is only ever incremented; `scenes_generated_this_month` is
-the schema's counter for the period named by `quota_period` (on documents that predate this suite:
-the month of `quota_reset_at`, else the month of the document's last write, which the first usage
-commit then records as `quota_period`). The reset never writes a blind 0: it derives the new value
-from the per-month count, so an event committed during the reset is neither lost nor counted in
-the wrong month.
+`scenes_generated_this_month` is the data model's counter for the month named by
+`quota_period` (on documents that predate this suite: the month of `quota_reset_at`, else the
+month of the document's last write). The fold mirrors each month summary onto it
+(docs/counters.md); the monthly reset moves it to the new month (docs/reset.md). A month
+count reaching 80 % and 100 % of the quota raises one alert each: `alert_message` is its body.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Final, Literal
+from datetime import UTC, datetime
+from typing import Any, Final
 
 from shared.models import Customer
-from shared.times import month_of, next_month_start
+from shared.times import month_of
 
 THRESHOLDS: Final[tuple[int, ...]] = (80, 100)
 """Percentages of the monthly quota that raise one alert each, once per month."""
-
-BOUNDARY_GUARD: Final = timedelta(minutes=10)
-"""Near a month boundary the reset may be running: guard the counter with a precondition."""
 
 COUNTS_FIELD: Final = "scene_counts_by_month"
 THIS_MONTH_FIELD: Final = "scenes_generated_this_month"
@@ -53,14 +48,6 @@ def threshold_count(quota: int, percent: int) -> int:
     return max(1, math.ceil(quota * percent / 100))
 
 
-def crossed_thresholds(quota: int | None, before: int, after: int) -> list[int]:
-    """Thresholds (percent) that going from `before` to `after` scenes crosses."""
-    if is_unlimited(quota):
-        return []
-    assert quota is not None
-    return [p for p in THRESHOLDS if before < threshold_count(quota, p) <= after]
-
-
 def reached_thresholds(quota: int | None, count: int) -> list[int]:
     """Thresholds (percent) a month count has reached."""
     if is_unlimited(quota):
@@ -78,57 +65,11 @@ def counter_period(customer: Customer) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class ScenePlan:
-    """How one scene_generated event changes a customer's counters."""
-
-    month: str
-    """Month of the event's own timestamp: the per-month counter it increments."""
-    increment_this_month: bool
-    """Whether `scenes_generated_this_month` counts it too (event in the counter's period)."""
-    count_from: Literal["this_month", "by_month"]
-    """Which transform result is the month count for quota checks."""
-    guard: bool
-    """Commit with an update-time precondition (a reset may move the period meanwhile)."""
-    adopt_period: str | None = None
-    """Set on a document without a known counter period (it predates the suite): the period its
-    counter was taken to count, which the same commit writes as `quota_period` (once)."""
-
-
 def legacy_period(last_write: datetime | None, now: datetime) -> str:
     """The month the counter of a document without bookkeeping counts: that of its last write
     (every writer of such a counter treated it as "this month" when it wrote), or `now`'s when
     the write time is unknown. The monthly reset reads such documents the same way."""
     return month_of(last_write if last_write is not None else now)
-
-
-def plan_scene_count(
-    customer: Customer,
-    event_time: datetime,
-    now: datetime,
-    last_write: datetime | None = None,
-) -> ScenePlan:
-    """Decide the counter changes of a scene_generated event (see module doc).
-
-    `last_write` is the document's last write time (Firestore's update time): it tells the
-    period of a document that has neither `quota_period` nor `quota_reset_at`; the plan then
-    adopts that period (`adopt_period`) in a guarded commit.
-    """
-    event_month = month_of(event_time)
-    known = counter_period(customer)
-    period = known if known is not None else legacy_period(last_write, now)
-    adopt = None if known is not None else period
-    if event_month == period:
-        near_boundary = now >= next_month_start(period) - BOUNDARY_GUARD
-        # Adopting the period is a one-time write on a document whose month the read decided:
-        # guard it, so a reset (or another event's adoption) in between makes us plan again.
-        guard = near_boundary or adopt is not None
-        return ScenePlan(event_month, True, "this_month", guard=guard, adopt_period=adopt)
-    # Event in a month the counter does not (yet, or any more) count: only its own month counts.
-    # A later month means the reset for it is pending and may move the period between our read
-    # and our commit (the event would then miss the new period's counter): guard the commit.
-    guard = event_month > period or adopt is not None
-    return ScenePlan(event_month, False, "by_month", guard=guard, adopt_period=adopt)
 
 
 def needs_reset(customer: Customer, period: str) -> bool:
@@ -194,3 +135,41 @@ def plan_reset(
     if written == period and seed is not None and in_time and not counted_before:
         return ResetPlan(max(seed, derived), kept=True)
     return ResetPlan(derived)
+
+
+def alert_id(customer_id: str, month: str, percent: int) -> str:
+    """`quota_alerts` document id and the message's `alert_id`: one per customer, month and
+    threshold (a consumer deduplicates on it)."""
+    return f"{customer_id}_{month}_{percent}"
+
+
+def alert_message(  # noqa: PLR0917 - the message's own fields, in its order
+    customer_id: str,
+    month: str,
+    percent: int,
+    quota: int | None,
+    count: int,
+    run_id: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """The `quota-alerts` message body (docs/decisions.md)."""
+    return {
+        "schema_version": 1,
+        "alert_id": alert_id(customer_id, month, percent),
+        "customer_id": customer_id,
+        "month": month,
+        "threshold_percent": percent,
+        "monthly_scene_quota": quota,
+        "threshold_scenes": None if quota is None else threshold_count(quota, percent),
+        "scenes_generated": count,
+        "over_quota": quota is not None and count > quota,
+        "event_id": None,
+        "message_id": run_id,
+        "detected_at": now.isoformat(),
+    }
+
+
+ALERT_FIELDS: Final = tuple(
+    alert_message("c", "2000-01", 80, 1, 1, "m", datetime(2000, 1, 1, tzinfo=UTC))
+)
+"""The fields of an alert message (its marker in `quota_alerts` holds them too)."""

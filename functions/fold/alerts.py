@@ -8,9 +8,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from functions.fold import plan
 from functions.fold.ports import AlertPublisher, FoldCounts, FoldRepository, Marker
-from shared import logs
+from shared import logs, quota
 from shared.firestore_values import plain_value
 
 PENDING_LIMIT: Final = 200
@@ -78,7 +77,7 @@ def finish_pending_alerts(
         if not repo.claim_marker(marker, {"claimed_by": run_id, "claimed_at": now}):
             continue  # another fold took it first
         counts.add("alerts_taken_over")
-        payload = {k: plain_value(marker.data.get(k)) for k in plan.PAYLOAD_FIELDS}
+        payload = {k: plain_value(marker.data.get(k)) for k in quota.ALERT_FIELDS}
         payload["alert_id"] = marker.alert_id
         publish_alert(repo, publisher, payload, counts)
 

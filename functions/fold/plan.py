@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 from functions.fold.ports import (
@@ -51,19 +51,17 @@ def _int(value: Any) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class MonthChange:
-    """What one commit does to one month summary."""
+    """What one commit does to one month summary: add the sums of the month's records above
+    its bound as read (`added`), move the bound (None: keep it); or replace the sums with a
+    recount's (`recounted`, the records at or before the bound) and, once the month has
+    ended, mark it `close`d. `month_closed`: the fold closed this month already, so what this
+    commit adds came late."""
 
     added: Sums = field(default_factory=Sums)
-    """The month's records above the summary's bound as read, up to `bound`."""
     bound: datetime | None = None
-    """The summary's new bound (None: keep it)."""
     recounted: Sums | None = None
-    """The recount's sums of the records at or before the bound: they replace the stored
-    sums (the month close, `blueprint usage recount`)."""
     close: bool = False
-    """Mark the summary closed (its month has ended and this is its recount)."""
     month_closed: bool = False
-    """The fold closed this month already: what this commit adds came late."""
 
 
 def bound_of(summary: Snapshot | None) -> datetime | None:
@@ -94,15 +92,15 @@ def changes_from_records(
 
 @dataclass(frozen=True, slots=True)
 class CustomerFacts:
-    """What the fold reads from a customer document (leniently: a bad field is ignored)."""
+    """What the fold reads from a customer document (leniently: a bad field is ignored).
+    `period`: the month `scenes_generated_this_month` counts (quota_period, else
+    quota_reset_at's month, else the month of the document's last write)."""
 
     quota: int | None
     this_month: int | None
     total_scenes: int
     total_episodes: int
     period: str
-    """The month `scenes_generated_this_month` counts (quota_period, else quota_reset_at's
-    month, else the month of the document's last write: `shared.quota.legacy_period`)."""
 
 
 def customer_facts(doc: Snapshot, now: datetime) -> CustomerFacts:
@@ -126,49 +124,14 @@ def customer_facts(doc: Snapshot, now: datetime) -> CustomerFacts:
     )
 
 
-def alert_id(customer_id: str, month: str, percent: int) -> str:
-    """`quota_alerts` document id: one per customer, month and threshold."""
-    return f"{customer_id}_{month}_{percent}"
-
-
-def alert_payload(  # noqa: PLR0917 - the payload's own fields, in its order
-    customer_id: str,
-    month: str,
-    percent: int,
-    quota_: int | None,
-    count: int,
-    run_id: str,
-    now: datetime,
-) -> dict[str, Any]:
-    """The `quota-alerts` message body."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "alert_id": alert_id(customer_id, month, percent),
-        "customer_id": customer_id,
-        "month": month,
-        "threshold_percent": percent,
-        "monthly_scene_quota": quota_,
-        "threshold_scenes": None if quota_ is None else quota.threshold_count(quota_, percent),
-        "scenes_generated": count,
-        "over_quota": quota_ is not None and count > quota_,
-        "event_id": None,
-        "message_id": run_id,
-        "detected_at": now.isoformat(),
-    }
-
-
-PAYLOAD_FIELDS: Final = tuple(alert_payload("c", "2000-01", 80, 1, 1, "m", datetime.now(UTC)))
-"""The fields of an alert message (a marker holds them too, so a later fold can send it)."""
-
-
 @dataclass(frozen=True, slots=True)
 class CustomerPlan:
-    """What one customer's commit writes, and the alerts to publish after it."""
+    """What one customer's commit writes, the alerts to publish after it, and how many
+    records it adds to closed months (`late`)."""
 
     commit: Commit
     alerts: tuple[Mapping[str, Any], ...]
     late: int = 0
-    """Records this commit adds to closed months."""
 
 
 def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -216,9 +179,9 @@ def plan_customer(
         reached = quota.reached_thresholds(facts.quota, count) if facts is not None else []
         for percent in (p for p in reached if p not in known):
             known.append(percent)
-            if alert_id(customer_id, month, percent) in existing_markers:
+            if quota.alert_id(customer_id, month, percent) in existing_markers:
                 continue  # its own state says whether it still has to go out
-            payload = alert_payload(
+            payload = quota.alert_message(
                 customer_id, month, percent, facts.quota if facts else None, count, run_id, now
             )
             alerts.append(payload)

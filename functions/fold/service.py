@@ -36,9 +36,7 @@ class FoldConfig:
     """Knobs of a fold (from the settings)."""
 
     buckets: int = 16
-    lag: timedelta = timedelta(seconds=5)
-    """Records are counted up to U = T - lag, read at T: a record stamped at or before U has
-    landed by T (the emulator stamps a commit before it lands)."""
+    lag: timedelta = timedelta(seconds=5)  # a record stamped at or before T - lag is in by T
     page_size: int = 500
     max_records: int = 100_000
     workers: int = 8

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Final
@@ -14,7 +12,7 @@ from functions.usage.ports import MAX_REASON_ERRORS, PricingCustomer, Rejection
 from shared.counters import record_fields
 from shared.errors import FieldError, InvalidDocumentError
 from shared.firestore_values import plain_value
-from shared.ids import canonical_timestamp
+from shared.ids import payload_sha256
 from shared.models import BundleTier, Customer, UsageEvent, validate
 from shared.pricing import CostEstimate
 from shared.times import month_of
@@ -62,17 +60,6 @@ def cost_problem(event: UsageEvent, cost: CostEstimate) -> FieldError | None:
         f"{cost.tier.value} rates: the 64-bit counters add events up"
     )
     return FieldError(name, getattr(event, name), expected)
-
-
-def payload_sha256(event: UsageEvent) -> str:
-    """SHA-256 of the event's canonical JSON: its fields as validated (timestamps in UTC), keys
-    sorted, no whitespace. Delivery metadata (message id, attributes, publish time) is not part
-    of it, so a redelivery hashes the same and a different payload under one `event_id` does not.
-    """
-    plain = event.model_dump(mode="json", exclude_none=True)
-    plain["timestamp"] = canonical_timestamp(event.timestamp)
-    text = json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def build_record(

@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import base64
 import json
-import random
-import threading
-from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from cloudevents.http import CloudEvent
-from google.api_core.exceptions import AlreadyExists, FailedPrecondition
-from google.cloud import firestore
 
 from devstack.emulators import Emulators
 from functions import reset
 from functions.reset import FirestoreResetRepository, ResetIncompleteError, run_reset
 from functions.reset import adapters as reset_adapters
 from shared import quota
-from shared.firestore_values import from_firestore
-from shared.models import Customer
 from shared.times import month_of, month_start
 
 P = "2026-12"
@@ -181,110 +174,6 @@ def test_a_run_stopped_by_its_deadline_continues_on_the_next_delivery(
     doc = audit(firestore_client, audits)
     assert (doc["customers_reset"], doc["runs"], doc["cursor"]) == (300, 2, None)
     assert all(d["quota_period"] == P for d, _ in snapshot(firestore_client, customers).values())
-
-
-# --- usage commits racing the reset -----------------------------------------------------------
-
-
-def commit_scene(client: Any, customers: str, records: str, customer_id: str, event: dict) -> str:
-    """One scene_generated event the way docs/counters.md commits it: one WriteBatch with
-    create(record) + update(customer, Increment...), guarded by update_time when the plan says so.
-    """
-    ref = client.collection(customers).document(customer_id)
-    when = event["timestamp"]
-    while True:
-        snap = ref.get()
-        customer = from_firestore(Customer, snap.to_dict())
-        plan = quota.plan_scene_count(customer, when, NOW)
-        update: dict[str, Any] = {f"{quota.COUNTS_FIELD}.{plan.month}": firestore.Increment(1)}
-        if plan.increment_this_month:
-            update[quota.THIS_MONTH_FIELD] = firestore.Increment(1)
-        batch = client.batch()
-        batch.create(client.collection(records).document(event["id"]), {"t": when})
-        option = client.write_option(last_update_time=snap.update_time) if plan.guard else None
-        batch.update(ref, update, option=option)
-        try:
-            batch.commit()
-        except FailedPrecondition:
-            continue  # the reset (or another event) moved the document: read and plan again
-        except AlreadyExists:
-            return "duplicate"
-        return "guarded" if plan.guard else "plain"
-
-
-def test_usage_committed_during_the_reset_counts_in_its_own_month(firestore_client: Any) -> None:
-    """Usage commits, dated both sides of the boundary, race a running reset; none is lost.
-
-    The commits are the bare WriteBatch of the customer-document counters the reset reads
-    (the usage function itself now counts in month shards and writes no customer document:
-    functions/usage; the fold mirrors the counts onto the customer)."""
-    prefix = "reset_it_race_counters_md_shape"
-    customers, audits, records = f"{prefix}_customers", f"{prefix}_audits", f"{prefix}_usage"
-
-    def commit(event: dict[str, Any]) -> str:
-        return commit_scene(firestore_client, customers, records, event["c"], event)
-
-    n = 60
-    seed(firestore_client, customers, {f"c{i:03d}": stale(i) for i in range(n)})
-    rng = random.Random(5)
-    boundary = datetime(2026, 12, 1, tzinfo=UTC)
-    events = []
-    for k in range(480):
-        offset = timedelta(seconds=rng.randint(-50, 50) or 1)
-        events.append(
-            {"id": f"e{k:04d}", "c": f"c{rng.randrange(n):03d}", "timestamp": boundary + offset}
-        )
-    expected_new: Counter[str] = Counter(e["c"] for e in events if e["timestamp"] >= boundary)
-    expected_old: Counter[str] = Counter(e["c"] for e in events if e["timestamp"] < boundary)
-
-    kinds: Counter[str] = Counter()
-    lock = threading.Lock()
-    errors: list[BaseException] = []
-
-    def worker(chunk: list[dict[str, Any]]) -> None:
-        try:
-            for e in chunk:
-                kind = commit(e)
-                with lock:
-                    kinds[kind] += 1
-                    kinds["done"] += 1
-                    if resetting.is_set():
-                        kinds["during_reset"] += 1
-                    if reset_done.is_set():
-                        kinds["after_reset"] += 1
-                    if kinds["done"] == 120:
-                        started.set()
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    started, resetting, reset_done = threading.Event(), threading.Event(), threading.Event()
-    threads = [threading.Thread(target=worker, args=(events[i::3],)) for i in range(3)]
-    for t in threads:
-        t.start()
-    repo = FirestoreResetRepository(firestore_client, customers, audits)
-    assert started.wait(timeout=120)  # a quarter of the events are in: reset in the middle
-    resetting.set()
-    summaries = [run_reset(repo, P, NOW, page_size=5)]
-    resetting.clear()
-    reset_done.set()
-    for t in threads:
-        t.join(timeout=240)
-    assert not errors
-    assert kinds["done"] == len(events)
-    summaries.append(run_reset(repo, P, NOW, page_size=5))  # a repeat changes nothing
-    assert summaries[1].reset == 0
-
-    for doc_id, (data, _) in snapshot(firestore_client, customers).items():
-        i = int(doc_id[1:])
-        seeded_new = i % 4
-        assert data["quota_period"] == P
-        assert data["scene_counts_by_month"].get(P, 0) == seeded_new + expected_new[doc_id]
-        assert data[quota.THIS_MONTH_FIELD] == seeded_new + expected_new[doc_id], doc_id
-        assert data["scene_counts_by_month"][PREV] == i % 40 + expected_old[doc_id]
-    # The reset ran while the usage commits did (how many land inside its window depends on the
-    # machine's speed, so only the counts above are asserted, not that overlap).
-    assert summaries[0].reset == n
-    assert kinds["during_reset"] + kinds["after_reset"] > 0
 
 
 # --- bad documents ----------------------------------------------------------------------------

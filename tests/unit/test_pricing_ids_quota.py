@@ -173,20 +173,14 @@ def test_record_id_is_always_a_valid_document_id(event_id: str, customer: str) -
 # --- quota -------------------------------------------------------------------------------
 
 
-def test_thresholds_crossed_once() -> None:
-    assert quota.crossed_thresholds(100, 79, 80) == [80]
-    assert quota.crossed_thresholds(100, 80, 81) == []
-    assert quota.crossed_thresholds(100, 99, 100) == [100]
-    assert quota.crossed_thresholds(-1, 0, 10**6) == []
-    assert quota.crossed_thresholds(None, 0, 10**6) == []
-    assert quota.crossed_thresholds(0, 0, 1) == [80, 100]
-    assert quota.crossed_thresholds(3, 2, 3) == [80, 100]  # ceil(2.4) = 3
-
-
 @given(q=st.integers(0, 10_000), n=st.integers(1, 20_000))
-def test_each_threshold_is_crossed_by_exactly_one_increment(q: int, n: int) -> None:
-    crossings = [p for c in range(1, n + 1) for p in quota.crossed_thresholds(q, c - 1, c)]
-    assert sorted(crossings) == sorted(quota.reached_thresholds(q, n))
+def test_a_threshold_is_reached_from_its_count_on(q: int, n: int) -> None:
+    for percent in quota.reached_thresholds(q, n):
+        assert quota.threshold_count(q, percent) <= n
+    assert quota.reached_thresholds(q, n) == [
+        p for p in quota.THRESHOLDS if quota.threshold_count(q, p) <= n
+    ]
+    assert quota.reached_thresholds(-1, n) == quota.reached_thresholds(None, n) == []
 
 
 NOW = datetime(2026, 11, 15, 12, tzinfo=UTC)
@@ -194,75 +188,6 @@ NOW = datetime(2026, 11, 15, 12, tzinfo=UTC)
 
 def customer(**over: object) -> Customer:
     return Customer.model_validate({"schema_version": 1, "bundle_tier": "pro", **over})
-
-
-def test_plan_counts_current_period_in_this_month() -> None:
-    plan = quota.plan_scene_count(customer(quota_period="2026-11"), NOW, NOW)
-    assert (plan.month, plan.increment_this_month, plan.count_from, plan.guard) == (
-        "2026-11",
-        True,
-        "this_month",
-        False,
-    )
-
-
-def test_plan_for_legacy_document_uses_quota_reset_at_or_now() -> None:
-    legacy = customer(quota_reset_at="2026-11-01T00:00:05Z", scenes_generated_this_month=45)
-    assert quota.plan_scene_count(legacy, NOW, NOW).count_from == "this_month"
-    assert quota.plan_scene_count(customer(), NOW, NOW).increment_this_month
-
-
-def test_plan_for_legacy_document_written_last_month_counts_the_event_only_by_month() -> None:
-    # Predates the suite (no quota_period, no quota_reset_at), 95 of 100 counted in October;
-    # a November event before the reset reached it: the counter still holds October's count.
-    legacy = customer(scenes_generated_this_month=95, monthly_scene_quota=100)
-    written = datetime(2026, 10, 28, 9, tzinfo=UTC)
-    at = datetime(2026, 11, 1, 0, 0, 30, tzinfo=UTC)
-    plan = quota.plan_scene_count(legacy, at, at, last_write=written)
-    assert (plan.month, plan.increment_this_month, plan.count_from) == (
-        "2026-11",
-        False,
-        "by_month",
-    )
-    assert plan.adopt_period == "2026-10"
-    assert plan.guard
-
-
-def test_plan_for_legacy_document_written_this_month_continues_its_seed() -> None:
-    seeded = customer(scenes_generated_this_month=45)
-    written = datetime(2026, 11, 10, 8, tzinfo=UTC)
-    plan = quota.plan_scene_count(seeded, NOW, NOW, last_write=written)
-    assert (plan.month, plan.increment_this_month, plan.count_from) == (
-        "2026-11",
-        True,
-        "this_month",
-    )
-    assert plan.adopt_period == "2026-11"
-    assert plan.guard  # adopting is a one-time guarded commit, even mid-month
-
-
-def test_plan_adopts_nothing_once_the_period_is_known() -> None:
-    written = datetime(2026, 10, 28, tzinfo=UTC)
-    marked = customer(quota_period="2026-11")
-    assert quota.plan_scene_count(marked, NOW, NOW, last_write=written).adopt_period is None
-    reset_at = customer(quota_reset_at="2026-11-01T00:00:05Z")
-    plan = quota.plan_scene_count(reset_at, NOW, NOW, last_write=written)
-    assert (plan.adopt_period, plan.increment_this_month, plan.guard) == (None, True, False)
-
-
-def test_plan_before_reset_counts_only_by_month() -> None:
-    stale = customer(quota_period="2026-10")
-    plan = quota.plan_scene_count(stale, NOW, NOW)
-    assert (plan.increment_this_month, plan.count_from) == (False, "by_month")
-
-
-def test_plan_guards_near_the_boundary() -> None:
-    late = datetime(2026, 11, 30, 23, 55, tzinfo=UTC)
-    assert quota.plan_scene_count(customer(quota_period="2026-11"), late, late).guard
-    after = datetime(2026, 12, 1, 0, 3, tzinfo=UTC)
-    plan = quota.plan_scene_count(customer(quota_period="2026-11"), late, after)
-    assert plan.guard
-    assert plan.increment_this_month
 
 
 def test_reset_value_is_derived_from_the_month_count() -> None:

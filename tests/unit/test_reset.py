@@ -23,7 +23,6 @@ from functions.reset import (
 from functions.reset import entry as reset_entry
 from functions.reset import service as reset_service
 from shared import quota
-from shared.models import Customer
 
 NOW = datetime(2026, 12, 1, 0, 0, 3, tzinfo=UTC)
 P = "2026-12"
@@ -325,16 +324,6 @@ def test_bad_arguments_are_refused() -> None:
         run_reset(many(1), "2026-13", NOW)
     with pytest.raises(ValueError, match="page_size"):
         run_reset(many(1), P, NOW, page_size=501)
-
-
-def test_usage_plan_guards_a_month_the_reset_has_not_reached() -> None:
-    before_reset = Customer.model_validate(stale(3))
-    plan = quota.plan_scene_count(before_reset, NOW, NOW)
-    assert (plan.month, plan.increment_this_month, plan.guard) == (P, False, True)
-    late = quota.plan_scene_count(
-        Customer.model_validate(cust(quota_period=P)), datetime(2026, 11, 30, tzinfo=UTC), NOW
-    )
-    assert (late.increment_this_month, late.guard) == (False, False)
 
 
 # --- the schedule message ---------------------------------------------------------------------
