@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.errors import FieldError
 from shared.models import BundleTier, UsageEvent
 
 CENT: Final = Decimal("0.01")
@@ -121,3 +122,27 @@ def estimate_cost(
         total = round_cents(add(add(compute, storage), episodes))
     lines = {"compute": compute, "storage": storage, "episodes": episodes}
     return CostEstimate(total, True, card.version, tier, MappingProxyType(lines))
+
+
+_CENTS_PER_USD: Final = Decimal(100)
+MAX_EVENT_COST_CENTS: Final = 10**14
+"""Most one event may cost (10^12 USD, as `MAX_EVENT_COUNT` bounds its count): the month
+summary's `cost_cents` is a 64-bit Firestore integer that adds events up, so one event must
+stay far below 2^63 - 1."""
+_AMOUNTS: Final = (
+    ("compute", "compute_minutes"),
+    ("storage", "storage_gb"),
+    ("episodes", "episodes_generated"),
+)
+
+
+def cost_problem(event: UsageEvent, cost: CostEstimate) -> FieldError | None:
+    """The amount that makes an event cost more than `MAX_EVENT_COST_CENTS`, else None."""
+    if cost.amount * _CENTS_PER_USD <= MAX_EVENT_COST_CENTS:
+        return None
+    _, name = max((cost.lines.get(line, Decimal(0)), name) for line, name in _AMOUNTS)
+    expected = (
+        f"an amount costing at most {MAX_EVENT_COST_CENTS} cents (10^12 USD) per event at the "
+        f"{cost.tier.value} rates: the 64-bit counters add events up"
+    )
+    return FieldError(name, getattr(event, name), expected)

@@ -1,12 +1,10 @@
 """The recount: a customer-month counted again from its records, compared with its summary and
 corrected; and the month close, which recounts every customer-month of a month that ended.
 
-The recount counts the records at or before the summary's bound (aggregation queries), so it
-checks exactly what the invariant promises: a difference means a record became visible after
-the fold had passed it, or records were deleted by hand. It replaces the sums in one guarded
-commit with the customer's counters (through `mirrored_*`, as every fold does) and logs an
-ERROR naming the customer, the month and both values.
-"""
+It counts the records at or before the summary's bound (aggregation queries): exactly what the
+invariant promises, so a difference means a record became visible after the fold passed it, or
+records were deleted by hand. It replaces the sums in one guarded commit with the customer's
+counters (through `mirrored_*`) and logs an ERROR naming the customer, month and both values."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""Real adapter of the usage service: Firestore (I/O only; the service decides).
-
-The client comes from `shared.clients` (created on first use, never at import); every call has
-the deadline `settings.firestore_timeout_seconds` and a bounded retry of transient codes within
-it; errors come out classified by `shared.errors.classify` (TransientError -> Pub/Sub
-redelivers).
-"""
+"""Real adapter of the usage service: Firestore (I/O only; the service decides). Every call
+has the deadline `settings.firestore_timeout_seconds` and a bounded retry of transient codes;
+errors come out classified (`shared.errors.classify`: TransientError -> Pub/Sub redelivers)."""
 
 from __future__ import annotations
 

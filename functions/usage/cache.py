@@ -1,10 +1,8 @@
-"""Per-instance cache of the customers usage events name (existence and pricing tier).
+"""Per-instance, thread-safe cache of the customers usage events name (existence and tier).
 
-Thread-safe (the function serves several requests at once). Only customers that exist are
-kept, for at most `ttl`: an unknown customer is read again on its next event, so a customer
-created a moment ago is never refused for longer than it takes to read it. A tier change
-reaches the prices within `ttl` at the latest (`invalidate` drops an entry at once).
-"""
+Only customers that exist are kept, for at most `ttl`: an unknown customer is read again on its
+next event, so a customer created a moment ago is refused no longer than its read takes. A tier
+change reaches the prices within `ttl` at the latest."""
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
 """Entry of `on-usage-event`: decode the Pub/Sub message -> one service call -> log the result.
 
-Permanent problems are answered inside the service (stored in `usage_rejections`,
-acknowledged); a PermanentError that escapes it is logged and acknowledged too (a retry cannot
-help, and a 500 would redeliver it forever); anything else raises so Pub/Sub redelivers.
-"""
+Permanent problems are answered inside the service (stored in `usage_rejections`, acknowledged);
+a PermanentError that escapes it is logged and acknowledged too (a 500 would redeliver it for
+ever); anything else raises so Pub/Sub redelivers."""
 
 from __future__ import annotations
 

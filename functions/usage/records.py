@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
-from typing import Any, Final
+from typing import Any
 
 from functions.edge.payloads import payload_fields
 from functions.edge.pubsub import Message
@@ -16,17 +15,6 @@ from shared.ids import payload_sha256
 from shared.models import BundleTier, Customer, UsageEvent, validate
 from shared.pricing import CostEstimate
 from shared.times import month_of
-
-_CENT: Final = Decimal(100)
-MAX_EVENT_COST_CENTS: Final = 10**14
-"""Most one event may cost (10^12 USD, as `MAX_EVENT_COUNT` bounds its count): the month
-summary's `cost_cents` is a 64-bit Firestore integer that adds events up, so one event must
-stay far below 2^63 - 1."""
-_AMOUNTS: Final = (
-    ("compute", "compute_minutes"),
-    ("storage", "storage_gb"),
-    ("episodes", "episodes_generated"),
-)
 
 
 def read_customer(
@@ -48,18 +36,6 @@ def read_customer(
     except (ValueError, TypeError):
         tier = BundleTier.STANDARD
     return PricingCustomer(customer_id, tier), errors
-
-
-def cost_problem(event: UsageEvent, cost: CostEstimate) -> FieldError | None:
-    """The amount that makes an event cost more than `MAX_EVENT_COST_CENTS`, else None."""
-    if cost.amount * _CENT <= MAX_EVENT_COST_CENTS:
-        return None
-    _, name = max((cost.lines.get(line, Decimal(0)), name) for line, name in _AMOUNTS)
-    expected = (
-        f"an amount costing at most {MAX_EVENT_COST_CENTS} cents (10^12 USD) per event at the "
-        f"{cost.tier.value} rates: the 64-bit counters add events up"
-    )
-    return FieldError(name, getattr(event, name), expected)
 
 
 def build_record(

@@ -1,12 +1,9 @@
 """The usage service: one message -> one `usage_tracking` record, exactly once.
 
 decode (the entry) -> validate (`intake.prepare`) -> customer (per-instance cache) -> price ->
-`create(usage_tracking/{id})` -> log. The record is the only write: it carries what the fold
-needs to find and sum it (`shared.counters`); the fold turns records into the month summaries
-and the customer's counters (docs/counters.md). `AlreadyExists` means recorded before (a
-redelivery): nothing new is written. Bad input is stored in `usage_rejections` and
-acknowledged; a transient failure raises, so Pub/Sub redelivers.
-"""
+`create(usage_tracking/{id})` -> log. The record is the only write; it carries what the fold
+needs to find and sum it (`shared.counters`, docs/counters.md). `AlreadyExists` means recorded
+before (a redelivery). Bad input is stored in `usage_rejections` and acknowledged."""
 
 from __future__ import annotations
 
@@ -26,12 +23,12 @@ from functions.usage.ports import (
     UnstorableRecordError,
     UsageRepository,
 )
-from functions.usage.records import build_record, cost_problem, read_customer, rejection_document
+from functions.usage.records import build_record, read_customer, rejection_document
 from shared import logs
 from shared.errors import FieldError
 from shared.ids import message_doc_id
 from shared.models import UsageEvent
-from shared.pricing import CostEstimate, RateCard, estimate_cost
+from shared.pricing import CostEstimate, RateCard, cost_problem, estimate_cost
 
 
 @dataclass(frozen=True, slots=True)
