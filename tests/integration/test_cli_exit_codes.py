@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from devstack.emulators import Emulators
-from shared.quota import next_month_start
-from shared.times import month_of
+from shared.times import month_of, next_month_start
 from tests.cli_support import run
 
 ROOT = Path(__file__).parents[2]
