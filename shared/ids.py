@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from shared.models import UsageEvent
 from shared.times import parse_rfc3339
 
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
 _PREFIX_MAX = 120
 
@@ -55,8 +56,7 @@ def payload_sha256(event: UsageEvent) -> str:
     """
     plain = event.model_dump(mode="json", exclude_none=True)
     plain["timestamp"] = canonical_timestamp(event.timestamp)
-    text = json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL_JSON.encode(plain).encode()).hexdigest()
 
 
 def message_doc_id(message_id: str) -> str:

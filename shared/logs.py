@@ -73,8 +73,11 @@ def get_logger() -> logging.Logger:
 
 def log_event(severity: int, message: str, **fields: Any) -> None:
     """Log one structured line; `fields` become top-level JSON keys (None values are dropped)."""
+    logger = get_logger()
+    if not logger.isEnabledFor(severity):
+        return  # nothing to build: a DEBUG line per event costs nothing at INFO
     clean = {k: v for k, v in fields.items() if v is not None}
-    get_logger().log(severity, message, extra={"fields": clean})
+    logger.log(severity, message, extra={"fields": clean})
 
 
 def debug(message: str, **fields: Any) -> None:

@@ -29,11 +29,16 @@ class Message:
     """Set when the envelope itself is unusable (not JSON, no message, data not base64)."""
     event_type: str = PUBSUB_PUBLISHED
     """The CloudEvent's `type`."""
-    event_time: datetime | None = None
-    """The CloudEvent's `time`, when it carries one."""
+    event_time_text: str | None = None
+    """The CloudEvent's `time`, when it carries one (RFC 3339 text)."""
     delivery_attempt: int | None = None
     """Pub/Sub's delivery attempt counter, when the subscription has a dead-letter policy."""
     subscription: str | None = None
+
+    @property
+    def event_time(self) -> datetime | None:
+        """The CloudEvent's time (UTC), or None when absent or not RFC 3339."""
+        return parse_rfc3339(self.event_time_text, naive_is_utc=True)
 
     @property
     def publish_time(self) -> datetime | None:
@@ -97,9 +102,12 @@ def decode_message(event: Any) -> Message:
     get = getattr(event, "get", None)
     event_id = str(event["id"]) if get is not None and get("id") is not None else ""
     event_type = str(get("type")) if get is not None and get("type") else PUBSUB_PUBLISHED
-    event_time = parse_rfc3339(get("time"), naive_is_utc=True) if get is not None else None
+    time = get("time") if get is not None else None
     return decode_envelope(
-        getattr(event, "data", None), event_id, event_type=event_type, event_time=event_time
+        getattr(event, "data", None),
+        event_id,
+        event_type=event_type,
+        event_time_text=time if isinstance(time, str) else None,
     )
 
 
