@@ -66,7 +66,6 @@ def seed(collection: str, n: int) -> float:
                     FIELD: i % 50,
                     "total_scenes_generated": 1000 + i,
                     "quota_period": "2026-12",
-                    "scene_counts_by_month": {"2026-12": i % 50},
                 },
             )
         batch.commit()

@@ -82,9 +82,9 @@ class UsageReport:
     quota: int | None = None
     customer_exists: bool = False
     counter: int | None = None
-    """The customer's own count for the month (scene_counts_by_month, else the period counter,
-    else, on a document without bookkeeping last written in the month, its counter: the legacy
-    rule the fold applies)."""
+    """The customer's own count for the month: its counter when the counter counts the month
+    (`quota_period`, else `quota_reset_at`'s month, else, on a document from before the suite,
+    the month of its last write: the legacy rule the fold applies)."""
     skipped: list[str] = field(default_factory=list)
     """Records that failed validation (id: reason); not summed."""
 
@@ -167,15 +167,11 @@ def build_report(
         model = None if errors else Customer.model_validate(plain_value(customer))
         if model is not None:
             report.quota = model.monthly_scene_quota
-            by_month = (model.scene_counts_by_month or {}).get(month)
-            if by_month is not None:
-                report.counter = by_month
-            else:
-                # No period on the document: it predates the suite; its counter counts the
-                # month of its last write (the legacy rule, as the fold reads it).
-                period = counter_period(model) or (month_of(last_write) if last_write else None)
-                if period == month:
-                    report.counter = model.scenes_generated_this_month
+            # No period on the document: it predates the suite; its counter counts the month of
+            # its last write (the legacy rule, as the fold reads it).
+            period = counter_period(model) or (month_of(last_write) if last_write else None)
+            if period == month:
+                report.counter = model.scenes_generated_this_month
     report.actions = dict(sorted(report.actions.items()))
     return report
 

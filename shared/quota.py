@@ -20,21 +20,19 @@ from shared.times import month_of
 THRESHOLDS: Final[tuple[int, ...]] = (80, 100)
 """Percentages of the monthly quota that raise one alert each, once per month."""
 
-COUNTS_FIELD: Final = "scene_counts_by_month"
 THIS_MONTH_FIELD: Final = "scenes_generated_this_month"
 PERIOD_FIELD: Final = "quota_period"
 
 BOOKKEEPING_FIELDS: Final = frozenset(
     {
         THIS_MONTH_FIELD,
-        COUNTS_FIELD,
         "total_scenes_generated",
         "total_episodes_generated",
         PERIOD_FIELD,
         "quota_reset_at",
     }
 )
-"""Customer fields only the usage function and the monthly reset write: counters, not config.
+"""Customer fields only the fold and the monthly reset write: counters, not configuration.
 A change confined to them is not a user-visible config change (no stamp, no invalidation)."""
 
 
@@ -78,11 +76,6 @@ def needs_reset(customer: Customer, period: str) -> bool:
     return current is None or current < period
 
 
-def reset_value(customer: Customer, period: str) -> int:
-    """The value `scenes_generated_this_month` takes when `period` starts: events already in it."""
-    return (customer.scene_counts_by_month or {}).get(period, 0)
-
-
 @dataclass(frozen=True, slots=True)
 class ResetPlan:
     """What the reset for a period writes to one customer."""
@@ -90,51 +83,49 @@ class ResetPlan:
     value: int
     """New `scenes_generated_this_month`."""
     kept: bool = False
-    """A document without bookkeeping whose counter already counted the period: its count so
-    far was kept (the larger of it and the period's per-month count)."""
+    """A document from before the suite whose counter already counted the period: its count so
+    far was kept (or the month summary's count, when that is larger)."""
 
 
 def plan_reset(
     customer: Customer,
     period: str,
     *,
+    month_count: int = 0,
     last_write: datetime | None = None,
     as_of: datetime | None = None,
     keep: bool = False,
 ) -> ResetPlan | None:
-    """The reset of `customer` for `period`, or None when it has nothing to do (docs/counters.md).
+    """The reset of `customer` for `period`, or None when it has nothing to do (docs/reset.md).
 
-    A document with `quota_period` or `quota_reset_at` counts that month: before `period` it gets
-    the derived value `scene_counts_by_month[period]` (never a blind 0). A document with neither
-    (it predates the suite) counts the month of its last write (`last_write`, Firestore's update
-    time): every writer of such a counter (the old pipeline, the seed, the migration, the usage
-    function) treated it as "this month" when it wrote. So:
+    `month_count` is the scenes the fold has counted for `period` (its month summary's
+    `scenes_total`, 0 when there is none): the new month's count so far, and the new value.
+
+    A document with `quota_period` or `quota_reset_at` counts that month: before `period` it
+    gets `month_count`. A document with neither (it predates the suite) counts the month of its
+    last write (`last_write`, Firestore's update time), because every writer of such a counter
+    (the old pipeline, the seed, the migration) treated it as "this month" when it wrote. So:
     - last written after `period`: it already counts a later month, nothing to do;
-    - last written in `period` before the run was asked for (`as_of`), and the suite never
-      counted a scene of an earlier month on it: its count so far is the period's count, kept
-      (the larger of it and the derived value; `keep=True` repeats an earlier look's decision
-      after a usage commit moved `last_write`);
-    - otherwise (an earlier month, or written after the run was asked for, as on the first
-      minutes of the month before the scheduled run reaches it): the derived value.
+    - last written in `period` before the run was asked for (`as_of`): its counter is the
+      period's count so far, and it is kept (or `month_count`, when larger). `keep=True` repeats
+      an earlier look's decision after another write moved `last_write`;
+    - otherwise (an earlier month, an unknown write time, or written after the run was asked
+      for, as in the first minutes of a month before the scheduled run reaches it):
+      `month_count`.
     """
-    derived = reset_value(customer, period)
     known = counter_period(customer)
     if known is not None:
-        return None if known >= period else ResetPlan(derived)
+        return None if known >= period else ResetPlan(month_count)
     if last_write is None:
-        return ResetPlan(derived)
+        return ResetPlan(month_count)
     written = month_of(last_write)
     if written > period:
         return None
-    seed = customer.scenes_generated_this_month
-    counted_before = any(
-        month < period and count > 0
-        for month, count in (customer.scene_counts_by_month or {}).items()
-    )
+    count_so_far = customer.scenes_generated_this_month
     in_time = keep or (as_of is not None and last_write < as_of)
-    if written == period and seed is not None and in_time and not counted_before:
-        return ResetPlan(max(seed, derived), kept=True)
-    return ResetPlan(derived)
+    if written == period and count_so_far is not None and in_time:
+        return ResetPlan(max(count_so_far, month_count), kept=True)
+    return ResetPlan(month_count)
 
 
 def alert_id(customer_id: str, month: str, percent: int) -> str:

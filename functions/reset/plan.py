@@ -24,7 +24,7 @@ from shared.errors import FieldError
 from shared.firestore_values import plain_value
 from shared.models import Customer, document_errors, field_errors
 from shared.times import MONTH_RE, month_of
-from shared.types import Month, NonNegInt, UtcDatetime
+from shared.types import Month, UtcDatetime
 
 COUNT_NAMES = ("reset", "skipped", "unlimited", "invalid", "kept", "errors", "retried")
 """The per-page counts, as the audit document and the summary name them."""
@@ -141,7 +141,6 @@ class _CounterFields(BaseModel):
 
     quota_period: Month | None = None
     quota_reset_at: UtcDatetime | None = None
-    scene_counts_by_month: dict[Month, NonNegInt] | None = None
 
 
 @dataclass(slots=True)
@@ -169,9 +168,10 @@ def plan_customer(
 ) -> ResetWrite | None:
     """Decide one customer: a write, or None (skipped or error, counted in `page`).
 
-    The roll-over: the new value is the period's count so far, the larger of what the fold's
-    month summary holds (`month_count`, records + legacy seed) and the per-document rule
-    (`shared.quota.plan_reset`: `scene_counts_by_month`, or a kept legacy count).
+    The new value is the period's count so far: `month_count`, the scenes the fold's month
+    summary holds for the customer (its records plus a seed from before the suite). A document
+    from before the suite that already counted the period keeps its own count when that is
+    larger (`shared.quota.plan_reset`, counted as `kept`).
 
     `first_look` counts what the summary reports about the document (invalid fields, no
     limit, a kept count) once, not again on each retry of its write.
@@ -183,14 +183,15 @@ def plan_customer(
         page.counts["errors"] += 1
         page.issues.append(ResetIssue(doc.id, "error", _errors_text(field_errors(exc))))
         return None
-    seed = data.get(quota.THIS_MONTH_FIELD)
+    counter = data.get(quota.THIS_MONTH_FIELD)
     customer = Customer.model_construct(
         **counters.model_dump(exclude_none=True),
-        scenes_generated_this_month=seed if type(seed) is int and seed >= 0 else None,
+        scenes_generated_this_month=counter if type(counter) is int and counter >= 0 else None,
     )
     plan = quota.plan_reset(
         customer,
         period,
+        month_count=month_count,
         last_write=doc.update_time if isinstance(doc.update_time, datetime) else None,
         as_of=as_of,
         keep=keep,
@@ -208,5 +209,4 @@ def plan_customer(
             page.counts["unlimited"] += 1
         if plan.kept:
             page.counts["kept"] += 1
-    value = max(plan.value, month_count)
-    return ResetWrite(doc.id, value, period, doc.update_time, kept=plan.kept)
+    return ResetWrite(doc.id, plan.value, period, doc.update_time, kept=plan.kept)

@@ -1,14 +1,16 @@
 """The monthly quota reset run: pages of customers, each reset once per period, resumable.
 
-Design (docs/reset.md, docs/counters.md): customers are read in pages ordered by document id;
-each customer whose counter period is before the target period gets
-`scenes_generated_this_month = quota.reset_value(...)` (the events of the period already counted
-in `scene_counts_by_month`, never a blind 0), `quota_period` and `quota_reset_at`, in a
-non-atomic BatchWrite where every write carries the `update_time` precondition of its read. A
-usage commit landing in between fails only that customer's write; it is read again and retried.
-The audit document `quota_resets/{YYYY-MM}` keeps a cursor after every fully handled page, so a
-run stopped by its deadline (or killed) resumes where it stopped when the message is delivered
-again; customers already reset are skipped, so nobody is reset twice.
+Design (docs/reset.md, docs/counters.md): customers are read in pages ordered by document id.
+Each customer still counting a month before the target period gets `quota_period`,
+`quota_reset_at` and `scenes_generated_this_month` = the period's count so far: the scenes the
+fold's month summary already holds for the customer (0 when it has none), so a scene of the new
+month counted before the reset reached the customer is not lost. A document from before the
+suite that already counted the period keeps its count (`quota.plan_reset`). Every write carries
+the `update_time` precondition of its read: a commit landing in between fails only that
+customer's write, which is read again (with its month summary) and retried. The audit document
+`quota_resets/{YYYY-MM}` keeps a cursor after every fully handled page, so a run stopped by its
+deadline (or killed) resumes where it stopped when the message is delivered again; customers
+already reset are skipped, so nobody is reset twice.
 """
 
 from __future__ import annotations
@@ -66,8 +68,8 @@ def _retry_one(
         if doc is None:  # deleted since the read: nothing to reset
             page.counts["skipped"] += 1
             return True
-        # A kept count stays kept: the commit that moved the document counted a scene of the
-        # period on top of it (the usage function treats such a counter as this month's).
+        # A kept count stays kept: the write that moved the document since the run was asked
+        # for does not make its counter count another month.
         again = plan_customer(
             doc,
             period,

@@ -26,7 +26,6 @@ KEEP_ON_EXISTING: Final = frozenset(
         "scenes_generated_this_month",
         "total_scenes_generated",
         "total_episodes_generated",
-        "scene_counts_by_month",
     }
 )
 """Fields an existing document keeps: live counters and server-managed times."""

@@ -48,7 +48,7 @@ def test_timestamps_keep_microseconds_and_utc(firestore_client: Any) -> None:
         schema_version=1,
         bundle_tier="enterprise",
         contract_start=when,
-        scene_counts_by_month={"2025-03": 4},
+        scenes_generated_this_month=4,
         quota_period="2025-03",
     )
     ref = firestore_client.collection(f"rt_{uuid.uuid4().hex[:8]}").document("c1")

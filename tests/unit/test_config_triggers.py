@@ -320,20 +320,16 @@ def test_usage_counter_changes_are_not_config_changes(masked: bool) -> None:
         "bundle_tier": "pro",
         "scenes_generated_this_month": 4,
         "total_scenes_generated": 9,
-        "scene_counts_by_month": {"2026-11": 4},
+        "quota_period": "2026-11",
     }
     after = {
         **before,
         "scenes_generated_this_month": 5,
         "total_scenes_generated": 10,
-        "scene_counts_by_month": {"2026-11": 5},
+        "total_episodes_generated": 2,
     }
     mask = (
-        (
-            "scenes_generated_this_month",
-            "total_scenes_generated",
-            "`scene_counts_by_month`.`2026-11`",
-        )
+        ("scenes_generated_this_month", "total_scenes_generated", "total_episodes_generated")
         if masked
         else ()
     )
@@ -345,14 +341,14 @@ def test_usage_counter_changes_are_not_config_changes(masked: bool) -> None:
     assert (stamper.calls, publisher.messages) == ([], [])
 
 
-def test_a_legacy_documents_first_usage_commit_is_not_a_config_change() -> None:
-    # The usage commit that records a legacy document's counter period (quota_period appears).
+def test_a_legacy_documents_first_fold_commit_is_not_a_config_change() -> None:
+    # The fold's commit that records a legacy document's counter period (quota_period appears).
     before = {"schema_version": 1, "bundle_tier": "pro", "scenes_generated_this_month": 95}
     after = {
         **before,
+        "scenes_generated_this_month": 96,
         "quota_period": "2026-10",
         "total_scenes_generated": 1,
-        "scene_counts_by_month": {"2026-11": 1},
     }
     stamper, publisher = FakeStamper(StampOutcome.STAMPED), FakePublisher()
     result = handle_config_write(

@@ -190,16 +190,13 @@ def customer(**over: object) -> Customer:
     return Customer.model_validate({"schema_version": 1, "bundle_tier": "pro", **over})
 
 
-def test_reset_value_is_derived_from_the_month_count() -> None:
-    c = customer(
-        quota_period="2026-10",
-        scenes_generated_this_month=70,
-        scene_counts_by_month={"2026-10": 60, "2026-11": 3},
+def test_a_counter_needs_a_reset_until_it_counts_the_period() -> None:
+    assert quota.needs_reset(
+        customer(quota_period="2026-10", scenes_generated_this_month=70), "2026-11"
     )
-    assert quota.needs_reset(c, "2026-11")
-    assert quota.reset_value(c, "2026-11") == 3
     assert not quota.needs_reset(customer(quota_period="2026-11"), "2026-11")
-    assert quota.reset_value(customer(), "2026-11") == 0
+    assert not quota.needs_reset(customer(quota_period="2026-12"), "2026-11")
+    assert quota.needs_reset(customer(), "2026-11")
 
 
 def test_month_helpers() -> None:

@@ -79,14 +79,12 @@ class FakeRepo:
             out.append(0)
         return out
 
-    def bump(self, customer_id: str, month: str, *, this_month: bool) -> None:
-        """A usage commit: scene_counts_by_month.{month} += 1 (and the counter when asked)."""
+    def fold(self, customer_id: str) -> None:
+        """A fold commit: one more scene of the period in its month summary, and the customer
+        document moved (its lifetime total)."""
+        self.summaries[customer_id] = self.summaries.get(customer_id, 0) + 1
         data, version = self.docs[customer_id]
-        counts = dict(data.get("scene_counts_by_month") or {})
-        counts[month] = counts.get(month, 0) + 1
-        data = {**data, "scene_counts_by_month": counts}
-        if this_month:
-            data[quota.THIS_MONTH_FIELD] = data.get(quota.THIS_MONTH_FIELD, 0) + 1
+        data = {**data, "total_scenes_generated": data.get("total_scenes_generated", 0) + 1}
         self.docs[customer_id] = (data, version + 1)
 
     def start_run(self, period: str, run: Mapping[str, Any]) -> AuditState:
@@ -118,14 +116,16 @@ def cust(**over: Any) -> dict[str, Any]:
     return {"schema_version": 1, "bundle_tier": "pro", "monthly_scene_quota": 100, **over}
 
 
-def stale(n: int, new: int = 0) -> dict[str, Any]:
-    """A customer still in November with `n` scenes, `new` December events already counted."""
-    counts = {"2026-11": n} | ({P: new} if new else {})
-    return cust(quota_period="2026-11", scenes_generated_this_month=n, scene_counts_by_month=counts)
+def stale(n: int) -> dict[str, Any]:
+    """A customer still in November with `n` scenes."""
+    return cust(quota_period="2026-11", scenes_generated_this_month=n)
 
 
 def many(n: int) -> FakeRepo:
-    return FakeRepo({f"c{i:04d}": stale(i % 7, new=i % 3) for i in range(n)})
+    """`n` customers in November; customer i has i % 3 December scenes in its month summary."""
+    repo = FakeRepo({f"c{i:04d}": stale(i % 7) for i in range(n)})
+    repo.summaries = {f"c{i:04d}": i % 3 for i in range(n) if i % 3}
+    return repo
 
 
 # --- the service ------------------------------------------------------------------------------
@@ -138,7 +138,7 @@ def test_resets_each_customer_to_the_new_months_count_and_finishes_the_audit() -
     assert (summary.reset, summary.skipped, summary.errors, summary.seen) == (23, 0, 0, 23)
     for i in range(23):
         data, _ = repo.docs[f"c{i:04d}"]
-        assert data[quota.THIS_MONTH_FIELD] == i % 3  # December events already counted, not 0
+        assert data[quota.THIS_MONTH_FIELD] == i % 3  # December scenes already folded, not 0
         assert data["quota_period"] == P
     assert repo.audit is not None
     assert repo.audit["customers_reset"] == 23
@@ -182,21 +182,21 @@ def test_deadline_stops_cleanly_and_the_next_delivery_continues_from_the_cursor(
     assert all(d[quota.THIS_MONTH_FIELD] == int(k[1:]) % 3 for k, (d, _) in repo.docs.items())
 
 
-def test_usage_commit_between_read_and_write_is_kept() -> None:
+def test_a_fold_commit_between_read_and_write_is_kept() -> None:
     repo = many(6)
     hit: list[str] = []
 
-    def usage_lands_first(write: ResetWrite) -> None:
+    def fold_lands_first(write: ResetWrite) -> None:
         if write.customer_id == "c0002" and not hit:
             hit.append(write.customer_id)
-            repo.bump("c0002", P, this_month=False)  # a December scene, before the period moved
+            repo.fold("c0002")  # a December scene folded, before the period moved
 
-    repo.before_write = usage_lands_first
+    repo.before_write = fold_lands_first
     summary = run_reset(repo, P, NOW)
     assert summary.retried == 1
     assert summary.reset == 6
     data, _ = repo.docs["c0002"]
-    assert data[quota.THIS_MONTH_FIELD] == data["scene_counts_by_month"][P] == 2 % 3 + 1
+    assert data[quota.THIS_MONTH_FIELD] == repo.summaries["c0002"] == 2 % 3 + 1
 
 
 def test_a_customer_reset_by_someone_else_meanwhile_is_skipped_not_written_twice() -> None:
@@ -234,19 +234,12 @@ def test_a_busy_customer_never_stalls_the_pages_after_it(
 
 
 def test_the_roll_over_takes_the_new_months_count_from_the_folds_summary() -> None:
-    repo = many(3)
-    repo.summaries = {"c0000": 7, "c0001": 0}  # c0002: no summary yet (no scene this month)
+    repo = FakeRepo({"a": stale(30), "b": stale(30), "c": stale(30)})
+    repo.summaries = {"a": 7, "b": 0}  # c: no summary yet (no scene this month)
     summary = run_reset(repo, P, NOW)
     assert summary.reset == 3
     values = {k: d[quota.THIS_MONTH_FIELD] for k, (d, _) in repo.docs.items()}
-    derived = {
-        k: (d.get("scene_counts_by_month") or {}).get(P, 0) for k, (d, _) in repo.docs.items()
-    }
-    assert values == {
-        "c0000": max(7, derived["c0000"]),
-        "c0001": derived["c0001"],
-        "c0002": derived["c0002"],
-    }
+    assert values == {"a": 7, "b": 0, "c": 0}  # never November's 30
     assert all(d["quota_period"] == P for d, _ in repo.docs.values())
 
 
@@ -257,6 +250,7 @@ def test_unlimited_missing_and_invalid_documents_are_handled_and_reported() -> N
             "b-no-quota": {"schema_version": 1, "bundle_tier": "pro"},  # no counters at all
             "c-bad-tier": stale(2) | {"bundle_tier": "platinum"},  # invalid elsewhere: reset
             "d-bad-period": stale(3) | {"quota_period": "November"},  # counter unusable: error
+            # an unusable map of the earlier design: not read, reported by the model check
             "e-bad-counts": stale(3) | {"scene_counts_by_month": {P: -4}},
             "f-empty": {},
             "g-current": cust(quota_period=P, scenes_generated_this_month=9),
@@ -265,23 +259,23 @@ def test_unlimited_missing_and_invalid_documents_are_handled_and_reported() -> N
     )
     summary = run_reset(repo, P, NOW)
     assert summary.complete
-    assert summary.reset == 5  # a, b, c, f, h
+    assert summary.reset == 6  # a, b, c, e, f, h
     assert summary.skipped == 1  # g
-    assert summary.errors == 2  # d, e: not touched
+    assert summary.errors == 1  # d: not touched
     assert summary.unlimited == 3  # a (-1), b and f (absent)
-    assert summary.invalid == 3  # c, f (required fields missing), h
+    assert summary.invalid == 4  # c, e, f (required fields missing), h
     assert repo.docs["a-unlimited"][0][quota.THIS_MONTH_FIELD] == 0
     assert repo.docs["b-no-quota"][0][quota.THIS_MONTH_FIELD] == 0
     assert repo.docs["h-bad-counter"][0][quota.THIS_MONTH_FIELD] == 0
     assert repo.docs["d-bad-period"][1] == 1
-    assert repo.docs["e-bad-counts"][1] == 1
+    assert repo.docs["e-bad-counts"][0][quota.THIS_MONTH_FIELD] == 0
     assert repo.docs["g-current"][0][quota.THIS_MONTH_FIELD] == 9
     assert repo.audit is not None
     issues = {(i["customer_id"], i["kind"]) for i in repo.audit["issues"]}
     assert issues == {
         ("c-bad-tier", "invalid"),
         ("d-bad-period", "error"),
-        ("e-bad-counts", "error"),
+        ("e-bad-counts", "invalid"),
         ("f-empty", "invalid"),
         ("h-bad-counter", "invalid"),
     }
@@ -456,9 +450,10 @@ class TimedRepo(FakeRepo):
             out.append(0)
         return out
 
-    def usage(self, customer_id: str, month: str, at: datetime) -> None:
-        """A usage commit on a legacy document: the usage function counts it this month."""
-        self.bump(customer_id, month, this_month=True)
+    def touch(self, customer_id: str, at: datetime) -> None:
+        """Another write on a legacy document (an operator's edit): it counts no scene."""
+        data, version = self.docs[customer_id]
+        self.docs[customer_id] = ({**data, "organization_name": "Edited"}, version + 1)
         self.times[customer_id] = at
 
 
@@ -474,32 +469,24 @@ def test_manual_mid_month_run_keeps_the_seeded_count_so_far_this_month() -> None
         {
             # seeded / migrated in December: 45 is December's count so far
             "a-seed-this-month": (legacy(45), datetime(2026, 12, 3, tzinfo=UTC)),
-            # seeded in December, December events counted since
-            "b-seed-and-events": (
-                legacy(47, scene_counts_by_month={P: 2}),
-                datetime(2026, 12, 14, tzinfo=UTC),
-            ),
+            # seeded in December, and its month summary holds more (the seed + 2 records)
+            "b-seed-and-records": (legacy(47), datetime(2026, 12, 14, tzinfo=UTC)),
             # last written in November: 30 is November's count
             "c-seed-last-month": (legacy(30), datetime(2026, 11, 20, tzinfo=UTC)),
-            # the suite counted November scenes on it: the counter carries November
-            "d-counted-before": (
-                legacy(33, scene_counts_by_month={"2026-11": 3, P: 1}),
-                datetime(2026, 12, 2, tzinfo=UTC),
-            ),
-            # written after the run was asked for: cannot tell, derived
+            # written after the run was asked for: cannot tell, the month summary's count
             "e-written-during": (legacy(9), datetime(2026, 12, 15, 11, 0, tzinfo=UTC)),
         }
     )
+    repo.summaries = {"b-seed-and-records": 49, "e-written-during": 2}
     summary = run_reset(repo, P, MID)
     values = {k: (d[quota.THIS_MONTH_FIELD], d["quota_period"]) for k, (d, _) in repo.docs.items()}
     assert values == {
         "a-seed-this-month": (45, P),
-        "b-seed-and-events": (47, P),
+        "b-seed-and-records": (49, P),
         "c-seed-last-month": (0, P),
-        "d-counted-before": (1, P),
-        "e-written-during": (0, P),
+        "e-written-during": (2, P),
     }
-    assert (summary.reset, summary.kept) == (5, 2)
+    assert (summary.reset, summary.kept) == (4, 2)
     assert repo.audit is not None
     assert repo.audit["kept"] == 2
 
@@ -511,10 +498,11 @@ def test_scheduled_run_resets_legacy_documents_written_in_the_new_month_before_i
     repo = TimedRepo(
         {
             "a-quiet": (legacy(80), datetime(2026, 11, 29, tzinfo=UTC)),
-            # a December scene counted at 00:00:02, before the reset reached it: 80 + 1
-            "b-busy": (legacy(81, scene_counts_by_month={P: 1}), schedule.replace(second=2)),
+            # written at 00:00:02, before the reset reached it; one December scene folded
+            "b-busy": (legacy(81), schedule.replace(second=2)),
         }
     )
+    repo.summaries = {"b-busy": 1}
     summary = run_reset(repo, P, schedule.replace(second=5), as_of=schedule)
     assert {k: d[quota.THIS_MONTH_FIELD] for k, (d, _) in repo.docs.items()} == {
         "a-quiet": 0,
@@ -530,17 +518,18 @@ def test_a_past_month_run_leaves_a_legacy_document_counting_a_later_month() -> N
     assert repo.docs["new"][0] == legacy(12)
 
 
-def test_kept_seed_survives_a_usage_commit_racing_the_reset() -> None:
+def test_kept_seed_survives_a_write_racing_the_reset() -> None:
     repo = TimedRepo({"a": (legacy(45), datetime(2026, 12, 3, tzinfo=UTC))})
 
-    def usage_lands_first(write: ResetWrite) -> None:
-        if repo.docs["a"][0].get(quota.COUNTS_FIELD) is None:
-            repo.usage("a", P, at=datetime(2026, 12, 15, 10, 0, 1, tzinfo=UTC))  # after as_of
+    def edit_lands_first(write: ResetWrite) -> None:
+        if repo.docs["a"][0].get("organization_name") is None:
+            repo.touch("a", at=datetime(2026, 12, 15, 10, 0, 1, tzinfo=UTC))  # after as_of
 
-    repo.before_write = usage_lands_first
+    repo.before_write = edit_lands_first
     summary = run_reset(repo, P, MID)
     assert summary.retried == 1
-    assert repo.docs["a"][0][quota.THIS_MONTH_FIELD] == 46
+    assert (summary.reset, summary.kept) == (1, 1)
+    assert repo.docs["a"][0][quota.THIS_MONTH_FIELD] == 45
 
 
 def test_a_future_month_is_refused() -> None:
