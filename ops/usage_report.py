@@ -6,7 +6,8 @@ the month's `scene_generated` records (decisions.md: quotas count them per calen
 
 The query is `usage_tracking where customer_id == C and month_start <= timestamp < next_month
 order by timestamp`: it needs the composite index (customer_id ASC, timestamp ASC) that
-`firestore.indexes.json` declares.
+`firestore.indexes.json` declares. It reads every record of the month; the console's customer
+page has the same report made of Firestore's counts and sums instead (`ops.usage_sums`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ def parse_month(month: str) -> tuple[datetime, datetime]:
         raise ReportError(f"--month {month!r}: expected a month before 9999-12") from None
 
 
+def month_days(month: str) -> list[date]:
+    """Every day (UTC) of a `YYYY-MM` month, in order."""
+    start, end = parse_month(month)
+    return [start.date() + timedelta(days=n) for n in range((end - start).days)]
+
+
 @dataclass
 class Totals:
     """Sums over a set of usage records."""
@@ -56,6 +63,15 @@ class Totals:
     compute_minutes: Decimal = Decimal(0)
     storage_gb: Decimal = Decimal(0)
     cost: Decimal = Decimal("0.00")
+
+    def include(self, other: Totals) -> None:
+        """Add another line's sums to this one."""
+        self.records += other.records
+        self.billable += other.billable
+        self.episodes += other.episodes
+        self.compute_minutes += other.compute_minutes
+        self.storage_gb += other.storage_gb
+        self.cost += other.cost
 
     def add(self, record: UsageRecord) -> None:
         """Count one record."""
@@ -139,12 +155,10 @@ def build_report(
 
     `last_write`: the customer document's update time, which tells the month the counter of a
     document without bookkeeping counts (the legacy rule, `shared.quota.legacy_period`)."""
-    start, end = parse_month(month)
     report = UsageReport(customer_id, month)
-    day = start.date()
-    while day < end.date():
+    start, end = parse_month(month)
+    for day in month_days(month):
         report.daily_cost[day] = Decimal("0.00")
-        day += timedelta(days=1)
     for doc_id, raw in records:
         data = plain_value(raw)
         errors = document_errors(UsageRecord, data)
@@ -161,19 +175,28 @@ def build_report(
         day_actions.setdefault(record.action, Totals(record.action)).add(record)
         if record.action == SCENE_GENERATED:
             report.scenes_generated += 1
-    if customer is not None:
-        report.customer_exists = True
-        errors = document_errors(Customer, plain_value(customer))
-        model = None if errors else Customer.model_validate(plain_value(customer))
-        if model is not None:
-            report.quota = model.monthly_scene_quota
-            # No period on the document: it predates the suite; its counter counts the month of
-            # its last write (the legacy rule, as the fold reads it).
-            period = counter_period(model) or (month_of(last_write) if last_write else None)
-            if period == month:
-                report.counter = model.scenes_generated_this_month
+    apply_customer(report, customer, last_write)
     report.actions = dict(sorted(report.actions.items()))
     return report
+
+
+def apply_customer(
+    report: UsageReport, customer: Mapping[str, Any] | None, last_write: datetime | None
+) -> None:
+    """The customer document's part of a report: that it exists, its quota and its counter."""
+    if customer is None:
+        return
+    report.customer_exists = True
+    errors = document_errors(Customer, plain_value(customer))
+    model = None if errors else Customer.model_validate(plain_value(customer))
+    if model is None:
+        return
+    report.quota = model.monthly_scene_quota
+    # No period on the document: it predates the suite; its counter counts the month of its
+    # last write (the legacy rule, as the fold reads it).
+    period = counter_period(model) or (month_of(last_write) if last_write else None)
+    if period == report.month:
+        report.counter = model.scenes_generated_this_month
 
 
 def _num(value: Decimal) -> str:

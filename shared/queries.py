@@ -322,6 +322,15 @@ from shared.queries_paged import (  # noqa: E402
     rolled_out_page,
     usage_page,
 )
+from shared.queries_sums import (  # noqa: E402
+    USAGE_ACTIONS,
+    USAGE_BILLABLE,
+    USAGE_SUM_FIELDS,
+    USAGE_SUMS,
+    usage_billable,
+    usage_next_action,
+    usage_sums,
+)
 
 __all__ = [
     "ALERTS_PAGED",
@@ -337,7 +346,11 @@ __all__ = [
     "RESETS_NEWEST_FIRST",
     "ROLLED_OUT",
     "ROLLED_OUT_BY_ID",
+    "USAGE_ACTIONS",
+    "USAGE_BILLABLE",
     "USAGE_PAGED",
+    "USAGE_SUMS",
+    "USAGE_SUM_FIELDS",
     "CompositeIndex",
     "Direction",
     "QueryShape",
@@ -354,5 +367,8 @@ __all__ = [
     "resets_page",
     "rolled_out_page",
     "shapes_of",
+    "usage_billable",
+    "usage_next_action",
     "usage_page",
+    "usage_sums",
 ]

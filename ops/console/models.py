@@ -10,7 +10,7 @@ import shlex
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any, Final
 
@@ -253,9 +253,22 @@ def group_problems(
     ]
 
 
+AMOUNT_PLACES: Final = Decimal("0.01")
+"""Compute minutes and storage GB are shown to the hundredth."""
+
+
+def shown_amount(value: Decimal) -> Decimal:
+    """An amount as a page shows it: rounded half up to `AMOUNT_PLACES`. A customer page's
+    amounts are Firestore's float sums, which may differ from the exact sums (`blueprint usage
+    export`) in their last digits: each addition errs by at most half a unit in the 16th
+    significant digit of the running sum, far below a hundredth, so rounded they are the same
+    (unless the exact sum lies within that error of a half hundredth)."""
+    return value.quantize(AMOUNT_PLACES, rounding=ROUND_HALF_UP)
+
+
 @dataclass(frozen=True, slots=True)
 class Totals:
-    """A line of sums: an action's or the month's."""
+    """A line of sums: an action's or the month's (amounts as shown: `shown_amount`)."""
 
     label: str
     records: int

@@ -1,10 +1,11 @@
 """What each console page reads, through the operators' read modules, made into view models.
 
 One way to read each thing: customers, records, rejections and alerts come from `ops.inspect`
-(one cursor page each), a customer-month's exact totals from `ops.usage_report` (the records
-`blueprint usage report` sums), month summaries from `ops.summaries`, the month's download from
-`ops.export` (the code of `blueprint usage export`), feature decisions from
-`shared.config_service.CustomerConfigService`. Nothing here writes.
+(one cursor page each), a customer-month's totals from `ops.usage_sums` (Firestore's counts
+and sums of the records `blueprint usage report` sums, never the records), month summaries
+from `ops.summaries`, the month's download from `ops.export` (the code of `blueprint usage
+export`), feature decisions from `shared.config_service.CustomerConfigService`. Nothing here
+writes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from ops import export, inspect, summaries, usage_report
+from ops import export, inspect, summaries, usage_report, usage_sums
 from ops.console.chart import chart_geometry, render_svg
 from ops.console.models import (
     CustomerRow,
@@ -30,6 +31,7 @@ from ops.console.models import (
     Totals,
     contract_status,
     group_problems,
+    shown_amount,
 )
 from ops.replay import KINDS
 from shared.models import Customer
@@ -59,9 +61,6 @@ def _scenes(customer: Customer | None, summary: summaries.MonthSummary | None, m
         return summary.scenes
     if customer is None:
         return 0
-    by_month = (customer.scene_counts_by_month or {}).get(month)
-    if by_month is not None:
-        return by_month
     if counter_period(customer) == month:
         return customer.scenes_generated_this_month or 0
     return 0
@@ -144,12 +143,17 @@ class CustomerView:
     problems: tuple[ProblemGroup, ...]
     decisions: tuple[Decision, ...]
     config_problems: tuple[str, ...]
-    skipped: tuple[str, ...]
 
 
 def _totals(t: usage_report.Totals) -> Totals:
     return Totals(
-        t.label, t.records, t.billable, t.episodes, t.compute_minutes, t.storage_gb, t.cost
+        t.label,
+        t.records,
+        t.billable,
+        t.episodes,
+        shown_amount(t.compute_minutes),
+        shown_amount(t.storage_gb),
+        round_cents(t.cost),
     )
 
 
@@ -203,12 +207,15 @@ def customer_view(
     settings: Settings | None = None,
 ) -> CustomerView | None:
     """The customer's month, or None when there is neither a customer document nor a record
-    in the month (a typo, most likely). Totals are the exact sums of the month's records."""
-    records, document, last_write = usage_report.fetch_usage(client, customer_id, month, settings)
-    if document is None and not records:
+    in the month (a typo, most likely). Totals and charts are Firestore's counts and sums of
+    the month's records (`usage_sums.aggregate_usage`): the page reads one page of records,
+    however many the month has."""
+    report = usage_sums.aggregate_usage(client, customer_id, month, until=now, settings=settings)
+    if not report.customer_exists and report.total.records == 0:
         return None
-    report = usage_report.build_report(customer_id, month, records, document, last_write)
-    item = inspect.customer(client, customer_id, settings=settings) if document else None
+    item = (
+        inspect.customer(client, customer_id, settings=settings) if report.customer_exists else None
+    )
     status = None
     if item is not None:
         model = item.customer
@@ -245,7 +252,6 @@ def customer_view(
         problems=tuple(groups),
         decisions=decisions,
         config_problems=config_problems,
-        skipped=tuple(report.skipped),
     )
 
 

@@ -55,10 +55,6 @@ class Customer(Document):
     # Bookkeeping added by this suite (docs/counters.md); absent on documents that predate it.
     quota_period: Month | None = None
     """Month (YYYY-MM) that scenes_generated_this_month counts; set by the monthly reset."""
-    scene_counts_by_month: dict[Month, NonNegInt] | None = None
-    """Per-month scene counts an earlier design kept here. Nothing writes it, and neither the
-    quota nor the monthly reset reads it: the month summaries hold the month counts
-    (docs/counters.md)."""
 
     @model_validator(mode="after")
     def _contract_order(self) -> Customer:

@@ -12,7 +12,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
+from functions.deadletter.adapters import FirestoreDeadLetterStore
+from functions.deadletter.ports import Source
+from functions.deadletter.service import DeadLetterService, dead_letter_of, doc_id_of
+from functions.edge.pubsub import Message
+from ops.console.models import AMOUNT_PLACES
 from shared.publisher import publish_usage_event
 from shared.times import month_bounds, month_of
 from tests.console_support import blueprint, browser, served
@@ -48,6 +53,33 @@ def _count(suite: Any, collection: str, field: str, value: str) -> int:
 
     query = suite.firestore.collection(collection).where(filter=FieldFilter(field, "==", value))
     return len(list(query.stream(timeout=10)))
+
+
+def _store_dead_letter(suite: Any, customer_id: str, when: datetime) -> str:
+    """A usage message Pub/Sub gave up on, stored as the dead-letter function stores it (kind
+    `dead_letter` in `usage_rejections`); returns its document id."""
+    event = {
+        "schema_version": 1,
+        "event_id": f"{customer_id}-dead",
+        "customer_id": customer_id,
+        "scene_id": "scene_0",
+        "action": "scene_generated",
+        "timestamp": when.isoformat(),
+    }
+    published = when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    attributes = {
+        "CloudPubSubDeadLetterSourceSubscription": "on-usage-event-push",
+        "CloudPubSubDeadLetterSourceSubscriptionProject": suite.settings.project_id,
+        "CloudPubSubDeadLetterSourceDeliveryCount": "10",
+        "CloudPubSubDeadLetterSourceTopicPublishTime": published,
+    }
+    message = Message(
+        f"dl-{uuid.uuid4().hex[:8]}", json.dumps(event).encode(), attributes, published
+    )
+    letter = dead_letter_of(message, Source.USAGE)
+    store = FirestoreDeadLetterStore(suite.settings, suite.firestore)
+    DeadLetterService(store).handle(letter, datetime.now(UTC))
+    return doc_id_of(letter)
 
 
 def _navigate(driver: Any, action: Any) -> None:
@@ -108,6 +140,8 @@ def seeded_suite(local_suite: Any) -> dict[str, Any]:
     )  # fmt: skip
     rejections = suite.settings.usage_rejections_collection
     _wait("the rejection", lambda: _count(suite, rejections, "customer_id", ghost) == 1)
+    dead = f"{prefix}dead"  # a message of this customer no delivery could handle
+    dead_letter = _store_dead_letter(suite, dead, when)
     summaries = suite.firestore.collection(suite.settings.usage_counters_collection)
 
     def folded() -> bool:
@@ -116,7 +150,7 @@ def seeded_suite(local_suite: Any) -> dict[str, Any]:
 
     _wait("the fold's summaries", folded, tick=suite.fire_fold)
     return {"suite": suite, "prefix": prefix, "month": month, "heavy": heavy, "light": light,
-            "idle": idle, "ghost": ghost}  # fmt: skip
+            "idle": idle, "ghost": ghost, "dead": dead, "dead_letter": dead_letter}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +190,13 @@ def _shot(driver: Any, shots: Path, name: str) -> None:
 
 def _money(text: str) -> Decimal:
     return Decimal(text.strip().removeprefix("$"))
+
+
+def _shown(exact: str) -> Decimal:
+    """An exact amount of the export as a customer page shows it: to the hundredth (the page's
+    amounts are Firestore's float sums, which may differ from the exact sums in their last
+    digits)."""
+    return Decimal(exact).quantize(AMOUNT_PLACES, rounding=ROUND_HALF_UP)
 
 
 def test_click_through_customers_customer_problems(
@@ -206,8 +247,8 @@ def test_click_through_customers_customer_problems(
     assert int(total.get_attribute("data-records")) == want["records"] == 6
     assert Decimal(total.get_attribute("data-cost")) == Decimal(want["cost_usd"])
     assert int(total.get_attribute("data-episodes")) == want["episodes"]
-    assert Decimal(total.get_attribute("data-compute")) == Decimal(want["compute_minutes"])
-    assert Decimal(total.get_attribute("data-storage")) == Decimal(want["storage_gb"])
+    assert Decimal(total.get_attribute("data-compute")) == _shown(want["compute_minutes"])
+    assert Decimal(total.get_attribute("data-storage")) == _shown(want["storage_gb"])
     # The chart's bars add up to the same total, per action too.
     bars = driver.find_elements(By.CSS_SELECTOR, "#cost-chart rect.bar")
     assert sum(Decimal(b.get_attribute("data-value")) for b in bars) == Decimal(want["cost_usd"])
@@ -226,7 +267,19 @@ def test_click_through_customers_customer_problems(
     _navigate(driver, driver.find_element(By.ID, "to-problems").click)
     group = driver.find_element(By.CSS_SELECTOR, "section.group[data-kind=unknown_customer]")
     assert s["ghost"] in group.text
+    # The dead letters come first, with the command that replays them since the month began.
+    groups = driver.find_elements(By.CSS_SELECTOR, "section.group")
+    assert groups[0].get_attribute("data-kind") == "dead_letter"
+    assert s["dead"] in groups[0].text
+    since = month_bounds(s["month"])[0].strftime("%Y-%m-%dT%H:%M:%SZ")
+    replay = groups[0].find_element(By.CSS_SELECTOR, "code.replay").text
+    assert replay == f"blueprint usage replay --kind dead_letter --since {since}"
+    dry = groups[0].find_element(By.CSS_SELECTOR, "code.replay-dry").text
+    assert dry == f"{replay} --dry-run"
     _shot(driver, shots, "3-problems")
+    # Run dry, the dead letters' command would deliver ours again.
+    answer = json.loads(blueprint([*shlex.split(dry)[1:], "--json"], s["suite"].firestore))
+    assert s["dead_letter"] in {i["id"] for i in answer["items"]}
     # The group's command, run dry, would replay the ghost's rejection.
     command = group.find_element(By.CSS_SELECTOR, "code.replay-dry").text
     argv = shlex.split(command)

@@ -215,7 +215,7 @@ def test_unlimited_missing_and_invalid_documents_are_handled_and_reported(
             },
             "bad-tier": stale(5) | {"bundle_tier": "platinum", "email": "nope"},
             "bad-period-type": stale(6) | {"quota_period": 202611},
-            # an unusable map of the earlier design: not read, reported by the model check
+            # a field the data model does not have: not read, reported by the model check
             "bad-counts": stale(7) | {"scene_counts_by_month": "lots"},
             "bad-reset-at": stale(8) | {"quota_period": None, "quota_reset_at": "yesterday"},
             "empty": {},

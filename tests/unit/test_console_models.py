@@ -21,6 +21,7 @@ from ops.console.models import (
     contract_status,
     group_problems,
     replay_command,
+    shown_amount,
 )
 from ops.console.reads import customer_row, months_until, problem_of
 from ops.inspect import CustomerItem, RejectionItem
@@ -196,7 +197,9 @@ def test_customer_row_takes_scenes_and_cost_from_the_month_summary() -> None:
 
 
 def test_customer_row_without_a_summary_counts_the_customer_document() -> None:
-    item = _customer("c1", monthly_scene_quota=10, scene_counts_by_month={"2026-03": 4})
+    item = _customer(
+        "c1", monthly_scene_quota=10, quota_period="2026-03", scenes_generated_this_month=4
+    )
     row = customer_row(item, None, "2026-03", NOW)
     assert (row.quota.used, row.cost_usd, row.last_activity) == (4, None, None)
     assert customer_row(item, None, "2026-02", NOW).quota.used == 0
@@ -211,6 +214,27 @@ def test_an_invalid_customer_document_is_listed_with_its_problems() -> None:
 def test_summary_fields_of_the_wrong_type_read_as_unknown() -> None:
     summary = summary_of("c", "2026-03", {"cost_cents": "12", "records": True, "scenes_total": 3})
     assert (summary.cost_usd, summary.records, summary.scenes) == (None, None, 3)
+
+
+# ---- amounts as shown ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("0", "0.00"), ("1240.30000000000004364", "1240.30"), ("1240.2999999999997", "1240.30"),
+     ("0.005", "0.01"), ("0.0049999", "0.00"), ("23.1000000000000008", "23.10"),
+     ("1e6", "1000000.00")],
+)  # fmt: skip
+def test_amounts_show_to_the_hundredth_rounded_half_up(value: str, shown: str) -> None:
+    assert str(shown_amount(Decimal(value))) == shown
+
+
+def test_a_float_sum_and_the_exact_sum_show_the_same() -> None:
+    values = [0.1 * (i + 1) for i in range(157)] + [1.1 * (n + 1) for n in range(6)]
+    float_sum = Decimal(repr(sum(values)))
+    exact = sum((Decimal(repr(v)) for v in values), Decimal(0))
+    assert float_sum != exact
+    assert shown_amount(float_sum) == shown_amount(exact) == Decimal("1263.40")
 
 
 # ---- the chart ------------------------------------------------------------------------------

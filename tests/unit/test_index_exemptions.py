@@ -22,6 +22,7 @@ QUERY_MODULES = {
     "shared/queries.py",
     "shared/queries_fold.py",
     "shared/queries_paged.py",
+    "shared/queries_sums.py",
     "shared/query_filters.py",
 }
 """Modules whose queries are declared shapes (checked structurally), as the stray scanner."""

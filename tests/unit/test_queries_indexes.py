@@ -36,6 +36,13 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
         {"customer_id": "c1", "month": "2025-01"},
         {"customer_id": "c1", "month": "2025-01", "action": "scene_generated"},
     ],
+    "usage_next_action": [{"customer_id": "c1"}, {"customer_id": "c1", "after": "a"}],
+    "usage_sums": [
+        {"customer_id": "c1", "action": "scene_generated", "start": JAN, "end": FEB},
+    ],
+    "usage_billable": [
+        {"customer_id": "c1", "action": "scene_generated", "start": JAN, "end": FEB},
+    ],
     "customers_by_id": [{}, {"after_id": "c9"}, {"after_id": "c9", "limit": 100}],
     "customers_reset_for_period": [{"period": "2025-01"}],
     "new_records": [
@@ -242,6 +249,7 @@ def stray_queries(
                 "shared/queries.py",
                 "shared/queries_fold.py",
                 "shared/queries_paged.py",
+                "shared/queries_sums.py",
                 "shared/query_filters.py",
             }:
                 continue

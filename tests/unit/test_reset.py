@@ -250,7 +250,7 @@ def test_unlimited_missing_and_invalid_documents_are_handled_and_reported() -> N
             "b-no-quota": {"schema_version": 1, "bundle_tier": "pro"},  # no counters at all
             "c-bad-tier": stale(2) | {"bundle_tier": "platinum"},  # invalid elsewhere: reset
             "d-bad-period": stale(3) | {"quota_period": "November"},  # counter unusable: error
-            # an unusable map of the earlier design: not read, reported by the model check
+            # a field the data model does not have: not read, reported by the model check
             "e-bad-counts": stale(3) | {"scene_counts_by_month": {P: -4}},
             "f-empty": {},
             "g-current": cust(quota_period=P, scenes_generated_this_month=9),

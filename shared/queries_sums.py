@@ -1,0 +1,107 @@
+"""A customer-month's counts and sums, without reading its records (the console's page).
+
+Part of `shared.queries` (which re-exports every name here): each builder declares its shape,
+so `firestore.indexes.json` covers these queries too.
+
+The page sums a month by aggregation queries (count, sum), which Firestore answers from index
+entries: one read per 1,000 entries matched, no document read. A sum reads the summed field from
+the index, so the summed fields follow the range field in the index (as the recount's
+`MONTH_RECORDS`); the query orders on them to say which index it reads. A record missing one of
+them (the usage function writes every one, null where not applicable) is in no such index, hence
+neither counted nor summed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Final
+
+from shared import names
+from shared.query_filters import equal as _equal
+from shared.query_filters import time_range as _time_range
+from shared.query_shapes import Direction, QueryShape, declares
+from shared.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from google.cloud.firestore_v1.client import Client
+    from google.cloud.firestore_v1.query import Query
+
+_ASC = Direction.ASCENDING
+
+USAGE_SUM_FIELDS: Final = ("cost_cents", "episodes_generated", "compute_minutes", "storage_gb")
+"""What a customer-month's action sums besides its count (`shared.counters.record_fields` and
+the data model's amounts): 4 sums and the count, the 5 aggregations one request takes."""
+
+USAGE_ACTIONS = QueryShape(
+    names.USAGE_TRACKING, equality=("customer_id",), order=(("action", _ASC),)
+)
+USAGE_SUMS = QueryShape(
+    names.USAGE_TRACKING,
+    equality=("customer_id", "action"),
+    order=(("timestamp", _ASC), *((f, _ASC) for f in USAGE_SUM_FIELDS)),
+)
+USAGE_BILLABLE = QueryShape(
+    names.USAGE_TRACKING,
+    equality=("customer_id", "action", "billable"),
+    order=(("timestamp", _ASC),),
+)
+
+
+@declares(USAGE_ACTIONS)
+def usage_next_action(
+    client: Client, customer_id: str, after: str | None = None, *, settings: Settings | None = None
+) -> Query:
+    """The first action name of a customer's records after `after` (None: the first), of any
+    month: one record, its `action` only. Walking it (`action > previous`, limit 1) learns the
+    customer's actions reading one record per action, whatever the number of records."""
+    from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415 (cheap import)
+
+    settings = settings or get_settings()
+    query = _equal(
+        client.collection(settings.usage_tracking_collection), "customer_id", customer_id
+    )
+    if after is not None:
+        query = query.where(filter=FieldFilter("action", ">", after))
+    return query.order_by("action", direction=_ASC.value).select(["action"]).limit(1)
+
+
+@declares(USAGE_SUMS)
+def usage_sums(
+    client: Client,
+    customer_id: str,
+    action: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    settings: Settings | None = None,
+) -> Query:
+    """A customer's records of one action with `start <= timestamp < end`, to aggregate: count
+    them and sum `USAGE_SUM_FIELDS` (index: customer_id, action, timestamp, the summed fields)."""
+    settings = settings or get_settings()
+    query = _equal(
+        client.collection(settings.usage_tracking_collection), "customer_id", customer_id
+    )
+    query = _time_range(_equal(query, "action", action), "timestamp", start, end)
+    for name in USAGE_SUM_FIELDS:
+        query = query.order_by(name, direction=_ASC.value)
+    return query
+
+
+@declares(USAGE_BILLABLE)
+def usage_billable(
+    client: Client,
+    customer_id: str,
+    action: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    settings: Settings | None = None,
+) -> Query:
+    """A customer's billable records of one action with `start <= timestamp < end`, to count
+    (a boolean is not summed: its own filter)."""
+    settings = settings or get_settings()
+    query = _equal(
+        client.collection(settings.usage_tracking_collection), "customer_id", customer_id
+    )
+    query = _equal(_equal(query, "action", action), "billable", True)
+    return _time_range(query, "timestamp", start, end)
