@@ -77,11 +77,7 @@ def usage_sums(
 ) -> Query:
     """A customer's records of one action with `start <= timestamp < end`, to aggregate: count
     them and sum `USAGE_SUM_FIELDS` (index: customer_id, action, timestamp, the summed fields)."""
-    settings = settings or get_settings()
-    query = _equal(
-        client.collection(settings.usage_tracking_collection), "customer_id", customer_id
-    )
-    query = _time_range(_equal(query, "action", action), "timestamp", start, end)
+    query = _time_range(_of_action(client, customer_id, action, settings), "timestamp", start, end)
     for name in USAGE_SUM_FIELDS:
         query = query.order_by(name, direction=_ASC.value)
     return query
@@ -99,9 +95,12 @@ def usage_billable(
 ) -> Query:
     """A customer's billable records of one action with `start <= timestamp < end`, to count
     (a boolean is not summed: its own filter)."""
-    settings = settings or get_settings()
-    query = _equal(
-        client.collection(settings.usage_tracking_collection), "customer_id", customer_id
-    )
-    query = _equal(_equal(query, "action", action), "billable", True)
+    query = _equal(_of_action(client, customer_id, action, settings), "billable", True)
     return _time_range(query, "timestamp", start, end)
+
+
+def _of_action(client: Client, customer_id: str, action: str, settings: Settings | None) -> Query:
+    """A customer's records of one action."""
+    settings = settings or get_settings()
+    records = client.collection(settings.usage_tracking_collection)
+    return _equal(_equal(records, "customer_id", customer_id), "action", action)
