@@ -16,7 +16,8 @@ ratio = the median over rounds of a side's rate / the bare rate of the round. Ta
 for the function's code (`handler`), sequential and 8-way; the HTTP figures are printed beside
 it. CPU per event of each side is in the JSON for the 8-way phase. Last, `interleaved_sequential`:
 a handler call and a bare create in turn, event by event (the steadiest comparison: both sides
-meet the same machine), with the median wall time of each and what the function adds.
+meet the same machine), with the median wall time of each and what the function adds; and
+`cold_after_rpc`: the function's validation timed right after a create and again at once.
 """
 
 from __future__ import annotations
@@ -155,6 +156,34 @@ def interleave(
     }
 
 
+def cold_after_rpc(events: list[Any], writes: list[BareWrite], bare: Any) -> dict[str, float]:
+    """The function's validation (`intake.prepare`, pure, no I/O) timed right after a bare
+    create and again at once: the same code, cold and then warm. Their ratio is what any code
+    run between two RPCs pays on this machine (the emulator shares its two cores)."""
+    from functions.edge.pubsub import decode_message  # noqa: PLC0415
+    from functions.usage.intake import prepare  # noqa: PLC0415
+    from functions.usage.ports import Limits  # noqa: PLC0415
+
+    now, limits = datetime.now(UTC), Limits()
+    cold: list[float] = []
+    warm: list[float] = []
+    for event, write in zip(events, writes, strict=True):
+        message = decode_message(event)
+        bare(write)
+        for side in (cold, warm):
+            started = time.perf_counter()
+            prepare(message, now, limits)
+            side.append(time.perf_counter() - started)
+    skip = len(events) // 10
+    cold_us = statistics.median(cold[skip:]) * 1e6
+    warm_us = statistics.median(warm[skip:]) * 1e6
+    return {
+        "validation_after_rpc_us": round(cold_us, 1),
+        "validation_again_us": round(warm_us, 1),
+        "cold_over_warm": round(cold_us / warm_us, 1),
+    }
+
+
 def main() -> None:
     from google.cloud import firestore  # noqa: PLC0415
 
@@ -282,9 +311,14 @@ def main() -> None:
             handle,
             bare,
         )
+        cold = cold_after_rpc(
+            handler_items(f"cold-{INTERLEAVED}", 1000),
+            bare_items(f"cold-b-{INTERLEAVED}", 1000),
+            bare,
+        )
         total = client.collection("usage_tracking").count().get()[0][0].value
         expected = 3 * WARMUP * len(CONCURRENCY) + 3 * ROUNDS * sum(EVENTS.values())
-        expected += 2 * INTERLEAVED
+        expected += 2 * INTERLEAVED + 1000
         phases = {}
         for workers in CONCURRENCY:
 
@@ -327,6 +361,7 @@ def main() -> None:
                     )
                 },
                 "interleaved_sequential": interleaved,
+                "cold_after_rpc": cold,
                 "records_written": total,
                 "records_expected": expected,
                 "targets_met": all(p["met"] for p in phases.values()),
