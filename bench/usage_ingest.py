@@ -360,6 +360,7 @@ def main() -> None:
                         ("bare_emulator", "emu_bare"),
                     )
                 },
+                "interleaved_ratio": interleaved["ratio"],
                 "interleaved_sequential": interleaved,
                 "cold_after_rpc": cold,
                 "records_written": total,
