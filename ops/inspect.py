@@ -11,7 +11,7 @@ they are read. A token belongs to its listing and filters: passing it to another
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
@@ -39,6 +39,8 @@ class CustomerItem:
     data: Mapping[str, Any]
     customer: Customer | None
     problems: tuple[FieldError, ...] = ()
+    update_time: datetime | None = None
+    """When it was last written (read by `customer`; not by the listings)."""
 
     @property
     def tier(self) -> str | None:
@@ -226,7 +228,9 @@ def customer(
         _doc_id("customer_id", customer_id)
     )
     snap = ref.get(timeout=settings.firestore_timeout_seconds)
-    return _customer_item(snap) if snap.exists else None
+    if not snap.exists:
+        return None
+    return replace(_customer_item(snap), update_time=snap.update_time)
 
 
 def customers(

@@ -126,9 +126,12 @@ def aggregate_usage(
     until: datetime | None = None,
     settings: Settings | None = None,
     workers: int = AGGREGATION_WORKERS,
+    customer: tuple[Mapping[str, Any] | None, datetime | None] | None = None,
 ) -> UsageReport:
     """A customer's month summed by Firestore (`report_from_sums`), reading the customer
-    document and one record per action (`usage_actions`), never the month's records.
+    document (unless `customer` gives it as read: its data and update time, or (None, None)
+    when it does not exist) and one record per action (`usage_actions`), never the month's
+    records.
 
     Aggregation requests, `workers` at a time: per action its count and sums over the month;
     then per action with records in the month its billable count, and its count and cost of
@@ -137,9 +140,10 @@ def aggregate_usage(
     settings = settings or get_settings()
     timeout = settings.firestore_timeout_seconds
     start, end = parse_month(month)
-    snap = (
-        client.collection(settings.customers_collection).document(customer_id).get(timeout=timeout)
-    )
+    if customer is None:  # not read by the caller: read it
+        ref = client.collection(settings.customers_collection).document(customer_id)
+        snap = ref.get(timeout=timeout)
+        customer = (snap.to_dict(), snap.update_time) if snap.exists else (None, None)
     actions = usage_actions(client, customer_id, settings)
     days = [d for d in month_days(month) if until is None or _day_start(d) <= until]
 
@@ -177,7 +181,4 @@ def aggregate_usage(
             )
             for a in used
         ]
-    document = snap.to_dict() if snap.exists else None
-    return report_from_sums(
-        customer_id, month, answers, document, snap.update_time if snap.exists else None
-    )
+    return report_from_sums(customer_id, month, answers, *customer)

@@ -210,12 +210,17 @@ def customer_view(
     in the month (a typo, most likely). Totals and charts are Firestore's counts and sums of
     the month's records (`usage_sums.aggregate_usage`): the page reads one page of records,
     however many the month has."""
-    report = usage_sums.aggregate_usage(client, customer_id, month, until=now, settings=settings)
+    item = inspect.customer(client, customer_id, settings=settings)
+    report = usage_sums.aggregate_usage(
+        client,
+        customer_id,
+        month,
+        until=now,
+        settings=settings,
+        customer=(item.data, item.update_time) if item else (None, None),
+    )
     if not report.customer_exists and report.total.records == 0:
         return None
-    item = (
-        inspect.customer(client, customer_id, settings=settings) if report.customer_exists else None
-    )
     status = None
     if item is not None:
         model = item.customer

@@ -246,6 +246,9 @@ def test_a_customer_page_reads_one_page_of_that_customers_records(
     # of the other customer's.
     assert reads["usage_tracking"] == RECORDS_PAGE_SIZE + 1 + len(ACTIONS)
     assert reads["usage_tracking"] < MONTH_RECORDS
+    # The customer document once for the page (its report, tier and status), once for the
+    # config service's decisions, once for the reachability probe.
+    assert reads["customers"] == 3
     # The sums are aggregation requests: per action its totals, its billable count and one per
     # day of the month so far; none reads a document.
     days = (now.date() - month_bounds(month)[0].date()).days + 1
