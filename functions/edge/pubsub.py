@@ -103,6 +103,8 @@ def decode_message(event: Any) -> Message:
     event_id = str(event["id"]) if get is not None and get("id") is not None else ""
     event_type = str(get("type")) if get is not None and get("type") else PUBSUB_PUBLISHED
     time = get("time") if get is not None else None
+    if isinstance(time, datetime):  # an SDK that parsed it already: kept, parsed when read
+        time = time.isoformat()
     return decode_envelope(
         getattr(event, "data", None),
         event_id,

@@ -363,6 +363,18 @@ def test_snake_case_fields_and_no_data_fall_back_to_the_publish_time() -> None:
     assert decode_schedule_event(event({}, time="2026-12-01T00:00:00Z")).period == P
 
 
+def test_an_event_time_given_as_a_datetime_still_decides_the_month() -> None:
+    """An event object whose `time` is already a datetime (not RFC 3339 text) is read alike."""
+
+    class ParsedTime(dict[str, Any]):
+        data: Any = None
+
+    parsed = ParsedTime(id="m-1", type="google.cloud.pubsub.topic.v1.messagePublished")
+    parsed.data = {"message": {}, "subscription": "projects/p/subscriptions/s"}
+    parsed["time"] = datetime(2026, 12, 1, 0, 0, 1, tzinfo=UTC)
+    assert decode_schedule_event(parsed).period == P
+
+
 def test_a_body_that_is_not_a_json_object_is_refused_not_taken_as_the_scheduled_month() -> None:
     """A stray message on the topic must not reset customers (the Scheduler's body
     is always `{"job": ...}`)."""
