@@ -67,7 +67,8 @@ def _float(value: Any) -> float:
 @dataclass(frozen=True, slots=True)
 class Sums:
     """What a set of records adds up to. Counts and money are integers (exact); the amounts
-    are floats, rounded to 6 places where they are stored."""
+    are float sums, stored as summed (rounding each fold's sum would drift by up to half a
+    millionth a fold, and a recount would then report a difference nobody can see)."""
 
     records: int = 0
     scenes_generated: int = 0
@@ -87,12 +88,22 @@ class Sums:
         )
 
     def same_as(self, other: Sums) -> bool:
-        """Equal counts and money; amounts equal to 6 places (float sums differ by order)."""
-        return (
-            self.exact() == other.exact()
-            and round(self.compute_minutes, 6) == round(other.compute_minutes, 6)
-            and round(self.storage_gb, 6) == round(other.storage_gb, 6)
-        )
+        """Equal counts and money, and equal amounts (see `differences`)."""
+        return not self.differences(other)
+
+    def differences(self, other: Sums) -> dict[str, tuple[int | float, int | float]]:
+        """Each field that differs, with (this value, the other's). Counts and cents must be
+        equal; the amounts may differ by what float sums in another order differ by."""
+        out: dict[str, tuple[int | float, int | float]] = {}
+        for name in SUM_FIELDS:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if isinstance(mine, int):
+                differs = mine != theirs
+            else:
+                differs = not math.isclose(mine, theirs, rel_tol=1e-9, abs_tol=1e-9)
+            if differs:
+                out[name] = (mine, theirs)
+        return out
 
     def exact(self) -> tuple[int, int, int, int]:
         """The integer part: records, scenes, episodes, cents."""
@@ -105,8 +116,8 @@ class Sums:
             "scenes_generated": self.scenes_generated,
             "episodes_generated": self.episodes_generated,
             "cost_cents": self.cost_cents,
-            "compute_minutes": round(self.compute_minutes, 6),
-            "storage_gb": round(self.storage_gb, 6),
+            "compute_minutes": self.compute_minutes,
+            "storage_gb": self.storage_gb,
         }
 
     @classmethod

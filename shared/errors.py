@@ -67,9 +67,19 @@ class FieldError:
 
 
 TRANSIENT_STATUS: Final = frozenset(
-    {"UNAVAILABLE", "DEADLINE_EXCEEDED", "ABORTED", "RESOURCE_EXHAUSTED", "INTERNAL"}
+    {
+        "UNAVAILABLE",
+        "DEADLINE_EXCEEDED",
+        "ABORTED",
+        "RESOURCE_EXHAUSTED",
+        "INTERNAL",
+        "UNKNOWN",
+        "CANCELLED",
+    }
 )
-"""gRPC status names a retry can fix (google.api_core raises one exception class per name)."""
+"""gRPC status names a retry can fix (google.api_core raises one exception class per name).
+UNKNOWN ("Stream removed", a connection reset mid-call) and CANCELLED (a call cut short) say
+nothing about the request: they are retried, and every write here is safe to repeat."""
 
 _TRANSIENT_BUILTINS: Final = (TimeoutError, ConnectionError)
 

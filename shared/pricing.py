@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
-from decimal import MAX_EMAX, MIN_EMIN, ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from decimal import MAX_EMAX, MIN_EMIN, ROUND_HALF_UP, Context, Decimal
 from importlib import resources
 from types import MappingProxyType
 from typing import Any, Final
@@ -22,10 +22,10 @@ from shared.models import BundleTier, UsageEvent
 CENT: Final = Decimal("0.01")
 _ZERO: Final = Decimal(0)
 _EXACT: Final = Context(prec=1000, Emax=MAX_EMAX, Emin=MIN_EMIN, rounding=ROUND_HALF_UP)
-"""Wide enough that every product and sum of finite floats, ints and rates is exact. The
-default context (28 digits) cannot quantize a cost of 1e26 or more to cents and raises, which
-would turn a valid (if absurd) event into a message redelivered forever: such costs are
-computed again in this context (the common case keeps the faster default arithmetic)."""
+"""Wide enough that every product and sum of finite floats, ints and rates is exact: a cost is
+rounded once, to cents, at the end. (The default context keeps 28 digits: it would round a
+sum silently before the cents, which can move a cost by one cent, and it cannot quantize a
+cost of 1e26 or more at all.)"""
 
 
 class TierRates(BaseModel):
@@ -109,17 +109,13 @@ def estimate_cost(
         to_decimal(event.storage_gb),
         to_decimal(event.episodes_generated),
     )
-    try:
-        compute = amounts[0] * rates.compute_minute
-        storage = amounts[1] * rates.storage_gb
-        episodes = amounts[2] * rates.episode
-        total = (compute + storage + episodes).quantize(CENT, rounding=ROUND_HALF_UP)
-    except InvalidOperation:  # a cost too large for 28 digits: exact, whatever its size
-        mul, add = _EXACT.multiply, _EXACT.add
-        compute = mul(amounts[0], rates.compute_minute)
-        storage = mul(amounts[1], rates.storage_gb)
-        episodes = mul(amounts[2], rates.episode)
-        total = round_cents(add(add(compute, storage), episodes))
+    # Exact products and sums (a float has at most 17 digits and exponents within +-308: the
+    # 1000-digit context never rounds), then one rounding to cents.
+    mul, add = _EXACT.multiply, _EXACT.add
+    compute = mul(amounts[0], rates.compute_minute)
+    storage = mul(amounts[1], rates.storage_gb)
+    episodes = mul(amounts[2], rates.episode)
+    total = round_cents(add(add(compute, storage), episodes))
     lines = {"compute": compute, "storage": storage, "episodes": episodes}
     return CostEstimate(total, True, card.version, tier, MappingProxyType(lines))
 

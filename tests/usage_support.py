@@ -95,6 +95,8 @@ def malformed_bodies() -> dict[str, bytes]:
         "json_string": b'"scene_generated"',
         "json_null": b"null",
         "invalid_utf8": b"\xff\xfe\x00garbage",
+        # Valid UTF-8 and JSON text, but "\ud800" has no UTF-8 form: Firestore cannot store it.
+        "lone_surrogate_customer": j().replace(b'"lab_001"', b'"\\ud800"', 1),
         "missing_customer_id": without("customer_id"),
         "missing_scene_id": without("scene_id"),
         "missing_action": without("action"),

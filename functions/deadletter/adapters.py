@@ -7,8 +7,15 @@ from typing import Any
 
 from functions.deadletter.ports import Existing, UnstorableError
 from shared import names
-from shared.clients import FirestoreAdapter
+from shared.clients import LOCAL_REFUSALS, FirestoreAdapter
 from shared.settings import Settings
+
+
+def _refusals() -> tuple[type[Exception], ...]:
+    """A document Firestore refuses (InvalidArgument), or one its client cannot encode."""
+    from google.api_core import exceptions as gexc  # noqa: PLC0415 - lazy: cold start
+
+    return (gexc.InvalidArgument, *LOCAL_REFUSALS)
 
 
 class FirestoreDeadLetterStore(FirestoreAdapter):
@@ -27,7 +34,7 @@ class FirestoreDeadLetterStore(FirestoreAdapter):
             ref.create({**data, "rejected_at": SERVER_TIMESTAMP}, **self._call())
         except gexc.AlreadyExists:
             return False
-        except gexc.InvalidArgument as exc:
+        except _refusals() as exc:
             raise UnstorableError(str(exc)) from exc
         return True
 
@@ -50,6 +57,8 @@ class FirestoreDeadLetterStore(FirestoreAdapter):
             )
         except (gexc.FailedPrecondition, gexc.NotFound):
             return False
+        except _refusals() as exc:
+            raise UnstorableError(str(exc)) from exc
         return True
 
     def create_reset_dead_letter(self, month: str, doc_id: str, data: Mapping[str, Any]) -> bool:
@@ -67,6 +76,8 @@ class FirestoreDeadLetterStore(FirestoreAdapter):
             ref.create({**data, "rejected_at": SERVER_TIMESTAMP}, **self._call())
         except gexc.AlreadyExists:
             return False
+        except _refusals() as exc:
+            raise UnstorableError(str(exc)) from exc
         return True
 
 

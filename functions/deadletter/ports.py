@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from shared.errors import FieldError
+from shared.errors import FieldError, PermanentError
 
 
 class Source(enum.StrEnum):
@@ -47,8 +47,9 @@ class Existing:
     token: Any
 
 
-class UnstorableError(Exception):
-    """Firestore refused the document itself (InvalidArgument): store a reduced one."""
+class UnstorableError(PermanentError):
+    """Firestore refused the document itself (InvalidArgument, or a value the client cannot
+    encode): store a reduced one."""
 
 
 class DeadLetterStore(Protocol):

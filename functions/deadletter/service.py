@@ -57,6 +57,12 @@ class Result:
     doc_id: str | None = None
 
 
+def _count(text: str) -> int | None:
+    """Pub/Sub's delivery count; None unless plain ASCII digits of a sane size ("²" is a digit
+    to `str.isdigit`, and Firestore holds at most 64-bit integers)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
+
+
 def dead_letter_of(message: Message, source: Source) -> DeadLetter:
     """The decoded Pub/Sub message as a dead letter (never raises)."""
     attrs = message.attributes
@@ -68,7 +74,7 @@ def dead_letter_of(message: Message, source: Source) -> DeadLetter:
         attributes={k: v for k, v in attrs.items() if not k.startswith(SOURCE_PREFIX)},
         source_subscription=attrs.get(SOURCE_SUBSCRIPTION),
         source_project=attrs.get(SOURCE_PROJECT),
-        delivery_attempts=int(count_text) if count_text.isdigit() else None,
+        delivery_attempts=_count(count_text),
         source_publish_time=attrs.get(SOURCE_PUBLISH_TIME),
         dead_lettered_at=message.publish_time,
         problem=message.problem,
@@ -175,7 +181,12 @@ class DeadLetterService:
         # A note the usage function left (its last error): complete it, keep what it knew.
         known = {k: existing.data[k] for k in LAST_ERROR_FIELDS if existing.data.get(k) is not None}
         changes = {**doc, **known}
-        if not self.store.complete_rejection(doc_id, changes, existing.token):
+        try:
+            completed = self.store.complete_rejection(doc_id, changes, existing.token)
+        except UnstorableError as exc:
+            changes = self._reduced(doc_id, changes, exc) | known
+            completed = self.store.complete_rejection(doc_id, changes, existing.token)
+        if not completed:
             raise TransientError(f"usage_rejections/{doc_id} changed while completing it")
         return self._recorded(letter, doc_id, changes)
 
@@ -183,15 +194,18 @@ class DeadLetterService:
         try:
             return self.store.create_rejection(doc_id, doc)
         except UnstorableError as exc:
-            logs.error(
-                "dead-letter document refused by Firestore; storing a reduced one",
-                collection=self.rejections_collection,
-                document=doc_id,
-                error=str(exc)[:300],
-            )
-            keep = ("schema_version", "kind", "reason", "payload_bytes", "source_subscription")
-            reduced = {k: doc[k] for k in keep} | {RECORDED_MARK: doc[RECORDED_MARK]}
-            return self.store.create_rejection(doc_id, reduced)
+            return self.store.create_rejection(doc_id, self._reduced(doc_id, doc, exc))
+
+    def _reduced(self, doc_id: str, doc: Mapping[str, Any], exc: UnstorableError) -> dict[str, Any]:
+        """What a person needs of a document Firestore refused (e.g. odd attributes)."""
+        logs.error(
+            "dead-letter document refused by Firestore; storing a reduced one",
+            collection=self.rejections_collection,
+            document=doc_id,
+            error=str(exc)[:300],
+        )
+        keep = ("schema_version", "kind", "reason", "payload_bytes", "source_subscription")
+        return {k: doc[k] for k in keep} | {RECORDED_MARK: doc[RECORDED_MARK]}
 
     def _recorded(self, letter: DeadLetter, doc_id: str, doc: Mapping[str, Any]) -> Result:
         logs.error(

@@ -12,6 +12,16 @@ PAYLOAD_LIMIT: Final = 16_384
 _OWNER_FIELDS: Final = ("customer_id", "event_id")
 
 
+def _utf8(text: str) -> bool:
+    """False for text Firestore cannot store: `json.loads` accepts an escaped lone surrogate
+    (`"\\ud800"`), which has no UTF-8 form."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def payload_fields(raw: bytes) -> dict[str, Any]:
     """`payload` (UTF-8 text cut on a character boundary, else base64), its encoding, size and
     whether it was cut; and `customer_id` / `event_id` when the whole body is JSON that names
@@ -40,6 +50,6 @@ def payload_fields(raw: bytes) -> dict[str, Any]:
     if isinstance(parsed, dict):
         for key in _OWNER_FIELDS:
             value = parsed.get(key)
-            if isinstance(value, str) and len(value) <= 1500:
+            if isinstance(value, str) and len(value) <= 1500 and _utf8(value):
                 fields[key] = value
     return fields

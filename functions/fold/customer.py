@@ -77,25 +77,32 @@ def commit_customer(  # noqa: PLR0917 - one customer's commit and its context
     )
 
 
-def guarded(
-    customer_id: str, what: str, run_id: str, counts: FoldCounts, work: Callable[[], Any]
+def guarded(  # noqa: PLR0917 - one customer's work and its context
+    customer_id: str,
+    what: str,
+    run_id: str,
+    counts: FoldCounts,
+    work: Callable[[], Any],
+    skip_refused: bool = False,
 ) -> bool:
-    """Run one customer's `work`; its failure never stops the others. True when done, or
-    refused for good (logged as an ERROR naming the customer: a retry cannot fix it, so it
-    must not hold its bucket back for ever); False when the next fold should retry it."""
+    """Run one customer's `work`; its failure never stops the others. True when done; False
+    when the next fold must do it again (the fold's commits: whatever the error, its records
+    stay uncounted until it succeeds, so its bucket waits for it). `skip_refused` (the
+    recount, a check): an error a retry cannot fix is logged as an ERROR naming the customer
+    and skipped (True), so one broken document does not stop the month's close."""
     try:
         work()
     except Exception as exc:
         counts.add("failed_customers")
         counts.failures.append(f"{customer_id}: {type(exc).__name__}: {exc}"[:300])
-        permanent = is_permanent(exc)
+        skipped = skip_refused and is_permanent(exc)
         logs.error(
             f"{what} of customer {customer_id} "
-            + ("refused for good, skipped" if permanent else "failed; the next fold retries it")
+            + ("refused for good, skipped" if skipped else "failed; the next fold retries it")
             + f": {exc}",
             customer=customer_id,
             run_id=run_id,
-            decision="fold-refused" if permanent else "fold-failed",
+            decision="fold-refused" if skipped else "fold-failed",
         )
-        return permanent
+        return skipped
     return True

@@ -175,7 +175,11 @@ def plan_customer(
             seed = 0
         count = seed + sums.scenes_generated
         scenes_by_month[month] = count
-        known = sorted({p for p in old.get("alerts") or [] if isinstance(p, int)})
+        known = sorted(
+            {p for p in old["alerts"] if isinstance(p, int)}
+            if isinstance(old.get("alerts"), list)
+            else ()
+        )
         reached = quota.reached_thresholds(facts.quota, count) if facts is not None else []
         for percent in (p for p in reached if p not in known):
             known.append(percent)

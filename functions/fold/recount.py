@@ -89,8 +89,11 @@ def recount_one(  # noqa: PLR0917 - one customer-month and its context
     if result.differs:
         counts.add("recount_corrections")
         logs.error(
-            f"recount of {customer_id} {month}: the summary held {result.summary.exact()} "
-            f"(records, scenes, episodes, cents), its records add up to {result.records.exact()}"
+            f"recount of {customer_id} {month}: "
+            + ", ".join(
+                f"{name} {held} in the summary, {added} in its records"
+                for name, (held, added) in result.summary.differences(result.records).items()
+            )
             + ("" if dry_run else "; corrected"),
             customer=customer_id,
             month=month,
@@ -168,6 +171,7 @@ def close_months(  # noqa: PLR0917 - run_fold's context
                 run.run_id,
                 counts,
                 lambda: recount_one(repo, publisher, customer_id, month, run, counts),
+                skip_refused=True,
             )
 
         with ThreadPoolExecutor(workers) as pool:

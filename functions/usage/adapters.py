@@ -46,7 +46,7 @@ class FirestoreUsageRepository(clients.FirestoreAdapter):
         ref = self._doc(collection, record_id)
         try:
             ref.create({**record, RECORDED_AT_FIELD: SERVER_TIMESTAMP}, **self._call())
-        except (TypeError, ValueError, OverflowError) as exc:  # a value Firestore cannot hold
+        except clients.LOCAL_REFUSALS as exc:  # a value Firestore cannot hold
             raise UnstorableRecordError(str(exc)) from exc
         except Exception as exc:
             status = status_name(exc)
@@ -80,7 +80,7 @@ class FirestoreUsageRepository(clients.FirestoreAdapter):
             name = status_name(exc)
             if name == "ALREADY_EXISTS":
                 return False
-            if name != "INVALID_ARGUMENT":
+            if name != "INVALID_ARGUMENT" and not isinstance(exc, clients.LOCAL_REFUSALS):
                 raise classify(exc, f"store {collection}/{doc_id}") from exc
             # Keep what a person needs even if Firestore refuses a part (e.g. odd attributes).
             logs.error(

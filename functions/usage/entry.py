@@ -1,8 +1,11 @@
 """Entry of `on-usage-event`: decode the Pub/Sub message -> one service call -> log the result.
 
-Permanent problems are answered inside the service (stored in `usage_rejections`, acknowledged);
-a PermanentError that escapes it is logged and acknowledged too (a 500 would redeliver it for
-ever); anything else raises so Pub/Sub redelivers."""
+Every problem of the event itself is answered inside the service (stored in `usage_rejections`
+with the field and the value, acknowledged). What escapes the service is never the event's
+fault: a Firestore that is down, or a deployment that cannot write (PermissionDenied). It
+raises, so Pub/Sub redelivers with backoff and, after the last attempt, moves the message to
+the dead-letter topic, where it is stored with its last error for `blueprint usage replay`.
+Acknowledging it would lose a valid event."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from functions.usage.cache import CustomerCache
 from functions.usage.ports import Limits, LogNames, Result
 from functions.usage.service import UsageService
 from shared import clients, logs
-from shared.errors import PermanentError
+from shared.errors import is_permanent
 from shared.settings import Settings, get_settings
 
 
@@ -68,17 +71,13 @@ def handle_cloud_event(
     message = decode_message(event)
     try:
         return (service or default_service()).handle(message, now or datetime.now(UTC))
-    except PermanentError as exc:
-        logs.error(
-            f"usage message not processed and not retryable (acknowledged): {exc}",
-            decision="failed-permanently",
-            message_id=message.message_id,
-        )
-        return None
     except Exception as exc:
-        logs.warning(
-            f"usage message not processed, Pub/Sub will redeliver: {type(exc).__name__}: {exc}",
-            decision="retry",
+        retry_fixes = not is_permanent(exc)
+        (logs.warning if retry_fixes else logs.error)(
+            f"usage message not processed, Pub/Sub will redeliver"
+            f"{'' if retry_fixes else ' and then dead-letter it (fix the deployment, then replay)'}"
+            f": {type(exc).__name__}: {exc}",
+            decision="retry" if retry_fixes else "retry-deployment-fault",
             message_id=message.message_id,
             delivery_attempt=message.delivery_attempt,
         )

@@ -258,3 +258,15 @@ def test_32_threads_one_service_concurrent_duplicates_exact(env: Env) -> None:
             want = sum(1 for b in bodies if b["customer_id"] == cid and b["timestamp"][:7] == month)
             got = env.sums(cid, month)
             assert (got.records, got.scenes_generated) == (want, want), (cid, month)
+
+
+def test_a_rejection_the_client_cannot_encode_is_stored_reduced_not_retried(env: Env) -> None:
+    # An attribute with an empty key: Firestore's client refuses the map before sending it
+    # (ValueError). It is the document's fault, so a retry cannot help: stored reduced.
+    message = Message("odd-attrs", b"not json", {"": "x", "origin": "pipeline"}, NOW.isoformat())
+    result = env.service.handle(message, NOW)
+    assert result.outcome is Outcome.REJECTED
+    data = env.col("usage_rejections").document(message_doc_id("odd-attrs")).get().to_dict()
+    assert (data["kind"], data["message_id"], data["payload_bytes"]) == ("not_json", "odd-attrs", 8)
+    assert "attributes" not in data
+    assert env.service.handle(message, NOW).outcome is Outcome.REJECTED_BEFORE

@@ -296,3 +296,41 @@ def test_entry_routes_by_topic_and_classifies_failures(monkeypatch: pytest.Monke
         entry.handle_cloud_event(cloud_event("usage-events-dead-letter", envelope(b"2")), service)
         is None
     )
+
+
+@pytest.mark.parametrize("count", ["²", "99999999999999999999", "-1", ""])
+def test_an_odd_delivery_count_is_left_out_not_a_crash(count: str) -> None:
+    # "²" is a digit to str.isdigit() but not to int(); a 20-digit count is no 64-bit integer.
+    assert letter(count=count).delivery_attempts is None
+    assert letter(count="10").delivery_attempts == 10
+
+
+def test_a_body_naming_its_customer_with_a_lone_surrogate_keeps_the_payload_only() -> None:
+    # json.loads reads "\ud800" as text no UTF-8 can hold: Firestore's client cannot send it.
+    body = b'{"customer_id": "\\ud800", "event_id": "evt-1"}'
+    store = FakeStore()
+    doc = store.rejections[str(DeadLetterService(store).handle(letter(body), NOW).doc_id)]
+    assert "customer_id" not in doc
+    assert doc["event_id"] == "evt-1"
+    assert doc["payload"] == body.decode()
+
+
+def test_a_note_completed_with_a_document_firestore_refuses_is_completed_reduced() -> None:
+    store = FakeStore()
+    dead = letter()
+    doc_id = doc_id_of(dead)
+    store.create_rejection(doc_id, {"kind": "dead_letter", "last_error": "PermissionDenied"})
+    real_complete = store.complete_rejection
+
+    def refuse_payloads(doc_id: str, changes: Mapping[str, Any], token: Any) -> bool:
+        if "payload" in changes:
+            raise UnstorableError("InvalidArgument: attribute key")
+        return real_complete(doc_id, changes, token)
+
+    store.complete_rejection = refuse_payloads  # type: ignore[method-assign]
+    assert DeadLetterService(store).handle(dead, NOW).outcome is Outcome.RECORDED
+    doc = store.rejections[doc_id]
+    assert doc["last_error"] == "PermissionDenied"
+    assert doc["source_subscription"] == "on-usage-event-push"
+    assert "payload" not in doc
+    assert DeadLetterService(store).handle(dead, NOW).outcome is Outcome.ALREADY_RECORDED

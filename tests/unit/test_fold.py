@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from cloudevents.http import CloudEvent
+from google.api_core import exceptions as gexc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,6 +34,7 @@ from functions.fold.ports import (
 from functions.fold.service import FoldConfig, run_fold
 from shared.counters import Sums, fold_bucket
 from shared.errors import PermanentError
+from tests.usage_support import log_lines
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 T0 = datetime(2026, 11, 20, 11, 0, tzinfo=UTC)
@@ -376,18 +378,47 @@ def test_a_failing_customer_holds_its_bucket_back_and_is_folded_next_time(repo: 
     assert [repo.summary(c)["scenes_generated"] for c in "abc"] == [1, 1, 1]
 
 
-def test_a_customer_refused_for_good_is_logged_and_does_not_hold_its_bucket(
-    repo: FakeRepo, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    "error",
+    [
+        PermanentError("fold commit of customer a: InvalidArgument: too big"),
+        gexc.PermissionDenied("403"),
+        gexc.Unknown("Stream removed"),
+        gexc.NotFound("customers/a"),
+    ],
+)
+def test_a_customer_whose_commit_fails_holds_its_bucket_whatever_the_error(
+    repo: FakeRepo, error: Exception
 ) -> None:
+    # A customer left out of a fold must not let its bucket's watermark pass its records: they
+    # would never be counted (a month with no summary is not even recounted at its close).
     repo.add("a", NOV, 1, scenes=1)
+    real_commit = repo.commit
 
     def refuse(commit: Commit) -> None:
-        raise PermanentError("fold commit of customer a: InvalidArgument: too big")
+        raise error
 
     repo.commit = refuse  # type: ignore[method-assign]
-    assert fold(repo, FakePublisher()).failed_customers == 1
-    assert repo.data(f"state/{fold_bucket('a', NOV, 4)}")["watermark"] == NOW - LAG
-    assert "customer a refused for good" in caplog.text
+    with log_lines() as lines:
+        assert fold(repo, FakePublisher()).failed_customers == 1
+    assert repo.docs.get(f"state/{fold_bucket('a', NOV, 4)}") is None  # not moved
+    assert any("fold of customer a failed" in r.getMessage() for r in lines)
+    repo.commit = real_commit  # type: ignore[method-assign]
+    fold(repo, FakePublisher(), run_id="r2")
+    assert repo.summary("a")["scenes_generated"] == 1
+    assert repo.data("customers/a")["total_scenes_generated"] == 1
+
+
+def test_a_summary_with_a_malformed_alerts_field_is_still_folded(repo: FakeRepo) -> None:
+    # One odd summary must not stop its customer (and so its whole bucket) for good.
+    repo.add("a", NOV, 1, scenes=1)
+    fold(repo, FakePublisher())
+    repo.data("summaries/a_2026-11")["alerts"] = 5
+    repo.add("a", NOV, 3601, scenes=1)  # after the first fold's bound
+    repo.server_now = NOW + timedelta(seconds=60)
+    counts = fold(repo, FakePublisher(), run_id="r2")
+    assert counts.failed_customers == 0
+    assert repo.summary("a")["scenes_generated"] == 2
 
 
 def test_a_conflict_is_read_again_and_planned_again(repo: FakeRepo) -> None:
@@ -548,7 +579,7 @@ def test_a_month_with_nothing_new_writes_nothing() -> None:
 
 
 def test_the_first_fold_of_a_month_recounts_the_last_and_corrects_a_late_visible_record(
-    repo: FakeRepo, caplog: pytest.LogCaptureFixture
+    repo: FakeRepo,
 ) -> None:
     for n in range(4):
         repo.add("a", NOV, n, scenes=1, cents=100)
@@ -559,13 +590,19 @@ def test_the_first_fold_of_a_month_recounts_the_last_and_corrects_a_late_visible
     repo.hidden = set()
     dec = datetime(2026, 12, 1, 0, 0, 30, tzinfo=UTC)
     repo.server_now = dec
-    counts = fold(repo, FakePublisher(), run_id="r2", now=dec)
+    with log_lines() as lines:
+        counts = fold(repo, FakePublisher(), run_id="r2", now=dec)
     assert (counts.closed_month, counts.months_recounted, counts.recount_corrections) == (NOV, 2, 1)
     summary = repo.summary("a")
     assert (summary["scenes_generated"], summary["cost_cents"], summary["closed"]) == (4, 400, True)
     assert repo.data("customers/a")["total_scenes_generated"] == 4  # the lifetime total too
-    assert "recount of a 2026-11" in caplog.text
-    assert "(3, 3, 0, 300)" in caplog.text
+    said = [r.getMessage() for r in lines if r.getMessage().startswith("recount of a 2026-11")]
+    assert said == [
+        "recount of a 2026-11: records 3 in the summary, 4 in its records, scenes_generated 3 "
+        "in the summary, 4 in its records, cost_cents 300 in the summary, 400 in its records, "
+        "compute_minutes 1.5 in the summary, 2.0 in its records, storage_gb 0.75 in the "
+        "summary, 1.0 in its records; corrected"
+    ]
     assert repo.data("state/months")["closed_through"] == NOV
     assert fold(repo, FakePublisher(), run_id="r3", now=dec).months_recounted == 0
 
@@ -656,3 +693,17 @@ def test_a_fold_refused_for_good_is_acknowledged_and_logged(
     entry.handle_cloud_event(tick(data), 300)  # returns: no 500 for what a retry cannot fix
     assert "fold refused for good" in caplog.text
     assert "PermissionDenied" in caplog.text
+
+
+def test_amounts_folded_one_fold_at_a_time_agree_with_their_recount() -> None:
+    # A summary stores its float sums as summed: rounded at every fold they drifted from the
+    # records' sum, and the month's close reported a difference it could not show.
+    records = [Sums(1, 1, 0, 10, round(n * 0.0123457, 7), n / 7) for n in range(1, 61)]
+    stored = Sums()
+    for record in records:
+        stored = Sums.from_fields((stored + record).as_fields())
+    recounted = sum(records, Sums())
+    assert stored.same_as(recounted)
+    assert stored.differences(recounted) == {}
+    assert Sums(2).differences(Sums(3)) == {"records": (2, 3)}
+    assert Sums(cost_cents=10**12).differences(Sums(cost_cents=10**12 + 1)) != {}  # exact

@@ -203,3 +203,24 @@ def test_month_helpers() -> None:
     assert next_month_start("2026-12") == datetime(2027, 1, 1, tzinfo=UTC)
     assert month_start("2026-02") == datetime(2026, 2, 1, tzinfo=UTC)
     assert month_of(datetime(2026, 12, 31, 23, 59, tzinfo=UTC) + timedelta(minutes=1)) == "2027-01"
+
+
+@pytest.mark.parametrize(
+    ("compute", "storage", "episodes", "cost"),
+    [
+        (2.857142857142857e-18, 0.009999999999999998, 1250, "10.00"),
+        (1e11, 0.009999999999999998, None, "35000000000.00"),
+    ],
+)
+def test_a_cost_is_rounded_once_to_cents_from_its_exact_sum(
+    compute: float, storage: float, episodes: int | None, cost: str
+) -> None:
+    # Summed in 28 digits, these were rounded before the cents and came out a cent high
+    # (exactly: 10.00499999999999999999999999999999995 and 35000000000.004999...).
+    priced = event(
+        action="scene_generated",
+        compute_minutes=compute,
+        storage_gb=storage,
+        episodes_generated=episodes,
+    )
+    assert estimate_cost(priced, BundleTier.STANDARD).amount == Decimal(cost)

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from google.api_core import exceptions as gexc
 
 from functions.edge.payloads import PAYLOAD_LIMIT
 from functions.usage import entry
@@ -526,18 +527,26 @@ def test_eight_threads_record_every_event_once(repo: FakeRepository) -> None:
     assert repo.reads == 1
 
 
-def test_a_permanent_error_escaping_the_service_is_acknowledged(
-    repo: FakeRepository, log_lines: list[logging.LogRecord]
+@pytest.mark.parametrize(
+    "error",
+    [PermanentError("usage commit: PermissionDenied: 403"), gexc.Unknown("Stream removed")],
+)
+def test_a_storage_fault_is_redelivered_never_acknowledged(
+    log_lines: list[logging.LogRecord], error: Exception
 ) -> None:
+    # The event is valid; a deployment that cannot write (or a call cut short) is not its
+    # fault. Acknowledged, it would be lost: redelivered, then dead-lettered, it is kept.
     class Refusing(FakeRepository):
         def create_record(self, *args: Any, **kwargs: Any) -> bool:
-            raise PermanentError("usage commit: PermissionDenied: 403")
+            raise error
 
     refusing = Refusing()
     refusing.put_customer("lab_001", bundle_tier="pro")
     event = cloud_event(json.dumps(event_body()).encode(), "p-1")
-    assert entry.handle_cloud_event(event, UsageService(refusing), NOW) is None
-    assert any("not retryable" in r.getMessage() for r in log_lines)
+    with pytest.raises(type(error)):
+        entry.handle_cloud_event(event, UsageService(refusing), NOW)
+    assert any("Pub/Sub will redeliver" in r.getMessage() for r in log_lines)
+    assert refusing.records == {}
 
 
 def test_the_usage_path_publishes_nothing_and_writes_no_customer(repo: FakeRepository) -> None:
