@@ -14,6 +14,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any, Final
 
+from shared.pricing import to_decimal
+
 BAR_SPAN_PERCENT: Final = 120
 """The quota bar spans 0-120 % of the quota, so the 100 % mark and an overrun both show."""
 THRESHOLDS: Final = (80, 100)
@@ -266,6 +268,11 @@ def shown_amount(value: Decimal) -> Decimal:
     return value.quantize(AMOUNT_PLACES, rounding=ROUND_HALF_UP)
 
 
+def shown_float(value: float | None) -> Decimal | None:
+    """A summary's float sum as a page shows it (`shown_amount` of the number as written)."""
+    return None if value is None else shown_amount(to_decimal(value))
+
+
 @dataclass(frozen=True, slots=True)
 class Totals:
     """A line of sums: an action's or the month's (amounts as shown: `shown_amount`)."""
@@ -297,8 +304,9 @@ class MonthRow:
     quota: QuotaBar
     records: int | None
     episodes: int | None
-    compute_minutes: float | None
-    storage_gb: float | None
+    compute_minutes: Decimal | None
+    """The summary's float sum as a page shows it (`shown_amount`), as on a customer's page."""
+    storage_gb: Decimal | None
     cost_usd: Decimal | None
 
 
