@@ -248,9 +248,12 @@ def _errors(app: Flask, settings: Settings) -> None:
         return page(400, "Bad request", Banner(_short(exc), level="warn"))
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> tuple[str, int]:
+    def http_error(exc: HTTPException) -> tuple[str, int, list[tuple[str, str]]]:
         status = exc.code or 500
-        return page(status, exc.name, Banner(exc.description or exc.name, level="warn"))
+        body, _ = page(status, exc.name, Banner(exc.description or exc.name, level="warn"))
+        # Its own headers, such as a 405's Allow, but not its Content-Type: the page is HTML.
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+        return body, status, headers
 
 
 def serve(port: int = 8080, host: str = "127.0.0.1", app: Flask | None = None) -> None:

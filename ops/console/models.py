@@ -212,7 +212,8 @@ def replay_command(
     if customer_id is not None:
         parts += ["--customer", customer_id]
     if since is not None:
-        parts += ["--since", since.strftime("%Y-%m-%dT%H:%M:%SZ")]
+        # Not %Y: it leaves a year before 1000 unpadded, which RFC 3339 refuses.
+        parts += ["--since", f"{since.year:04d}-{since:%m-%dT%H:%M:%S}Z"]
     if dry_run:
         parts.append("--dry-run")
     return shlex.join(parts)

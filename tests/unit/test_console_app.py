@@ -46,7 +46,10 @@ def test_every_route_is_read_only() -> None:
     app = create_app(_DownClient, settings=SETTINGS, clock=lambda: NOW)
     methods = {m for rule in app.url_map.iter_rules() for m in rule.methods or ()}
     assert methods <= {"GET", "HEAD", "OPTIONS"}
-    assert _app(_DownClient()).post("/").status_code == 405
+    refused = _app(_DownClient()).post("/")
+    assert refused.status_code == 405
+    assert set(refused.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+    assert refused.mimetype == "text/html"
 
 
 @pytest.mark.parametrize(

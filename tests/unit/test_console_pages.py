@@ -138,6 +138,15 @@ def test_the_download_reads_the_apps_collections() -> None:
     assert text.splitlines()[1] == "2026-03,c1,True,1,1,0,0.1,0,0.25,1,"
 
 
+def test_an_id_prefix_finds_every_id_that_starts_with_it() -> None:
+    db = FakeFirestore()
+    for cid in ("acm", "acme", "acme-1", "acme\uff11", "acme\U0001f600", "acmf", "b"):
+        _customer(db, cid)
+    page = _app(db).get("/?q=acme").get_data(as_text=True)
+    found = re.findall(r'<tr data-customer="(.*?)"', page)
+    assert found == ["acme", "acme-1", "acme\uff11", "acme\U0001f600"]
+
+
 # ---- amounts as shown --------------------------------------------------------------------------
 
 
