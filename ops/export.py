@@ -11,8 +11,10 @@ records, and the cost total is exactly the sum of the records' cent amounts.
 Two exports, both iterators of dataclasses: `customer_totals` (one row per customer: every
 customer document, then customers whose records remain without a document) and `record_rows`
 (one row per record, streamed). `write_csv` / `write_jsonl` serialise either; Decimals are
-written as exact decimal text (strings in JSON, never binary floats). Records that fail
-validation are not summed; `ExportStats` counts them and keeps the first few reasons.
+written as exact decimal text (strings in JSON, never binary floats). A CSV text cell that a
+spreadsheet would take for a formula (starting with = + - @, a tab or a carriage return) is
+written behind a single quote. Records that fail validation are not summed; `ExportStats`
+counts them and keeps the first few reasons.
 """
 
 from __future__ import annotations
@@ -301,6 +303,20 @@ def _plain(row: CustomerTotals | RecordRow) -> dict[str, Any]:
     return out
 
 
+FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+"""What makes a spreadsheet read a cell as a formula (OWASP's CSV injection list)."""
+
+
+def _cell(value: Any, text: bool) -> Any:
+    """A CSV cell: None empty, and text a spreadsheet would run as a formula (a customer id
+    `=1+2`) behind a single quote, so it opens as the text it is. Numbers are left alone."""
+    if value is None:
+        return ""
+    if text and isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def columns(kind: type[CustomerTotals] | type[RecordRow]) -> list[str]:
     """The CSV header of an export kind."""
     return [f.name for f in dataclasses.fields(kind)]
@@ -311,12 +327,14 @@ def write_csv(
     out: TextIO,
     kind: type[CustomerTotals] | type[RecordRow] = CustomerTotals,
 ) -> int:
-    """Write a header and one CSV line per row (None as an empty cell); the rows written."""
+    """Write a header and one CSV line per row (None as an empty cell, text starting with
+    = + - @ tab or CR behind a single quote); the rows written."""
     writer = csv.DictWriter(out, fieldnames=columns(kind), lineterminator="\n")
     writer.writeheader()
     count = 0
     for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in _plain(row).items()})
+        cells = _plain(row)
+        writer.writerow({k: _cell(v, isinstance(getattr(row, k), str)) for k, v in cells.items()})
         count += 1
     return count
 

@@ -284,21 +284,32 @@ def rejections(
     kind: str | None = None,
     customer_id: str | None = None,
     since: datetime | None = None,
+    before: datetime | None = None,
     page_size: int = DEFAULT_PAGE_SIZE,
     cursor: str | None = None,
     settings: Settings | None = None,
 ) -> Page[RejectionItem]:
-    """`usage_rejections`, newest first, optionally of one kind, one customer, since a time.
-    Documents without `rejected_at` (the server stamps every one) are not listed."""
+    """`usage_rejections`, newest first, optionally of one kind, one customer, since a time
+    and before another. Documents without `rejected_at` (the server stamps every one) are not
+    listed."""
     filters = {
         "kind": kind or "",
         "customer_id": _doc_id("customer_id", customer_id) if customer_id else "",
         "since": _since(since) or "",
     }
+    if before is not None:
+        filters["before"] = _since(before) or ""
 
     def query(after: Sequence[Any] | None, limit: int, settings: Settings) -> Any:
         return queries.rejections_page(
-            client, kind, customer_id, since, after=after, limit=limit, settings=settings
+            client,
+            kind,
+            customer_id,
+            since,
+            before=before,
+            after=after,
+            limit=limit,
+            settings=settings,
         )
 
     paging = (page_size, cursor, settings)

@@ -98,6 +98,10 @@ def decode_cursor(token: str, listing: str, filters: Mapping[str, Any]) -> list[
         raise CursorError(
             f"cursor={shown!r}: belongs to another listing or other filters than {listing}"
         )
+    # The digest is no signature: anyone can write a token, so its values are checked too.
+    last = values[-1] if values else None
+    if not isinstance(last, str) or not last or "/" in last:
+        raise CursorError(f"cursor={shown!r}: does not end at a document id")
     return values
 
 
@@ -127,7 +131,14 @@ def fetch_page(
     whether another page follows (so the last page is never an empty one)."""
     size = _check_page_size(page_size)
     after = decode_cursor(cursor, listing, filters) if cursor else None
-    snaps = list(build(after, size + 1).stream(timeout=timeout))
+    try:
+        snaps = list(build(after, size + 1).stream(timeout=timeout))
+    except (ValueError, TypeError) as exc:
+        if after is None:
+            raise
+        # The client refuses values that do not fit the listing's order (too many, wrong type).
+        shown = cursor if cursor and len(cursor) <= 40 else f"{(cursor or '')[:37]}..."
+        raise CursorError(f"cursor={shown!r}: does not fit {listing}: {exc}") from None
     more = len(snaps) > size
     snaps = snaps[:size]
     token = encode_cursor(listing, filters, position(snaps[-1])) if more else None

@@ -12,7 +12,7 @@ differ from the exact sums of `build_report` and `blueprint usage export` in the
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -155,7 +155,10 @@ def aggregate_usage(
         query = queries.usage_billable(client, customer_id, action, start, end, settings=settings)
         return _aggregate(query, (), timeout).records
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    # The first failed request fails the report: the requests still queued are cancelled and
+    # the ones in flight are not waited for (their answers would be thrown away).
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
         months = dict(
             zip(
                 actions,
@@ -172,6 +175,8 @@ def aggregate_usage(
             for a in used
             for d in days
         }
+        pending: list[Future[Any]] = [*billables.values(), *daily.values()]
+        wait(pending, return_when=FIRST_EXCEPTION)
         answers = [
             ActionSums(
                 a,
@@ -181,4 +186,6 @@ def aggregate_usage(
             )
             for a in used
         ]
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
     return report_from_sums(customer_id, month, answers, *customer)

@@ -243,6 +243,18 @@ def _customers(client: Client, settings: Settings | None, collection: str | None
     return client.collection(collection or (settings or get_settings()).customers_collection)
 
 
+def _after_prefix(prefix: str) -> str | None:
+    """The first text after every text starting with `prefix` (its last character + 1, in
+    code point order, which is Firestore's UTF-8 byte order); None when there is none."""
+    while prefix:
+        last = ord(prefix[-1])
+        if last < 0x10FFFF:
+            following = 0xE000 if last == 0xD7FF else last + 1  # surrogates are not text
+            return prefix[:-1] + chr(following)
+        prefix = prefix[:-1]
+    return None
+
+
 @declares(CUSTOMERS_BY_ID)
 def customers_by_id(
     client: Client,
@@ -268,9 +280,9 @@ def customers_by_id(
         query = query.start_at({FieldPath.document_id(): customers.document(prefix)})
     elif after_id is not None:
         query = query.start_after({FieldPath.document_id(): customers.document(after_id)})
-    if prefix:
-        # U+F8FF sorts after every character an id is likely to hold: the end of the prefix.
-        end = customers.document(prefix + "\uf8ff")
+    end_id = _after_prefix(prefix) if prefix else None
+    if end_id is not None:
+        end = customers.document(end_id)
         query = query.end_before({FieldPath.document_id(): end})
     if limit is not None:
         query = query.limit(limit)

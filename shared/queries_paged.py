@@ -106,27 +106,30 @@ def rejections_page(
     customer_id: str | None = None,
     since: dt.datetime | None = None,
     *,
+    before: dt.datetime | None = None,
     after: Sequence[Any] | None = None,
     limit: int | None = None,
     settings: Settings | None = None,
 ) -> Query:
     """`usage_rejections` (dead letters are kind `dead_letter`), newest first, optionally of one
-    kind and/or customer and with `rejected_at >= since`; cursor `(rejected_at, document id)`."""
-    return _rejections(client, kind, customer_id, since, _DESC, after, limit, settings)
+    kind and/or customer and with `since <= rejected_at < before`; cursor `(rejected_at,
+    document id)`. Both bounds are on the ordered field: the same index serves them."""
+    span = (since, before)
+    return _rejections(client, kind, customer_id, span, _DESC, after, limit, settings)
 
 
 def _rejections(  # noqa: PLR0917 - the two public pages' arguments, passed on
     client: Client,
     kind: str | None,
     customer_id: str | None,
-    since: dt.datetime | None,
+    span: tuple[dt.datetime | None, dt.datetime | None],
     direction: Direction,
     after: Sequence[Any] | None,
     limit: int | None,
     settings: Settings | None,
 ) -> Query:
-    """`usage_rejections` filtered by kind / customer / `rejected_at >= since`, in `direction`
-    by `(rejected_at, document id)`."""
+    """`usage_rejections` filtered by kind / customer / `since <= rejected_at < before` (`span`,
+    either bound None for none), in `direction` by `(rejected_at, document id)`."""
     from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415 (cheap import)
 
     settings = settings or get_settings()
@@ -135,8 +138,11 @@ def _rejections(  # noqa: PLR0917 - the two public pages' arguments, passed on
         query = _equal(query, "kind", kind)
     if customer_id is not None:
         query = _equal(query, "customer_id", customer_id)
+    since, before = span
     if since is not None:
         query = query.where(filter=FieldFilter("rejected_at", ">=", _aware("since", since)))
+    if before is not None:
+        query = query.where(filter=FieldFilter("rejected_at", "<", _aware("before", before)))
     query = query.order_by("rejected_at", direction=direction.value)
     return _paged(_by_id(query, direction), after, limit)
 
@@ -163,7 +169,7 @@ def replay_page(
     """`usage_rejections` of one kind to deliver again (`blueprint usage replay`), optionally
     of one customer and with `rejected_at >= since`, OLDEST first (events are replayed in the
     order they were refused); cursor `(rejected_at, document id)`."""
-    return _rejections(client, kind, customer_id, since, _ASC, after, limit, settings)
+    return _rejections(client, kind, customer_id, (since, None), _ASC, after, limit, settings)
 
 
 ALERTS_PAGED = _shapes(

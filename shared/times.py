@@ -7,8 +7,10 @@ import re
 from datetime import UTC, datetime
 from typing import Final
 
-MONTH_RE: Final = re.compile(r"^(?!0000)([0-9]{4})-(0[1-9]|1[0-2])$")
-"""A calendar month as `YYYY-MM` (years 0001-9999, as datetime has them)."""
+MONTH_RE: Final = re.compile(r"^(?!0000)([0-9]{4})-(0[1-9]|1[0-2])\Z")
+"""A calendar month as `YYYY-MM` (years 0001-9999, as datetime has them). It ends in
+`\\Z`, not `$`, which also matches before a trailing newline (and `2026-02` + newline is not
+a month)."""
 
 _DATE_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _NUMBER_TEXT_RE: Final = re.compile(r"[+-]?[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?")

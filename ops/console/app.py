@@ -22,6 +22,7 @@ from ops.console import reads
 from ops.console.models import Banner, Sort
 from ops.paging import ListingError
 from shared.errors import BlueprintError
+from shared.pricing import round_cents
 from shared.settings import Settings, get_settings
 from shared.times import MONTH_RE, month_of, parse_rfc3339
 
@@ -62,6 +63,7 @@ def create_app(
     now: Clock = clock or (lambda: datetime.now(UTC))
     holder: dict[str, Any] = {}
     app.jinja_env.filters["amount"] = _amount
+    app.jinja_env.filters["dollars"] = _dollars
 
     def client() -> Any:
         if "client" not in holder:
@@ -137,7 +139,7 @@ def create_app(
         if fmt not in ("csv", "jsonl"):
             abort(404, f"No export format {fmt!r}: csv or jsonl.")
         picked = _month(month, now())
-        text = reads.export_text(client(), picked, fmt, now=now())
+        text = reads.export_text(client(), picked, fmt, now=now(), settings=config)
         kind = "text/csv" if fmt == "csv" else "application/x-ndjson"
         name = f"usage-{month}.{fmt}"
         headers = {"Content-Disposition": f'attachment; filename="{name}"'}
@@ -155,6 +157,11 @@ def create_app(
 def _amount(value: Decimal) -> str:
     """An exact amount as the export writes it (`1.50` -> `1.5`, zero -> `0`)."""
     return format(value.normalize(), "f") if value else "0"
+
+
+def _dollars(value: Decimal) -> str:
+    """Dollars to the cent, from the exact amount (`1.5` -> `1.50`; never through a float)."""
+    return format(round_cents(value), "f")
 
 
 def _probe(db: Any, settings: Settings) -> None:
@@ -210,6 +217,7 @@ def _since(text: str | None, now: datetime) -> datetime:
 
 def _errors(app: Flask, settings: Settings) -> None:
     from google.api_core import exceptions as gexc  # noqa: PLC0415
+    from google.auth.exceptions import GoogleAuthError  # noqa: PLC0415
     from werkzeug.exceptions import HTTPException  # noqa: PLC0415
 
     def page(status: int, title: str, banner: Banner) -> tuple[str, int]:
@@ -226,15 +234,26 @@ def _errors(app: Flask, settings: Settings) -> None:
         text = f"Firestore at {_where(settings)} failed: {type(exc).__name__}: {_short(exc)}"
         return page(503, "Firestore failed", Banner(text))
 
+    @app.errorhandler(GoogleAuthError)
+    def no_credentials(exc: GoogleAuthError) -> tuple[str, int]:
+        text = (
+            f"Firestore at {_where(settings)} cannot be read: the credentials are missing or "
+            f"invalid ({type(exc).__name__}: {_short(exc)})"
+        )
+        return page(503, "Firestore failed", Banner(text))
+
     @app.errorhandler(ListingError)
     @app.errorhandler(BlueprintError)
     def bad_request(exc: Exception) -> tuple[str, int]:
         return page(400, "Bad request", Banner(_short(exc), level="warn"))
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> tuple[str, int]:
+    def http_error(exc: HTTPException) -> tuple[str, int, list[tuple[str, str]]]:
         status = exc.code or 500
-        return page(status, exc.name, Banner(exc.description or exc.name, level="warn"))
+        body, _ = page(status, exc.name, Banner(exc.description or exc.name, level="warn"))
+        # Its own headers, such as a 405's Allow, but not its Content-Type: the page is HTML.
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+        return body, status, headers
 
 
 def serve(port: int = 8080, host: str = "127.0.0.1", app: Flask | None = None) -> None:

@@ -14,6 +14,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any, Final
 
+from shared.pricing import to_decimal
+
 BAR_SPAN_PERCENT: Final = 120
 """The quota bar spans 0-120 % of the quota, so the 100 % mark and an overrun both show."""
 THRESHOLDS: Final = (80, 100)
@@ -210,7 +212,8 @@ def replay_command(
     if customer_id is not None:
         parts += ["--customer", customer_id]
     if since is not None:
-        parts += ["--since", since.strftime("%Y-%m-%dT%H:%M:%SZ")]
+        # Not %Y: it leaves a year before 1000 unpadded, which RFC 3339 refuses.
+        parts += ["--since", f"{since.year:04d}-{since:%m-%dT%H:%M:%S}Z"]
     if dry_run:
         parts.append("--dry-run")
     return shlex.join(parts)
@@ -266,6 +269,11 @@ def shown_amount(value: Decimal) -> Decimal:
     return value.quantize(AMOUNT_PLACES, rounding=ROUND_HALF_UP)
 
 
+def shown_float(value: float | None) -> Decimal | None:
+    """A summary's float sum as a page shows it (`shown_amount` of the number as written)."""
+    return None if value is None else shown_amount(to_decimal(value))
+
+
 @dataclass(frozen=True, slots=True)
 class Totals:
     """A line of sums: an action's or the month's (amounts as shown: `shown_amount`)."""
@@ -297,8 +305,9 @@ class MonthRow:
     quota: QuotaBar
     records: int | None
     episodes: int | None
-    compute_minutes: float | None
-    storage_gb: float | None
+    compute_minutes: Decimal | None
+    """The summary's float sum as a page shows it (`shown_amount`), as on a customer's page."""
+    storage_gb: Decimal | None
     cost_usd: Decimal | None
 
 

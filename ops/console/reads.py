@@ -32,6 +32,7 @@ from ops.console.models import (
     contract_status,
     group_problems,
     shown_amount,
+    shown_float,
 )
 from ops.replay import KINDS
 from shared.models import Customer
@@ -43,6 +44,8 @@ from shared.times import month_bounds, month_of, previous_month
 PAGE_SIZE: Final = 50
 RECORDS_PAGE_SIZE: Final = 50
 PROBLEMS_PAGE_SIZE: Final = 100
+CUSTOMER_REJECTIONS: Final = inspect.DEFAULT_PAGE_SIZE
+"""How many of a month's rejections a customer's page lists, the newest first."""
 MONTHS_PICKED: Final = 12
 """How many months the month picker offers, the current one first."""
 
@@ -141,8 +144,13 @@ class CustomerView:
     records_pager: Pager
     alerts: tuple[inspect.AlertItem, ...]
     problems: tuple[ProblemGroup, ...]
+    problems_limit: int | None
+    """How many rejections the page lists when the month has more (the newest), else None."""
     decisions: tuple[Decision, ...]
+    """Empty when the configuration could not be read (`config_unread`)."""
     config_problems: tuple[str, ...]
+    config_unread: bool
+    """Firestore did not answer the configuration read: the features are unknown."""
 
 
 def _totals(t: usage_report.Totals) -> Totals:
@@ -172,12 +180,19 @@ def _charts(report: usage_report.UsageReport) -> tuple[str, str]:
     )
 
 
-def _decisions(client: Any, customer_id: str) -> tuple[tuple[Decision, ...], tuple[str, ...]]:
+def _decisions(
+    client: Any, customer_id: str, settings: Settings | None
+) -> tuple[tuple[Decision, ...], tuple[str, ...]] | None:
+    """The customer's feature decisions and configuration problems; None when Firestore did
+    not answer (the service would answer tier defaults, marked stale: not this customer's)."""
     from shared.config.adapters import FirestoreConfigReader  # noqa: PLC0415
     from shared.config_service import CustomerConfigService  # noqa: PLC0415
 
-    service = CustomerConfigService(FirestoreConfigReader(client=client), live=False)
+    reader = FirestoreConfigReader(settings=settings, client=client)
+    service = CustomerConfigService(reader, live=False, settings=settings)
     config = service.get_customer_config(customer_id)
+    if config.stale:
+        return None
     decisions = tuple(
         Decision(d.feature.value, d.enabled, d.explain()) for d in config.features.values()
     )
@@ -234,10 +249,13 @@ def customer_view(
     )
     alerts = inspect.alerts(client, customer_id=customer_id, month=month, settings=settings)
     start, end = month_bounds(month)
-    rejected = inspect.rejections(client, customer_id=customer_id, since=start, settings=settings)
-    in_month = [problem_of(r) for r in rejected.items if r.rejected_at and r.rejected_at < end]
+    rejected = inspect.rejections(
+        client, customer_id=customer_id, since=start, before=end, settings=settings
+    )
+    in_month = [problem_of(r) for r in rejected.items]
     groups = group_problems(in_month, since=start, customer_id=customer_id, kinds=KINDS)
-    decisions, config_problems = _decisions(client, customer_id)
+    config = _decisions(client, customer_id, settings)
+    decisions, config_problems = config or ((), ())
     cost_chart, records_chart = _charts(report)
     return CustomerView(
         customer_id=customer_id,
@@ -255,8 +273,10 @@ def customer_view(
         records_pager=Pager(page.next_cursor, cursor is None),
         alerts=alerts.items,
         problems=tuple(groups),
+        problems_limit=CUSTOMER_REJECTIONS if rejected.next_cursor is not None else None,
         decisions=decisions,
         config_problems=config_problems,
+        config_unread=config is None,
     )
 
 
@@ -332,8 +352,8 @@ def month_view(
                 QuotaBar(_scenes(model, s, month), model.monthly_scene_quota if model else None),
                 s.records if s else None,
                 s.episodes if s else None,
-                s.compute_minutes if s else None,
-                s.storage_gb if s else None,
+                shown_float(s.compute_minutes if s else None),
+                shown_float(s.storage_gb if s else None),
                 s.cost_usd if s else None,
             )
         )
@@ -348,10 +368,12 @@ def month_view(
     )
 
 
-def export_text(client: Any, month: str, fmt: str, *, now: datetime) -> str:
+def export_text(
+    client: Any, month: str, fmt: str, *, now: datetime, settings: Settings | None = None
+) -> str:
     """The month's per-customer totals as `blueprint usage export --month M --format FMT`
     writes them (`fmt`: csv or jsonl)."""
-    rows = export.customer_totals(client, month, now=now)
+    rows = export.customer_totals(client, month, now=now, settings=settings)
     out = io.StringIO()
     if fmt == "csv":
         export.write_csv(rows, out, export.CustomerTotals)

@@ -22,10 +22,10 @@ class Document(BaseModel):
     )
 
 
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_LANGUAGE_RE = re.compile(r"^[a-zA-Z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-_VOICE_RE = re.compile(r"^[a-z]{2,3}-[A-Z]{2}-[A-Za-z0-9]+(-[A-Za-z0-9]+)*$")
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
+_LANGUAGE_RE = re.compile(r"^[a-zA-Z]{2,3}(-[A-Za-z0-9]{2,8})*\Z")
+_VOICE_RE = re.compile(r"^[a-z]{2,3}-[A-Z]{2}-[A-Za-z0-9]+(-[A-Za-z0-9]+)*\Z")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}\Z")
 
 
 def _pattern(regex: re.Pattern[str], expected: str) -> AfterValidator:

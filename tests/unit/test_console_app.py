@@ -46,7 +46,10 @@ def test_every_route_is_read_only() -> None:
     app = create_app(_DownClient, settings=SETTINGS, clock=lambda: NOW)
     methods = {m for rule in app.url_map.iter_rules() for m in rule.methods or ()}
     assert methods <= {"GET", "HEAD", "OPTIONS"}
-    assert _app(_DownClient()).post("/").status_code == 405
+    refused = _app(_DownClient()).post("/")
+    assert refused.status_code == 405
+    assert set(refused.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+    assert refused.mimetype == "text/html"
 
 
 @pytest.mark.parametrize(
@@ -66,6 +69,10 @@ def test_firestore_unreachable_is_a_banner_and_503(url: str) -> None:
         ("/months/2026-13", "expected YYYY-MM"),
         ("/months/2026-04", "a future month has no usage yet"),
         ("/customers/c1?month=Jan", "expected YYYY-MM"),
+        ("/months/2026-02%0A", "expected YYYY-MM"),
+        ("/months/2026-02%0A/export.csv", "expected YYYY-MM"),
+        ("/customers/c1?month=2026-02%0A", "expected YYYY-MM"),
+        ("/month?month=2026-02%0A", "expected YYYY-MM"),
         ("/problems?since=yesterday", "expected a day"),
         ("/months/2026-02/export.xml", "csv or jsonl"),
         ("/customers/__reserved__", "customer id &#39;__reserved__&#39;"),

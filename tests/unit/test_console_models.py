@@ -148,6 +148,9 @@ def test_replay_command_names_kind_customer_and_time_as_the_cli_parses_them() ->
     # An id with shell characters stays one argument.
     odd = replay_command("invalid_event", customer_id="a b;rm")
     assert shlex.split(odd)[-1] == "a b;rm"
+    # A year before 1000 keeps its four digits, as RFC 3339 (and the CLI) has them.
+    early = replay_command("dead_letter", since=datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC))
+    assert early.endswith("--since 0999-01-02T03:04:05Z")
 
 
 def test_groups_by_kind_dead_letters_first_each_with_its_command() -> None:

@@ -283,3 +283,16 @@ def test_stray_query_scan_is_not_vacuous(tmp_path: Path, monkeypatch: pytest.Mon
         "functions/sneaky.py:2: .where(...)",
         "functions/sneaky.py:2: FieldFilter",
     ]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "end"),
+    [
+        ("acme", "acmf"),
+        ("a\ud7ff", "a\ue000"),
+        ("a\U0010ffff", "b"),
+        ("\U0010ffff", None),
+    ],
+)
+def test_a_prefix_ends_before_the_first_text_after_it(prefix: str, end: str | None) -> None:
+    assert queries._after_prefix(prefix) == end

@@ -44,6 +44,8 @@ def test_environment_overrides_names() -> None:
         ("PUBSUB_EMULATOR_HOST", "127.0.0.1:99999"),
         ("BLUEPRINT_USAGE_EVENTS_TOPIC", "goog-reserved"),
         ("BLUEPRINT_CUSTOMERS_COLLECTION", "a/b"),
+        ("BLUEPRINT_CUSTOMERS_COLLECTION", "customers\n"),
+        ("GOOGLE_CLOUD_PROJECT", "demo-project\n"),
         ("BLUEPRINT_FIRESTORE_TIMEOUT_SECONDS", "-1"),
         ("BLUEPRINT_LOG_FORMAT", "xml"),
         ("BLUEPRINT_USAGE_FOLD_LAG_SECONDS", "0.5"),

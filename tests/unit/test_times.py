@@ -133,7 +133,7 @@ def test_month_helpers() -> None:
     )
     assert next_month("2025-12") == "2026-01"
     assert previous_month("2025-01") == "2024-12"
-    for bad in ("2025-13", "2025-1", "25-01", "2025-00", "0000-01", "", "２０２５-01"):
+    for bad in ("2025-13", "2025-1", "25-01", "2025-00", "0000-01", "", "２０２５-01", "2025-01\n"):
         assert not MONTH_RE.match(bad)
         with pytest.raises(ValueError, match="YYYY-MM"):
             parse_month(bad)
