@@ -11,7 +11,7 @@ differ from the exact sums of `build_report` and `blueprint usage export` in the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -105,13 +105,9 @@ def usage_actions(client: Any, customer_id: str, settings: Settings | None = Non
         found.append(name)
 
 
-def _aggregate(query: Any, fields: Iterable[str], timeout: float) -> Sums:
+def _aggregate(query: Any, fields: Sequence[str], timeout: float) -> Sums:
     """One aggregation request: the query's count and the sums of `fields` (at most 4)."""
-    aggregation = query.count(alias="records")
-    for name in fields:
-        aggregation = aggregation.sum(name, alias=name)
-    results = aggregation.get(timeout=timeout)
-    return Sums.from_fields({str(r.alias): r.value for r in results[0]})
+    return queries.aggregate(query, fields, timeout=timeout)
 
 
 def _day_start(day: date) -> datetime:
@@ -147,7 +143,7 @@ def aggregate_usage(
     actions = usage_actions(client, customer_id, settings)
     days = [d for d in month_days(month) if until is None or _day_start(d) <= until]
 
-    def sums(action: str, since: datetime, before: datetime, fields: Iterable[str]) -> Sums:
+    def sums(action: str, since: datetime, before: datetime, fields: Sequence[str]) -> Sums:
         query = queries.usage_sums(client, customer_id, action, since, before, settings=settings)
         return _aggregate(query, fields, timeout)
 

@@ -335,10 +335,12 @@ from shared.queries_paged import (  # noqa: E402
     usage_page,
 )
 from shared.queries_sums import (  # noqa: E402
+    MAX_AGGREGATIONS,
     USAGE_ACTIONS,
     USAGE_BILLABLE,
     USAGE_SUM_FIELDS,
     USAGE_SUMS,
+    aggregate,
     usage_billable,
     usage_next_action,
     usage_sums,
@@ -348,6 +350,7 @@ __all__ = [
     "ALERTS_PAGED",
     "BUILDERS",
     "DOCUMENT_ID",
+    "MAX_AGGREGATIONS",
     "MONTH_RECORDS",
     "MONTH_SUMMARIES",
     "NEW_RECORDS",
@@ -366,6 +369,7 @@ __all__ = [
     "CompositeIndex",
     "Direction",
     "QueryShape",
+    "aggregate",
     "alerts_page",
     "composite_indexes",
     "declares",

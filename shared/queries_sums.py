@@ -14,9 +14,11 @@ neither counted nor summed.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Final
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final
 
 from shared import names
+from shared.counters import Sums
 from shared.query_filters import equal as _equal
 from shared.query_filters import time_range as _time_range
 from shared.query_shapes import Direction, QueryShape, declares
@@ -31,6 +33,28 @@ _ASC = Direction.ASCENDING
 USAGE_SUM_FIELDS: Final = ("cost_cents", "episodes_generated", "compute_minutes", "storage_gb")
 """What a customer-month's action sums besides its count (`shared.counters.record_fields` and
 the data model's amounts): 4 sums and the count, the 5 aggregations one request takes."""
+
+MAX_AGGREGATIONS: Final = 5
+"""Aggregations Firestore answers in one request."""
+
+
+def aggregate(query: Any, fields: Sequence[str], **call: Any) -> Sums:
+    """The query's count and the sums of `fields`, in as few requests as Firestore takes (the
+    count and 4 sums, then 5 sums at a time); `call`: the requests' timeout and retry."""
+    first = MAX_AGGREGATIONS - 1
+    chunks = [
+        fields[:first],
+        *(fields[i : i + MAX_AGGREGATIONS] for i in range(first, len(fields), MAX_AGGREGATIONS)),
+    ]
+    answers: dict[str, Any] = {}
+    for n, chunk in enumerate(chunks):
+        aggregation: Any = query.count(alias="records") if n == 0 else None
+        for name in chunk:
+            aggregation = (query if aggregation is None else aggregation).sum(name, alias=name)
+        results: Any = aggregation.get(**call)
+        answers.update({str(r.alias): r.value for r in results[0]})
+    return Sums.from_fields(answers)
+
 
 USAGE_ACTIONS = QueryShape(
     names.USAGE_TRACKING, equality=("customer_id",), order=(("action", _ASC),)

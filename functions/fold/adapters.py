@@ -32,9 +32,6 @@ from shared.settings import Settings
 
 CLOSE_DOC: Final = "months"
 """`usage_fold_state/months`: the month close's state (beside the buckets' documents)."""
-_FIRST_REQUEST: Final = 4
-"""Sums in the first aggregation request (Firestore takes at most 5 aggregations in one: the
-count and 4 sums); the rest go in a second request over the same query."""
 
 
 def _failed(exc: Exception, what: str, index: str) -> Exception:
@@ -146,21 +143,10 @@ class FirestoreFoldRepository(FirestoreAdapter):
         requests (count + 4 sums, then the last sum)."""
         key = counter_doc_id(customer_id, month)
         query = queries.month_records(self.client, key, upto, settings=self._settings)
-        out: dict[str, Any] = {}
-        for n, fields in enumerate(
-            (SUMMED_RECORD_FIELDS[:_FIRST_REQUEST], SUMMED_RECORD_FIELDS[_FIRST_REQUEST:])
-        ):
-            aggregation: Any = query.count(alias="records") if n == 0 else None
-            for name in fields:
-                aggregation = (query if aggregation is None else aggregation).sum(name, alias=name)
-            try:
-                results: Any = aggregation.get(**self._call())
-            except Exception as exc:
-                raise _failed(
-                    exc, f"count {key}", "(fold_key, recorded_at, cost_cents, ...)"
-                ) from exc
-            out.update({str(r.alias): r.value for r in results[0]})
-        return Sums.from_fields(out)
+        try:
+            return queries.aggregate(query, SUMMED_RECORD_FIELDS, **self._call())
+        except Exception as exc:
+            raise _failed(exc, f"count {key}", "(fold_key, recorded_at, cost_cents, ...)") from exc
 
     def month_summaries(self, month: str, after: str | None, limit: int) -> list[str]:
         query = queries.month_summaries(

@@ -85,11 +85,10 @@ def guarded(  # noqa: PLR0917 - one customer's work and its context
     work: Callable[[], Any],
     skip_refused: bool = False,
 ) -> bool:
-    """Run one customer's `work`; its failure never stops the others. True when done; False
-    when the next fold must do it again (the fold's commits: whatever the error, its records
-    stay uncounted until it succeeds, so its bucket waits for it). `skip_refused` (the
-    recount, a check): an error a retry cannot fix is logged as an ERROR naming the customer
-    and skipped (True), so one broken document does not stop the month's close."""
+    """Run one customer's `work`; its failure (an ERROR naming the customer) never stops the
+    others. True when done; False when the next fold must do it again, whatever the error (its
+    records are not counted until then). `skip_refused` (the recount, a check): an error a retry
+    cannot fix is skipped (True), so one broken document does not stop a month's close."""
     try:
         work()
     except Exception as exc:

@@ -1,11 +1,8 @@
 """Entry of `on-usage-event`: decode the Pub/Sub message -> one service call -> log the result.
 
-Every problem of the event itself is answered inside the service (stored in `usage_rejections`
-with the field and the value, acknowledged). What escapes the service is never the event's
-fault: a Firestore that is down, or a deployment that cannot write (PermissionDenied). It
-raises, so Pub/Sub redelivers with backoff and, after the last attempt, moves the message to
-the dead-letter topic, where it is stored with its last error for `blueprint usage replay`.
-Acknowledging it would lose a valid event."""
+The service answers every problem of the event itself (stored in `usage_rejections`,
+acknowledged). What escapes it is never the event's fault (Firestore down, or a deployment that
+cannot write): it raises, so Pub/Sub redelivers and then dead-letters it, kept for replay."""
 
 from __future__ import annotations
 
@@ -72,12 +69,12 @@ def handle_cloud_event(
     try:
         return (service or default_service()).handle(message, now or datetime.now(UTC))
     except Exception as exc:
-        retry_fixes = not is_permanent(exc)
-        (logs.warning if retry_fixes else logs.error)(
-            f"usage message not processed, Pub/Sub will redeliver"
-            f"{'' if retry_fixes else ' and then dead-letter it (fix the deployment, then replay)'}"
-            f": {type(exc).__name__}: {exc}",
-            decision="retry" if retry_fixes else "retry-deployment-fault",
+        fault = is_permanent(exc)  # the deployment's: a retry alone will not fix it
+        (logs.error if fault else logs.warning)(
+            "usage message not processed, Pub/Sub will redeliver"
+            + (" and then dead-letter it (fix the deployment, then replay)" if fault else "")
+            + f": {type(exc).__name__}: {exc}",
+            decision="retry-deployment-fault" if fault else "retry",
             message_id=message.message_id,
             delivery_attempt=message.delivery_attempt,
         )
