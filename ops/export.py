@@ -327,9 +327,10 @@ def write_csv(
     out: TextIO,
     kind: type[CustomerTotals] | type[RecordRow] = CustomerTotals,
 ) -> int:
-    """Write a header and one CSV line per row (None as an empty cell, text starting with
-    = + - @ tab or CR behind a single quote); the rows written."""
-    writer = csv.DictWriter(out, fieldnames=columns(kind), lineterminator="\n")
+    """Write a header and one CSV line per row, as RFC 4180 says (CRLF line ends, so a cell
+    holding a CR or LF is quoted; None as an empty cell; text starting with = + - @ tab or CR
+    behind a single quote); the rows written."""
+    writer = csv.DictWriter(out, fieldnames=columns(kind), lineterminator="\r\n")
     writer.writeheader()
     count = 0
     for row in rows:

@@ -37,6 +37,9 @@ from shared.settings import Settings, get_settings
 DEFAULT_TIMEOUT: Final = 10.0
 """Seconds to wait for Pub/Sub to accept an event before PublishError."""
 
+ATTRIBUTE_VALUE_LIMIT: Final = 1024
+"""Bytes Pub/Sub takes in one attribute value (cloud.google.com/pubsub/quotas)."""
+
 # The library's own error (DeadlineExceeded, RetryError naming the last status) says more than
 # our wait running out, so the wait gives it a moment past the deadline to arrive first.
 _WAIT_SLACK: Final = 0.5
@@ -63,9 +66,12 @@ def publish_event(
         raise ValueError(f"timeout={timeout!r}: expected seconds > 0")
     settings = settings or get_settings()
     topic = names.topic_path(settings.project_id, settings.usage_events_topic)
-    attributes = {"schema_version": str(event.schema_version), "customer_id": event.customer_id}
+    named = {"schema_version": str(event.schema_version), "customer_id": event.customer_id}
     if event.event_id is not None:
-        attributes["event_id"] = event.event_id
+        named["event_id"] = event.event_id
+    # An attribute is a copy of the body for routing; one over Pub/Sub's limit is left out
+    # (a customer id may be 1,500 bytes) rather than refuse the event.
+    attributes = {k: v for k, v in named.items() if len(v.encode()) <= ATTRIBUTE_VALUE_LIMIT}
     publisher = client or publisher_client()
     try:
         future = publisher.publish(

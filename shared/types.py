@@ -28,7 +28,7 @@ def _timestamp(value: Any) -> datetime:
 def _finite(value: float) -> float:
     if not math.isfinite(value):
         raise ValueError("expected a finite number")
-    return value
+    return value + 0.0  # -0.0 is 0.0: the same amount must hash and sum the same
 
 
 def _doc_id(value: str) -> str:

@@ -55,7 +55,7 @@ def test_a_text_cell_that_reads_as_a_formula_is_written_behind_a_quote(customer_
 def test_other_text_and_every_record_field_is_checked() -> None:
     out = io.StringIO()
     write_csv([_totals("\rx")], out)
-    assert "\n2026-03,'\rx,True," in out.getvalue()
+    assert _cells(out.getvalue())[0]["customer_id"] == "'\rx"
     out = io.StringIO()
     write_csv([_totals("acme-1"), _totals("a=b")], out)
     assert [r["customer_id"] for r in _cells(out.getvalue())] == ["acme-1", "a=b"]
@@ -83,3 +83,9 @@ def test_other_text_and_every_record_field_is_checked() -> None:
         "'=v1",
         "",
     )
+
+
+def test_a_line_break_inside_a_cell_stays_inside_it() -> None:
+    out = io.StringIO()
+    write_csv([_totals("a\rb"), _totals("c\nd")], out)
+    assert [row["customer_id"] for row in _cells(out.getvalue())] == ["a\rb", "c\nd"]

@@ -224,3 +224,11 @@ def test_a_cost_is_rounded_once_to_cents_from_its_exact_sum(
         episodes_generated=episodes,
     )
     assert estimate_cost(priced, BundleTier.STANDARD).amount == Decimal(cost)
+
+
+def test_minus_zero_is_zero_so_a_redelivery_is_not_a_conflict() -> None:
+    from shared.ids import payload_sha256
+
+    zero, minus_zero = event(storage_gb=0.0), event(storage_gb=-0.0)
+    assert str(minus_zero.storage_gb) == "0.0"
+    assert payload_sha256(zero) == payload_sha256(minus_zero)

@@ -123,3 +123,21 @@ def test_without_a_client_it_uses_the_process_publisher(monkeypatch: pytest.Monk
         assert [attributes["event_id"] for _, _, attributes in made[0].sent] == ["e-1", "e-2"]
     finally:
         clients.reset_clients()
+
+
+def test_an_attribute_over_pubsubs_limit_is_left_out_and_the_event_still_sent() -> None:
+    # A customer id may be up to 1,500 bytes; Pub/Sub refuses an attribute value over 1,024.
+    client = FakeClient()
+    long_id = "c" * 1100
+    publish_usage_event(
+        customer_id=long_id,
+        scene_id="scene_kitchen_v2",
+        action="scene_generated",
+        timestamp=datetime(2025, 1, 10, 14, 30, tzinfo=UTC),
+        event_id="job-43",
+        client=client,
+        settings=SETTINGS,
+    )
+    _, data, attributes = client.sent[0]
+    assert attributes == {"schema_version": "1", "event_id": "job-43"}
+    assert json.loads(data)["customer_id"] == long_id
