@@ -69,7 +69,8 @@ class ConfigCache:
         # (epoch) was invalidated while it was in flight: the old value must not stick.
         self._generation: dict[DocKey, int] = {}
         self._epoch = 0
-        self._marks: dict[DocKey, tuple[str, ...]] = {}
+        # Fields the writer's trigger found invalid, and the version it judged (None: unknown).
+        self._marks: dict[DocKey, tuple[tuple[str, ...], datetime | None]] = {}
         self._down = False
         self._retry_at = 0.0
         self.stats = {"round_trips": 0, "invalidations": 0, "resets": 0, "fallbacks": 0}
@@ -82,18 +83,27 @@ class ConfigCache:
             self._epoch += 1
 
     def reset(self, why: str) -> None:
-        """Drop everything after messages may have been missed, and say so."""
+        """Drop everything after messages may have been missed (the marks too: the message
+        that lifted one may be among them), and say so."""
         with self._lock:
             self.stats["resets"] += 1
+            self._marks.clear()
         self.clear()
         logs.warning(
             f"config cache dropped: {why} (changes may have been missed)",
             component="config_service",
         )
 
-    def invalidate(self, key: DocKey, distrust: tuple[str, ...] | None = None) -> None:
-        """Drop one document; `distrust` names the fields the trigger found invalid (None: the
-        document was announced valid, so earlier marks go)."""
+    def invalidate(
+        self,
+        key: DocKey,
+        distrust: tuple[str, ...] | None = None,
+        version: datetime | None = None,
+    ) -> None:
+        """Drop one document; `distrust` names the fields the trigger found invalid in the
+        document's `version` (its update time): they are not trusted in that version or an older
+        one, never in a newer (messages may come out of order, or twice). None: announced
+        valid, so earlier marks go."""
         with self._lock:
             self.stats["invalidations"] += 1
             self._docs.pop(key, None)
@@ -101,7 +111,7 @@ class ConfigCache:
             if distrust is None:
                 self._marks.pop(key, None)
             else:
-                self._marks[key] = distrust
+                self._marks[key] = (distrust, version)
 
     def load(self, keys: Sequence[DocKey]) -> dict[DocKey, CachedDoc]:
         """The documents for `keys`: cached if fresh, else ONE read of all the others."""
@@ -181,6 +191,14 @@ class ConfigCache:
         if was_down:
             logs.info("Firestore reachable again: fresh configuration", component="config_service")
 
+    def _distrusted(self, key: DocKey, fetched: FetchedDoc) -> tuple[str, ...]:
+        """The marked fields, unless the document read is newer than the version marked."""
+        fields, version = self._marks.get(key, ((), None))
+        read = fetched.update_time
+        if version is not None and isinstance(read, datetime) and read > version:
+            return ()
+        return fields
+
     def _build(self, key: DocKey, fetched: FetchedDoc, now: float) -> CachedDoc:
         kind, doc_id = key
         override = self._overrides.get(kind, {}).get(doc_id)
@@ -190,7 +208,7 @@ class ConfigCache:
         if data is None:
             return CachedDoc(kind, doc_id, None, False, now, update_time=fetched.update_time)
         model, problems = trust(
-            kind, self._collections[kind], doc_id, data, self._marks.get(key, ())
+            kind, self._collections[kind], doc_id, data, self._distrusted(key, fetched)
         )
         return CachedDoc(
             kind,

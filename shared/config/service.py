@@ -45,6 +45,7 @@ from shared.models import Customer, Feature, FeatureFlags, Scene
 from shared.scene_config import effective_scene_config
 from shared.settings import Settings, get_settings
 from shared.tiers import DEFAULT_TIER
+from shared.times import parse_rfc3339
 
 CUSTOMERS: Final = names.CUSTOMERS
 SCENES: Final = names.SCENES
@@ -221,7 +222,8 @@ class CustomerConfigService:
         if kind not in KINDS:
             return  # not a configuration document
         distrust = None if message.valid else message.error_fields
-        self._cache.invalidate((kind, message.document_id), distrust)
+        version = parse_rfc3339(message.update_time) if message.update_time else None
+        self._cache.invalidate((kind, message.document_id), distrust, version)
 
     def _load(self, keys: list[DocKey]) -> dict[DocKey, CachedDoc]:
         self._ensure_feed()
@@ -243,9 +245,12 @@ class CustomerConfigService:
         customer = cust.model if isinstance(cust.model, Customer) else None
         if customer is None:
             customer = Customer(schema_version=1, bundle_tier=DEFAULT_TIER)
+        # `_global` is no customer's flags: a customer id `_global` must not read it as its own
+        # (it may only switch features off).
+        own = flags.model if customer_id != names.GLOBAL_FLAGS_DOC else None
         features = resolve_features(
             customer.bundle_tier,
-            flags.model if isinstance(flags.model, FeatureFlags) else None,
+            own if isinstance(own, FeatureFlags) else None,
             customer.feature_overrides,
             glob.model if isinstance(glob.model, FeatureFlags) else None,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -32,6 +33,8 @@ class FakeReader:
         self.docs = docs or {}
         self.calls: list[list[tuple[str, str]]] = []
         self.down = False
+        self.versions: dict[tuple[str, str], datetime] = {}
+        """Update times of the documents that have one."""
 
     def get_documents(
         self, keys: Sequence[tuple[str, str]], timeout: float
@@ -39,7 +42,7 @@ class FakeReader:
         self.calls.append(list(keys))
         if self.down:
             raise TransientError("unavailable")
-        return {k: FetchedDoc(self.docs.get(k)) for k in keys}
+        return {k: FetchedDoc(self.docs.get(k), self.versions.get(k)) for k in keys}
 
 
 class FakeFeed:
@@ -323,6 +326,59 @@ def test_document_marked_invalid_by_trigger_is_not_trusted() -> None:
     assert [p.error.field for p in config.problems] == ["feature_overrides"]
 
 
+def test_a_mark_applies_to_the_version_it_judged_never_to_a_newer_one() -> None:
+    # Messages may come out of order or twice: the "invalid" of an old version arriving after
+    # the fixed version must not downgrade the customer for good.
+    service, reader, feed, _ = make()
+    service.start()
+    assert feed.on_message is not None
+    fixed = datetime(2026, 12, 1, 10, 0, 5, tzinfo=UTC)
+    reader.docs[("customers", "c1")]["bundle_tier"] = "enterprise"
+    reader.versions[("customers", "c1")] = fixed
+    feed.on_message(Invalidation("customers", "c1", valid=True, update_time=fixed.isoformat()))
+    feed.on_message(
+        Invalidation(
+            "customers",
+            "c1",
+            valid=False,
+            errors=({"field": "bundle_tier"},),
+            update_time="2026-12-01T10:00:00Z",  # the earlier, invalid version
+        )
+    )
+    config = service.get_customer_config("c1")
+    assert (config.tier.value, config.problems) == ("enterprise", ())
+    # The version it judged (or an older read) is still not trusted.
+    reader.versions[("customers", "c1")] = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    feed.on_message(
+        Invalidation(
+            "customers",
+            "c1",
+            valid=False,
+            errors=({"field": "bundle_tier"},),
+            update_time="2026-12-01T10:00:00Z",
+        )
+    )
+    assert service.get_customer_config("c1").tier.value == "standard"
+
+
+def test_a_lost_stream_drops_the_marks_with_the_cache() -> None:
+    # The message that lifted a mark may be among those missed.
+    service, _, feed, _ = make()
+    service.start()
+    assert feed.on_message is not None
+    assert feed.on_reset is not None
+    feed.on_message(
+        Invalidation(
+            "customers", "c1", valid=False, errors=({"field": "feature_overrides.tactile"},)
+        )
+    )
+    assert service.get_customer_config("c1").features[Feature.TACTILE].reason is Reason.TIER_DEFAULT
+    feed.on_reset("stream error")
+    config = service.get_customer_config("c1")
+    assert config.features[Feature.TACTILE].reason is not Reason.TIER_DEFAULT
+    assert config.problems == ()
+
+
 def test_salvage_contract_order_and_unrecoverable_scene() -> None:
     model, problems = salvage(
         "customers",
@@ -437,3 +493,10 @@ def test_parse_invalidation_variants() -> None:
         "s9",
     )
     assert parse_invalidation(b"garbage", {}) is None
+
+
+def test_global_flags_never_switch_a_feature_on_even_for_a_customer_named_global() -> None:
+    docs = base_docs()
+    docs[("feature_flags", "_global")] = {"schema_version": 1, "tactile": True}
+    service, _, _, _ = make(docs)
+    assert not service.is_feature_enabled("_global", "tactile")
