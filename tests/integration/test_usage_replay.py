@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -33,6 +34,7 @@ from functions.fold.service import FoldConfig, run_fold
 from functions.usage.entry import build_service
 from functions.usage.ports import Outcome as ServiceOutcome
 from ops.cli import main
+from ops.console import reads
 from shared import logs
 from shared.counters import counter_doc_id
 from shared.firestore_values import server_timestamp
@@ -342,7 +344,7 @@ def test_a_dry_run_writes_nothing_and_a_truncated_payload_is_skipped(
     assert everything(db) == before  # a skipped document is not marked
 
 
-def test_before_replays_only_what_was_rejected_before_it(
+def test_before_replays_only_what_was_rejected_before_it_as_a_past_months_console_command(
     settings: Settings, firestore_client: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = firestore_client
@@ -362,7 +364,16 @@ def test_before_replays_only_what_was_rejected_before_it(
     # Without an end, a span from last month's start reaches this month's too.
     every = cli_json(["--since", rfc(since), "--dry-run"], capsys)
     assert [i["id"] for i in every["items"]] == [earlier, later]
-    dry = cli_json(["--since", rfc(since), "--before", rfc(this_month), "--dry-run"], capsys)
+    # The console's page of last month lists the earlier one; its command, run dry, finds it
+    # and nothing more.
+    view = reads.customer_view(db, "span", month=last_month, now=NOW, settings=settings)
+    assert view is not None
+    [group] = view.problems
+    assert [p.id for p in group.items] == [earlier]
+    argv = shlex.split(group.dry_run_command)
+    assert argv[:3] == ["blueprint", "usage", "replay"]
+    assert argv[argv.index("--before") + 1] == rfc(this_month)
+    dry = cli_json(argv[3:], capsys)
     assert [i["id"] for i in dry["items"]] == [earlier]
     assert (dry["since"], dry["before"]) == (since.isoformat(), this_month.isoformat())
 
