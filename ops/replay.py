@@ -251,16 +251,24 @@ def _mark(ref: Any, item: ReplayItem, timeout: float) -> None:
 
 
 def _check(
-    kind: str, customer_id: str | None, since: datetime | None, page_size: int
-) -> tuple[str, str | None, datetime | None, int]:
+    kind: str,
+    customer_id: str | None,
+    since: datetime | None,
+    before: datetime | None,
+    page_size: int,
+) -> None:
+    """ReplayError when a replay cannot be made as asked."""
     check_kind(kind)
     if customer_id is not None and (not customer_id or "/" in customer_id):
         raise ReplayError(f"customer_id={customer_id!r}: expected a document id")
     if since is not None and to_utc(since) is None:
         raise ReplayError(f"since={since!r}: expected a timezone-aware time")
+    if before is not None and to_utc(before) is None:
+        raise ReplayError(f"before={before!r}: expected a timezone-aware time")
+    if since is not None and before is not None and before <= since:
+        raise ReplayError(f"before={before!r}: expected a time after since={since!r}")
     if isinstance(page_size, bool) or not 1 <= page_size <= MAX_PAGE_SIZE:
         raise ReplayError(f"page_size={page_size!r}: expected 1 to {MAX_PAGE_SIZE}")
-    return kind, customer_id, since, page_size
 
 
 def replay(
@@ -269,6 +277,7 @@ def replay(
     kind: str = DEAD_LETTER,
     customer_id: str | None = None,
     since: datetime | None = None,
+    before: datetime | None = None,
     page_size: int = DEFAULT_PAGE_SIZE,
     dry_run: bool = False,
     again: bool = False,
@@ -276,15 +285,16 @@ def replay(
     service: UsageService | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Iterator[ReplayItem]:
-    """Replay the `usage_rejections` of `kind` (and customer, `rejected_at >= since`), oldest
-    first, a page at a time; yields one item per document as it is done.
+    """Replay the `usage_rejections` of `kind` (and customer, `since <= rejected_at < before`,
+    either bound optional), oldest first, a page at a time; yields one item per document as it
+    is done.
 
     Arguments are checked before anything is read (ReplayError). `dry_run` reads only: items
     are `would_replay` or `skipped`. Documents marked by an earlier replay are skipped unless
     `again`. A Firestore failure raises (classified by the service: TransientError, or
     PermanentError); what was done before it stays done and marked.
     """
-    kind, customer_id, since, page_size = _check(kind, customer_id, since, page_size)
+    _check(kind, customer_id, since, before, page_size)
     settings = settings or get_settings()
     if service is None and not dry_run:
         from functions.usage.entry import build_service  # noqa: PLC0415 - heavy, not for dry runs
@@ -294,7 +304,14 @@ def replay(
     after: list[Any] | None = None
     while True:
         query = queries.replay_page(
-            client, kind, customer_id, since, after=after, limit=page_size, settings=settings
+            client,
+            kind,
+            customer_id,
+            since,
+            before=before,
+            after=after,
+            limit=page_size,
+            settings=settings,
         )
         snaps = list(query.stream(timeout=timeout))
         for snap in snaps:

@@ -162,14 +162,17 @@ def replay_page(
     customer_id: str | None = None,
     since: dt.datetime | None = None,
     *,
+    before: dt.datetime | None = None,
     after: Sequence[Any] | None = None,
     limit: int | None = None,
     settings: Settings | None = None,
 ) -> Query:
     """`usage_rejections` of one kind to deliver again (`blueprint usage replay`), optionally
-    of one customer and with `rejected_at >= since`, OLDEST first (events are replayed in the
-    order they were refused); cursor `(rejected_at, document id)`."""
-    return _rejections(client, kind, customer_id, (since, None), _ASC, after, limit, settings)
+    of one customer and with `since <= rejected_at < before`, OLDEST first (events are replayed
+    in the order they were refused); cursor `(rejected_at, document id)`. Both bounds are on
+    the ordered field: the same index serves them."""
+    span = (since, before)
+    return _rejections(client, kind, customer_id, span, _ASC, after, limit, settings)
 
 
 ALERTS_PAGED = _shapes(

@@ -34,8 +34,9 @@ def check_kind(text: str) -> str:
     return text
 
 
-def parse_since(text: str | None) -> datetime | None:
-    """`--since` as a time: RFC 3339 with its offset (bad usage, exit 2, otherwise)."""
+def parse_time(option: str, text: str | None) -> datetime | None:
+    """`--since` or `--before` as a time: RFC 3339 with its offset (bad usage, exit 2,
+    otherwise)."""
     if text is None:
         return None
     from shared.times import parse_rfc3339  # noqa: PLC0415
@@ -43,10 +44,23 @@ def parse_since(text: str | None) -> datetime | None:
     value = parse_rfc3339(text)
     if value is None:
         raise CliError(
-            f"{COMMAND}: --since {text!r}: expected RFC 3339, e.g. 2026-12-01T00:00:00Z",
+            f"{COMMAND}: {option} {text!r}: expected RFC 3339, e.g. 2026-12-01T00:00:00Z",
             EXIT_USAGE,
         )
     return value
+
+
+def parse_span(since: str | None, before: str | None) -> tuple[datetime | None, datetime | None]:
+    """`--since` and `--before` as times, the second after the first (bad usage, exit 2,
+    otherwise: no document could be rejected at or after one and before the other)."""
+    start, end = parse_time("--since", since), parse_time("--before", before)
+    if start is not None and end is not None and end <= start:
+        raise CliError(
+            f"{COMMAND}: --before {before!r} is not after --since {since!r}: nothing is "
+            "rejected in that span",
+            EXIT_USAGE,
+        )
+    return start, end
 
 
 def replay_command(
@@ -65,6 +79,10 @@ def replay_command(
             "--since", metavar="RFC3339", help="only those rejected at or after this time"
         ),
     ] = None,
+    before: Annotated[
+        str | None,
+        typer.Option("--before", metavar="RFC3339", help="only those rejected before this time"),
+    ] = None,
     page_size: Annotated[
         int, typer.Option("--page-size", min=1, max=1000, help="documents read per query")
     ] = 100,
@@ -81,7 +99,7 @@ def replay_command(
     skipped; each replayed document is marked (replayed_at, replay_outcome)."""
     from ops.replay import ReplayCounts, ReplayError, replay  # noqa: PLC0415
 
-    after = parse_since(since)
+    start, end = parse_span(since, before)
     run = run_of(ctx)
     client = run.client_factory()
     counts = ReplayCounts()
@@ -92,7 +110,8 @@ def replay_command(
                 client,
                 kind=kind,
                 customer_id=customer,
-                since=after,
+                since=start,
+                before=end,
                 page_size=page_size,
                 dry_run=dry_run,
                 again=again,
@@ -105,7 +124,8 @@ def replay_command(
             {
                 "kind": kind,
                 "customer_id": customer,
-                "since": after.isoformat() if after else None,
+                "since": start.isoformat() if start else None,
+                "before": end.isoformat() if end else None,
                 "dry_run": dry_run,
                 "again": again,
                 "counts": counts.as_json(),

@@ -199,21 +199,29 @@ NOT_REPLAYABLE: Final = frozenset({"bad_envelope"})
 """Kinds whose stored payload is not a message body: a replay lists them as skipped."""
 
 
+def _utc_text(value: datetime) -> str:
+    """A UTC time as RFC 3339 `YYYY-MM-DDTHH:MM:SSZ`, the year always four digits (not %Y: it
+    leaves a year before 1000 unpadded, which RFC 3339 refuses)."""
+    return f"{value.year:04d}-{value:%m-%dT%H:%M:%S}Z"
+
+
 def replay_command(
     kind: str,
     *,
     since: datetime | None = None,
+    before: datetime | None = None,
     customer_id: str | None = None,
     dry_run: bool = False,
 ) -> str:
-    """The exact `blueprint usage replay` of a group: its kind, customer and time (docs/replay.md);
-    each value quoted for a POSIX shell."""
+    """The exact `blueprint usage replay` of a group: its kind, customer and span of time
+    (`since <= rejected_at < before`, docs/replay.md); each value quoted for a POSIX shell."""
     parts = ["blueprint", "usage", "replay", "--kind", kind]
     if customer_id is not None:
         parts += ["--customer", customer_id]
     if since is not None:
-        # Not %Y: it leaves a year before 1000 unpadded, which RFC 3339 refuses.
-        parts += ["--since", f"{since.year:04d}-{since:%m-%dT%H:%M:%S}Z"]
+        parts += ["--since", _utc_text(since)]
+    if before is not None:
+        parts += ["--before", _utc_text(before)]
     if dry_run:
         parts.append("--dry-run")
     return shlex.join(parts)
@@ -235,11 +243,13 @@ def group_problems(
     problems: Sequence[Problem],
     *,
     since: datetime | None,
+    before: datetime | None = None,
     customer_id: str | None = None,
     kinds: Collection[str] = (),
 ) -> list[ProblemGroup]:
     """Problems by kind (dead letters first, then by kind), each group newest first as read.
-    `kinds`: those `blueprint usage replay --kind` accepts (any, when empty)."""
+    The commands replay the kind in the span the problems were read from (`since` to `before`,
+    None: open). `kinds`: those `blueprint usage replay --kind` accepts (any, when empty)."""
     by_kind: dict[str, list[Problem]] = {}
     for problem in problems:
         by_kind.setdefault(problem.kind, []).append(problem)
@@ -248,8 +258,8 @@ def group_problems(
         ProblemGroup(
             kind,
             tuple(by_kind[kind]),
-            replay_command(kind, since=since, customer_id=customer_id),
-            replay_command(kind, since=since, customer_id=customer_id, dry_run=True),
+            replay_command(kind, since=since, before=before, customer_id=customer_id),
+            replay_command(kind, since=since, before=before, customer_id=customer_id, dry_run=True),
             kind not in NOT_REPLAYABLE and (not kinds or kind in kinds),
         )
         for kind in order

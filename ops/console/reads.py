@@ -252,8 +252,9 @@ def customer_view(
     rejected = inspect.rejections(
         client, customer_id=customer_id, since=start, before=end, settings=settings
     )
-    in_month = [problem_of(r) for r in rejected.items]
-    groups = group_problems(in_month, since=start, customer_id=customer_id, kinds=KINDS)
+    until = end if end <= now else None  # a past month's replay ends where its list does
+    listed = [problem_of(r) for r in rejected.items]
+    groups = group_problems(listed, since=start, before=until, customer_id=customer_id, kinds=KINDS)
     config = _decisions(client, customer_id, settings)
     decisions, config_problems = config or ((), ())
     cost_chart, records_chart = _charts(report)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -33,13 +34,14 @@ from functions.fold.service import FoldConfig, run_fold
 from functions.usage.entry import build_service
 from functions.usage.ports import Outcome as ServiceOutcome
 from ops.cli import main
+from ops.console import reads
 from shared import logs
 from shared.counters import counter_doc_id
 from shared.firestore_values import server_timestamp
 from shared.ids import message_doc_id, usage_record_id
 from shared.models import UsageEvent
 from shared.settings import Settings, load_settings
-from shared.times import month_of
+from shared.times import month_bounds, month_of
 from tests.usage_support import sum_records
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -342,11 +344,59 @@ def test_a_dry_run_writes_nothing_and_a_truncated_payload_is_skipped(
     assert everything(db) == before  # a skipped document is not marked
 
 
+def test_before_replays_only_what_was_rejected_before_it_as_a_past_months_console_command(
+    settings: Settings, firestore_client: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = firestore_client
+    customer(db, "span")
+    first, second = body("span", "e1"), body("span", "e2")
+    earlier = dead_letter(settings, db, first, 1)
+    later = dead_letter(settings, db, second, 2)
+    this_month = month_bounds(MONTH)[0]
+    last_month = month_of(this_month - timedelta(days=1))
+    since = month_bounds(last_month)[0]
+    rejected = since + timedelta(days=10)
+    db.collection("usage_rejections").document(earlier).update({"rejected_at": rejected})
+
+    def rfc(value: datetime) -> str:
+        return f"{value:%Y-%m-%dT%H:%M:%S}Z"
+
+    # Without an end, a span from last month's start reaches this month's too.
+    every = cli_json(["--since", rfc(since), "--dry-run"], capsys)
+    assert [i["id"] for i in every["items"]] == [earlier, later]
+    # The console's page of last month lists the earlier one; its command, run dry, finds it
+    # and nothing more.
+    view = reads.customer_view(db, "span", month=last_month, now=NOW, settings=settings)
+    assert view is not None
+    [group] = view.problems
+    assert [p.id for p in group.items] == [earlier]
+    argv = shlex.split(group.dry_run_command)
+    assert argv[:3] == ["blueprint", "usage", "replay"]
+    assert argv[argv.index("--before") + 1] == rfc(this_month)
+    dry = cli_json(argv[3:], capsys)
+    assert [i["id"] for i in dry["items"]] == [earlier]
+    assert (dry["since"], dry["before"]) == (since.isoformat(), this_month.isoformat())
+
+    # Replayed for real (a page at a time), only the earlier one is delivered and marked.
+    done = cli_json(["--before", rfc(this_month), "--page-size", "1"], capsys)
+    assert [(i["id"], i["outcome"]) for i in done["items"]] == [(earlier, "recorded")]
+    assert doc(db, "usage_rejections", earlier)["replay_outcome"] == "recorded"
+    assert "replayed_at" not in doc(db, "usage_rejections", later)
+    assert not db.collection("usage_tracking").document(record_id(second)).get().exists
+    rest = cli_json(["--since", rfc(this_month)], capsys)
+    assert [(i["id"], i["outcome"]) for i in rest["items"]] == [(later, "recorded")]
+
+
 @pytest.mark.parametrize(
     ("argv", "says"),
     [
         (["--since", "yesterday"], "--since 'yesterday': expected RFC 3339"),
         (["--since", "2026-12-01T00:00:00"], "expected RFC 3339"),  # no offset: ambiguous
+        (["--before", "2026-12-01T00:00:00"], "--before '2026-12-01T00:00:00': expected RFC"),
+        (
+            ["--since", "2026-12-01T00:00:00Z", "--before", "2026-11-01T00:00:00Z"],
+            "--before '2026-11-01T00:00:00Z' is not after --since '2026-12-01T00:00:00Z'",
+        ),
         (["--kind", "typo"], "Invalid value for '--kind': 'typo': expected one of dead_letter"),
         (["--customer", "a/b"], "--customer"),
         (["--page-size", "0"], "--page-size"),

@@ -151,6 +151,14 @@ def test_replay_command_names_kind_customer_and_time_as_the_cli_parses_them() ->
     # A year before 1000 keeps its four digits, as RFC 3339 (and the CLI) has them.
     early = replay_command("dead_letter", since=datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC))
     assert early.endswith("--since 0999-01-02T03:04:05Z")
+    # A bounded span (a past month) ends where the listed problems end.
+    bounded = replay_command(
+        "dead_letter",
+        since=datetime(999, 12, 1, tzinfo=UTC),
+        before=datetime(1000, 1, 1, tzinfo=UTC),
+        dry_run=True,
+    )
+    assert bounded.endswith("--since 0999-12-01T00:00:00Z --before 1000-01-01T00:00:00Z --dry-run")
 
 
 def test_groups_by_kind_dead_letters_first_each_with_its_command() -> None:
@@ -167,6 +175,11 @@ def test_groups_by_kind_dead_letters_first_each_with_its_command() -> None:
     assert groups[0].command.endswith("--kind dead_letter --since 2026-03-01T00:00:00Z")
     assert groups[0].dry_run_command == groups[0].command + " --dry-run"
     assert [g.replayable for g in groups] == [True, False, True]
+    bounded = group_problems(problems, since=since, before=datetime(2026, 4, 1, tzinfo=UTC))
+    assert bounded[0].command.endswith(
+        "--kind dead_letter --since 2026-03-01T00:00:00Z --before 2026-04-01T00:00:00Z"
+    )
+    assert bounded[0].dry_run_command == bounded[0].command + " --dry-run"
     # A kind the replay does not take (a document without one) gets no runnable command.
     odd = group_problems([Problem("5", "(no kind)", None, None, NOW)], since=since, kinds=KINDS)
     assert [g.replayable for g in odd] == [False]

@@ -87,6 +87,13 @@ def test_a_past_month_lists_its_own_rejections_whatever_came_after() -> None:
     rejections = _section(page, "<h2>Rejections</h2>", "<h2>Features</h2>")
     assert re.findall(r'<td class="mono">(\w+)</td>', rejections) == ["feb2", "feb1", "feb0"]
     assert "rejections-cut" not in rejections
+    # Its commands replay what it lists: February's, not March's too.
+    span = "--since 2026-02-01T00:00:00Z --before 2026-03-01T00:00:00Z"
+    commands = re.findall(r'<code class="replay(?:-dry)?">([^<]*)</code>', rejections)
+    assert commands == [
+        f"blueprint usage replay --kind invalid_event --customer c1 {span}",
+        f"blueprint usage replay --kind invalid_event --customer c1 {span} --dry-run",
+    ]
 
 
 def test_a_month_with_more_rejections_than_the_page_lists_says_so() -> None:
@@ -100,6 +107,12 @@ def test_a_month_with_more_rejections_than_the_page_lists_says_so() -> None:
     assert 'href="/problems?since=2026-03-01"' in rejections
     assert len(re.findall(r'<td class="mono">mar', rejections)) == reads.CUSTOMER_REJECTIONS
     assert "mar000" not in rejections  # the oldest is the one left out
+    # The current month's list runs until now: so does its command, with no end.
+    commands = re.findall(r'<code class="replay(?:-dry)?">([^<]*)</code>', rejections)
+    assert commands[0] == (
+        "blueprint usage replay --kind invalid_event --customer c1 --since 2026-03-01T00:00:00Z"
+    )
+    assert "--before" not in rejections
 
 
 def test_features_come_from_the_apps_settings() -> None:

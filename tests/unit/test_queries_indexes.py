@@ -71,6 +71,8 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
         {"kind": "dead_letter"},
         {"kind": "dead_letter", "since": JAN, "after": [FEB, "x"], "limit": 5},
         {"kind": "unknown_customer", "customer_id": "c1", "since": JAN},
+        {"kind": "dead_letter", "before": FEB},
+        {"kind": "unknown_customer", "customer_id": "c1", "since": JAN, "before": FEB},
     ],
     "alerts_page": [
         {"after": ["c1_2025-01_80"], "limit": 3},

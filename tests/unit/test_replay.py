@@ -123,6 +123,11 @@ def test_every_kind_the_functions_store_is_known() -> None:
         ({"kind": "nope"}, "kind='nope'"),
         ({"customer_id": "a/b"}, "customer_id='a/b'"),
         ({"since": datetime(2025, 1, 1)}, "timezone-aware"),  # noqa: DTZ001
+        ({"before": datetime(2025, 1, 1)}, "before=datetime"),  # noqa: DTZ001
+        (
+            {"since": datetime(2025, 2, 1, tzinfo=UTC), "before": datetime(2025, 2, 1, tzinfo=UTC)},
+            "expected a time after since=",
+        ),
         ({"page_size": 0}, "page_size=0"),
         ({"page_size": 1001}, "page_size=1001"),
     ],
