@@ -188,7 +188,7 @@ def _topics_script(settings: Settings) -> str:
         lines.append(
             f"gcloud pubsub subscriptions describe {hold} >/dev/null 2>&1"
             f" || gcloud pubsub subscriptions create {hold}"
-            f" --topic={dead} --message-retention-duration=7d"
+            f" --topic={dead} --message-retention-duration=7d --expiration-period=never"
         )
     return "\n".join(lines) + "\n"
 

@@ -33,8 +33,16 @@ FOLD_JOB_DESCRIPTION: Final = (
     "fold-usage-counters sums the new usage records into month totals and customers."
 )
 FOLD_JOB_BODY: Final = json.dumps({"job": names.USAGE_FOLD_JOB}, separators=(",", ":")).encode()
-FOLD_RETRY: Final = {"retry_count": 0}
-"""A missed minute is folded by the next one: no Scheduler retries."""
+FOLD_RETRY: Final = {
+    "retry_count": 0,
+    "max_retry_duration": timedelta(0),
+    "min_backoff_duration": timedelta(seconds=5),
+    "max_backoff_duration": timedelta(hours=1),
+    "max_doublings": 5,
+}
+"""A missed minute is folded by the next one: no Scheduler retries. Every field is set (the
+others at Cloud Scheduler's defaults), so the job read back compares equal and a deploy that
+changes nothing says `unchanged`."""
 
 RETRY: Final = {
     "retry_count": 5,

@@ -229,6 +229,12 @@ class FirestoreResetRepository:
                 self._client, period, collection=self._customers.id
             )
             reset_total = int(in_period.count().get(**self._read_options())[0][0].value)
+            # A month run again after a later month's reset counts none still in it: the
+            # month's figure never goes down (its customers were reset; they moved on).
+            before = ref.get(field_paths=["customers_reset"], **self._read_options()).to_dict()
+            earlier = (before or {}).get("customers_reset")
+            if isinstance(earlier, int) and earlier > reset_total:
+                reset_total = earlier
             ref.update(
                 {
                     "customers_reset": reset_total,

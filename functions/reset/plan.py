@@ -61,9 +61,13 @@ def request_from_message(message: Message, now: datetime | None = None) -> Reset
         raise ScheduleMessageError(
             "the message has neither a publish time nor a body with a period (YYYY-MM)"
         )
-    if now is not None and period > month_of(now):
+    # The current month is the later of the clock and the publish time (already checked to
+    # lie within PUBLISH_TIME_WINDOW of it): an instance clock a moment behind the scheduler
+    # at midnight must not refuse the month's one schedule message.
+    latest = max(now, publish_time) if now is not None and publish_time is not None else now
+    if latest is not None and period > month_of(latest):
         raise ScheduleMessageError(
-            f"period={period!r}: expected a month not after the current one ({month_of(now)})"
+            f"period={period!r}: expected a month not after the current one ({month_of(latest)})"
         )
     message_id = message.message_id if message.message_id != "unknown" else None
     return ResetRequest(period, message_id, publish_time, explicit)

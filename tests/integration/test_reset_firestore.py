@@ -393,3 +393,22 @@ def test_month_counts_read_what_the_client_reads(firestore_client: Any) -> None:
             expected[snap.id.rsplit("_", 1)[0]] = total
     assert got == expected == {"c-int": 7, "c-zero": 0, "c-big": 2**62, "c_under_score": 11}
     assert repo.month_counts([], P) == {}
+
+
+def test_a_month_run_again_after_the_next_months_reset_keeps_its_figures(
+    firestore_client: Any,
+) -> None:
+    customers, audits = _prefix("rerun")
+    seed_stale(firestore_client, customers, [f"c{i:05d}" for i in range(5)])
+    repo = _repo(firestore_client, customers, audits)
+    assert run_reset(repo, P, NOW, run_id="december").reset == 5
+    january = datetime(2027, 1, 1, 0, 0, 20, tzinfo=UTC)
+    assert run_reset(repo, "2027-01", january, run_id="january").reset == 5
+    again = run_reset(repo, P, january + timedelta(days=1), run_id="december-again")
+    assert (again.reset, again.skipped) == (0, 5)  # already in January: nothing moves back
+    doc = audit(firestore_client, audits)
+    assert doc["customers_reset"] == 5  # the month's history is kept
+    assert doc["last_run"]["run_id"] == "december-again"
+    assert all(
+        d["quota_period"] == "2027-01" for d, _ in snapshot(firestore_client, customers).values()
+    )

@@ -268,7 +268,9 @@ def test_topics_dead_letter_scheduler_and_firestore_steps() -> None:
     assert f"--dead-letter-topic={SETTINGS.usage_events_dead_letter_topic}" in dead_letter
     assert "gcloud functions describe on-usage-event" in dead_letter
     for dead in cloudbuild.dead_letter_topics(SETTINGS):
-        assert f"{cloudbuild.hold_subscription(dead)} --topic={dead}" in topics_script
+        # Nobody pulls a hold subscription: without "never" Pub/Sub deletes it after 31 days.
+        hold = f"{cloudbuild.hold_subscription(dead)} --topic={dead}"
+        assert f"{hold} --message-retention-duration=7d --expiration-period=never" in topics_script
     assert "deploy.scheduler_job ensure" in steps["scheduler-job"]["args"][1]
     assert "--only=firestore" in steps["firestore-rules-indexes"]["args"]
 

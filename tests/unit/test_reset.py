@@ -576,3 +576,15 @@ def test_handler_acknowledges_a_request_firestore_refuses(
     monkeypatch.setattr(reset_entry, "utc_now", lambda: NOW)
     main.reset_monthly_quotas(event({"publishTime": "2026-12-01T00:00:00Z"}))
     assert repo.docs["c1"][0]["quota_period"] == "2026-11"
+
+
+def test_an_instance_clock_a_moment_behind_the_scheduler_still_resets_the_new_month() -> None:
+    # The month's one schedule message must not be refused for good over 5 ms of clock skew.
+    msg = {"data": b64({"job": "monthly-quota-reset"}), "publishTime": "2026-12-01T00:00:00Z"}
+    behind = datetime(2026, 11, 30, 23, 59, 59, 995000, tzinfo=UTC)
+    assert decode_schedule_event(event(msg), now=behind).period == P
+    explicit = {"data": b64({"period": P}), "publishTime": "2026-12-01T00:00:00Z"}
+    assert decode_schedule_event(event(explicit), now=behind).period == P
+    later = {"data": b64({"period": "2027-01"}), "publishTime": "2026-12-01T00:00:00Z"}
+    with pytest.raises(ScheduleMessageError, match="future"):
+        decode_schedule_event(event(later), now=behind)

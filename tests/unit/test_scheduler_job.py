@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from google.api_core.exceptions import NotFound
@@ -182,3 +182,31 @@ def test_a_drifted_fold_schedule_is_updated() -> None:
 def test_an_unknown_job_is_refused() -> None:
     with pytest.raises(ValueError, match="job='nope'"):
         scheduler_job.desired_job(PROJECT, REGION, job="nope")
+
+
+class DefaultingScheduler(FakeScheduler):
+    """Cloud Scheduler answers a job with its retry defaults filled in where none was set."""
+
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "max_retry_duration": timedelta(0),
+        "min_backoff_duration": timedelta(seconds=5),
+        "max_backoff_duration": timedelta(hours=1),
+        "max_doublings": 5,
+    }
+
+    def create_job(self, request: Any) -> Any:
+        stored = scheduler_v1.Job.deserialize(scheduler_v1.Job.serialize(request.job))
+        retry = stored.retry_config
+        for name, value in self.DEFAULTS.items():
+            if not getattr(retry, name):
+                setattr(retry, name, value)
+        self.requests.append(request)
+        self.job = stored
+        return stored
+
+
+@pytest.mark.parametrize("job", ["usage-fold", "monthly-quota-reset"])
+def test_a_job_read_back_with_the_schedulers_defaults_is_unchanged(job: str) -> None:
+    fake = DefaultingScheduler()
+    assert scheduler_job.ensure(fake, PROJECT, REGION, job=job).action == "created"
+    assert scheduler_job.ensure(fake, PROJECT, REGION, job=job).action == "unchanged"
