@@ -610,6 +610,71 @@ def test_entry_point_acknowledges_a_body_that_is_no_document_event(
     assert headers["ce-id"] in errors[0]
 
 
+def _customer_create_body(mutate: Any) -> bytes:
+    from google.events.cloud.firestore_v1.types import DocumentEventData
+
+    message = DocumentEventData.pb()()
+    message.value.name = "projects/p/databases/(default)/documents/customers/c1"
+    message.value.fields["schema_version"].integer_value = 1
+    message.value.fields["bundle_tier"].string_value = "pro"
+    message.value.update_time.seconds = 1_735_689_600
+    mutate(message)
+    return bytes(message.SerializeToString())
+
+
+def _post_logging_errors(
+    caplog: pytest.LogCaptureFixture, headers: dict[str, str], body: bytes
+) -> tuple[int, list[str]]:
+    client = functions_framework.create_app("on_customer_written", str(MAIN), "cloudevent")
+    logger = logs.get_logger()
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.ERROR, logger=logs.LOGGER_NAME):
+            response = client.test_client().post("/", headers=headers, data=body)
+    finally:
+        logger.removeHandler(caplog.handler)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    return response.status_code, errors
+
+
+def _year_10000(message: Any) -> None:
+    message.value.fields["contract_start"].timestamp_value.seconds = 253_402_300_800
+
+
+def _nanos_of_a_whole_second(message: Any) -> None:
+    message.value.fields["contract_start"].timestamp_value.nanos = 1_000_000_000
+
+
+def _update_time_before_year_1(message: Any) -> None:
+    message.value.update_time.seconds = -(10**12)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "named"),
+    [
+        (_year_10000, "value.contract_start"),
+        (_nanos_of_a_whole_second, "value.contract_start"),
+        (_update_time_before_year_1, "value.update_time"),
+    ],
+)
+def test_entry_point_acknowledges_a_timestamp_out_of_range(
+    fakes: tuple[FakeStamper, FakePublisher],
+    caplog: pytest.LogCaptureFixture,
+    mutate: Any,
+    named: str,
+) -> None:
+    """A timestamp protobuf allows but no datetime holds is an undecodable event: 2xx and one
+    ERROR line naming the field, not a 500 redelivered for the whole retry window."""
+    stamper, publisher = fakes
+    headers, _ = load("customer_create")
+    status, errors = _post_logging_errors(caplog, headers, _customer_create_body(mutate))
+    assert status == 200
+    assert (stamper.calls, publisher.messages) == ([], [])
+    assert len(errors) == 1
+    assert named in errors[0]
+    assert "acknowledged" in errors[0]
+
+
 def test_entry_point_raises_for_a_transient_failure(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pub/Sub down: the event must come again (the platform redelivers on a 500)."""
     from shared.errors import TransientError
