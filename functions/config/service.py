@@ -12,6 +12,9 @@ Rules (docs/config-triggers.md):
   the monthly reset write (`quota.BOOKKEEPING_FIELDS`) is billing state, not configuration: no
   stamp, no message (otherwise every usage event would cost a trigger write and a message).
 - Invalid documents are never rewritten: an ERROR log names each field and value.
+- An event naming no document, or a path that is no document of the watched collection
+  (`customers`, `customers/c1/sub`), is refused (InvalidDocumentError: acknowledged, one ERROR
+  line naming the path): no retry would give it a document to stamp.
 - A stamp Firestore refuses for good (InvalidArgument: the two timestamps would push a document
   near 1 MiB past the limit) is logged once at ERROR and said in the invalidation's `notes`; the
   event is acknowledged (a redelivery would be refused the same way).
@@ -37,7 +40,7 @@ from functions.config.ports import (
 )
 from functions.edge.documents import Change, ChangeKind
 from shared import logs
-from shared.errors import FieldError, PermanentError
+from shared.errors import FieldError, InvalidDocumentError, PermanentError
 from shared.invalidation import Invalidation, bounded_errors
 from shared.models import Customer, FeatureFlags, Scene, document_errors
 from shared.quota import BOOKKEEPING_FIELDS
@@ -102,11 +105,17 @@ def handle_config_write(
     event: Change,
     stamper: Stamper,
     publisher: InvalidationPublisher,
+    collection: str | None = None,
 ) -> Outcome:
-    """Apply the config-write rules to one decoded event (see the module docstring)."""
+    """Apply the config-write rules to one decoded event (see the module docstring).
+
+    `collection`: the collection the trigger watches (None: any); an event whose document is
+    not `{collection}/{id}` raises InvalidDocumentError.
+    """
     change = event.kind
     if change is None:
         return Outcome(Decision.IGNORED_EMPTY)
+    check_document_path(event.document, collection)
     errors: list[FieldError] = []
     stamps: tuple[str, ...] = ()
     decision = Decision.DELETED
@@ -144,6 +153,20 @@ def handle_config_write(
     invalidation = invalidation_of(kind, event, change, errors, notes)
     publisher.publish(invalidation.body(), invalidation.ordering_key, invalidation.attributes())
     return Outcome(decision, stamps, invalidation, errors, refusal)
+
+
+def check_document_path(document: str, collection: str | None) -> None:
+    """Raise InvalidDocumentError unless `document` is `{collection}/{id}` (a top-level
+    document of the watched collection; any collection when None)."""
+    parts = document.split("/")
+    if len(parts) == 2 and all(parts) and collection in (None, parts[0]):
+        return
+    if document:
+        expected = f"a document of the watched collection: {collection or '{collection}'}/{{id}}"
+    else:
+        expected = "a document path (the event's value, old value and subject name none)"
+    error = FieldError("document", document or None, expected)
+    raise InvalidDocumentError("Firestore event", [error])
 
 
 def invalidation_of(

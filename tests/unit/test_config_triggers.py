@@ -675,6 +675,66 @@ def test_entry_point_acknowledges_a_timestamp_out_of_range(
     assert "acknowledged" in errors[0]
 
 
+@pytest.mark.parametrize("document", ["", "customers", "customers/c1/sub", "/c1", "customers/"])
+def test_an_event_naming_no_document_of_the_collection_is_refused(document: str) -> None:
+    """Firestore would refuse the stamp with ValueError (an odd path), which counts as transient:
+    the event was redelivered for 24 h. No retry gives it a document: a permanent refusal."""
+    event = dataclasses.replace(decoded("customer_update"), document=document)
+    stamper, publisher = FakeStamper(), FakePublisher()
+    with pytest.raises(InvalidDocumentError, match="document") as caught:
+        handle_config_write(ConfigKind.CUSTOMER, event, stamper, publisher, "customers")
+    [error] = caught.value.errors
+    assert (error.field, error.value) == ("document", document or None)
+    assert (stamper.calls, publisher.messages) == ([], [])
+
+
+def test_a_document_of_another_collection_is_refused() -> None:
+    event = dataclasses.replace(decoded("customer_update"), document="scenes/s1")
+    stamper, publisher = FakeStamper(), FakePublisher()
+    with pytest.raises(InvalidDocumentError, match="customers/"):
+        handle_config_write(ConfigKind.CUSTOMER, event, stamper, publisher, "customers")
+    assert (stamper.calls, publisher.messages) == ([], [])
+    # Without a collection to compare with, any top-level document is one.
+    result = handle_config_write(ConfigKind.CUSTOMER, event, stamper, publisher)
+    assert result.decision is Decision.STAMPED
+
+
+def _named(name: str) -> Any:
+    def mutate(message: Any) -> None:
+        message.value.name = name
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    ("name", "subject", "named"),
+    [
+        ("", None, "document=None"),
+        ("", "documents/customers", "'customers'"),
+        ("projects/p/databases/(default)/documents/customers", None, "'customers'"),
+        ("projects/p/databases/(default)/documents/customers/c1/sub", None, "customers/c1/sub"),
+    ],
+)
+def test_entry_point_acknowledges_an_event_naming_no_customer_document(
+    fakes: tuple[FakeStamper, FakePublisher],
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    subject: str | None,
+    named: str,
+) -> None:
+    stamper, publisher = fakes
+    headers, _ = load("customer_create")
+    headers = {k: v for k, v in headers.items() if k not in ("ce-subject", "ce-document")}
+    if subject is not None:
+        headers["ce-subject"] = subject
+    status, errors = _post_logging_errors(caplog, headers, _customer_create_body(_named(name)))
+    assert status == 200
+    assert (stamper.calls, publisher.messages) == ([], [])
+    assert len(errors) == 1
+    assert named in errors[0]
+    assert "acknowledged" in errors[0]
+
+
 def test_entry_point_raises_for_a_transient_failure(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pub/Sub down: the event must come again (the platform redelivers on a 500)."""
     from shared.errors import TransientError
