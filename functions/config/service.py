@@ -11,6 +11,9 @@ Rules (docs/config-triggers.md):
 - On customers, a change confined to the counters and reset fields that the usage function and
   the monthly reset write (`quota.BOOKKEEPING_FIELDS`) is billing state, not configuration: no
   stamp, no message (otherwise every usage event would cost a trigger write and a message).
+- Both of these write only valid values over valid ones: a change to those fields that leaves
+  one of them invalid (`created_at: 12345`, `quota_period: "March"`) is a person's write,
+  handled as an invalid document; one that repairs an invalid one is a config change.
 - Invalid documents are never rewritten: an ERROR log names each field and value.
 - An event naming no document, or a path that is no document of the watched collection
   (`customers`, `customers/c1/sub`), is refused (InvalidDocumentError: acknowledged, one ERROR
@@ -201,11 +204,25 @@ def _ignored_update(kind: ConfigKind, event: Change) -> Decision | None:
     if _timestamps_removed(event):
         return None
     if changed <= MANAGED_FIELDS:
-        return Decision.IGNORED_ECHO
-    if kind is ConfigKind.CUSTOMER and changed <= MANAGED_FIELDS | BOOKKEEPING_FIELDS:
+        ignored = Decision.IGNORED_ECHO
+    elif kind is ConfigKind.CUSTOMER and changed <= MANAGED_FIELDS | BOOKKEEPING_FIELDS:
         # Usage counters and the monthly reset: billing state, not configuration.
-        return Decision.IGNORED_BOOKKEEPING
-    return None
+        ignored = Decision.IGNORED_BOOKKEEPING
+    else:
+        return None
+    # The stamp and the usage functions write only valid values, over valid ones: a changed
+    # field that is invalid after (or was before: a repair clears the readers' marks) is a
+    # person's write, handled as any other (an invalid one logged and announced invalid).
+    if changed & (_bad_fields(kind, event.after) | _bad_fields(kind, event.before)):
+        return None
+    return ignored
+
+
+def _bad_fields(kind: ConfigKind, data: Mapping[str, Any] | None) -> set[str]:
+    """Top-level fields of `data` the model finds invalid."""
+    if data is None:
+        return set()
+    return {_top_level(e.field) for e in document_errors(MODEL_OF[kind], data)}
 
 
 def _stamp(kind: ConfigKind, event: Change, stamper: Stamper) -> tuple[Decision, tuple[str, ...]]:

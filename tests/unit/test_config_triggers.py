@@ -369,6 +369,84 @@ def test_a_quota_change_beside_counters_is_a_config_change() -> None:
     assert len(publisher.messages) == 1
 
 
+STAMPED_AT = datetime(2025, 3, 1, tzinfo=UTC)
+STAMPED = {"schema_version": 1, "bundle_tier": "pro", "created_at": STAMPED_AT}
+STAMPED["updated_at"] = STAMPED_AT
+
+
+@pytest.mark.parametrize(
+    ("changes", "value"),
+    [
+        ({"created_at": 12345}, "12345"),
+        ({"created_at": {"a": 1}}, "{'a': 1}"),
+        ({"updated_at": "yesterday"}, "'yesterday'"),
+        ({"created_at": True, "updated_at": "yesterday"}, "'yesterday'"),
+        ({"scenes_generated_this_month": "lots"}, "'lots'"),
+        ({"quota_period": "March"}, "'March'"),
+        ({"total_scenes_generated": -1, "quota_period": "2026-11"}, "-1"),
+    ],
+)
+@pytest.mark.parametrize("masked", [False, True])
+def test_an_invalid_value_in_a_stamp_or_counter_field_is_reported_not_ignored(
+    caplog: pytest.LogCaptureFixture, changes: dict[str, Any], value: str, masked: bool
+) -> None:
+    """Only a person writes an invalid timestamp or counter: it is no echo of the stamp and no
+    usage write. Like any invalid document: not rewritten, one ERROR line naming the field and
+    value, the invalidation says `valid: false` (readers then distrust the field)."""
+    after = {**STAMPED, **changes}
+    event = _customer_update(STAMPED, after, tuple(changes) if masked else ())
+    stamper, publisher = FakeStamper(), FakePublisher()
+    logger = logs.get_logger()
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.ERROR, logger=logs.LOGGER_NAME):
+            result = handle_config_write(ConfigKind.CUSTOMER, event, stamper, publisher)
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert result.decision is Decision.INVALID
+    assert stamper.calls == []
+    [(body, _, attrs)] = publisher.messages
+    assert (body["valid"], attrs["valid"]) == (False, "false")
+    invalid = {e["field"] for e in body["errors"]}
+    assert invalid
+    assert invalid <= set(changes)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert all(f"{name}=" in errors[0] for name in invalid)
+    assert value in errors[0]
+
+
+def test_repairing_an_invalid_stamp_field_is_a_config_change() -> None:
+    """Readers distrust a field announced invalid until a message says the document is valid:
+    the write that repairs it is announced (and stamped), though it changes only created_at."""
+    broken = {**STAMPED, "created_at": 12345}
+    stamper, publisher = FakeStamper(), FakePublisher()
+    event = _customer_update(broken, STAMPED, ("created_at",))
+    result = handle_config_write(ConfigKind.CUSTOMER, event, stamper, publisher)
+    assert result.decision is Decision.STAMPED
+    assert [c[1] for c in stamper.calls] == [("updated_at",)]
+    assert [m[0]["valid"] for m in publisher.messages] == [True]
+    # Its own stamp then comes back as an echo: nothing more.
+    echo = _customer_update(STAMPED, {**STAMPED, "updated_at": T3}, ("updated_at",))
+    assert handle_config_write(ConfigKind.CUSTOMER, echo, stamper, publisher).decision is (
+        Decision.IGNORED_ECHO
+    )
+    assert (len(stamper.calls), len(publisher.messages)) == (1, 1)
+
+
+def test_a_counter_write_on_a_document_invalid_elsewhere_is_still_ignored() -> None:
+    """The invalid field was reported when it was written; every usage write of that customer
+    is not reported again."""
+    before = {**STAMPED, "bundle_tier": "platinum", "scenes_generated_this_month": 4}
+    after = {**before, "scenes_generated_this_month": 5}
+    stamper, publisher = FakeStamper(), FakePublisher()
+    result = handle_config_write(
+        ConfigKind.CUSTOMER, _customer_update(before, after), stamper, publisher
+    )
+    assert result.decision is Decision.IGNORED_BOOKKEEPING
+    assert (stamper.calls, publisher.messages) == ([], [])
+
+
 # --- review: bodies and values that once broke the decoder or the loop guard ----------------
 
 
