@@ -200,7 +200,7 @@ def _ignored_update(kind: ConfigKind, event: Change) -> Decision | None:
     changed = changed_fields(event)
     if not changed:
         return Decision.IGNORED_NO_CHANGE
-    # The stamp only sets timestamps: a write that removes one is a user's overwrite.
+    # The stamp only sets timestamps: a write that removes or nulls one is a user's overwrite.
     if _timestamps_removed(event):
         return None
     if changed <= MANAGED_FIELDS:
@@ -251,16 +251,17 @@ def _stamp(kind: ConfigKind, event: Change, stamper: Stamper) -> tuple[Decision,
 def _stamp_fields(
     before: Mapping[str, Any] | None, after: Mapping[str, Any]
 ) -> dict[str, datetime | None]:
-    """updated_at = server time; created_at too when absent, keeping an earlier one if any."""
-    if CREATED_AT in after:
+    """updated_at = server time; created_at too when absent or null, keeping an earlier one."""
+    if after.get(CREATED_AT) is not None:
         return {UPDATED_AT: None}
     earlier = (before or {}).get(CREATED_AT)
     return {CREATED_AT: earlier if isinstance(earlier, datetime) else None, UPDATED_AT: None}
 
 
 def _timestamps_removed(event: Change) -> bool:
+    """A timestamp there before and gone (or null) now: the stamp never does that."""
     before, after = event.before or {}, event.after or {}
-    return any(name in before and name not in after for name in MANAGED_FIELDS)
+    return any(before.get(name) is not None and after.get(name) is None for name in MANAGED_FIELDS)
 
 
 def _cut(text: str, limit: int) -> str:

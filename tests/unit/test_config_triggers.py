@@ -571,6 +571,40 @@ def test_overwrite_dropping_created_at_with_a_change_keeps_the_first_created_at(
     assert stamper.values == [{"created_at": T1, "updated_at": None}]
 
 
+def test_a_create_with_a_null_created_at_gets_a_creation_time() -> None:
+    created = dataclasses.replace(
+        _customer_update(None, {**BASE, "created_at": None}),  # type: ignore[arg-type]
+        before=None,
+    )
+    stamper, publisher = FakeStamper(), FakePublisher()
+    result = handle_config_write(ConfigKind.CUSTOMER, created, stamper, publisher)
+    assert result.decision is Decision.STAMPED
+    assert stamper.values == [{"created_at": None, "updated_at": None}]  # both server time
+    assert len(publisher.messages) == 1
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_nulling_created_at_is_restamped_with_its_first_value(masked: bool) -> None:
+    """A null created_at is no creation time: like a removed one, it gets its earlier value."""
+    before = {**BASE, "created_at": T1, "updated_at": T2}
+    event = _update(before, {**before, "created_at": None}, T3)
+    if masked:
+        event = dataclasses.replace(event, update_mask=("created_at",))
+    stamper, publisher = FakeStamper(), FakePublisher()
+    result = handle_config_write(ConfigKind.CUSTOMER, event, stamper, publisher)
+    assert result.decision is Decision.STAMPED
+    assert stamper.values == [{"created_at": T1, "updated_at": None}]
+    assert len(publisher.messages) == 1
+
+
+def test_an_update_of_a_document_with_a_null_created_at_stamps_it() -> None:
+    before = {**BASE, "created_at": None, "updated_at": T1}
+    after = {**before, "organization_name": "Renamed"}
+    stamper = FakeStamper()
+    handle_config_write(ConfigKind.CUSTOMER, _update(before, after, T2), stamper, FakePublisher())
+    assert stamper.values == [{"created_at": None, "updated_at": None}]
+
+
 def test_stale_stamp_raced_by_a_counter_write_is_retried_on_the_newer_version() -> None:
     """A user change at T2, then a usage counter write at T3 before the stamp: the counter
     write's own event is `ignored-counters`, so this event must still stamp the user change."""
