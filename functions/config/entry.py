@@ -9,7 +9,7 @@ from functions.config import adapters
 from functions.config.ports import ConfigKind, Decision, InvalidationPublisher, Outcome, Stamper
 from functions.config.service import customer_id_of, handle_config_write
 from functions.edge.documents import decode_document_event
-from shared import logs
+from shared import logs, names
 from shared.errors import PermanentError, classify
 
 REFUSED: Final = "refused-permanent-error"
@@ -27,6 +27,13 @@ QUIET_DECISIONS: Final = frozenset(
 )
 """Decisions that change nothing: logged at DEBUG (the local suite's live log still shows them)."""
 
+COLLECTION_OF: Final = {
+    ConfigKind.CUSTOMER: names.CUSTOMERS,
+    ConfigKind.SCENE: names.SCENES,
+    ConfigKind.FEATURE_FLAGS: names.FEATURE_FLAGS,
+}
+"""The collection (by its default name; settings may rename it) each trigger watches."""
+
 _STAMPER: Stamper | None = None
 """Set by tests to a fake; None: the Firestore stamper."""
 _PUBLISHER: InvalidationPublisher | None = None
@@ -40,7 +47,8 @@ def run_trigger(function: str, kind: ConfigKind, cloud_event: Any) -> Outcome | 
         event = decode_document_event(cloud_event)
         stamper = _STAMPER or adapters.STAMPER.get()
         publisher = _PUBLISHER or adapters.PUBLISHER.get()
-        outcome = handle_config_write(kind, event, stamper, publisher)
+        collection = _watched_collection(kind)
+        outcome = handle_config_write(kind, event, stamper, publisher, collection)
     except Exception as exc:
         # The one classification: only what a retry can fix leaves as TransientError (the
         # platform redelivers); a permanent error answered 500 would be redelivered forever.
@@ -82,3 +90,10 @@ def run_trigger(function: str, kind: ConfigKind, cloud_event: Any) -> Outcome | 
         duration_ms=round((time.perf_counter() - started) * 1000, 2),
     )
     return outcome
+
+
+def _watched_collection(kind: ConfigKind) -> str:
+    """The configured name of the collection the trigger of `kind` watches."""
+    from shared.settings import get_settings  # noqa: PLC0415 -- keep import cheap
+
+    return get_settings().collection(COLLECTION_OF[kind])

@@ -11,7 +11,13 @@ Rules (docs/config-triggers.md):
 - On customers, a change confined to the counters and reset fields that the usage function and
   the monthly reset write (`quota.BOOKKEEPING_FIELDS`) is billing state, not configuration: no
   stamp, no message (otherwise every usage event would cost a trigger write and a message).
+- Both of these write only valid values over valid ones: a change to those fields that leaves
+  one of them invalid (`created_at: 12345`, `quota_period: "March"`) is a person's write,
+  handled as an invalid document; one that repairs an invalid one is a config change.
 - Invalid documents are never rewritten: an ERROR log names each field and value.
+- An event naming no document, or a path that is no document of the watched collection
+  (`customers`, `customers/c1/sub`), is refused (InvalidDocumentError: acknowledged, one ERROR
+  line naming the path): no retry would give it a document to stamp.
 - A stamp Firestore refuses for good (InvalidArgument: the two timestamps would push a document
   near 1 MiB past the limit) is logged once at ERROR and said in the invalidation's `notes`; the
   event is acknowledged (a redelivery would be refused the same way).
@@ -37,7 +43,7 @@ from functions.config.ports import (
 )
 from functions.edge.documents import Change, ChangeKind
 from shared import logs
-from shared.errors import FieldError, PermanentError
+from shared.errors import FieldError, InvalidDocumentError, PermanentError
 from shared.invalidation import Invalidation, bounded_errors
 from shared.models import Customer, FeatureFlags, Scene, document_errors
 from shared.quota import BOOKKEEPING_FIELDS
@@ -102,11 +108,17 @@ def handle_config_write(
     event: Change,
     stamper: Stamper,
     publisher: InvalidationPublisher,
+    collection: str | None = None,
 ) -> Outcome:
-    """Apply the config-write rules to one decoded event (see the module docstring)."""
+    """Apply the config-write rules to one decoded event (see the module docstring).
+
+    `collection`: the collection the trigger watches (None: any); an event whose document is
+    not `{collection}/{id}` raises InvalidDocumentError.
+    """
     change = event.kind
     if change is None:
         return Outcome(Decision.IGNORED_EMPTY)
+    check_document_path(event.document, collection)
     errors: list[FieldError] = []
     stamps: tuple[str, ...] = ()
     decision = Decision.DELETED
@@ -146,6 +158,20 @@ def handle_config_write(
     return Outcome(decision, stamps, invalidation, errors, refusal)
 
 
+def check_document_path(document: str, collection: str | None) -> None:
+    """Raise InvalidDocumentError unless `document` is `{collection}/{id}` (a top-level
+    document of the watched collection; any collection when None)."""
+    parts = document.split("/")
+    if len(parts) == 2 and all(parts) and collection in (None, parts[0]):
+        return
+    if document:
+        expected = f"a document of the watched collection: {collection or '{collection}'}/{{id}}"
+    else:
+        expected = "a document path (the event's value, old value and subject name none)"
+    error = FieldError("document", document or None, expected)
+    raise InvalidDocumentError("Firestore event", [error])
+
+
 def invalidation_of(
     kind: ConfigKind,
     event: Change,
@@ -174,15 +200,29 @@ def _ignored_update(kind: ConfigKind, event: Change) -> Decision | None:
     changed = changed_fields(event)
     if not changed:
         return Decision.IGNORED_NO_CHANGE
-    # The stamp only sets timestamps: a write that removes one is a user's overwrite.
+    # The stamp only sets timestamps: a write that removes or nulls one is a user's overwrite.
     if _timestamps_removed(event):
         return None
     if changed <= MANAGED_FIELDS:
-        return Decision.IGNORED_ECHO
-    if kind is ConfigKind.CUSTOMER and changed <= MANAGED_FIELDS | BOOKKEEPING_FIELDS:
+        ignored = Decision.IGNORED_ECHO
+    elif kind is ConfigKind.CUSTOMER and changed <= MANAGED_FIELDS | BOOKKEEPING_FIELDS:
         # Usage counters and the monthly reset: billing state, not configuration.
-        return Decision.IGNORED_BOOKKEEPING
-    return None
+        ignored = Decision.IGNORED_BOOKKEEPING
+    else:
+        return None
+    # The stamp and the usage functions write only valid values, over valid ones: a changed
+    # field that is invalid after (or was before: a repair clears the readers' marks) is a
+    # person's write, handled as any other (an invalid one logged and announced invalid).
+    if changed & (_bad_fields(kind, event.after) | _bad_fields(kind, event.before)):
+        return None
+    return ignored
+
+
+def _bad_fields(kind: ConfigKind, data: Mapping[str, Any] | None) -> set[str]:
+    """Top-level fields of `data` the model finds invalid."""
+    if data is None:
+        return set()
+    return {_top_level(e.field) for e in document_errors(MODEL_OF[kind], data)}
 
 
 def _stamp(kind: ConfigKind, event: Change, stamper: Stamper) -> tuple[Decision, tuple[str, ...]]:
@@ -211,16 +251,17 @@ def _stamp(kind: ConfigKind, event: Change, stamper: Stamper) -> tuple[Decision,
 def _stamp_fields(
     before: Mapping[str, Any] | None, after: Mapping[str, Any]
 ) -> dict[str, datetime | None]:
-    """updated_at = server time; created_at too when absent, keeping an earlier one if any."""
-    if CREATED_AT in after:
+    """updated_at = server time; created_at too when absent or null, keeping an earlier one."""
+    if after.get(CREATED_AT) is not None:
         return {UPDATED_AT: None}
     earlier = (before or {}).get(CREATED_AT)
     return {CREATED_AT: earlier if isinstance(earlier, datetime) else None, UPDATED_AT: None}
 
 
 def _timestamps_removed(event: Change) -> bool:
+    """A timestamp there before and gone (or null) now: the stamp never does that."""
     before, after = event.before or {}, event.after or {}
-    return any(name in before and name not in after for name in MANAGED_FIELDS)
+    return any(before.get(name) is not None and after.get(name) is None for name in MANAGED_FIELDS)
 
 
 def _cut(text: str, limit: int) -> str:

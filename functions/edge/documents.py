@@ -28,6 +28,11 @@ from shared.times import parse_rfc3339
 
 _DOCUMENTS_MARKER: Final = "/documents/"
 _KIND: Final = "DocumentEventData"
+_MIN_SECONDS: Final = -62_135_596_800
+"""0001-01-01T00:00:00Z, the earliest time Firestore (and a Python datetime) holds."""
+_MAX_SECONDS: Final = 253_402_300_799
+"""9999-12-31T23:59:59Z, the latest."""
+_NANOS_PER_SECOND: Final = 1_000_000_000
 FIRESTORE_EVENT_TYPES: Final = frozenset(
     f"google.cloud.firestore.document.v1.{what}{auth}"
     for what in ("written", "created", "updated", "deleted")
@@ -91,7 +96,8 @@ class Change:
 def decode_document_event(event: Any) -> Change:
     """A CloudEvent (as functions-framework hands it over) -> Change.
 
-    Raises InvalidDocumentError when the body is not a DocumentEventData in the declared form.
+    Raises InvalidDocumentError when the body is not a DocumentEventData in the declared form,
+    or holds a timestamp no datetime can hold (the error names the field and its value).
     """
     attrs = _attributes(event)
     event_type = str(attrs.get("type") or "")
@@ -112,11 +118,11 @@ def decode_document_event(event: Any) -> Change:
         source=str(attrs.get("source", "")),
         time=parse_rfc3339(attrs.get("time"), naive_is_utc=True),
         document=_relative_path(name) or _document_from_attributes(attrs),
-        before=None if old is None else fields_to_python(old.fields),
-        after=None if value is None else fields_to_python(value.fields),
+        before=None if old is None else fields_to_python(old.fields, "old_value"),
+        after=None if value is None else fields_to_python(value.fields, "value"),
         update_mask=tuple(message.update_mask.field_paths),
-        before_update_time=_ts(old.update_time) if old is not None else None,
-        after_update_time=_ts(value.update_time) if value is not None else None,
+        before_update_time=None if old is None else _ts(old.update_time, "old_value.update_time"),
+        after_update_time=None if value is None else _ts(value.update_time, "value.update_time"),
     )
 
 
@@ -180,22 +186,27 @@ def _read(data: Any, form: _Form) -> Any:
     return message
 
 
-def fields_to_python(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """A protobuf `map<string, Value>` as a plain dict."""
-    return {str(key): value_to_python(value) for key, value in fields.items()}
+def fields_to_python(fields: Mapping[str, Any], path: str = "") -> dict[str, Any]:
+    """A protobuf `map<string, Value>` as a plain dict (`path`: where the map is, for errors)."""
+    return {
+        str(key): value_to_python(value, _join(path, str(key))) for key, value in fields.items()
+    }
 
 
-def value_to_python(value: Any) -> Any:  # noqa: PLR0911 -- one return per Value kind
-    """One protobuf Firestore `Value` as a plain Python value."""
+def value_to_python(value: Any, path: str = "") -> Any:  # noqa: PLR0911 -- one return per kind
+    """One protobuf Firestore `Value` as a plain Python value.
+
+    Raises InvalidDocumentError naming `path` for a timestamp no datetime can hold.
+    """
     kind = value.WhichOneof("value_type")
     if kind is None or kind == "null_value":
         return None
     if kind == "timestamp_value":
-        return _ts(value.timestamp_value)
+        return _ts(value.timestamp_value, path)
     if kind == "map_value":
-        return fields_to_python(value.map_value.fields)
+        return fields_to_python(value.map_value.fields, path)
     if kind == "array_value":
-        return [value_to_python(v) for v in value.array_value.values]
+        return [value_to_python(v, f"{path}[{i}]") for i, v in enumerate(value.array_value.values)]
     if kind == "geo_point_value":
         point = value.geo_point_value
         return {"latitude": point.latitude, "longitude": point.longitude}
@@ -204,9 +215,26 @@ def value_to_python(value: Any) -> Any:  # noqa: PLR0911 -- one return per Value
     return getattr(value, kind)
 
 
-def _ts(ts: Any) -> datetime:
-    """Aware UTC datetime keeping the nanoseconds (usable as an update-time precondition)."""
-    return cast(datetime, DatetimeWithNanoseconds.from_timestamp_pb(ts))  # type: ignore[no-untyped-call]
+def _ts(ts: Any, path: str) -> datetime:
+    """Aware UTC datetime keeping the nanoseconds (usable as an update-time precondition).
+
+    A protobuf Timestamp may carry any int64 seconds and int32 nanos; one outside Firestore's
+    range (years 1 to 9999, nanos 0 to 999,999,999) is no document a retry could read: it is
+    refused as InvalidDocumentError naming `path` and the value.
+    """
+    seconds, nanos = int(ts.seconds), int(ts.nanos)
+    if _MIN_SECONDS <= seconds <= _MAX_SECONDS and 0 <= nanos < _NANOS_PER_SECOND:
+        try:
+            return cast(datetime, DatetimeWithNanoseconds.from_timestamp_pb(ts))  # type: ignore[no-untyped-call]
+        except (OverflowError, ValueError):
+            pass
+    expected = "a timestamp from 0001-01-01 to 9999-12-31 UTC, nanos from 0 to 999999999"
+    value = {"seconds": seconds, "nanos": nanos}
+    raise InvalidDocumentError(_KIND, [FieldError(path or "(timestamp)", value, expected)])
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
 
 
 def _relative_path(name: str) -> str:

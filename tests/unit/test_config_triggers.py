@@ -369,6 +369,84 @@ def test_a_quota_change_beside_counters_is_a_config_change() -> None:
     assert len(publisher.messages) == 1
 
 
+STAMPED_AT = datetime(2025, 3, 1, tzinfo=UTC)
+STAMPED = {"schema_version": 1, "bundle_tier": "pro", "created_at": STAMPED_AT}
+STAMPED["updated_at"] = STAMPED_AT
+
+
+@pytest.mark.parametrize(
+    ("changes", "value"),
+    [
+        ({"created_at": 12345}, "12345"),
+        ({"created_at": {"a": 1}}, "{'a': 1}"),
+        ({"updated_at": "yesterday"}, "'yesterday'"),
+        ({"created_at": True, "updated_at": "yesterday"}, "'yesterday'"),
+        ({"scenes_generated_this_month": "lots"}, "'lots'"),
+        ({"quota_period": "March"}, "'March'"),
+        ({"total_scenes_generated": -1, "quota_period": "2026-11"}, "-1"),
+    ],
+)
+@pytest.mark.parametrize("masked", [False, True])
+def test_an_invalid_value_in_a_stamp_or_counter_field_is_reported_not_ignored(
+    caplog: pytest.LogCaptureFixture, changes: dict[str, Any], value: str, masked: bool
+) -> None:
+    """Only a person writes an invalid timestamp or counter: it is no echo of the stamp and no
+    usage write. Like any invalid document: not rewritten, one ERROR line naming the field and
+    value, the invalidation says `valid: false` (readers then distrust the field)."""
+    after = {**STAMPED, **changes}
+    event = _customer_update(STAMPED, after, tuple(changes) if masked else ())
+    stamper, publisher = FakeStamper(), FakePublisher()
+    logger = logs.get_logger()
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.ERROR, logger=logs.LOGGER_NAME):
+            result = handle_config_write(ConfigKind.CUSTOMER, event, stamper, publisher)
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert result.decision is Decision.INVALID
+    assert stamper.calls == []
+    [(body, _, attrs)] = publisher.messages
+    assert (body["valid"], attrs["valid"]) == (False, "false")
+    invalid = {e["field"] for e in body["errors"]}
+    assert invalid
+    assert invalid <= set(changes)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert all(f"{name}=" in errors[0] for name in invalid)
+    assert value in errors[0]
+
+
+def test_repairing_an_invalid_stamp_field_is_a_config_change() -> None:
+    """Readers distrust a field announced invalid until a message says the document is valid:
+    the write that repairs it is announced (and stamped), though it changes only created_at."""
+    broken = {**STAMPED, "created_at": 12345}
+    stamper, publisher = FakeStamper(), FakePublisher()
+    event = _customer_update(broken, STAMPED, ("created_at",))
+    result = handle_config_write(ConfigKind.CUSTOMER, event, stamper, publisher)
+    assert result.decision is Decision.STAMPED
+    assert [c[1] for c in stamper.calls] == [("updated_at",)]
+    assert [m[0]["valid"] for m in publisher.messages] == [True]
+    # Its own stamp then comes back as an echo: nothing more.
+    echo = _customer_update(STAMPED, {**STAMPED, "updated_at": T3}, ("updated_at",))
+    assert handle_config_write(ConfigKind.CUSTOMER, echo, stamper, publisher).decision is (
+        Decision.IGNORED_ECHO
+    )
+    assert (len(stamper.calls), len(publisher.messages)) == (1, 1)
+
+
+def test_a_counter_write_on_a_document_invalid_elsewhere_is_still_ignored() -> None:
+    """The invalid field was reported when it was written; every usage write of that customer
+    is not reported again."""
+    before = {**STAMPED, "bundle_tier": "platinum", "scenes_generated_this_month": 4}
+    after = {**before, "scenes_generated_this_month": 5}
+    stamper, publisher = FakeStamper(), FakePublisher()
+    result = handle_config_write(
+        ConfigKind.CUSTOMER, _customer_update(before, after), stamper, publisher
+    )
+    assert result.decision is Decision.IGNORED_BOOKKEEPING
+    assert (stamper.calls, publisher.messages) == ([], [])
+
+
 # --- review: bodies and values that once broke the decoder or the loop guard ----------------
 
 
@@ -493,6 +571,40 @@ def test_overwrite_dropping_created_at_with_a_change_keeps_the_first_created_at(
     assert stamper.values == [{"created_at": T1, "updated_at": None}]
 
 
+def test_a_create_with_a_null_created_at_gets_a_creation_time() -> None:
+    created = dataclasses.replace(
+        _customer_update(None, {**BASE, "created_at": None}),  # type: ignore[arg-type]
+        before=None,
+    )
+    stamper, publisher = FakeStamper(), FakePublisher()
+    result = handle_config_write(ConfigKind.CUSTOMER, created, stamper, publisher)
+    assert result.decision is Decision.STAMPED
+    assert stamper.values == [{"created_at": None, "updated_at": None}]  # both server time
+    assert len(publisher.messages) == 1
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_nulling_created_at_is_restamped_with_its_first_value(masked: bool) -> None:
+    """A null created_at is no creation time: like a removed one, it gets its earlier value."""
+    before = {**BASE, "created_at": T1, "updated_at": T2}
+    event = _update(before, {**before, "created_at": None}, T3)
+    if masked:
+        event = dataclasses.replace(event, update_mask=("created_at",))
+    stamper, publisher = FakeStamper(), FakePublisher()
+    result = handle_config_write(ConfigKind.CUSTOMER, event, stamper, publisher)
+    assert result.decision is Decision.STAMPED
+    assert stamper.values == [{"created_at": T1, "updated_at": None}]
+    assert len(publisher.messages) == 1
+
+
+def test_an_update_of_a_document_with_a_null_created_at_stamps_it() -> None:
+    before = {**BASE, "created_at": None, "updated_at": T1}
+    after = {**before, "organization_name": "Renamed"}
+    stamper = FakeStamper()
+    handle_config_write(ConfigKind.CUSTOMER, _update(before, after, T2), stamper, FakePublisher())
+    assert stamper.values == [{"created_at": None, "updated_at": None}]
+
+
 def test_stale_stamp_raced_by_a_counter_write_is_retried_on_the_newer_version() -> None:
     """A user change at T2, then a usage counter write at T3 before the stamp: the counter
     write's own event is `ignored-counters`, so this event must still stamp the user change."""
@@ -608,6 +720,131 @@ def test_entry_point_acknowledges_a_body_that_is_no_document_event(
     assert len(errors) == 1
     assert "DocumentEventData" in errors[0]
     assert headers["ce-id"] in errors[0]
+
+
+def _customer_create_body(mutate: Any) -> bytes:
+    from google.events.cloud.firestore_v1.types import DocumentEventData
+
+    message = DocumentEventData.pb()()
+    message.value.name = "projects/p/databases/(default)/documents/customers/c1"
+    message.value.fields["schema_version"].integer_value = 1
+    message.value.fields["bundle_tier"].string_value = "pro"
+    message.value.update_time.seconds = 1_735_689_600
+    mutate(message)
+    return bytes(message.SerializeToString())
+
+
+def _post_logging_errors(
+    caplog: pytest.LogCaptureFixture, headers: dict[str, str], body: bytes
+) -> tuple[int, list[str]]:
+    client = functions_framework.create_app("on_customer_written", str(MAIN), "cloudevent")
+    logger = logs.get_logger()
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.ERROR, logger=logs.LOGGER_NAME):
+            response = client.test_client().post("/", headers=headers, data=body)
+    finally:
+        logger.removeHandler(caplog.handler)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    return response.status_code, errors
+
+
+def _year_10000(message: Any) -> None:
+    message.value.fields["contract_start"].timestamp_value.seconds = 253_402_300_800
+
+
+def _nanos_of_a_whole_second(message: Any) -> None:
+    message.value.fields["contract_start"].timestamp_value.nanos = 1_000_000_000
+
+
+def _update_time_before_year_1(message: Any) -> None:
+    message.value.update_time.seconds = -(10**12)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "named"),
+    [
+        (_year_10000, "value.contract_start"),
+        (_nanos_of_a_whole_second, "value.contract_start"),
+        (_update_time_before_year_1, "value.update_time"),
+    ],
+)
+def test_entry_point_acknowledges_a_timestamp_out_of_range(
+    fakes: tuple[FakeStamper, FakePublisher],
+    caplog: pytest.LogCaptureFixture,
+    mutate: Any,
+    named: str,
+) -> None:
+    """A timestamp protobuf allows but no datetime holds is an undecodable event: 2xx and one
+    ERROR line naming the field, not a 500 redelivered for the whole retry window."""
+    stamper, publisher = fakes
+    headers, _ = load("customer_create")
+    status, errors = _post_logging_errors(caplog, headers, _customer_create_body(mutate))
+    assert status == 200
+    assert (stamper.calls, publisher.messages) == ([], [])
+    assert len(errors) == 1
+    assert named in errors[0]
+    assert "acknowledged" in errors[0]
+
+
+@pytest.mark.parametrize("document", ["", "customers", "customers/c1/sub", "/c1", "customers/"])
+def test_an_event_naming_no_document_of_the_collection_is_refused(document: str) -> None:
+    """Firestore would refuse the stamp with ValueError (an odd path), which counts as transient:
+    the event was redelivered for 24 h. No retry gives it a document: a permanent refusal."""
+    event = dataclasses.replace(decoded("customer_update"), document=document)
+    stamper, publisher = FakeStamper(), FakePublisher()
+    with pytest.raises(InvalidDocumentError, match="document") as caught:
+        handle_config_write(ConfigKind.CUSTOMER, event, stamper, publisher, "customers")
+    [error] = caught.value.errors
+    assert (error.field, error.value) == ("document", document or None)
+    assert (stamper.calls, publisher.messages) == ([], [])
+
+
+def test_a_document_of_another_collection_is_refused() -> None:
+    event = dataclasses.replace(decoded("customer_update"), document="scenes/s1")
+    stamper, publisher = FakeStamper(), FakePublisher()
+    with pytest.raises(InvalidDocumentError, match="customers/"):
+        handle_config_write(ConfigKind.CUSTOMER, event, stamper, publisher, "customers")
+    assert (stamper.calls, publisher.messages) == ([], [])
+    # Without a collection to compare with, any top-level document is one.
+    result = handle_config_write(ConfigKind.CUSTOMER, event, stamper, publisher)
+    assert result.decision is Decision.STAMPED
+
+
+def _named(name: str) -> Any:
+    def mutate(message: Any) -> None:
+        message.value.name = name
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    ("name", "subject", "named"),
+    [
+        ("", None, "document=None"),
+        ("", "documents/customers", "'customers'"),
+        ("projects/p/databases/(default)/documents/customers", None, "'customers'"),
+        ("projects/p/databases/(default)/documents/customers/c1/sub", None, "customers/c1/sub"),
+    ],
+)
+def test_entry_point_acknowledges_an_event_naming_no_customer_document(
+    fakes: tuple[FakeStamper, FakePublisher],
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    subject: str | None,
+    named: str,
+) -> None:
+    stamper, publisher = fakes
+    headers, _ = load("customer_create")
+    headers = {k: v for k, v in headers.items() if k not in ("ce-subject", "ce-document")}
+    if subject is not None:
+        headers["ce-subject"] = subject
+    status, errors = _post_logging_errors(caplog, headers, _customer_create_body(_named(name)))
+    assert status == 200
+    assert (stamper.calls, publisher.messages) == ([], [])
+    assert len(errors) == 1
+    assert named in errors[0]
+    assert "acknowledged" in errors[0]
 
 
 def test_entry_point_raises_for_a_transient_failure(monkeypatch: pytest.MonkeyPatch) -> None:

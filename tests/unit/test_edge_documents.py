@@ -74,6 +74,88 @@ def test_event_time_is_parsed_as_rfc3339() -> None:
     assert change.kind is None
 
 
+def _customer_body(mutate: Any) -> bytes:
+    """A protobuf DocumentEventData creating customers/c1, changed by `mutate(message)`."""
+    from google.events.cloud.firestore_v1.types import DocumentEventData
+
+    message = DocumentEventData.pb()()
+    message.value.name = "projects/p/databases/(default)/documents/customers/c1"
+    message.value.fields["schema_version"].integer_value = 1
+    message.value.fields["bundle_tier"].string_value = "pro"
+    message.value.update_time.seconds = 1_735_689_600
+    mutate(message)
+    return bytes(message.SerializeToString())
+
+
+def _set_field(seconds: int, nanos: int = 0) -> Any:
+    def mutate(message: Any) -> None:
+        stamp = message.value.fields["contract_start"].timestamp_value
+        stamp.seconds, stamp.nanos = seconds, nanos
+
+    return mutate
+
+
+def _set_in_list(seconds: int) -> Any:
+    def mutate(message: Any) -> None:
+        values = message.value.fields["custom_settings"].map_value.fields["windows"]
+        values.array_value.values.add().string_value = "ok"
+        values.array_value.values.add().timestamp_value.seconds = seconds
+
+    return mutate
+
+
+def _set_update_time(seconds: int) -> Any:
+    def mutate(message: Any) -> None:
+        message.value.update_time.seconds = seconds
+
+    return mutate
+
+
+def _set_old_update_time(seconds: int) -> Any:
+    def mutate(message: Any) -> None:
+        message.old_value.name = message.value.name
+        message.old_value.fields["schema_version"].integer_value = 1
+        message.old_value.update_time.seconds = seconds
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "value"),
+    [
+        (_set_field(253_402_300_800), "value.contract_start", "253402300800"),  # year 10000
+        (_set_field(0, 1_000_000_000), "value.contract_start", "1000000000"),
+        (_set_field(0, -1), "value.contract_start", "-1"),
+        (_set_field(-(10**12)), "value.contract_start", "-1000000000000"),
+        (_set_in_list(10**15), "value.custom_settings.windows[1]", "1000000000000000"),
+        (_set_update_time(-(10**12)), "value.update_time", "-1000000000000"),
+        (_set_old_update_time(253_402_300_800), "old_value.update_time", "253402300800"),
+    ],
+)
+def test_a_timestamp_no_datetime_holds_is_an_undecodable_event(
+    mutate: Any, field: str, value: str
+) -> None:
+    """Protobuf takes any int64 seconds and int32 nanos; a datetime stops at year 9999. Such a
+    body is no document a retry could read: refused naming the field and its value (an
+    OverflowError or ValueError would have been called transient and redelivered for 24 h)."""
+    headers, _ = recorded("customer_create")
+    event = from_http(headers, _customer_body(mutate))
+    with pytest.raises(InvalidDocumentError, match="DocumentEventData") as caught:
+        decode_document_event(event)
+    [error] = caught.value.errors
+    assert error.field == field
+    assert value in str(error)
+
+
+def test_timestamps_at_the_ends_of_firestores_range_are_decoded() -> None:
+    headers, _ = recorded("customer_create")
+    for seconds, nanos, year in [(-62_135_596_800, 0, 1), (253_402_300_799, 999_999_999, 9999)]:
+        event = from_http(headers, _customer_body(_set_field(seconds, nanos)))
+        change = decode_document_event(event)
+        assert change.after is not None
+        assert change.after["contract_start"].year == year
+
+
 # --- adapters: facts and classified errors ---------------------------------------------------
 
 
