@@ -60,12 +60,12 @@ def try_it_lines(
     lines = [
         "# try it, in another shell in this folder (the CLI finds this suite by itself):",
         f"#   {blueprint} usage send --customer lab_001 --action scene_generated "
-        "--scene scene_kitchen_v2",
-        f"#   {blueprint} inspect customers",
-        f"#   {blueprint} usage report --customer lab_001 --month {month}",
+        "--scene scene_kitchen_v2 --episodes 3",
+        f"#   {blueprint} inspect customers lab_001",
+        f"#   {blueprint} usage report --customer lab_001 --month {month} --chart usage.png",
         f"#   {blueprint} watch alerts",
-        f"#   {prefix}python -m devstack outage --seconds 20   "
-        f"(then {blueprint} inspect dead-letters; {blueprint} usage replay)",
+        f"#   {prefix}python -m devstack outage --seconds 20   (send a few events while it is "
+        f"away; then {blueprint} inspect dead-letters; {blueprint} usage replay)",
     ]
     if console_url:
         lines.append(f"#   open the console: {console_url}")

@@ -114,11 +114,15 @@ class UsageReport:
         return self.counter - self.scenes_generated
 
     @property
+    def scenes_used(self) -> int:
+        """The month's scenes against the quota: its records, plus the count it started with."""
+        return self.scenes_generated + (self.started_at or 0)
+
+    @property
     def quota_text(self) -> str:
         """`37 of 100 scenes (37.0 %)` or `37 scenes (unlimited)`; with a seeded start, the
         customer's count, then where it comes from."""
-        start = self.started_at
-        used = self.scenes_generated + (start or 0)
+        start, used = self.started_at, self.scenes_used
         if is_unlimited(self.quota):
             text = f"{used} scenes (unlimited)"
         else:

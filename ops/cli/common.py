@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,7 +42,8 @@ class Run:
         """A rich console on this run's stdout (no colour codes when it is not a terminal)."""
         from rich.console import Console  # noqa: PLC0415
 
-        console = Console(file=self.out, highlight=False, soft_wrap=False)
+        # markup=False: stored text (ids, reasons such as "[a-z0-9_.-]") is printed as it is.
+        console = Console(file=self.out, highlight=False, soft_wrap=False, markup=False)
         if not console.is_terminal:
             # A pipe or a file has no width: never cut a table to rich's default 80 columns.
             console.width = 200
@@ -52,8 +54,20 @@ class Run:
         print(text, file=self.out)
 
     def json(self, data: Any) -> None:
-        """`data` as one JSON document on stdout (keys in a stable order, UTF-8 as is)."""
-        print(json.dumps(data, ensure_ascii=False, default=str), file=self.out)
+        """`data` as one JSON document on stdout (keys in a stable order, UTF-8 as is); a stored
+        NaN or infinity, which JSON has no word for, as the text "nan" / "inf"."""
+        text = json.dumps(_finite(data), ensure_ascii=False, default=str, allow_nan=False)
+        print(text, file=self.out)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def run_of(ctx: typer.Context) -> Run:
@@ -140,6 +154,8 @@ def check_month(text: str | None) -> str | None:
 
     if not MONTH_RE.match(text) or text < "0001-01":
         raise typer.BadParameter(f"{text!r}: expected YYYY-MM, for example 2025-01")
+    if text == "9999-12":  # its end, the first instant of year 10000, has no timestamp
+        raise typer.BadParameter(f"{text!r}: expected a month from 0001-01 to 9999-11")
     return text
 
 

@@ -8,6 +8,7 @@ a person at a prompt. Whatever the model still refuses is said the same way.
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Final
@@ -45,6 +46,10 @@ def register(app: typer.Typer) -> None:
     usage_app.command("send")(send)
 
 
+_WHOLE: Final = re.compile(r"-?[0-9]+", re.ASCII)
+_AMOUNT: Final = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", re.ASCII)
+
+
 def bad(field: str, value: object) -> CliError:
     """The one-line usage error for an event field's bad value."""
     option, expected = EXPECTED[field]
@@ -55,20 +60,18 @@ def whole(field: str, text: str | None) -> int | None:
     """A count option: a whole number (its range is the model's, checked with the event)."""
     if text is None:
         return None
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise bad(field, text) from None
+    if not _WHOLE.fullmatch(text):  # int() also takes "1_000", " 7\n" and other scripts' digits
+        raise bad(field, text)
+    return int(text)
 
 
 def amount(field: str, text: str | None) -> float | None:
     """An amount option: a finite number (its sign is the model's, checked with the event)."""
     if text is None:
         return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise bad(field, text) from None
+    if not _AMOUNT.fullmatch(text):  # float() also takes "1_0", "nan" and other scripts' digits
+        raise bad(field, text)
+    value = float(text)
     if not math.isfinite(value):
         raise bad(field, text)
     return value
@@ -186,3 +189,4 @@ def send(
     run.print(
         f"see its record: blueprint inspect usage --customer {event.customer_id} --month {month}"
     )
+    run.print(f"or, if it was refused: blueprint inspect rejections --customer {event.customer_id}")

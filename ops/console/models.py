@@ -38,6 +38,9 @@ class QuotaBar:
 
     used: int
     quota: int | None
+    started_at: int | None = None
+    """Scenes the month started with before its records (a count kept from before the suite,
+    or the demo's seed): part of `used`."""
 
     @property
     def unlimited(self) -> bool:

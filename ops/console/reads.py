@@ -265,7 +265,7 @@ def customer_view(
         exists=report.customer_exists,
         tier=item.tier if item else None,
         status=status,
-        quota=QuotaBar(report.scenes_generated, report.quota),
+        quota=QuotaBar(report.scenes_used, report.quota, report.started_at),
         actions=tuple(_totals(t) for t in report.actions.values()),
         total=_totals(report.total),
         cost_chart=cost_chart,

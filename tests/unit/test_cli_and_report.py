@@ -47,6 +47,8 @@ def unreachable() -> Any:
         (["migrate"], 2, "Missing argument 'paths'"),
         (["usage", "report", "--month", "2025-01"], 2, "--customer"),
         (["usage", "report", "--customer", "c", "--month", "Jan"], 2, "expected YYYY-MM"),
+        (["inspect", "alerts", "--month", "9999-12"], 2, "to 9999-11"),
+        (["usage", "recount", "--month", "9999-12", "--dry-run"], 2, "to 9999-11"),
         (["migrate", "/no/such/export"], 1, "no such file or directory"),
         (["migrate", "x", "--batch-size", "900"], 2, "expected 1 to 500"),
         (["quota", "reset"], 2, "pass --dry-run"),
@@ -254,7 +256,7 @@ def test_emulator_that_never_answers_is_one_clear_line() -> None:
         (["quota", "reset", "--dry-run", "--month", "2999-01"], 2, "future"),
         (["quota", "reset", "--yes", "--month", "0000-01"], 2, "YYYY-MM"),
         (["usage", "report", "--customer", "c", "--month", "0000-01"], 2, "YYYY-MM"),
-        (["usage", "report", "--customer", "c", "--month", "9999-12"], 2, "future"),
+        (["usage", "report", "--customer", "c", "--month", "9999-11"], 2, "future"),
         (
             ["usage", "report", "--customer", "c", "--month", "2025-01", "--chart", "x.jpg"],
             1,

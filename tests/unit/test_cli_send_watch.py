@@ -72,6 +72,8 @@ def test_send_publishes_the_event_and_prints_message_and_event_ids(
     assert "message_id: m-1" in out
     assert f"event_id: {body['event_id']}" in out
     assert "blueprint inspect usage --customer lab_001 --month " in out
+    # Sending cannot know whether the event will be refused: where to look if it was.
+    assert "or, if it was refused: blueprint inspect rejections --customer lab_001" in out
 
 
 def test_send_json_and_given_values(
@@ -108,6 +110,13 @@ def test_send_json_and_given_values(
         (["--minutes", "-0.5"], "--minutes -0.5: expected a finite number >= 0"),
         (["--gb", "inf"], "--gb 'inf': expected a finite number >= 0"),
         (["--gb", "lots"], "--gb 'lots': expected a finite number >= 0"),
+        # Python's int() and float() also take these; the event must carry what was typed.
+        (["--episodes", "1_000"], "--episodes '1_000': expected a whole number"),
+        (["--episodes", "\u0663"], "--episodes"),
+        (["--episodes", " 7\n"], "--episodes"),
+        (["--minutes", "1_0"], "--minutes '1_0': expected a finite number >= 0"),
+        (["--gb", "\u0663.5"], "--gb"),
+        (["--gb", "nan"], "--gb 'nan': expected a finite number >= 0"),
         (["--timestamp", "yesterday"], "--timestamp 'yesterday': expected RFC 3339"),
         (["--timestamp", "2026-11-02T10:00:00"], "expected RFC 3339 with an offset"),
         (["--event-id", "x" * 257], "--event-id 'xxx"),

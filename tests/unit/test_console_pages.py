@@ -276,3 +276,24 @@ def test_the_first_failed_aggregation_fails_the_page_without_waiting_for_the_res
     time.sleep(0.3)  # the requests in flight when it failed end meanwhile
     # March has 15 days by NOW: those in flight were made, the queued ones never.
     assert len(made) <= usage_sums.AGGREGATION_WORKERS + 1 < 15
+
+
+def test_a_customers_quota_is_the_same_number_on_every_page() -> None:
+    # A customer that started the month at 45 scenes (counted before its records) showed 46 on
+    # the customers page and 1 on its own page.
+    db = FakeFirestore()
+    db.put(
+        SETTINGS.customers_collection,
+        "c1",
+        {
+            "schema_version": 1,
+            "bundle_tier": "pro",
+            "monthly_scene_quota": 100,
+            "scenes_generated_this_month": 46,
+            "quota_period": "2026-03",
+        },
+    )
+    _record(db, "r0", "c1", datetime(2026, 3, 10, tzinfo=UTC), "0.10")
+    page = _app(db).get("/customers/c1").get_data(as_text=True)
+    assert "46 of 100" in page
+    assert "The month started at 45 scenes" in page

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 from pathlib import Path
 
@@ -139,13 +140,20 @@ def test_the_start_up_ends_with_the_commands_to_type_next() -> None:
     text = "\n".join(lines)
     for command in (
         ".venv/bin/blueprint usage send --customer lab_001 --action scene_generated "
-        "--scene scene_kitchen_v2",
-        ".venv/bin/blueprint inspect customers",
-        ".venv/bin/blueprint usage report --customer lab_001 --month 2026-12",
+        "--scene scene_kitchen_v2 --episodes 3",
+        ".venv/bin/blueprint inspect customers lab_001",
+        ".venv/bin/blueprint usage report --customer lab_001 --month 2026-12 --chart usage.png",
         ".venv/bin/blueprint watch alerts",
         ".venv/bin/python -m devstack outage --seconds 20",
     ):
         assert f"#   {command}" in text
+    # The README's first hour says the block shows its commands: the same ones.
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    hour = " ".join(readme.split("## Your first hour")[1].split("\n## ")[0].split())
+    for command in re.findall(
+        r"`(\.venv/bin/blueprint (?:usage send|inspect customers)[^`]*)`", hour
+    ):
+        assert f"#   {command}" in text, command
     assert lines[-1].startswith("# Ctrl-C stops everything")
     assert all(line.startswith("#") for line in lines)
     with_console = try_it_lines("2026-12", console_url="http://127.0.0.1:8080/")
