@@ -252,7 +252,7 @@ class CustomerConfigService:
             customer.bundle_tier,
             own if isinstance(own, FeatureFlags) else None,
             customer.feature_overrides,
-            glob.model if isinstance(glob.model, FeatureFlags) else None,
+            _global_flags(glob),
         )
         used = (cust, flags, glob)
         return CustomerConfig(
@@ -311,7 +311,7 @@ class CustomerConfigService:
             scene,
             customer.customer if customer is not None and customer.exists else None,
             _flags_model(docs.get((FEATURE_FLAGS, actual))) if actual else None,
-            _flags_model(docs[(FEATURE_FLAGS, names.GLOBAL_FLAGS_DOC)]),
+            _global_flags(docs[(FEATURE_FLAGS, names.GLOBAL_FLAGS_DOC)]),
         )
         stale = scene_doc.stale or (customer.stale if customer else False)
         problems = scene_doc.problems + (customer.problems if customer else ())
@@ -334,6 +334,20 @@ def _flags_model(doc: CachedDoc | None) -> FeatureFlags | None:
     if doc is None or not isinstance(doc.model, FeatureFlags):
         return None
     return doc.model
+
+
+_FEATURE_NAMES: Final = frozenset(f.value for f in Feature)
+
+
+def _global_flags(doc: CachedDoc) -> FeatureFlags | None:
+    """`_global` as a kill switch that fails safe: a feature whose value was refused (not a
+    boolean, such as "false" or 0; the trigger logs it as an ERROR) is switched off."""
+    model = doc.model if isinstance(doc.model, FeatureFlags) else None
+    unreadable = {p.error.field for p in doc.problems} & _FEATURE_NAMES
+    if not unreadable:
+        return model
+    base = model or FeatureFlags(schema_version=1)
+    return base.model_copy(update=dict.fromkeys(unreadable, False))
 
 
 __all__ = ["CustomerConfigService"]

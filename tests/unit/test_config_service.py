@@ -500,3 +500,17 @@ def test_global_flags_never_switch_a_feature_on_even_for_a_customer_named_global
     docs[("feature_flags", "_global")] = {"schema_version": 1, "tactile": True}
     service, _, _, _ = make(docs)
     assert not service.is_feature_enabled("_global", "tactile")
+
+
+@pytest.mark.parametrize("value", ["false", 0, "off", None])
+def test_a_global_kill_switch_that_is_not_a_boolean_still_switches_off(value: Any) -> None:
+    # A kill switch fails safe: "false" typed as text was ignored, and the feature stayed on.
+    docs = base_docs()
+    docs[("feature_flags", "_global")] = {"schema_version": 1, "tactile": value}
+    service, _, _, _ = make(docs)
+    answer = service.is_feature_enabled("c1", "tactile")
+    if value is None:  # no value: not a switch at all
+        assert answer.enabled
+    else:
+        assert not answer.enabled
+        assert answer.reason is Reason.GLOBAL_KILL_SWITCH
