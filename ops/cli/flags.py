@@ -35,6 +35,8 @@ def rollout_command(
 
     if percent is None and not undo:
         raise CliError("flags rollout: --percent is required (or --undo)", EXIT_USAGE)
+    if percent is not None and undo:
+        raise CliError(f"flags rollout: --percent {percent} with --undo: give one", EXIT_USAGE)
     run = run_of(ctx)
     try:
         result = rollout(

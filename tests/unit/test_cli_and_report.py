@@ -48,6 +48,7 @@ def unreachable() -> Any:
         (["usage", "report", "--month", "2025-01"], 2, "--customer"),
         (["usage", "report", "--customer", "c", "--month", "Jan"], 2, "expected YYYY-MM"),
         (["inspect", "alerts", "--month", "9999-12"], 2, "to 9999-11"),
+        (["flags", "rollout", "tactile", "--percent", "10", "--undo"], 2, "give one"),
         (["usage", "recount", "--month", "9999-12", "--dry-run"], 2, "to 9999-11"),
         (["migrate", "/no/such/export"], 1, "no such file or directory"),
         (["migrate", "x", "--batch-size", "900"], 2, "expected 1 to 500"),
