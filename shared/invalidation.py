@@ -44,7 +44,7 @@ class Invalidation:
     document_id: str
     customer_id: str | None = None
     change: str | None = None
-    """`created`, `updated` or `deleted`."""
+    """`create`, `update` or `delete` (the write that changed the document)."""
     valid: bool = True
     """False: the document failed validation; readers fall back to defaults."""
     errors: tuple[Mapping[str, str], ...] = ()
