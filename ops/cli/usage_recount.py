@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ops.cli.common import MonthOption, check_document_id, run_of
+from ops.cli.common import MonthOption, check_document_id, not_future, run_of
 from ops.cli.usage import usage_app
 
 COMMAND = "usage recount"
@@ -41,6 +41,7 @@ def recount_command(
     from shared.firestore_values import server_timestamp  # noqa: PLC0415
     from shared.settings import get_settings  # noqa: PLC0415
 
+    not_future(month, "usage recount", "recounted")
     run = run_of(ctx)
     settings = get_settings()
     repo = FirestoreFoldRepository(settings, run.client_factory())

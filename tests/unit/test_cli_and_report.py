@@ -258,6 +258,7 @@ def test_emulator_that_never_answers_is_one_clear_line() -> None:
         (["quota", "reset", "--yes", "--month", "0000-01"], 2, "YYYY-MM"),
         (["usage", "report", "--customer", "c", "--month", "0000-01"], 2, "YYYY-MM"),
         (["usage", "report", "--customer", "c", "--month", "9999-11"], 2, "future"),
+        (["usage", "recount", "--month", "9999-11", "--dry-run"], 2, "cannot be recounted"),
         (
             ["usage", "report", "--customer", "c", "--month", "2025-01", "--chart", "x.jpg"],
             1,
