@@ -245,13 +245,15 @@ def _metadata(decision: FeatureDecision, config: CustomerConfig) -> FlagMetadata
     explanation = decision.explain()
     if config.stale:
         explanation += " (stale: Firestore unavailable)"
-    return {
+    metadata: dict[str, bool | int | float | str] = {
         "reason": decision.reason.value,
         "explanation": explanation,
         "tier": decision.tier.value,
         "stale": config.stale,
-        "customer_exists": config.exists,
     }
+    if config.exists or not config.stale:  # unread while Firestore is down: not known missing
+        metadata["customer_exists"] = config.exists
+    return metadata
 
 
 def _error(default_value: _T, code: ErrorCode, message: str) -> FlagResolutionDetails[_T]:

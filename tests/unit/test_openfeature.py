@@ -300,3 +300,15 @@ def test_shared_imports_without_the_sdk_and_the_provider_names_the_extra() -> No
     assert error["name"] == "openfeature"
     assert "[openfeature]" in error["message"]
     assert "openfeature-sdk==0.10.0" in error["message"]
+
+
+def test_a_customer_never_read_while_firestore_is_down_is_not_said_to_be_missing(
+    client_for: Any,
+) -> None:
+    source = FakeSource(BundleTier.STANDARD, exists=False, stale=True)
+    details = client_for(source).get_boolean_details("tactile", False, LAB)
+    assert details.flag_metadata["stale"] is True
+    assert "customer_exists" not in details.flag_metadata
+    known = FakeSource(BundleTier.STANDARD, exists=False)
+    metadata = client_for(known).get_boolean_details("tactile", False, LAB).flag_metadata
+    assert metadata["customer_exists"] is False
