@@ -83,6 +83,7 @@ def report(
             ur.write_chart(built, chart)
         except ur.ReportError as exc:
             raise CliError(f"usage report: {exc}") from None
+        sys.stderr.write(f"chart written: {chart}\n")  # stdout keeps the report (--json, --csv)
 
 
 def render(report: UsageReport, console: Console) -> None:

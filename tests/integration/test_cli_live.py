@@ -163,6 +163,7 @@ def test_usage_report_matches_the_records_to_the_cent(
     assert "TOTAL" in out
     assert str(expected_cost) in out
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"chart written: {chart}" in err
 
 
 def test_seed_demo_twice(
