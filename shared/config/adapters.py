@@ -185,6 +185,8 @@ class PubSubInvalidationFeed:
         try:
             self._create_subscription()  # it may have been deleted (NotFound ended the stream)
             self._open()
+            # What was read while no stream ran may have missed a change: read it again.
+            self._reset("stream reopened")
         except Exception as exc:
             # Backoff, bounded: a topic that is gone (permanent) is tried again rarely, not
             # every second; the cache meanwhile relies on its TTL.

@@ -212,3 +212,15 @@ def test_reopen_backs_off_to_a_bound(
     assert waits == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
     assert MAX_REOPEN_DELAY == 60.0
     assert "a retry may not help" in captured_logs[0].getMessage()
+
+
+def test_a_reopened_stream_drops_what_was_cached_while_none_ran(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A change published while the subscription was gone reaches no one: values read in that
+    # gap must not be served for a whole TTL.
+    feed = _feed(FakeSubscriber(), monkeypatch)
+    resets: list[str] = []
+    feed.start(lambda _m: None, resets.append)
+    feed._reopen(1.0)
+    assert resets == ["stream reopened"]
