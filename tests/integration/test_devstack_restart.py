@@ -126,7 +126,9 @@ def _host_answers(state: SuiteState) -> bool:
 def test_a_killed_host_comes_back_and_the_outage_drill_takes_it_away(runner: Runner) -> None:
     runner.wait_line(r"^# Ctrl-C stops everything")
     start_up = "\n".join(runner.lines)  # the try-it block ends it, with this Python's scripts
-    assert re.search(r"^#   \S*blueprint inspect customers lab_001$", start_up, re.MULTILINE), start_up
+    assert re.search(r"^#   \S*blueprint inspect customers lab_001$", start_up, re.MULTILINE), (
+        start_up
+    )
     assert re.search(r"^#   \S*python -m devstack outage --seconds 20 ", start_up, re.MULTILINE)
     console = re.search(r"^#   open the console: (http://\S+)$", start_up, re.MULTILINE)
     assert console, start_up
