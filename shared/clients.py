@@ -15,11 +15,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-LOCAL_REFUSALS: tuple[type[Exception], ...] = (TypeError, ValueError, OverflowError)
-"""What the Firestore client raises, before any request, for a value it cannot encode (text
-with a lone surrogate, an empty map key, an integer beyond 64 bits): the document's fault, as
-Firestore's own InvalidArgument is; a retry cannot fix it."""
-
 
 class Lazy(Generic[T]):
     """A value built by `factory` on the first `get()`, once, even when threads race for it."""

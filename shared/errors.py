@@ -91,6 +91,17 @@ def status_name(exc: BaseException) -> str | None:
     return name if isinstance(name, str) else None
 
 
+_LOCAL_REFUSALS: Final = (TypeError, ValueError, OverflowError)
+"""What the Firestore client raises, before any request, for a value it cannot encode (text
+with a lone surrogate, an empty map key, an integer beyond 64 bits)."""
+
+
+def refuses_document(exc: BaseException) -> bool:
+    """True when Firestore refused the document itself: its InvalidArgument, or a value its
+    client cannot encode. The document's fault: a retry cannot fix it."""
+    return isinstance(exc, _LOCAL_REFUSALS) or status_name(exc) == "INVALID_ARGUMENT"
+
+
 def is_transient(exc: BaseException) -> bool:
     """True when a retry can fix `exc`: the one place google.api_core errors are classified."""
     if isinstance(exc, TransientError):

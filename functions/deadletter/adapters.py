@@ -7,15 +7,9 @@ from typing import Any
 
 from functions.deadletter.ports import Existing, UnstorableError
 from shared import names
-from shared.clients import LOCAL_REFUSALS, FirestoreAdapter
+from shared.clients import FirestoreAdapter
+from shared.errors import refuses_document
 from shared.settings import Settings
-
-
-def _refusals() -> tuple[type[Exception], ...]:
-    """A document Firestore refuses (InvalidArgument), or one its client cannot encode."""
-    from google.api_core import exceptions as gexc  # noqa: PLC0415 - lazy: cold start
-
-    return (gexc.InvalidArgument, *LOCAL_REFUSALS)
 
 
 class FirestoreDeadLetterStore(FirestoreAdapter):
@@ -34,8 +28,10 @@ class FirestoreDeadLetterStore(FirestoreAdapter):
             ref.create({**data, "rejected_at": SERVER_TIMESTAMP}, **self._call())
         except gexc.AlreadyExists:
             return False
-        except _refusals() as exc:
-            raise UnstorableError(str(exc)) from exc
+        except Exception as exc:
+            if refuses_document(exc):
+                raise UnstorableError(str(exc)) from exc
+            raise
         return True
 
     def get_rejection(self, doc_id: str) -> Existing | None:
@@ -57,8 +53,10 @@ class FirestoreDeadLetterStore(FirestoreAdapter):
             )
         except (gexc.FailedPrecondition, gexc.NotFound):
             return False
-        except _refusals() as exc:
-            raise UnstorableError(str(exc)) from exc
+        except Exception as exc:
+            if refuses_document(exc):
+                raise UnstorableError(str(exc)) from exc
+            raise
         return True
 
     def create_reset_dead_letter(self, month: str, doc_id: str, data: Mapping[str, Any]) -> bool:
@@ -76,8 +74,10 @@ class FirestoreDeadLetterStore(FirestoreAdapter):
             ref.create({**data, "rejected_at": SERVER_TIMESTAMP}, **self._call())
         except gexc.AlreadyExists:
             return False
-        except _refusals() as exc:
-            raise UnstorableError(str(exc)) from exc
+        except Exception as exc:
+            if refuses_document(exc):
+                raise UnstorableError(str(exc)) from exc
+            raise
         return True
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from functions.usage.ports import UnstorableRecordError
 from shared import clients, logs
 from shared.counters import RECORDED_AT_FIELD
-from shared.errors import classify, status_name
+from shared.errors import classify, refuses_document, status_name
 from shared.settings import Settings
 
 
@@ -46,14 +46,11 @@ class FirestoreUsageRepository(clients.FirestoreAdapter):
         ref = self._doc(collection, record_id)
         try:
             ref.create({**record, RECORDED_AT_FIELD: SERVER_TIMESTAMP}, **self._call())
-        except clients.LOCAL_REFUSALS as exc:  # a value Firestore cannot hold
-            raise UnstorableRecordError(str(exc)) from exc
         except Exception as exc:
-            status = status_name(exc)
-            if status == "ALREADY_EXISTS":
-                return False
-            if status == "INVALID_ARGUMENT":
+            if refuses_document(exc):
                 raise UnstorableRecordError(str(exc)) from exc
+            if status_name(exc) == "ALREADY_EXISTS":
+                return False
             raise classify(exc, f"create {collection}/{record_id}") from exc
         return True
 
@@ -77,10 +74,9 @@ class FirestoreUsageRepository(clients.FirestoreAdapter):
         try:
             ref.create({**data, "rejected_at": SERVER_TIMESTAMP}, **self._call())
         except Exception as exc:
-            name = status_name(exc)
-            if name == "ALREADY_EXISTS":
+            if status_name(exc) == "ALREADY_EXISTS":
                 return False
-            if name != "INVALID_ARGUMENT" and not isinstance(exc, clients.LOCAL_REFUSALS):
+            if not refuses_document(exc):
                 raise classify(exc, f"store {collection}/{doc_id}") from exc
             # Keep what a person needs even if Firestore refuses a part (e.g. odd attributes).
             logs.error(
