@@ -9,7 +9,7 @@ from functions.config import adapters
 from functions.config.ports import ConfigKind, Decision, InvalidationPublisher, Outcome, Stamper
 from functions.config.service import customer_id_of, handle_config_write
 from functions.edge.documents import decode_document_event
-from shared import logs, names
+from shared import logs
 from shared.errors import PermanentError, classify
 
 REFUSED: Final = "refused-permanent-error"
@@ -27,13 +27,6 @@ QUIET_DECISIONS: Final = frozenset(
 )
 """Decisions that change nothing: logged at DEBUG (the local suite's live log still shows them)."""
 
-COLLECTION_OF: Final = {
-    ConfigKind.CUSTOMER: names.CUSTOMERS,
-    ConfigKind.SCENE: names.SCENES,
-    ConfigKind.FEATURE_FLAGS: names.FEATURE_FLAGS,
-}
-"""The collection (by its default name; settings may rename it) each trigger watches."""
-
 _STAMPER: Stamper | None = None
 """Set by tests to a fake; None: the Firestore stamper."""
 _PUBLISHER: InvalidationPublisher | None = None
@@ -47,7 +40,7 @@ def run_trigger(function: str, kind: ConfigKind, cloud_event: Any) -> Outcome | 
         event = decode_document_event(cloud_event)
         stamper = _STAMPER or adapters.STAMPER.get()
         publisher = _PUBLISHER or adapters.PUBLISHER.get()
-        collection = _watched_collection(kind)
+        collection = _watched_collection(function)
         outcome = handle_config_write(kind, event, stamper, publisher, collection)
     except Exception as exc:
         # The one classification: only what a retry can fix leaves as TransientError (the
@@ -92,8 +85,10 @@ def run_trigger(function: str, kind: ConfigKind, cloud_event: Any) -> Outcome | 
     return outcome
 
 
-def _watched_collection(kind: ConfigKind) -> str:
-    """The configured name of the collection the trigger of `kind` watches."""
-    from shared.settings import get_settings  # noqa: PLC0415 -- keep import cheap
+def _watched_collection(function: str) -> str | None:
+    """The configured name of the collection the trigger `function` watches (its table entry)."""
+    from functions.table import by_name  # noqa: PLC0415 -- keep import cheap
+    from shared.settings import get_settings  # noqa: PLC0415
 
-    return get_settings().collection(COLLECTION_OF[kind])
+    setting = by_name(function).collection_setting
+    return str(getattr(get_settings(), setting)) if setting else None
