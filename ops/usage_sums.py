@@ -105,11 +105,6 @@ def usage_actions(client: Any, customer_id: str, settings: Settings | None = Non
         found.append(name)
 
 
-def _aggregate(query: Any, fields: Sequence[str], timeout: float) -> Sums:
-    """One aggregation request: the query's count and the sums of `fields` (at most 4)."""
-    return queries.aggregate(query, fields, timeout=timeout)
-
-
 def _day_start(day: date) -> datetime:
     return datetime.combine(day, time(), UTC)
 
@@ -145,11 +140,11 @@ def aggregate_usage(
 
     def sums(action: str, since: datetime, before: datetime, fields: Sequence[str]) -> Sums:
         query = queries.usage_sums(client, customer_id, action, since, before, settings=settings)
-        return _aggregate(query, fields, timeout)
+        return queries.aggregate(query, fields, timeout=timeout)
 
     def billable(action: str) -> int:
         query = queries.usage_billable(client, customer_id, action, start, end, settings=settings)
-        return _aggregate(query, (), timeout).records
+        return queries.aggregate(query, (), timeout=timeout).records
 
     # The first failed request fails the report: the requests still queued are cancelled and
     # the ones in flight are not waited for (their answers would be thrown away).

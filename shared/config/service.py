@@ -247,10 +247,10 @@ class CustomerConfigService:
             customer = Customer(schema_version=1, bundle_tier=DEFAULT_TIER)
         # `_global` is no customer's flags: a customer id `_global` must not read it as its own
         # (it may only switch features off).
-        own = flags.model if customer_id != names.GLOBAL_FLAGS_DOC else None
+        own = _flags_model(flags) if customer_id != names.GLOBAL_FLAGS_DOC else None
         features = resolve_features(
             customer.bundle_tier,
-            own if isinstance(own, FeatureFlags) else None,
+            own,
             customer.feature_overrides,
             _global_flags(glob),
         )
@@ -342,7 +342,7 @@ _FEATURE_NAMES: Final = frozenset(f.value for f in Feature)
 def _global_flags(doc: CachedDoc) -> FeatureFlags | None:
     """`_global` as a kill switch that fails safe: a feature whose value was refused (not a
     boolean, such as "false" or 0; the trigger logs it as an ERROR) is switched off."""
-    model = doc.model if isinstance(doc.model, FeatureFlags) else None
+    model = _flags_model(doc)
     unreadable = {p.error.field for p in doc.problems} & _FEATURE_NAMES
     if not unreadable:
         return model

@@ -19,6 +19,7 @@ from ops import usage_sums
 from ops.console import reads
 from ops.console.app import create_app
 from ops.paging import _digest
+from shared import queries
 from shared.counters import record_fields
 from shared.settings import load_settings
 from shared.times import month_of
@@ -260,17 +261,17 @@ def test_the_first_failed_aggregation_fails_the_page_without_waiting_for_the_res
     _customer(db, "c1")
     _record(db, "r1", "c1", NOW - timedelta(days=2), "0.10")
     made = []
-    real = usage_sums._aggregate
+    real = queries.aggregate
 
-    def slow_failing_days(query: Any, fields: Any, timeout: float) -> Any:
+    def slow_failing_days(query: Any, fields: Any, **call: Any) -> Any:
         if tuple(fields) == usage_sums.DAY_SUM_FIELDS:
             made.append(1)
             if len(made) > 1:  # the first fails at once, the others slowly
                 time.sleep(0.1)
             raise gexc.DeadlineExceeded("aggregation timed out")
-        return real(query, fields, timeout)
+        return real(query, fields, **call)
 
-    monkeypatch.setattr(usage_sums, "_aggregate", slow_failing_days)
+    monkeypatch.setattr(queries, "aggregate", slow_failing_days)
     answer = _app(db).get("/customers/c1")
     assert answer.status_code == 503
     time.sleep(0.3)  # the requests in flight when it failed end meanwhile
